@@ -1,0 +1,38 @@
+// Parsing of listener addresses as users write them on the command line.
+//
+// Accepted forms: "host:port", "tcp://host:port", "[v6addr]:port",
+// "tcp://[v6addr]:port", and ":port" (all IPv4 interfaces). Hosts are numeric
+// addresses or "localhost"; names are not resolved, so start-up never waits
+// on DNS. Port 0 asks the kernel for a free port.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace shardmq::net {
+
+enum class Transport { kTcp };
+
+struct ListenAddress {
+  Transport transport = Transport::kTcp;
+  // The socket address to bind: sockaddr_in or sockaddr_in6.
+  sockaddr_storage address{};
+  socklen_t address_length = 0;
+  // The text the user wrote, for messages.
+  std::string original;
+};
+
+// Parses one listener address. The error message quotes the text and says
+// what is wrong with it, e.g. `"tcp://1.2.3:80": "1.2.3" is not an IPv4 or IPv6 address`.
+absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text);
+
+// Formats a socket address as "1.2.3.4:1883" or "[::1]:1883".
+std::string FormatSocketAddress(const sockaddr* address, socklen_t length);
+
+}  // namespace shardmq::net
