@@ -1,0 +1,77 @@
+// shardmq/broker.h: the MQTT broker as a library.
+//
+// A Broker owns its shard threads (one io_uring ring each) and its listeners.
+// The shardmq daemon is a thin main over this class; an embedding program
+// uses it the same way:
+//
+//   shardmq::Options options;
+//   options.shards = 2;
+//   options.listeners = {"127.0.0.1:1883"};
+//   absl::StatusOr<std::unique_ptr<shardmq::Broker>> broker = shardmq::Broker::Create(options);
+//   if (!broker.ok()) { /* print broker.status() */ }
+//   (*broker)->Start();        // returns once every listener accepts
+//   ...
+//   (*broker)->Close();        // from any thread, e.g. a signal handler thread
+//   (*broker)->Wait();
+//
+// Thread safety: Create, Start and Wait are called from one controlling
+// thread; Close may be called from any thread, any number of times.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shardmq/options.h"
+
+namespace shardmq {
+
+// Counts reported when the broker stops, for the operator's log.
+struct ShutdownReport {
+  uint64_t connections_closed = 0;
+  uint64_t disconnects_sent = 0;  // MQTT 5 DISCONNECT 0x8B "server shutting down"
+};
+
+class Broker {
+ public:
+  // Validates the options and prepares the shards; binds nothing yet.
+  // Errors name the option and the value (for example a bad listener address).
+  static absl::StatusOr<std::unique_ptr<Broker>> Create(const Options& options);
+
+  // Stops the broker if it is still running and waits for it.
+  ~Broker();
+
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Binds every listener (SO_REUSEPORT, one socket per shard), starts the
+  // shard threads and returns once they accept connections. Fails if
+  // io_uring is unusable here; the message says why and how to fix it.
+  absl::Status Start();
+
+  // Begins a graceful stop and returns at once: listeners close, MQTT 5
+  // clients get DISCONNECT (0x8B server shutting down), queued output is
+  // flushed for a bounded time, then connections close. Safe from any thread.
+  void Close();
+
+  // Blocks until every shard thread has stopped.
+  ShutdownReport Wait();
+
+  // Start() then Wait(): serves until Close() is called.
+  absl::Status Serve();
+
+  // The addresses actually bound ("127.0.0.1:40321"), useful with port 0.
+  std::vector<std::string> BoundAddresses() const;
+
+  // The number of shards in use.
+  int shard_count() const;
+
+ private:
+  class Impl;
+  explicit Broker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardmq

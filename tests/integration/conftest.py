@@ -1,0 +1,94 @@
+"""Fixtures that run the real shardmq binary for integration tests.
+
+Each broker listens on 127.0.0.1 port 0; the port is read from the start-up
+line. Every broker is stopped with SIGTERM at the end of its test, and the
+test fails if it did not exit 0 in time (a graceful stop is part of the
+contract).
+"""
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = pathlib.Path(os.environ.get("SHARDMQ_BIN", ROOT / "build" / "tools" / "shardmq"))
+LISTEN_LINE = re.compile(r"started: (\d+) shards, listening on (.*)$")
+
+
+class RunningBroker:
+    """A shardmq process; its stderr is collected in `log_lines`."""
+
+    def __init__(self, *args, shards=1, listen="127.0.0.1:0"):
+        self.args = [str(BINARY), f"--shards={shards}", f"--listen={listen}", *args]
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.log_lines = []
+        self.addresses = []
+        started = threading.Event()
+
+        def read_log():
+            for line in self.process.stdout:
+                self.log_lines.append(line.rstrip("\n"))
+                match = LISTEN_LINE.search(line)
+                if match:
+                    self.shards = int(match.group(1))
+                    self.addresses = [a.strip() for a in match.group(2).split(",")]
+                    started.set()
+            started.set()
+
+        self.reader = threading.Thread(target=read_log, daemon=True)
+        self.reader.start()
+        if not started.wait(15) or not self.addresses:
+            self.process.kill()
+            raise RuntimeError("shardmq did not start:\n" + "\n".join(self.log_lines))
+        host, _, port = self.addresses[0].rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
+
+    def stop(self, timeout=10):
+        """SIGTERM, then wait; returns the exit code (None if it had to be killed)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+        self.reader.join(5)
+        return code
+
+    def log(self):
+        return "\n".join(self.log_lines)
+
+
+@pytest.fixture
+def start_broker():
+    """Starts brokers on demand; stops each at the end and checks it exited 0."""
+    brokers = []
+
+    def start(*args, **kwargs):
+        broker = RunningBroker(*args, **kwargs)
+        brokers.append(broker)
+        return broker
+
+    yield start
+    for broker in brokers:
+        if broker.process.poll() is None:
+            code = broker.stop()
+            assert code == 0, f"shardmq exited with {code} on SIGTERM:\n{broker.log()[-3000:]}"
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02):
+    """Polls predicate until true or the timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

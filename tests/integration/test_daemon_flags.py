@@ -1,0 +1,44 @@
+"""The daemon's command line: --help, and bad values that must stop start-up
+with a message naming the flag and the value."""
+import subprocess
+
+import pytest
+
+from conftest import BINARY
+
+
+def run(*args):
+    return subprocess.run([str(BINARY), *args], capture_output=True, text=True, timeout=20)
+
+
+def test_help_lists_every_flag():
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in ("--shards", "--listen", "--cpu-affinity", "--max-connections", "--log-level"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shards=-1"], "--shards=-1: must be between 0 and 1024"),
+    (["--shards=abc"], "--shards=abc: not a valid value"),
+    (["--listen=1.2.3:80"], "--listen=1.2.3:80: \"1.2.3:80\": \"1.2.3\" is not an IPv4 or IPv6"),
+    (["--listen", "127.0.0.1:99999"], "is not a port number"),
+    (["--cpu-affinity=4-2"], "--cpu-affinity=4-2: \"4-2\" is not a CPU number or range"),
+    (["--cpu-affinity=9999"], "--cpu-affinity=9999:"),
+    (["--max-connections=0"], "--max-connections=0: must be at least 1"),
+    (["--log-level=loud"], "--log-level=loud: must be debug, info, warning or error"),
+    (["--no-such-flag=1"], "unknown flag --no-such-flag"),
+    (["stray"], "unexpected argument \"stray\""),
+    (["--shards"], "--shards needs a value"),
+])
+def test_bad_flag_stops_startup_naming_flag_and_value(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_listen_flag_repeats(start_broker):
+    broker = start_broker("--listen=[::1]:0", listen="127.0.0.1:0")
+    assert len(broker.addresses) == 2
+    assert any(a.startswith("[::1]:") for a in broker.addresses)
+    assert any(a.startswith("127.0.0.1:") for a in broker.addresses)

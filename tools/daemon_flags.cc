@@ -1,0 +1,198 @@
+#include "daemon_flags.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "net/listen_address.h"
+
+ABSL_FLAG(int32_t, shards, 0,
+          "Number of shards (threads, each with its own io_uring ring). 0 = one per CPU the "
+          "process may run on.");
+ABSL_FLAG(std::vector<std::string>, listen, {"0.0.0.0:1883"},
+          "Address to accept MQTT connections on: host:port or tcp://host:port; IPv6 as "
+          "[addr]:port. Repeat the flag (or separate with commas) for several listeners.");
+ABSL_FLAG(std::string, cpu_affinity, "none",
+          "CPUs to pin shard threads to, shard i on the i-th CPU of the list (cycled): "
+          "\"auto\" (the CPUs the process may run on), \"none\", or a list like 0,2,4-7.");
+ABSL_FLAG(uint32_t, max_connections, 1000000,
+          "Connections open at once over all shards; more are closed on accept.");
+ABSL_FLAG(std::string, log_level, "info", "Least severe log level written: debug, info, "
+          "warning or error.");
+
+namespace shardmq::daemon {
+namespace {
+
+// Flags in the order --help shows them.
+constexpr std::string_view kFlagOrder[] = {"shards", "listen", "cpu_affinity", "max_connections",
+                                           "log_level"};
+
+std::string DashedName(std::string_view name) {
+  std::string dashed(name);
+  std::replace(dashed.begin(), dashed.end(), '_', '-');
+  return dashed;
+}
+
+absl::Status FlagError(std::string_view name, std::string_view value, std::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--%s=%s: %s", DashedName(name), value, why));
+}
+
+std::vector<int> AllowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+  }
+  return cpus;
+}
+
+bool ParseInt(std::string_view text, int* out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return !text.empty() && error == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int>> ParseCpuList(std::string_view text) {
+  std::vector<int> cpus;
+  if (text == "none") return cpus;
+  if (text == "auto") return AllowedCpus();
+  for (absl::string_view part : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
+    std::string_view item(part.data(), part.size());
+    size_t dash = item.find('-');
+    int first = 0;
+    int last = 0;
+    bool ok = dash == std::string_view::npos
+                  ? ParseInt(item, &first) && ParseInt(item, &last)
+                  : ParseInt(item.substr(0, dash), &first) && ParseInt(item.substr(dash + 1), &last);
+    if (!ok || first < 0 || last < first || last >= CPU_SETSIZE) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("\"%s\" is not a CPU number or range like 4-7", item));
+    }
+    for (int cpu = first; cpu <= last; ++cpu) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
+  DaemonConfig config;
+  std::vector<std::string> listeners;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
+      config.help = true;
+      return config;
+    }
+    if (arg == "--version") {
+      config.version = true;
+      return config;
+    }
+    if (arg.size() < 3 || arg.substr(0, 2) != "--") {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("unexpected argument \"%s\" (flags start with --; see --help)", arg));
+    }
+    arg.remove_prefix(2);
+    size_t equals = arg.find('=');
+    std::string name(arg.substr(0, equals));
+    std::replace(name.begin(), name.end(), '-', '_');
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr ||
+        std::find(std::begin(kFlagOrder), std::end(kFlagOrder), name) == std::end(kFlagOrder)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("unknown flag --%s (see --help)", DashedName(name)));
+    }
+    std::string value;
+    if (equals != std::string_view::npos) {
+      value = std::string(arg.substr(equals + 1));
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrFormat("--%s needs a value", DashedName(name)));
+    }
+    if (name == "listen") {
+      // Repeated --listen flags add up instead of replacing each other.
+      for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        listeners.emplace_back(part.data(), part.size());
+      }
+      continue;
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return FlagError(name, value, "not a valid value for this flag");
+    }
+  }
+  if (!listeners.empty()) absl::SetFlag(&FLAGS_listen, listeners);
+
+  Options& options = config.options;
+  options.shards = absl::GetFlag(FLAGS_shards);
+  if (options.shards < 0 || options.shards > 1024) {
+    return FlagError("shards", std::to_string(options.shards), "must be between 0 and 1024");
+  }
+  if (options.shards == 0) {
+    options.shards = std::max<int>(1, static_cast<int>(AllowedCpus().size()));
+  }
+
+  options.listeners = absl::GetFlag(FLAGS_listen);
+  if (options.listeners.empty()) {
+    return FlagError("listen", "", "at least one listener is needed");
+  }
+  for (const std::string& listener : options.listeners) {
+    if (auto parsed = net::ParseListenAddress(listener); !parsed.ok()) {
+      return FlagError("listen", listener, std::string(parsed.status().message()));
+    }
+  }
+
+  std::string cpu_text = absl::GetFlag(FLAGS_cpu_affinity);
+  auto cpus = ParseCpuList(cpu_text);
+  if (!cpus.ok()) return FlagError("cpu_affinity", cpu_text, std::string(cpus.status().message()));
+  std::vector<int> allowed = AllowedCpus();
+  for (int cpu : *cpus) {
+    if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
+      return FlagError("cpu_affinity", cpu_text,
+                       absl::StrFormat("CPU %d is not one this process may run on (allowed: %s)",
+                                       cpu, absl::StrJoin(allowed, ",")));
+    }
+  }
+  options.cpu_affinity = *std::move(cpus);
+
+  options.max_connections = absl::GetFlag(FLAGS_max_connections);
+  if (options.max_connections == 0) {
+    return FlagError("max_connections", "0", "must be at least 1");
+  }
+
+  std::string level = absl::GetFlag(FLAGS_log_level);
+  if (!base::ParseLogLevel(level, &config.log_level)) {
+    return FlagError("log_level", level, "must be debug, info, warning or error");
+  }
+  return config;
+}
+
+std::string HelpText() {
+  std::string text =
+      "shardmq: an MQTT 3.1/3.1.1/5.0 broker, thread-per-core on io_uring.\n\n"
+      "Usage: shardmq [--flag=value ...]\n\nFlags:\n";
+  for (std::string_view name : kFlagOrder) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()));
+    if (flag == nullptr) continue;
+    absl::StrAppendFormat(&text, "  --%s (default: %s)\n      %s\n", DashedName(name),
+                          flag->DefaultValue(), flag->Help());
+  }
+  text += "\nSIGINT/SIGTERM stop the broker gracefully; a second signal exits at once.\n";
+  return text;
+}
+
+}  // namespace shardmq::daemon
