@@ -50,9 +50,10 @@ class RunningBroker:
         self.host = host.strip("[]")
         self.port = int(port)
 
-    def stop(self, timeout=10):
-        """SIGTERM, then wait; returns the exit code (None if it had to be killed)."""
-        if self.process.poll() is None:
+    def stop(self, timeout=10, send_signal=True):
+        """SIGTERM (unless the test sent it already), then wait; returns the
+        exit code, or None if the broker had to be killed."""
+        if send_signal and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout)

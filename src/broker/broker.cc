@@ -1,0 +1,130 @@
+// shardmq::Broker: the public face over a ShardGroup of BrokerShards.
+#include "shardmq/broker.h"
+
+#include <arpa/inet.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "base/log.h"
+#include "broker/broker_context.h"
+#include "broker/broker_shard.h"
+#include "net/listen_address.h"
+#include "shard/shard_group.h"
+
+namespace shardmq {
+
+class Broker::Impl {
+ public:
+  explicit Impl(const Options& options) : options_(options) {}
+
+  absl::Status Init() {
+    if (options_.shards < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("shards=%d: must be at least 1", options_.shards));
+    }
+    context_.shard_count = options_.shards;
+    for (int i = 0; i < options_.shards; ++i) {
+      context_.stats.push_back(std::make_unique<broker::ShardStats>());
+    }
+    group_options_.shard_count = options_.shards;
+    group_options_.cpus = options_.cpu_affinity;
+    group_options_.max_connections = options_.max_connections;
+    for (const std::string& text : options_.listeners) {
+      auto parsed = net::ParseListenAddress(text);
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("listener %s", std::string(parsed.status().message())));
+      }
+      char host[INET6_ADDRSTRLEN] = {};
+      uint16_t port = 0;
+      if (parsed->address.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&parsed->address);
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+        port = ntohs(v4->sin_port);
+      } else {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&parsed->address);
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+        port = ntohs(v6->sin6_port);
+      }
+      group_options_.listeners.push_back({host, port});
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Start() {
+    auto group = shard::ShardGroup::Create(group_options_, [this](shard::Shard& shard) {
+      return std::make_unique<broker::BrokerShard>(shard, context_);
+    });
+    if (!group.ok()) return group.status();
+    group_ = *std::move(group);
+    SHARDMQ_LOG(kInfo, "io_uring ring flags: %s", group_->ring_config().description);
+    return group_->Start();
+  }
+
+  void Close() {
+    if (group_ != nullptr) group_->Stop();
+  }
+
+  ShutdownReport Wait() {
+    ShutdownReport report;
+    if (group_ == nullptr || waited_) return report;
+    waited_ = true;
+    shard::ShutdownReport shards = group_->Join();
+    report.connections_closed = shards.connections_flushed + shards.connections_aborted;
+    for (int i = 0; i < context_.shard_count; ++i) {
+      const shard::ShardCounters& counters = group_->counters(i);
+      const broker::ShardStats& stats = *context_.stats[i];
+      report.disconnects_sent += stats.shutdown_disconnects.load(std::memory_order_relaxed);
+      SHARDMQ_LOG(kInfo, "shard %d: accepted %d connections (%d handed in, %d handed out), "
+                  "%d CONNECTs, %d messages in, %d out",
+                  i, counters.accepted.load(std::memory_order_relaxed),
+                  counters.handoffs_in.load(std::memory_order_relaxed),
+                  counters.handoffs_out.load(std::memory_order_relaxed),
+                  stats.connects.load(std::memory_order_relaxed),
+                  stats.messages_received.load(std::memory_order_relaxed),
+                  stats.messages_sent.load(std::memory_order_relaxed));
+    }
+    return report;
+  }
+
+  std::vector<std::string> BoundAddresses() const {
+    return group_ != nullptr ? group_->BoundAddresses() : std::vector<std::string>();
+  }
+
+  int shard_count() const { return options_.shards; }
+
+ private:
+  Options options_;
+  shard::ShardGroup::Options group_options_;
+  broker::BrokerContext context_;
+  std::unique_ptr<shard::ShardGroup> group_;
+  bool waited_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(const Options& options) {
+  auto impl = std::make_unique<Impl>(options);
+  if (absl::Status status = impl->Init(); !status.ok()) return status;
+  return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Broker::~Broker() {
+  impl_->Close();
+  impl_->Wait();
+}
+
+absl::Status Broker::Start() { return impl_->Start(); }
+void Broker::Close() { impl_->Close(); }
+ShutdownReport Broker::Wait() { return impl_->Wait(); }
+
+absl::Status Broker::Serve() {
+  if (absl::Status status = Start(); !status.ok()) return status;
+  Wait();
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Broker::BoundAddresses() const { return impl_->BoundAddresses(); }
+int Broker::shard_count() const { return impl_->shard_count(); }
+
+}  // namespace shardmq

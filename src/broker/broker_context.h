@@ -1,0 +1,43 @@
+// What every BrokerShard shares: read-only configuration and per-shard
+// statistics that other threads may read.
+//
+// Lifecycle: owned by Broker::Impl, created before the shards start and
+// destroyed after they stop. The limits are never written after start; each
+// ShardStats is written only by its own shard (relaxed atomics) and read by
+// anyone.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "broker/limits.h"
+
+namespace shardmq::broker {
+
+struct ShardStats {
+  // Written by one shard with relaxed load+store (no locked instruction).
+  static void Inc(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> handoffs{0};
+  std::atomic<uint64_t> takeovers{0};
+  std::atomic<uint64_t> protocol_errors{0};
+  std::atomic<uint64_t> keepalive_timeouts{0};
+  std::atomic<uint64_t> messages_received{0};
+  std::atomic<uint64_t> messages_sent{0};
+  std::atomic<uint64_t> dropped_qos0_slow{0};
+  std::atomic<uint64_t> dropped_queue_full{0};
+  std::atomic<uint64_t> wills_published{0};
+  std::atomic<uint64_t> shutdown_disconnects{0};
+};
+
+struct BrokerContext {
+  Limits limits;
+  int shard_count = 1;
+  std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
+};
+
+}  // namespace shardmq::broker

@@ -1,0 +1,268 @@
+// BrokerShard: connection lifecycle, the input path, the dispatch switch,
+// closing, and mail from other shards. Packet handlers live in handle_*.cc,
+// delivery in delivery.cc.
+#include "broker/broker_shard.h"
+
+#include <utility>
+
+#include "base/log.h"
+#include "broker/mail.h"
+
+namespace shardmq::broker {
+
+BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
+    : shard_(shard), context_(context), stats_(*context.stats[shard.id()]) {
+  decode_options_.max_packet_size = context.limits.max_packet_size;
+  decode_options_.topic_limits.max_length = context.limits.max_topic_length;
+  decode_options_.topic_limits.max_levels = context.limits.max_topic_levels;
+}
+
+BrokerShard::~BrokerShard() = default;
+
+Connection* BrokerShard::Find(shard::ConnId id) {
+  return static_cast<Connection*>(shard_.UserData(id));
+}
+
+void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
+                         absl::Span<const uint8_t> initial_bytes) {
+  auto* conn = new Connection(decode_options_);
+  conn->id = id;
+  conn->peer = peer.ToString();
+  conn->last_packet = shard_.Now();
+  shard_.SetUserData(id, conn);
+  // A socket that never completes CONNECT must not hold a slot for ever.
+  conn->connect_timer = shard_.ScheduleTimer(
+      std::chrono::milliseconds(context_.limits.connect_timeout_ms), [this, id] {
+        Connection* c = Find(id);
+        if (c != nullptr && c->state == Connection::State::kAwaitingConnect) {
+          c->connect_timer = {};
+          SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
+                      context_.limits.connect_timeout_ms);
+          c->state = Connection::State::kClosing;
+          shard_.Abort(id);
+        }
+      });
+  if (!initial_bytes.empty()) OnData(id, initial_bytes);
+}
+
+void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
+  Connection* conn = Find(id);
+  if (conn == nullptr) return;
+  switch (conn->state) {
+    case Connection::State::kAwaitingConnect:
+      HandleBeforeConnect(*conn, bytes);
+      return;
+    case Connection::State::kClosing:
+      return;
+    case Connection::State::kConnected:
+      break;
+  }
+  mqtt::DecodeResult result =
+      conn->decoder.Feed(bytes, [&](const mqtt::Packet& packet) { return HandlePacket(*conn, packet); });
+  if (result.status == mqtt::DecodeStatus::kError && conn->state == Connection::State::kConnected) {
+    ProtocolClose(*conn, result.reason, result.what);
+  }
+}
+
+void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t> bytes) {
+  conn.pending_connect.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  mqtt::Packet packet;
+  auto input = absl::Span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(conn.pending_connect.data()), conn.pending_connect.size());
+  mqtt::DecodeResult result = mqtt::DecodePacket(input, decode_options_, &packet);
+  if (result.status == mqtt::DecodeStatus::kNeedMore) return;
+  if (result.status == mqtt::DecodeStatus::kError) {
+    ShardStats::Inc(stats_.protocol_errors);
+    SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.peer, result.what);
+    if (result.protocol_level != 0) {
+      // CONNECT was recognised far enough to answer in its own format.
+      mqtt::ProtocolVersion version = result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion
+                                          ? mqtt::ConnackVersionForLevel(result.protocol_level)
+                                          : static_cast<mqtt::ProtocolVersion>(result.protocol_level & 0x7F);
+      ConnackAndClose(conn, version, result.reason);
+    } else {
+      conn.state = Connection::State::kClosing;
+      shard_.Abort(conn.id);
+    }
+    return;
+  }
+
+  const auto& connect = std::get<mqtt::Connect>(packet);
+  // Every connection of a client id lives on the id's home shard (DESIGN.md,
+  // step 2). An empty id gets a generated one homed right here.
+  if (!connect.client_id.empty()) {
+    int home = HomeShard(connect.client_id, shard_.shard_count());
+    if (home != shard_.id()) {
+      ShardStats::Inc(stats_.handoffs);
+      conn.state = Connection::State::kClosing;
+      shard_.HandOff(conn.id, home, input);
+      return;
+    }
+  }
+  if (conn.connect_timer.valid()) {
+    shard_.CancelTimer(conn.connect_timer);
+    conn.connect_timer = {};
+  }
+  // Packets that followed CONNECT in the same read are decoded after it.
+  std::string rest = conn.pending_connect.substr(result.consumed);
+  HandleConnect(conn, connect);
+  conn.pending_connect = std::string();
+  if (conn.state == Connection::State::kConnected && !rest.empty()) {
+    OnData(conn.id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()),
+                                              rest.size()));
+  }
+}
+
+bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
+  if (conn.state != Connection::State::kConnected) return false;
+  // Keep-alive counts whole control packets, so a client that trickles half a
+  // packet is still closed in time [MQTT-3.1.2-24].
+  conn.last_packet = shard_.Now();
+  switch (mqtt::GetPacketType(packet)) {
+    case mqtt::PacketType::kPublish:
+      HandlePublish(conn, std::get<mqtt::Publish>(packet));
+      break;
+    case mqtt::PacketType::kPuback:
+    case mqtt::PacketType::kPubrec:
+    case mqtt::PacketType::kPubrel:
+    case mqtt::PacketType::kPubcomp:
+      HandlePubAck(conn, std::get<mqtt::PubAck>(packet));
+      break;
+    case mqtt::PacketType::kSubscribe:
+      HandleSubscribe(conn, std::get<mqtt::Subscribe>(packet));
+      break;
+    case mqtt::PacketType::kUnsubscribe:
+      HandleUnsubscribe(conn, std::get<mqtt::Unsubscribe>(packet));
+      break;
+    case mqtt::PacketType::kPingreq:
+      SendPacket(conn, mqtt::PingResp{});
+      break;
+    case mqtt::PacketType::kDisconnect:
+      HandleDisconnect(conn, std::get<mqtt::Disconnect>(packet));
+      break;
+    case mqtt::PacketType::kConnect:
+      // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+      ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "second CONNECT");
+      break;
+    default:
+      // CONNACK, SUBACK, UNSUBACK, PINGRESP and AUTH never come from a client
+      // here (AUTH needs an authentication method, MQTT 5 issue).
+      ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "packet a client may not send");
+      break;
+  }
+  return conn.state == Connection::State::kConnected;
+}
+
+void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what) {
+  if (conn.state == Connection::State::kClosing) return;
+  ShardStats::Inc(stats_.protocol_errors);
+  SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
+              conn.session ? conn.session->client_id : std::string("-"), what);
+  if (conn.version == mqtt::ProtocolVersion::kV5) {
+    mqtt::Disconnect disconnect;
+    disconnect.reason_code = reason;
+    SendPacket(conn, disconnect);
+  }
+  DetachSession(conn, /*publish_will=*/true);
+  conn.state = Connection::State::kClosing;
+  shard_.Close(conn.id);
+}
+
+void BrokerShard::ConnackAndClose(Connection& conn, mqtt::ProtocolVersion version,
+                                  mqtt::ReasonCode reason) {
+  conn.version = version;
+  mqtt::Connack connack;
+  if (version == mqtt::ProtocolVersion::kV5) {
+    connack.reason_code = reason;
+  } else {
+    connack.return_code = mqtt::ToConnectReturnCode(reason);
+  }
+  // A 3.x CONNECT that is malformed gets no CONNACK [MQTT-3.1.4-1]: only the
+  // refusals 3.1.1 has return codes for are answered.
+  if (version == mqtt::ProtocolVersion::kV5 ||
+      connack.return_code != mqtt::ConnectReturnCode::kAccepted) {
+    SendPacket(conn, connack);
+  }
+  conn.state = Connection::State::kClosing;
+  shard_.Close(conn.id);
+}
+
+void BrokerShard::OnClosed(shard::ConnId id, shard::CloseReason reason) {
+  Connection* conn = Find(id);
+  if (conn == nullptr) return;
+  if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
+  if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);
+  // A socket that died under a connected client: the will goes out
+  // ([MQTT-3.1.2-8]); a hand-off is not an end of anything.
+  if (reason != shard::CloseReason::kHandedOff) {
+    DetachSession(*conn, /*publish_will=*/true);
+  }
+  delete conn;
+}
+
+void BrokerShard::OnShutdown() {
+  // Tell MQTT 5 clients why the connection ends (0x8B); the runtime flushes
+  // and closes every connection after this returns.
+  for (auto& [client_id, session] : sessions_) {
+    Connection* conn = session->connection;
+    if (conn == nullptr || conn->state != Connection::State::kConnected) continue;
+    if (conn->version == mqtt::ProtocolVersion::kV5) {
+      mqtt::Disconnect disconnect;
+      disconnect.reason_code = mqtt::ReasonCode::kServerShuttingDown;
+      SendPacket(*conn, disconnect);
+      ShardStats::Inc(stats_.shutdown_disconnects);
+    }
+    // A broker stopping is not the client's fault: no will, as Mosquitto and
+    // the MQTT 5 text on server-initiated DISCONNECT allow.
+    conn->will.reset();
+  }
+}
+
+void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
+  switch (item.kind) {
+    case kMailPublish: {
+      MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
+      DeliverLocal(message);
+      break;
+    }
+    case kMailRetain: {
+      MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
+      if (message->payload().empty()) {
+        retained_.Erase(message->topic());
+      } else {
+        std::string topic(message->topic());
+        retained_.Set(topic, std::move(message));
+      }
+      break;
+    }
+    case kMailInterestAdd: {
+      std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.ptr));
+      interest_.Add(change->filter, from_shard);
+      shard::MailItem ack;
+      ack.kind = kMailInterestAck;
+      ack.arg = change->token;
+      shard_.Post(from_shard, ack);
+      break;
+    }
+    case kMailInterestRemove: {
+      std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.ptr));
+      interest_.Remove(change->filter, from_shard);
+      break;
+    }
+    case kMailInterestAck: {
+      auto it = pending_subacks_.find(item.arg);
+      if (it == pending_subacks_.end()) break;
+      if (--it->second.acks_missing == 0) {
+        PendingSuback pending = std::move(it->second);
+        pending_subacks_.erase(it);
+        FinishSuback(pending);
+      }
+      break;
+    }
+    default:
+      SHARDMQ_LOG(kError, "shard %d: unknown mail kind %d from shard %d", shard_.id(), item.kind,
+                  from_shard);
+  }
+}
+
+}  // namespace shardmq::broker

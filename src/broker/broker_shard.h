@@ -1,0 +1,116 @@
+// BrokerShard: MQTT semantics on one shard. It implements the runtime's
+// ShardHandler, owns the shard's sessions, its part of the subscription index,
+// its copy of the interest map and of the retained messages, and speaks to
+// other shards only through mail (broker/mail.h).
+//
+// Lifecycle and thread: one per shard, created by the ShardGroup's factory on
+// the shard's own thread and destroyed there; every method runs on that
+// thread. Packet handling is split by packet type over handle_*.cc files, in
+// the manner of one handler per packet and one dispatch switch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "broker/broker_context.h"
+#include "broker/connection.h"
+#include "broker/message.h"
+#include "broker/session.h"
+#include "mqtt/decoder.h"
+#include "mqtt/packet.h"
+#include "shard/reactor.h"
+#include "topic/interest_map.h"
+#include "topic/retained_index.h"
+#include "topic/subscription_index.h"
+
+namespace shardmq::broker {
+
+class BrokerShard final : public shard::ShardHandler {
+ public:
+  BrokerShard(shard::Shard& shard, BrokerContext& context);
+  ~BrokerShard() override;
+
+  // shard::ShardHandler
+  void OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
+              absl::Span<const uint8_t> initial_bytes) override;
+  void OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) override;
+  void OnClosed(shard::ConnId id, shard::CloseReason reason) override;
+  void OnMail(int from_shard, const shard::MailItem& item) override;
+  void OnShutdown() override;
+
+ private:
+  // A SUBSCRIBE whose SUBACK waits for other shards to learn about new filters.
+  struct PendingSuback {
+    shard::ConnId conn;
+    Session* session = nullptr;
+    uint16_t packet_id = 0;
+    std::vector<mqtt::ReasonCode> codes;
+    // Filters granted, with their QoS, for sending retained messages after SUBACK.
+    std::vector<std::pair<std::string, uint8_t>> granted;
+    int acks_missing = 0;
+  };
+
+  Connection* Find(shard::ConnId id);
+
+  // Input.
+  void HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t> bytes);
+  bool HandlePacket(Connection& conn, const mqtt::Packet& packet);
+  void HandleConnect(Connection& conn, const mqtt::Connect& connect);
+  void HandlePublish(Connection& conn, const mqtt::Publish& publish);
+  void HandlePubAck(Connection& conn, const mqtt::PubAck& ack);
+  void HandleSubscribe(Connection& conn, const mqtt::Subscribe& subscribe);
+  void HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& unsubscribe);
+  void HandleDisconnect(Connection& conn, const mqtt::Disconnect& disconnect);
+
+  // Closing. ProtocolClose answers with CONNACK/DISCONNECT as the version
+  // allows and then closes; the will is published for every close that is not
+  // a client's DISCONNECT.
+  void ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what);
+  void ConnackAndClose(Connection& conn, mqtt::ProtocolVersion version, mqtt::ReasonCode reason);
+  void DetachSession(Connection& conn, bool publish_will);
+  void EndSession(Session& session);
+  void PublishWill(Connection& conn);
+  void ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay);
+
+  // Routing and delivery (DESIGN.md, "How a PUBLISH travels", steps 4-5).
+  void Route(MessageRef message);
+  void DeliverLocal(const MessageRef& message);
+  void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain);
+  void SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
+                   bool dup, bool retain);
+  void PumpQueue(Session& session);
+  void ResendInflight(Session& session);
+  bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain);
+
+  // Subscriptions and interest.
+  void AddSubscription(Session& session, const std::string& filter, uint8_t qos,
+                       PendingSuback* pending, uint64_t token);
+  void RemoveSubscription(Session& session, const std::string& filter);
+  void FinishSuback(PendingSuback& pending);
+  void SendRetained(Session& session, std::string_view filter, uint8_t qos);
+  void BroadcastInterest(MailKind kind, const std::string& filter, uint64_t token);
+
+  // Output.
+  void SendPacket(Connection& conn, const mqtt::Packet& packet);
+
+  shard::Shard& shard_;
+  BrokerContext& context_;
+  ShardStats& stats_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
+  topic::SubscriptionIndex index_;
+  topic::InterestMap interest_;
+  topic::RetainedIndex<MessageRef> retained_;
+  absl::flat_hash_map<uint64_t, PendingSuback> pending_subacks_;
+  uint64_t next_token_ = 1;
+  uint64_t generated_ids_ = 0;
+  // Scratch for DeliverLocal: each matching session once, at its highest QoS.
+  absl::flat_hash_map<Session*, uint8_t> match_scratch_;
+  std::vector<uint8_t> encode_buffer_;
+  // Limits every connection's decoder starts with; the version is set at CONNECT.
+  mqtt::DecodeOptions decode_options_;
+};
+
+}  // namespace shardmq::broker

@@ -1,0 +1,54 @@
+// One client's network connection as the broker sees it: protocol state,
+// decoder, keep-alive and will. The transport (socket, buffers) belongs to the
+// shard runtime; this object is found through Shard::UserData(ConnId).
+//
+// Lifecycle and thread: created in BrokerShard::OnOpen on the shard that
+// accepted (or was handed) the socket, destroyed in OnClosed on that shard.
+// Touched only by that shard's thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "broker/message.h"
+#include "mqtt/protocol_version.h"
+#include "mqtt/stream_decoder.h"
+#include "shard/reactor.h"
+
+namespace shardmq::broker {
+
+struct Session;
+
+// The will as CONNECT gave it, copied out of the packet.
+struct WillMessage {
+  MessageRef message;  // topic, payload, QoS and retain flag
+};
+
+struct Connection {
+  explicit Connection(const mqtt::DecodeOptions& options) : decoder(options) {}
+
+  enum class State : uint8_t {
+    kAwaitingConnect,  // nothing but CONNECT is acceptable [MQTT-3.1.0-1]
+    kConnected,
+    kClosing,  // the broker decided to close; further input is ignored
+  };
+
+  shard::ConnId id;
+  State state = State::kAwaitingConnect;
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kUnknown;
+  // Raw bytes until CONNECT is decoded: they travel along if the connection
+  // moves to its client id's home shard, which decodes CONNECT again.
+  std::string pending_connect;
+  mqtt::StreamDecoder decoder;
+  Session* session = nullptr;
+  std::optional<WillMessage> will;
+  // Keep Alive from CONNECT, in seconds; 0 turns the check off.
+  uint16_t keep_alive = 0;
+  shard::Clock::time_point last_packet{};
+  shard::TimerId keep_alive_timer;
+  shard::TimerId connect_timer;
+  std::string peer;
+};
+
+}  // namespace shardmq::broker

@@ -1,0 +1,181 @@
+// Routing and delivery: from one Message to every matching subscriber on this
+// shard and to the other shards that have one (DESIGN.md, steps 4 and 5), and
+// the per-session QoS flow: in-flight window, queue, resend.
+#include <algorithm>
+
+#include "broker/broker_shard.h"
+#include "broker/mail.h"
+#include "mqtt/encoder.h"
+
+namespace shardmq::broker {
+namespace {
+
+// Payloads up to this size are copied next to their header (one iovec, no
+// reference count traffic); larger ones are sent from the shared Message.
+constexpr size_t kCopyPayloadBelow = 512;
+
+}  // namespace
+
+void BrokerShard::Route(MessageRef message) {
+  const int self = shard_.id();
+  const int shards = shard_.shard_count();
+  if (message->retain()) {
+    // Every shard keeps the retained set so SUBSCRIBE is answered locally.
+    // An empty payload deletes [MQTT-3.3.1-10, MQTT-3.3.1-11].
+    if (message->payload().empty()) {
+      retained_.Erase(message->topic());
+    } else {
+      retained_.Set(std::string(message->topic()), message);
+    }
+    for (int target = 0; target < shards; ++target) {
+      if (target == self) continue;
+      shard::MailItem item;
+      item.kind = kMailRetain;
+      item.ptr = const_cast<Message*>(MessageRef(message).Release());
+      shard_.Post(target, item);
+    }
+  }
+  DeliverLocal(message);
+  if (shards == 1) return;
+  interest_.ForEachShard(message->topic(), [&](int target) {
+    if (target == self) return;
+    shard::MailItem item;
+    item.kind = kMailPublish;
+    item.ptr = const_cast<Message*>(MessageRef(message).Release());
+    shard_.Post(target, item);
+  });
+}
+
+void BrokerShard::DeliverLocal(const MessageRef& message) {
+  // One copy per session at the highest QoS of its matching subscriptions
+  // [MQTT-3.3.5-1].
+  match_scratch_.clear();
+  index_.Match(message->topic(), [&](topic::SubscriberId subscriber,
+                                     const topic::SubscriptionOptions& options) {
+    auto* session = reinterpret_cast<Session*>(subscriber);
+    auto [it, inserted] = match_scratch_.try_emplace(session, options.qos);
+    if (!inserted) it->second = std::max(it->second, options.qos);
+  });
+  for (auto& [session, granted] : match_scratch_) {
+    // The RETAIN flag is cleared on delivery to established subscriptions
+    // [MQTT-3.3.1-9].
+    Deliver(*session, message, std::min(granted, message->qos()), /*retain=*/false);
+  }
+}
+
+void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
+  Connection* conn = session.connection;
+  if (conn != nullptr && conn->state != Connection::State::kConnected) conn = nullptr;
+  if (qos == 0) {
+    if (conn == nullptr) {
+      if (session.persistent && context_.limits.queue_qos0_offline) {
+        Enqueue(session, message, 0, retain);
+      }
+      return;
+    }
+    if (shard_.QueuedBytes(conn->id) > context_.limits.max_outbound_bytes) {
+      // A slow subscriber loses QoS 0 messages, not the broker's memory.
+      ShardStats::Inc(stats_.dropped_qos0_slow);
+      return;
+    }
+    SendPublish(*conn, *message, 0, 0, false, retain);
+    return;
+  }
+  if (conn != nullptr && session.queue.empty() &&
+      session.inflight.size() < context_.limits.max_inflight) {
+    uint16_t packet_id = session.AllocatePacketId();
+    session.inflight.emplace(packet_id,
+                             InflightMessage{message, qos, retain, false, session.next_sequence++});
+    SendPublish(*conn, *message, qos, packet_id, false, retain);
+    return;
+  }
+  Enqueue(session, message, qos, retain);
+}
+
+bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
+  size_t bytes = message->payload().size() + message->topic().size();
+  if (session.queue.size() >= context_.limits.max_queued_messages ||
+      session.queued_bytes + bytes > context_.limits.max_queued_bytes) {
+    ShardStats::Inc(stats_.dropped_queue_full);
+    return false;
+  }
+  session.queue.push_back(QueuedMessage{message, qos, retain});
+  session.queued_bytes += bytes;
+  return true;
+}
+
+void BrokerShard::PumpQueue(Session& session) {
+  Connection* conn = session.connection;
+  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
+  while (!session.queue.empty() && session.inflight.size() < context_.limits.max_inflight) {
+    QueuedMessage queued = std::move(session.queue.front());
+    session.queue.pop_front();
+    session.queued_bytes -= queued.message->payload().size() + queued.message->topic().size();
+    if (queued.qos == 0) {
+      SendPublish(*conn, *queued.message, 0, 0, false, queued.retain);
+      continue;
+    }
+    uint16_t packet_id = session.AllocatePacketId();
+    SendPublish(*conn, *queued.message, queued.qos, packet_id, false, queued.retain);
+    session.inflight.emplace(packet_id, InflightMessage{std::move(queued.message), queued.qos,
+                                                        queued.retain, false,
+                                                        session.next_sequence++});
+  }
+}
+
+void BrokerShard::ResendInflight(Session& session) {
+  Connection* conn = session.connection;
+  if (conn == nullptr) return;
+  std::vector<std::pair<uint64_t, uint16_t>> order;
+  order.reserve(session.inflight.size());
+  for (const auto& [packet_id, inflight] : session.inflight) {
+    order.emplace_back(inflight.sequence, packet_id);
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [sequence, packet_id] : order) {
+    const InflightMessage& inflight = session.inflight.at(packet_id);
+    if (inflight.released) {
+      mqtt::PubAck pubrel;
+      pubrel.type = mqtt::PacketType::kPubrel;
+      pubrel.packet_id = packet_id;
+      SendPacket(*conn, pubrel);
+    } else {
+      SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true,
+                  inflight.retain);
+    }
+  }
+}
+
+void BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t qos,
+                              uint16_t packet_id, bool dup, bool retain) {
+  mqtt::Publish publish;
+  publish.topic = message.topic();
+  publish.payload = message.payload();
+  publish.qos = qos;
+  publish.packet_id = packet_id;
+  publish.dup = dup;
+  publish.retain = retain;
+  size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
+  bool copy_payload = message.payload().size() < kCopyPayloadBelow;
+  size_t total = header_size + (copy_payload ? message.payload().size() : 0);
+  if (encode_buffer_.size() < total) encode_buffer_.resize(total);
+  mqtt::EncodePublishHeader(publish, conn.version, absl::MakeSpan(encode_buffer_));
+  if (copy_payload) {
+    std::copy(message.payload().begin(), message.payload().end(),
+              encode_buffer_.begin() + header_size);
+    shard_.Send(conn.id, absl::MakeConstSpan(encode_buffer_.data(), total));
+  } else {
+    shard_.Send(conn.id, absl::MakeConstSpan(encode_buffer_.data(), header_size));
+    shard_.SendShared(conn.id, message.payload(), &message);
+  }
+  ShardStats::Inc(stats_.messages_sent);
+}
+
+void BrokerShard::SendPacket(Connection& conn, const mqtt::Packet& packet) {
+  size_t size = mqtt::EncodedSize(packet, conn.version);
+  if (encode_buffer_.size() < size) encode_buffer_.resize(size);
+  size_t written = mqtt::Encode(packet, conn.version, absl::MakeSpan(encode_buffer_));
+  shard_.Send(conn.id, absl::MakeConstSpan(encode_buffer_.data(), written));
+}
+
+}  // namespace shardmq::broker

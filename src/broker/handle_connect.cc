@@ -1,0 +1,163 @@
+// CONNECT, DISCONNECT, keep-alive, wills and the end of sessions.
+#include "base/log.h"
+#include "broker/broker_shard.h"
+#include "broker/client_id.h"
+
+namespace shardmq::broker {
+
+void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) {
+  conn.version = connect.version;
+  ShardStats::Inc(stats_.connects);
+
+  std::string client_id(connect.client_id);
+  bool assigned_id = false;
+  if (client_id.empty()) {
+    // 3.1.1 lets the server assign an id only to a clean session
+    // [MQTT-3.1.3-7, MQTT-3.1.3-8]; 3.1 requires 1 to 23 characters.
+    if (connect.version == mqtt::ProtocolVersion::kV31 ||
+        (connect.version == mqtt::ProtocolVersion::kV311 && !connect.clean_start)) {
+      ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kClientIdentifierNotValid);
+      return;
+    }
+    client_id = GenerateClientId(shard_.id(), shard_.shard_count(), &generated_ids_);
+    assigned_id = true;
+  } else if (connect.version == mqtt::ProtocolVersion::kV31 && client_id.size() > 23) {
+    ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kClientIdentifierNotValid);
+    return;
+  }
+
+  if (connect.will.has_value()) {
+    Message::Fields fields;
+    fields.topic = connect.will->topic;
+    fields.payload = connect.will->payload;
+    fields.qos = connect.will->qos;
+    fields.retain = connect.will->retain;
+    fields.publisher = client_id;
+    conn.will = WillMessage{MessageRef::Adopt(Message::Make(fields))};
+  }
+
+  // The session: resumed, taken over, or new [MQTT-3.1.2-4..6].
+  Session* session = nullptr;
+  bool session_present = false;
+  if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+    session = it->second.get();
+    if (Connection* old = session->connection; old != nullptr) {
+      // Only one connection per client id [MQTT-3.1.4-2]: the old one goes,
+      // and as it did not DISCONNECT, its will is published.
+      ShardStats::Inc(stats_.takeovers);
+      if (old->version == mqtt::ProtocolVersion::kV5) {
+        mqtt::Disconnect disconnect;
+        disconnect.reason_code = mqtt::ReasonCode::kSessionTakenOver;
+        SendPacket(*old, disconnect);
+      }
+      if (old->will.has_value()) PublishWill(*old);
+      old->will.reset();
+      old->session = nullptr;
+      old->state = Connection::State::kClosing;
+      session->connection = nullptr;
+      shard_.Close(old->id);
+    }
+    if (connect.clean_start) {
+      EndSession(*session);
+      session = nullptr;
+    } else {
+      session_present = true;
+    }
+  }
+  if (session == nullptr) {
+    auto created = std::make_unique<Session>(client_id);
+    session = created.get();
+    sessions_.emplace(client_id, std::move(created));
+  }
+  session->persistent =
+      connect.version == mqtt::ProtocolVersion::kV5
+          ? connect.properties.session_expiry_interval.value_or(0) > 0
+          : !connect.clean_start;
+  session->connection = &conn;
+  conn.session = session;
+  conn.state = Connection::State::kConnected;
+  conn.keep_alive = connect.keep_alive;
+
+  conn.decoder.set_protocol_version(connect.version);
+
+  mqtt::Connack connack;
+  connack.session_present = session_present;
+  if (connect.version == mqtt::ProtocolVersion::kV5) {
+    if (assigned_id) connack.properties.assigned_client_identifier = session->client_id;
+    connack.properties.maximum_packet_size = context_.limits.max_packet_size;
+    connack.properties.topic_alias_maximum = 0;
+    connack.properties.shared_subscription_available = 0;
+  }
+  SendPacket(conn, connack);
+
+  if (conn.keep_alive > 0) {
+    // [MQTT-3.1.2-24]: one and a half times the Keep Alive without a packet.
+    ArmKeepAlive(conn.id, std::chrono::milliseconds(conn.keep_alive * 1500));
+  }
+  if (session_present) {
+    // Unacknowledged PUBLISH and PUBREL packets go again first, with their
+    // original packet ids [MQTT-4.4.0-1], then whatever queued meanwhile.
+    ResendInflight(*session);
+    PumpQueue(*session);
+  }
+}
+
+void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
+  Connection* conn = Find(id);
+  if (conn == nullptr) return;
+  conn->keep_alive_timer = shard_.ScheduleTimer(delay, [this, id] {
+    Connection* c = Find(id);
+    if (c == nullptr || c->state != Connection::State::kConnected) return;
+    c->keep_alive_timer = {};
+    auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
+    auto idle = shard_.Now() - c->last_packet;
+    if (idle >= limit) {
+      ShardStats::Inc(stats_.keepalive_timeouts);
+      ProtocolClose(*c, mqtt::ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
+    } else {
+      ArmKeepAlive(id, limit - idle);
+    }
+  });
+}
+
+void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& disconnect) {
+  // A clean DISCONNECT discards the will [MQTT-3.1.2-10], except MQTT 5's
+  // "disconnect with will message" (0x04).
+  if (conn.version != mqtt::ProtocolVersion::kV5 ||
+      disconnect.reason_code != mqtt::ReasonCode::kDisconnectWithWillMessage) {
+    conn.will.reset();
+  }
+  DetachSession(conn, /*publish_will=*/true);
+  conn.state = Connection::State::kClosing;
+  shard_.Close(conn.id);
+}
+
+void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
+  if (publish_will && conn.will.has_value()) PublishWill(conn);
+  conn.will.reset();
+  Session* session = conn.session;
+  if (session == nullptr) return;
+  conn.session = nullptr;
+  session->connection = nullptr;
+  if (!session->persistent) EndSession(*session);
+}
+
+void BrokerShard::PublishWill(Connection& conn) {
+  ShardStats::Inc(stats_.wills_published);
+  MessageRef will = std::move(conn.will->message);
+  conn.will.reset();
+  Route(std::move(will));
+}
+
+void BrokerShard::EndSession(Session& session) {
+  // Copy the filters first: RemoveSubscription edits the map.
+  std::vector<std::string> filters;
+  filters.reserve(session.subscriptions.size());
+  for (const auto& [filter, options] : session.subscriptions) filters.push_back(filter);
+  for (const std::string& filter : filters) RemoveSubscription(session, filter);
+  if (session.connection != nullptr) session.connection->session = nullptr;
+  std::string client_id = session.client_id;
+  sessions_.erase(client_id);  // destroys the session
+}
+
+}  // namespace shardmq::broker

@@ -1,0 +1,37 @@
+// What shards tell each other through their mailboxes (shard::MailItem kinds)
+// and who owns what an item points at.
+//
+// Ownership: `ptr` always carries one reference or one heap object that the
+// receiving shard releases (mimalloc frees cross-thread allocations safely).
+// Items from one shard to another arrive in the order they were posted, which
+// is what keeps one publisher's messages in order across shards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace shardmq::broker {
+
+enum MailKind : uint32_t {
+  // ptr: const Message* with one reference. Match it against local
+  // subscribers only (the sender already chose the shards that need it).
+  kMailPublish = 1,
+  // ptr: const Message* with one reference. A retained message to store (or,
+  // with an empty payload, to delete) in this shard's copy of the index.
+  kMailRetain = 2,
+  // ptr: InterestChange*. The sender's count of local subscribers for a filter
+  // went 0 -> 1 (add) or 1 -> 0 (remove). An add is answered with
+  // kMailInterestAck carrying `token`, so the subscriber's SUBACK waits until
+  // every shard will forward matching publishes.
+  kMailInterestAdd = 3,
+  kMailInterestRemove = 4,
+  // arg: the token of the kMailInterestAdd being acknowledged.
+  kMailInterestAck = 5,
+};
+
+struct InterestChange {
+  std::string filter;
+  uint64_t token = 0;
+};
+
+}  // namespace shardmq::broker

@@ -1,0 +1,101 @@
+// An application message as it travels through the broker: built once when a
+// PUBLISH arrives, immutable afterwards, shared by reference with every
+// subscriber on every shard (DESIGN.md, "How a PUBLISH travels", step 4).
+//
+// Lifecycle: created by the shard that received the PUBLISH with one
+// reference; every holder (a subscriber's queue, an in-flight slot, a pending
+// send, a mailbox item, the retained index) owns one reference. The last
+// Unref() frees it on whichever shard drops it (mimalloc handles the
+// cross-thread free). Nothing mutates a Message after MakeMessage returns, so
+// any shard may read it without synchronisation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/types/span.h"
+#include "shard/types.h"
+
+namespace shardmq::broker {
+
+class Message final : public shard::RefCounted {
+ public:
+  struct Fields {
+    std::string_view topic;
+    absl::Span<const uint8_t> payload;
+    uint8_t qos = 0;
+    bool retain = false;
+    // The publishing client's id, for MQTT 5 no-local; empty for the broker.
+    std::string_view publisher;
+  };
+
+  // Copies topic and payload into one allocation owned by the Message.
+  static Message* Make(const Fields& fields);
+
+  std::string_view topic() const { return std::string_view(storage_).substr(0, topic_size_); }
+  absl::Span<const uint8_t> payload() const {
+    return absl::Span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(storage_.data()) + topic_size_, payload_size_);
+  }
+  std::string_view publisher() const {
+    return std::string_view(storage_).substr(topic_size_ + payload_size_);
+  }
+  uint8_t qos() const { return qos_; }
+  bool retain() const { return retain_; }
+
+ private:
+  Message() = default;
+  ~Message() override = default;
+
+  // topic, then payload, then publisher id: one allocation for all three.
+  std::string storage_;
+  uint32_t topic_size_ = 0;
+  uint32_t payload_size_ = 0;
+  uint8_t qos_ = 0;
+  bool retain_ = false;
+};
+
+// An owning reference to a Message, for containers.
+class MessageRef {
+ public:
+  MessageRef() = default;
+  // Adopts a reference the caller already owns (e.g. from Message::Make).
+  static MessageRef Adopt(const Message* message) {
+    MessageRef ref;
+    ref.message_ = message;
+    return ref;
+  }
+  // Takes a new reference.
+  static MessageRef Share(const Message* message) {
+    if (message != nullptr) message->Ref();
+    return Adopt(message);
+  }
+  MessageRef(const MessageRef& other) : message_(other.message_) {
+    if (message_ != nullptr) message_->Ref();
+  }
+  MessageRef(MessageRef&& other) noexcept : message_(other.message_) { other.message_ = nullptr; }
+  MessageRef& operator=(MessageRef other) noexcept {
+    std::swap(message_, other.message_);
+    return *this;
+  }
+  ~MessageRef() {
+    if (message_ != nullptr) message_->Unref();
+  }
+
+  const Message* get() const { return message_; }
+  const Message* operator->() const { return message_; }
+  const Message& operator*() const { return *message_; }
+  explicit operator bool() const { return message_ != nullptr; }
+  // Gives up ownership without dropping the reference (e.g. into a MailItem).
+  const Message* Release() {
+    const Message* message = message_;
+    message_ = nullptr;
+    return message;
+  }
+
+ private:
+  const Message* message_ = nullptr;
+};
+
+}  // namespace shardmq::broker

@@ -1,0 +1,87 @@
+// A client's session: what outlives one network connection (MQTT 3.1.1
+// section 4.1, MQTT 5 section 4.1): subscriptions, QoS 1/2 messages in flight
+// to the client, messages queued for it, and QoS 2 packet ids received from it
+// and not yet released.
+//
+// Lifecycle and thread: a Session lives on its client id's home shard and is
+// touched only by that shard's thread (no locks). It is created by the first
+// CONNECT for the id, survives disconnects when the client asked for a
+// persistent session, and is destroyed on a clean-session disconnect, a
+// clean-start reconnect, or takeover by a clean session.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "broker/message.h"
+#include "mqtt/protocol_version.h"
+#include "shard/types.h"
+
+namespace shardmq::broker {
+
+struct Connection;
+
+// One subscription as the session remembers it.
+struct SessionSubscription {
+  uint8_t qos = 0;
+};
+
+// A QoS 1/2 message sent to the client and not yet completed.
+struct InflightMessage {
+  MessageRef message;
+  uint8_t qos = 1;
+  // The RETAIN flag it was sent with (1 only for retained messages sent
+  // because of a new subscription).
+  bool retain = false;
+  // QoS 2: PUBREC arrived and PUBREL was sent; only PUBCOMP is missing.
+  bool released = false;
+  // Send order, so unacknowledged messages are resent in their original order.
+  uint64_t sequence = 0;
+};
+
+// A message waiting for an in-flight slot or for the client to come back.
+struct QueuedMessage {
+  MessageRef message;
+  uint8_t qos = 0;
+  bool retain = false;
+};
+
+struct Session {
+  explicit Session(std::string id) : client_id(std::move(id)) {}
+
+  std::string client_id;
+  // Clean Session 0: keep the session when the connection ends.
+  bool persistent = false;
+  // The live connection, or nullptr while the client is away.
+  Connection* connection = nullptr;
+
+  // Filter -> options, in the shard's SubscriptionIndex too.
+  absl::flat_hash_map<std::string, SessionSubscription> subscriptions;
+
+  // Outbound QoS 1/2 state, keyed by packet id.
+  absl::flat_hash_map<uint16_t, InflightMessage> inflight;
+  std::deque<QueuedMessage> queue;
+  size_t queued_bytes = 0;
+  uint16_t next_packet_id = 1;
+  uint64_t next_sequence = 0;
+
+  // Inbound QoS 2: packet ids whose PUBLISH was delivered and whose PUBREL has
+  // not arrived; a resent PUBLISH with one of them is not delivered again.
+  absl::flat_hash_set<uint16_t> inbound_qos2;
+
+  // A packet id not in flight, or 0 if all 65535 are (the in-flight window
+  // is far smaller, so 0 means a bug upstream, and the caller queues instead).
+  uint16_t AllocatePacketId() {
+    for (int tries = 0; tries < 65535; ++tries) {
+      uint16_t id = next_packet_id;
+      next_packet_id = next_packet_id == 65535 ? 1 : next_packet_id + 1;
+      if (!inflight.contains(id)) return id;
+    }
+    return 0;
+  }
+};
+
+}  // namespace shardmq::broker
