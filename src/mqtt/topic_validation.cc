@@ -1,0 +1,111 @@
+// Topic name/filter syntax per MQTT 5 section 4.7 and 4.8.2. One pass over
+// the bytes, no allocation.
+#include "mqtt/topic_validation.h"
+
+#include <algorithm>
+
+#include "mqtt/utf8.h"
+
+namespace shardmq::mqtt {
+namespace {
+
+// Shared checks: emptiness, length, UTF-8. Levels are counted by callers.
+TopicError CheckCommon(std::string_view s, const TopicLimits& limits) {
+  if (s.empty()) return TopicError::kEmpty;
+  if (s.size() > std::min<size_t>(limits.max_length, 65535)) return TopicError::kTooLong;
+  if (limits.check_utf8 && !IsValidMqttUtf8(s)) return TopicError::kInvalidUtf8;
+  return TopicError::kOk;
+}
+
+bool TooManyLevels(std::string_view s, const TopicLimits& limits) {
+  return limits.max_levels != 0 && TopicLevelCount(s) > limits.max_levels;
+}
+
+}  // namespace
+
+const char* TopicErrorName(TopicError e) {
+  switch (e) {
+    case TopicError::kOk:
+      return "ok";
+    case TopicError::kEmpty:
+      return "empty topic";
+    case TopicError::kTooLong:
+      return "topic too long";
+    case TopicError::kTooManyLevels:
+      return "too many topic levels";
+    case TopicError::kInvalidUtf8:
+      return "topic is not valid UTF-8";
+    case TopicError::kWildcardInName:
+      return "wildcard in topic name";
+    case TopicError::kBadSingleLevelWildcard:
+      return "'+' must occupy a whole level";
+    case TopicError::kBadMultiLevelWildcard:
+      return "'#' must be the whole last level";
+    case TopicError::kBadSharedGroup:
+      return "invalid shared subscription group";
+    case TopicError::kBadSharedFilter:
+      return "shared subscription without a topic filter";
+  }
+  return "unknown topic error";
+}
+
+size_t TopicLevelCount(std::string_view topic) {
+  return static_cast<size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
+}
+
+TopicError ValidateTopicName(std::string_view topic, const TopicLimits& limits) {
+  if (TopicError e = CheckCommon(topic, limits); e != TopicError::kOk) return e;
+  if (topic.find_first_of("+#") != std::string_view::npos) return TopicError::kWildcardInName;
+  if (TooManyLevels(topic, limits)) return TopicError::kTooManyLevels;
+  return TopicError::kOk;
+}
+
+TopicError ValidateTopicFilter(std::string_view filter, const TopicLimits& limits) {
+  if (TopicError e = CheckCommon(filter, limits); e != TopicError::kOk) return e;
+  const size_t n = filter.size();
+  size_t levels = 1;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = filter[i];
+    if (c == '/') {
+      ++levels;
+    } else if (c == '+') {
+      const bool starts_level = i == 0 || filter[i - 1] == '/';
+      const bool ends_level = i + 1 == n || filter[i + 1] == '/';
+      if (!starts_level || !ends_level) return TopicError::kBadSingleLevelWildcard;
+    } else if (c == '#') {
+      const bool starts_level = i == 0 || filter[i - 1] == '/';
+      if (!starts_level || i + 1 != n) return TopicError::kBadMultiLevelWildcard;
+    }
+  }
+  if (limits.max_levels != 0 && levels > limits.max_levels) return TopicError::kTooManyLevels;
+  return TopicError::kOk;
+}
+
+TopicError ParseSharedSubscription(std::string_view filter, const TopicLimits& limits,
+                                   SharedSubscription* out) {
+  if (filter.size() > std::min<size_t>(limits.max_length, 65535)) return TopicError::kTooLong;
+  if (!IsSharedSubscription(filter)) return TopicError::kBadSharedGroup;
+  const std::string_view rest = filter.substr(kSharePrefix.size());
+  const size_t slash = rest.find('/');
+  const std::string_view group = rest.substr(0, slash);
+  // [MQTT-4.8.2-1]: ShareName is at least one character long.
+  if (group.empty()) return TopicError::kBadSharedGroup;
+  // [MQTT-4.8.2-2]: ShareName MUST NOT contain "/", "+" or "#".
+  if (group.find_first_of("+#") != std::string_view::npos) return TopicError::kBadSharedGroup;
+  if (slash == std::string_view::npos) return TopicError::kBadSharedFilter;
+  const std::string_view inner = rest.substr(slash + 1);
+  if (inner.empty()) return TopicError::kBadSharedFilter;
+  TopicLimits inner_limits = limits;
+  inner_limits.check_utf8 = false;
+  if (limits.check_utf8 && !IsValidMqttUtf8(filter)) return TopicError::kInvalidUtf8;
+  if (TopicError e = ValidateTopicFilter(inner, inner_limits); e != TopicError::kOk) return e;
+  if (out != nullptr) *out = SharedSubscription{group, inner};
+  return TopicError::kOk;
+}
+
+TopicError ValidateSubscriptionFilter(std::string_view filter, const TopicLimits& limits) {
+  if (IsSharedSubscription(filter)) return ParseSharedSubscription(filter, limits, nullptr);
+  return ValidateTopicFilter(filter, limits);
+}
+
+}  // namespace shardmq::mqtt
