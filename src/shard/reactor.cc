@@ -141,6 +141,9 @@ struct Shard::Conn {
 
 Shard::Shard(ShardGroup* group, int id, int shard_count)
     : group_(group), id_(id), shard_count_(shard_count) {
+  // Idle-connection budget: the slot is all the runtime keeps per idle
+  // connection (receive buffers are shared per shard), far under 1 KiB.
+  static_assert(sizeof(Conn) <= 128, "keep idle connections small");
   inbound_.assign(shard_count, nullptr);
   outbound_.assign(shard_count, nullptr);
   overflow_.resize(shard_count);
@@ -1013,7 +1016,20 @@ void Shard::Run() {
     if (done_) break;
     WaitForWork();
   }
+  io_uring_submit(&ring_);  // e.g. a last MSG_RING wake, while every ring is alive
+  // Wait until every shard has left its loop: after that nobody sends MSG_RING
+  // to our ring, so it can be torn down here, on its own thread (tearing a
+  // ring down on another thread queues task work there and makes that
+  // thread's blocking syscalls fail with EINTR).
+  group_->loops_done_.fetch_add(1, std::memory_order_acq_rel);
+  group_->loops_done_.notify_all();
+  for (int d = group_->loops_done_.load(std::memory_order_acquire); d < shard_count_;
+       d = group_->loops_done_.load(std::memory_order_acquire)) {
+    group_->loops_done_.wait(d, std::memory_order_acquire);
+  }
   FinalDrain();
+  io_uring_queue_exit(&ring_);
+  ring_ready_ = false;
 }
 
 void Shard::FinalDrain() {

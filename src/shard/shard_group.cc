@@ -163,9 +163,27 @@ absl::StatusOr<RingConfig> ProbeRing() {
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{1, 0};
     const int r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+    bool recv_done = false;
     if (r < 0 || cqe == nullptr || cqe->res != 1 || !(cqe->flags & IORING_CQE_F_MORE)) {
       status = absl::FailedPreconditionError(
           "io_uring lacks multishot recv (IORING_RECV_MULTISHOT); need Linux >= 6.0");
+      recv_done = cqe != nullptr && !(cqe->flags & IORING_CQE_F_MORE);
+    }
+    if (cqe != nullptr) io_uring_cqe_seen(&ring, cqe);
+    // Leave nothing pending: a request cancelled by io_uring_queue_exit would
+    // queue task work to this (the caller's) thread later, which interrupts its
+    // blocking syscalls with EINTR.
+    if (!recv_done) {
+      sqe = io_uring_get_sqe(&ring);
+      io_uring_prep_cancel64(sqe, 1, 0);
+      io_uring_sqe_set_data64(sqe, 2);
+      io_uring_submit(&ring);
+      for (int i = 0; i < 8 && !recv_done; ++i) {
+        cqe = nullptr;
+        if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) < 0 || cqe == nullptr) break;
+        if (cqe->user_data == 1 && !(cqe->flags & IORING_CQE_F_MORE)) recv_done = true;
+        io_uring_cqe_seen(&ring, cqe);
+      }
     }
   }
   if (sv[0] >= 0) {

@@ -120,6 +120,7 @@ class ShardGroup {
   std::atomic<int> init_done_{0};
   std::atomic<bool> go_{false};
   std::atomic<bool> abort_start_{false};
+  std::atomic<int> loops_done_{0};  // shards whose loop has ended
   std::vector<absl::Status> init_status_;
 };
 

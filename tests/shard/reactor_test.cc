@@ -105,6 +105,7 @@ int Connect(uint16_t port, const char* host = "127.0.0.1") {
     rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   }
   if (rc != 0) {
+    fprintf(stderr, "connect: %s\n", strerror(errno));
     close(fd);
     return -1;
   }
@@ -115,7 +116,11 @@ bool SendAll(int fd, const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {
     ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      fprintf(stderr, "send(fd %d): %s\n", fd, strerror(errno));
+      return false;
+    }
     off += size_t(n);
   }
   return true;
@@ -388,7 +393,12 @@ TEST(ReactorTest, MailboxOverflowPausesAndResumesWithoutLoss) {
   std::atomic<int> order_errors{0};
   std::atomic<uint64_t> posted_direct{0}, posted_overflow{0};
   std::vector<uint64_t> seq(2, 0);  // per producing shard (touched only by it)
-  hooks.on_data = [&](Shard& s, ConnId, absl::Span<const uint8_t> b) {
+  std::atomic<bool> echo{false};
+  hooks.on_data = [&](Shard& s, ConnId id, absl::Span<const uint8_t> b) {
+    if (echo.load()) {
+      s.Send(id, b);
+      return;
+    }
     for (size_t i = 0; i < b.size(); ++i) {
       MailItem m{7, 0, nullptr, seq[s.id()]++};
       if (s.Post(1 - s.id(), m)) {
@@ -422,8 +432,7 @@ TEST(ReactorTest, MailboxOverflowPausesAndResumesWithoutLoss) {
   EXPECT_GT(full, 0u);
   EXPECT_GT(wakes + skipped, 0u);
   // Reading resumed: the connection still works afterwards.
-  hooks.on_data = [](Shard& s, ConnId id, absl::Span<const uint8_t> b) { s.Send(id, b); };
-  std::this_thread::sleep_for(10ms);
+  echo = true;
   ASSERT_TRUE(SendAll(fd, "alive"));
   EXPECT_EQ(ReadN(fd, 5), "alive");
   close(fd);
@@ -471,6 +480,8 @@ TEST(ReactorTest, TimersFireAndCancel) {
   std::atomic<int> a_fired{0}, b_fired{0}, c_fired{0};
   std::atomic<int64_t> a_delay_ms{0};
   std::atomic<bool> monotonic{true};
+  std::function<void()> tick;  // touched only by shard 0
+  Clock::time_point last;
   hooks.on_create = [&](Shard& s) {
     if (s.id() != 0) return;
     const auto start = s.Now();
@@ -481,14 +492,13 @@ TEST(ReactorTest, TimersFireAndCancel) {
     TimerId b = s.ScheduleTimer(60ms, [&] { b_fired++; });
     EXPECT_TRUE(s.CancelTimer(b));
     // A timer that re-schedules itself 5 times.
-    auto tick = std::make_shared<std::function<void()>>();
-    auto last = std::make_shared<Clock::time_point>(s.Now());
-    *tick = [&, tick, last, &s = s] {
-      if (s.Now() < *last) monotonic = false;
-      *last = s.Now();
-      if (++c_fired < 5) s.ScheduleTimer(5ms, [tick] { (*tick)(); });
+    last = s.Now();
+    tick = [&, &s = s] {
+      if (s.Now() < last) monotonic = false;
+      last = s.Now();
+      if (++c_fired < 5) s.ScheduleTimer(5ms, [&] { tick(); });
     };
-    s.ScheduleTimer(5ms, [tick] { (*tick)(); });
+    s.ScheduleTimer(5ms, [&] { tick(); });
   };
   auto g = MakeGroup(&hooks, 2);
   ASSERT_TRUE(g);
