@@ -1,0 +1,1064 @@
+#include "shard/reactor.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "shard/shard_group.h"
+
+namespace shardmq::shard {
+
+const char* CloseReasonName(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kPeerClosed: return "peer closed";
+    case CloseReason::kError: return "error";
+    case CloseReason::kClosedByUs: return "closed";
+    case CloseReason::kAborted: return "aborted";
+    case CloseReason::kHandedOff: return "handed off";
+    case CloseReason::kShutdown: return "shutdown";
+  }
+  return "?";
+}
+
+std::string PeerInfo::ToString() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    return absl::StrFormat("%s:%d", buf, ntohs(a->sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+    return absl::StrFormat("[%s]:%d", buf, ntohs(a->sin6_port));
+  }
+  return "unknown";
+}
+
+namespace {
+
+// user_data layout: op (8 bits) | generation low 24 bits | index (32 bits).
+enum Op : uint8_t {
+  kOpAccept = 1,
+  kOpRecv = 2,
+  kOpSend = 3,
+  kOpCancel = 4,
+  kOpEvent = 5,
+  kOpMsgRing = 6,  // our own MSG_RING SQE (CQE only on failure: CQE_SKIP_SUCCESS)
+  kOpWake = 7,     // CQE posted into our ring by another shard's MSG_RING
+};
+constexpr uint32_t kGenMask = 0xFFFFFF;
+constexpr uint16_t kBufGroup = 1;
+constexpr size_t kMaxIov = 64;
+constexpr size_t kMailBatch = 256;
+constexpr size_t kCopyBlock = 2048;
+constexpr uint32_t kMailHandoff = kMailKindReservedBase + 1;
+
+uint64_t Ud(Op op, uint32_t index, uint32_t gen) {
+  return (uint64_t{op} << 56) | (uint64_t{gen & kGenMask} << 32) | index;
+}
+Op UdOp(uint64_t ud) { return static_cast<Op>(ud >> 56); }
+uint32_t UdGen(uint64_t ud) { return static_cast<uint32_t>(ud >> 32) & kGenMask; }
+uint32_t UdIndex(uint64_t ud) { return static_cast<uint32_t>(ud); }
+
+PeerInfo PeerOf(int fd, int listener_index) {
+  PeerInfo p;
+  p.addr_len = sizeof(p.addr);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&p.addr), &p.addr_len) != 0) p.addr_len = 0;
+  p.listener_index = listener_index;
+  return p;
+}
+
+}  // namespace
+
+enum class Shard::ConnState : uint8_t { kFree, kOpen, kClosing, kHandingOff };
+
+// One queued output slice. Copy blocks own `owned` (capacity `cap`, bytes
+// [0, len) queued); external slices reference `data` and hold `ref`.
+struct Shard::OutChunk {
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint32_t cap = 0;
+  uint8_t* owned = nullptr;
+  const RefCounted* ref = nullptr;
+};
+
+// Lives only while a send is in flight (not per idle connection).
+struct Shard::SendCtx {
+  msghdr msg{};
+  iovec iov[kMaxIov];
+};
+
+struct Shard::Listener {
+  int fd = -1;
+  int index = 0;
+  bool armed = false;
+  bool closed = false;
+};
+
+struct Shard::HandoffPayload {
+  int target = -1;
+  int fd = -1;
+  int listener_index = -1;
+  std::vector<uint8_t> bytes;
+};
+
+// A connection slot. About 96 bytes while idle (no output, no hand-off): the
+// receive buffers live in the shard's shared provided-buffer ring.
+struct Shard::Conn {
+  int fd = -1;
+  uint32_t generation = 1;
+  uint32_t next_free = UINT32_MAX;
+  uint32_t head_offset = 0;  // bytes of out[0] already sent
+  ConnState state = ConnState::kFree;
+  CloseReason reason = CloseReason::kClosedByUs;
+  bool recv_armed = false;
+  bool recv_cancel_pending = false;
+  bool send_inflight = false;
+  bool user_paused = false;
+  bool dirty = false;
+  bool abort = false;
+  bool in_rearm = false;
+  int8_t listener_index = -1;
+  uint16_t bp_pauses = 0;  // mailbox overflows currently holding this reader
+  void* user_data = nullptr;
+  size_t queued = 0;
+  std::vector<OutChunk> out;
+  SendCtx* send_ctx = nullptr;
+  std::unique_ptr<HandoffPayload> handoff;
+};
+
+Shard::Shard(ShardGroup* group, int id, int shard_count)
+    : group_(group), id_(id), shard_count_(shard_count) {
+  // Idle-connection budget: the slot is all the runtime keeps per idle
+  // connection (receive buffers are shared per shard), far under 1 KiB.
+  static_assert(sizeof(Conn) <= 128, "keep idle connections small");
+  inbound_.assign(shard_count, nullptr);
+  outbound_.assign(shard_count, nullptr);
+  overflow_.resize(shard_count);
+  paused_by_.resize(shard_count);
+  needs_wake_check_.assign(shard_count, false);
+}
+
+Shard::~Shard() {
+  for (auto& c : conns_) {
+    ReleaseOutput(c);
+    if (c.fd >= 0) ::close(c.fd);
+    delete c.send_ctx;
+  }
+  for (auto& l : listeners_) {
+    if (!l->closed && l->fd >= 0) ::close(l->fd);
+  }
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (buf_ring_ != nullptr) munmap(buf_ring_, buf_ring_bytes_);
+  std::free(buffers_);
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+void Shard::DiscardHandoff(void* payload) {
+  std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(payload));
+  ::close(h->fd);
+}
+
+void Shard::AddListener(int fd, int listener_index) {
+  auto l = std::make_unique<Listener>();
+  l->fd = fd;
+  l->index = listener_index;
+  listeners_.push_back(std::move(l));
+}
+
+absl::Status Shard::InitOnThread(unsigned ring_flags) {
+  io_uring_params p{};
+  p.flags = ring_flags | IORING_SETUP_CQSIZE;
+  p.cq_entries = 16384;
+  int ret = io_uring_queue_init_params(2048, &ring_, &p);
+  if (ret < 0) {
+    return absl::InternalError(
+        absl::StrFormat("shard %d: io_uring_queue_init_params: %s", id_, strerror(-ret)));
+  }
+  ring_ready_ = true;
+  ring_flags_ = ring_flags;
+  now_ = Clock::now();  // so timers scheduled by the handler factory are relative to now
+
+  const auto& o = group_->options_;
+  buf_count_ = o.recv_buffer_count;
+  buf_size_ = o.recv_buffer_size;
+  buf_ring_bytes_ = (buf_count_ * sizeof(io_uring_buf) + 4095) & ~size_t{4095};
+  void* mem = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                   -1, 0);
+  if (mem == MAP_FAILED) return absl::ResourceExhaustedError("mmap for buffer ring failed");
+  buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
+  reg.ring_entries = buf_count_;
+  reg.bgid = kBufGroup;
+  ret = io_uring_register_buf_ring(&ring_, &reg, 0);
+  if (ret < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("shard %d: io_uring_register_buf_ring: %s", id_, strerror(-ret)));
+  }
+  buffers_ = static_cast<uint8_t*>(std::aligned_alloc(4096, size_t{buf_count_} * buf_size_));
+  if (buffers_ == nullptr) return absl::ResourceExhaustedError("receive buffers");
+  io_uring_buf_ring_init(buf_ring_);
+  const int mask = io_uring_buf_ring_mask(buf_count_);
+  for (uint32_t i = 0; i < buf_count_; ++i) {
+    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * buf_size_, buf_size_,
+                          static_cast<uint16_t>(i), mask, static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(buf_ring_, static_cast<int>(buf_count_));
+
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (event_fd_ < 0) return absl::InternalError(absl::StrFormat("eventfd: %s", strerror(errno)));
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Submission helpers
+
+io_uring_sqe* Shard::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+    SHARDMQ_CHECK(sqe != nullptr);
+  }
+  return sqe;
+}
+
+void Shard::ArmAccept(uint32_t li) {
+  Listener& l = *listeners_[li];
+  if (l.closed || l.armed || stopping_) return;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_multishot_accept(sqe, l.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, Ud(kOpAccept, li, 0));
+  l.armed = true;
+  ++inflight_ops_;
+}
+
+void Shard::ArmRecv(uint32_t index) {
+  Conn& c = conns_[index];
+  SHARDMQ_DCHECK(!c.recv_armed);
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufGroup;
+  io_uring_sqe_set_data64(sqe, Ud(kOpRecv, index, c.generation));
+  c.recv_armed = true;
+  c.recv_cancel_pending = false;
+  ++inflight_ops_;
+}
+
+void Shard::CancelRecv(uint32_t index) {
+  Conn& c = conns_[index];
+  if (!c.recv_armed || c.recv_cancel_pending) return;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_cancel64(sqe, Ud(kOpRecv, index, c.generation), 0);
+  io_uring_sqe_set_data64(sqe, Ud(kOpCancel, index, c.generation));
+  c.recv_cancel_pending = true;
+  ++inflight_ops_;
+}
+
+void Shard::ReturnBuffer(uint16_t bid) {
+  io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * buf_size_, buf_size_, bid,
+                        io_uring_buf_ring_mask(buf_count_), 0);
+  io_uring_buf_ring_advance(buf_ring_, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Connection bookkeeping
+
+Shard::Conn* Shard::Lookup(ConnId id) {
+  if (id.index >= conns_.size()) return nullptr;
+  Conn& c = conns_[id.index];
+  if (c.generation != id.generation || c.state != ConnState::kOpen) return nullptr;
+  return &c;
+}
+
+const Shard::Conn* Shard::Lookup(ConnId id) const {
+  return const_cast<Shard*>(this)->Lookup(id);
+}
+
+bool Shard::ReadingWanted(const Conn& c) const {
+  return c.state == ConnState::kOpen && !c.user_paused && c.bp_pauses == 0;
+}
+
+void Shard::MarkDirty(uint32_t index) {
+  Conn& c = conns_[index];
+  if (!c.dirty) {
+    c.dirty = true;
+    dirty_.push_back(index);
+  }
+}
+
+ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial) {
+  uint32_t index;
+  if (free_head_ != UINT32_MAX) {
+    index = free_head_;
+    free_head_ = conns_[index].next_free;
+  } else {
+    index = static_cast<uint32_t>(conns_.size());
+    conns_.emplace_back();
+  }
+  Conn& c = conns_[index];
+  c.fd = fd;
+  c.state = ConnState::kOpen;
+  c.listener_index = static_cast<int8_t>(peer.listener_index);
+  ++open_count_;
+  const ConnId id{index, c.generation};
+  ArmRecv(index);
+  current_conn_ = id;
+  handler_->OnOpen(id, peer, initial);
+  current_conn_ = ConnId{};
+  return id;
+}
+
+void Shard::ReleaseOutput(Conn& c) {
+  for (OutChunk& ch : c.out) {
+    if (ch.owned != nullptr) std::free(ch.owned);
+    if (ch.ref != nullptr) ch.ref->Unref();
+  }
+  c.out.clear();
+  if (c.out.capacity() > 16) c.out.shrink_to_fit();
+  c.head_offset = 0;
+  c.queued = 0;
+}
+
+void Shard::ConsumeOutput(Conn& c, size_t n) {
+  c.queued -= n;
+  size_t done = 0;
+  while (n > 0 && done < c.out.size()) {
+    OutChunk& ch = c.out[done];
+    const size_t avail = ch.len - c.head_offset;
+    if (n >= avail) {
+      n -= avail;
+      if (ch.owned != nullptr) std::free(ch.owned);
+      if (ch.ref != nullptr) ch.ref->Unref();
+      c.head_offset = 0;
+      ++done;
+    } else {
+      c.head_offset += static_cast<uint32_t>(n);
+      n = 0;
+    }
+  }
+  c.out.erase(c.out.begin(), c.out.begin() + static_cast<ptrdiff_t>(done));
+  if (c.out.empty() && c.out.capacity() > 16) c.out.shrink_to_fit();
+}
+
+void Shard::StartClosing(uint32_t index, CloseReason reason, bool flush) {
+  Conn& c = conns_[index];
+  SHARDMQ_DCHECK(c.state == ConnState::kOpen);
+  c.state = ConnState::kClosing;
+  c.reason = reason;
+  c.abort = !flush;
+  --open_count_;
+  deferred_closes_.emplace_back(ConnId{index, c.generation}, reason);
+  if (!flush && (c.send_inflight || c.recv_armed)) {
+    // Cancel everything on the fd (the receive and an in-flight send).
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel_fd(sqe, c.fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, Ud(kOpCancel, index, c.generation));
+    ++inflight_ops_;
+    c.recv_cancel_pending = true;
+  } else {
+    CancelRecv(index);
+  }
+  if (flush) MarkDirty(index);
+  MaybeFinalize(index);
+}
+
+void Shard::MaybeFinalize(uint32_t index) {
+  Conn& c = conns_[index];
+  if (c.state == ConnState::kOpen || c.state == ConnState::kFree) return;
+  if (c.recv_armed || c.send_inflight) return;
+  if (!c.abort && !c.out.empty()) return;  // still flushing
+  ReleaseOutput(c);
+  if (c.state == ConnState::kHandingOff && !c.abort) {
+    std::unique_ptr<HandoffPayload> h = std::move(c.handoff);
+    h->fd = c.fd;
+    h->listener_index = c.listener_index;
+    const int target = h->target;
+    ShardCounters::Inc(counters_.handoffs_out);
+    PostImpl(target, MailItem{kMailHandoff, 0, h.release(), 0}, /*pause_current=*/false);
+  } else {
+    ::close(c.fd);
+    group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    ShardCounters::Inc(counters_.closed);
+    if (stopping_) {
+      if (c.abort) {
+        ++report_.connections_aborted;
+      } else {
+        ++report_.connections_flushed;
+      }
+    }
+  }
+  c.handoff.reset();
+  c.fd = -1;
+  c.state = ConnState::kFree;
+  c.generation = (c.generation + 1) & kGenMask;
+  if (c.generation == 0) c.generation = 1;
+  c.user_data = nullptr;
+  c.user_paused = false;
+  c.bp_pauses = 0;
+  c.abort = false;
+  c.recv_cancel_pending = false;
+  c.next_free = free_head_;
+  free_head_ = index;
+}
+
+// ---------------------------------------------------------------------------
+// Public API (shard thread)
+
+bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  if (bytes.empty()) return true;
+  if (!c->out.empty()) {
+    OutChunk& last = c->out.back();
+    if (last.owned != nullptr && last.cap - last.len >= bytes.size()) {
+      // Appending past `len` is safe even while a send is in flight: the
+      // kernel only reads the iovec ranges built from the old length.
+      std::memcpy(last.owned + last.len, bytes.data(), bytes.size());
+      last.len += static_cast<uint32_t>(bytes.size());
+      c->queued += bytes.size();
+      MarkDirty(id.index);
+      return true;
+    }
+  }
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    const size_t n = std::min<size_t>(bytes.size() - pos, 1u << 30);
+    const size_t cap = std::max(n, kCopyBlock);
+    auto* mem = static_cast<uint8_t*>(std::malloc(cap));
+    SHARDMQ_CHECK(mem != nullptr);
+    std::memcpy(mem, bytes.data() + pos, n);
+    c->out.push_back(OutChunk{mem, static_cast<uint32_t>(n), static_cast<uint32_t>(cap), mem,
+                              nullptr});
+    pos += n;
+  }
+  c->queued += bytes.size();
+  MarkDirty(id.index);
+  return true;
+}
+
+bool Shard::SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCounted* owner) {
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  if (bytes.empty()) return true;
+  SHARDMQ_CHECK(bytes.size() < (size_t{1} << 32));
+  if (owner != nullptr) owner->Ref();
+  c->out.push_back(
+      OutChunk{bytes.data(), static_cast<uint32_t>(bytes.size()), 0, nullptr, owner});
+  c->queued += bytes.size();
+  MarkDirty(id.index);
+  return true;
+}
+
+size_t Shard::QueuedBytes(ConnId id) const {
+  if (id.index >= conns_.size()) return 0;
+  const Conn& c = conns_[id.index];
+  return c.generation == id.generation && c.state != ConnState::kFree ? c.queued : 0;
+}
+
+bool Shard::Close(ConnId id) {
+  if (Lookup(id) == nullptr) return false;
+  StartClosing(id.index, CloseReason::kClosedByUs, /*flush=*/true);
+  return true;
+}
+
+bool Shard::Abort(ConnId id) {
+  if (Lookup(id) == nullptr) return false;
+  StartClosing(id.index, CloseReason::kAborted, /*flush=*/false);
+  return true;
+}
+
+bool Shard::HandOff(ConnId id, int target_shard, absl::Span<const uint8_t> already_read) {
+  SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  c->state = ConnState::kHandingOff;
+  c->reason = CloseReason::kHandedOff;
+  c->handoff = std::make_unique<HandoffPayload>();
+  c->handoff->target = target_shard;
+  c->handoff->bytes.assign(already_read.begin(), already_read.end());
+  --open_count_;
+  deferred_closes_.emplace_back(id, CloseReason::kHandedOff);
+  CancelRecv(id.index);
+  MarkDirty(id.index);
+  MaybeFinalize(id.index);
+  return true;
+}
+
+bool Shard::PauseReading(ConnId id) {
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  c->user_paused = true;
+  CancelRecv(id.index);
+  return true;
+}
+
+bool Shard::ResumeReading(ConnId id) {
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  c->user_paused = false;
+  if (ReadingWanted(*c) && !c->recv_armed) ArmRecv(id.index);
+  // If a cancel is still in flight, the final receive CQE re-arms.
+  return true;
+}
+
+bool Shard::SetUserData(ConnId id, void* data) {
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  c->user_data = data;
+  return true;
+}
+
+void* Shard::UserData(ConnId id) const {
+  const Conn* c = Lookup(id);
+  return c == nullptr ? nullptr : c->user_data;
+}
+
+bool Shard::IsOpen(ConnId id) const { return Lookup(id) != nullptr; }
+
+bool Shard::Post(int target_shard, const MailItem& item) {
+  SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
+  SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
+  return PostImpl(target_shard, item, /*pause_current=*/true);
+}
+
+bool Shard::PostImpl(int target, const MailItem& item, bool pause_current) {
+  std::deque<MailItem>& of = overflow_[target];
+  if (of.empty() && outbound_[target]->TryPush(item)) {
+    ShardCounters::Inc(counters_.mail_pushed);
+    return true;
+  }
+  of.push_back(item);
+  has_overflow_.store(true, std::memory_order_relaxed);
+  ShardCounters::Inc(counters_.mail_full);
+  if (pause_current && current_conn_.valid()) {
+    Conn* c = Lookup(current_conn_);
+    auto& paused = paused_by_[target];
+    if (c != nullptr && std::find(paused.begin(), paused.end(), current_conn_) == paused.end()) {
+      paused.push_back(current_conn_);
+      ++c->bp_pauses;
+      CancelRecv(current_conn_.index);
+      ShardCounters::Inc(counters_.reads_paused);
+    }
+  }
+  return false;
+}
+
+TimerId Shard::ScheduleTimer(Clock::duration delay, absl::AnyInvocable<void()> callback) {
+  return timers_.Schedule(now_ + delay, std::move(callback));
+}
+
+bool Shard::CancelTimer(TimerId id) { return timers_.Cancel(id); }
+
+// ---------------------------------------------------------------------------
+// Completions
+
+void Shard::ProcessCompletions() {
+  io_uring_cqe* cqes[256];
+  for (int round = 0; round < 16; ++round) {
+    const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
+    if (n == 0) break;
+    for (unsigned i = 0; i < n; ++i) HandleCqe(cqes[i]);
+    io_uring_cq_advance(&ring_, n);
+  }
+}
+
+void Shard::HandleCqe(const io_uring_cqe* cqe) {
+  const uint64_t ud = cqe->user_data;
+  const int res = cqe->res;
+  const uint32_t flags = cqe->flags;
+  switch (UdOp(ud)) {
+    case kOpAccept:
+      OnAcceptCqe(UdIndex(ud), res, flags);
+      return;
+    case kOpRecv: {
+      const uint32_t index = UdIndex(ud);
+      if (index >= conns_.size() || (conns_[index].generation & kGenMask) != UdGen(ud) ||
+          conns_[index].state == ConnState::kFree) {
+        // Cannot happen (slots are reused only after their last CQE), but
+        // never leak a buffer.
+        SHARDMQ_DCHECK(false);
+        if (flags & IORING_CQE_F_BUFFER) ReturnBuffer(static_cast<uint16_t>(flags >> 16));
+        return;
+      }
+      OnRecvCqe(index, res, flags);
+      return;
+    }
+    case kOpSend:
+      OnSendCqe(UdIndex(ud), res);
+      return;
+    case kOpCancel:
+      --inflight_ops_;
+      return;
+    case kOpEvent:
+      --inflight_ops_;
+      if (!final_drain_) {
+        io_uring_sqe* sqe = GetSqe();
+        io_uring_prep_read(sqe, event_fd_, &event_buf_, sizeof(event_buf_), 0);
+        io_uring_sqe_set_data64(sqe, Ud(kOpEvent, 0, 0));
+        ++inflight_ops_;
+      }
+      return;
+    case kOpMsgRing:
+      if (res < 0) SHARDMQ_LOG(kWarning, "shard %d: MSG_RING wake failed: %s", id_, strerror(-res));
+      return;
+    case kOpWake:
+      return;  // its only job was to end io_uring_enter
+  }
+  SHARDMQ_LOG(kError, "shard %d: unknown completion %#llx", id_,
+              static_cast<unsigned long long>(ud));
+}
+
+void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
+  Listener& l = *listeners_[li];
+  if (!(flags & IORING_CQE_F_MORE)) {
+    l.armed = false;
+    --inflight_ops_;
+  }
+  if (res >= 0) {
+    const int fd = res;
+    if (stopping_ || final_drain_) {
+      ::close(fd);
+    } else if (group_->open_connections_.fetch_add(1, std::memory_order_relaxed) >=
+               group_->options_.max_connections) {
+      group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+      ShardCounters::Inc(counters_.rejected_max_connections);
+      ::close(fd);
+    } else {
+      if (group_->options_.tcp_nodelay) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      }
+      ShardCounters::Inc(counters_.accepted);
+      AdoptConnection(fd, PeerOf(fd, l.index), {});
+    }
+  } else if (res != -ECANCELED) {
+    ShardCounters::Inc(counters_.accept_errors);
+  }
+  if (!l.armed && !l.closed && !stopping_ && !final_drain_) {
+    if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+      // Out of descriptors: retry a little later instead of spinning.
+      ScheduleTimer(std::chrono::milliseconds(50), [this, li] { ArmAccept(li); });
+    } else {
+      ArmAccept(li);
+    }
+  }
+}
+
+void Shard::OnRecvCqe(uint32_t index, int res, uint32_t flags) {
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    conns_[index].recv_armed = false;
+    conns_[index].recv_cancel_pending = false;
+    --inflight_ops_;
+  }
+  if (flags & IORING_CQE_F_BUFFER) {
+    const uint16_t bid = static_cast<uint16_t>(flags >> 16);
+    if (res > 0) {
+      ShardCounters::Inc(counters_.bytes_received, static_cast<uint64_t>(res));
+      const absl::Span<const uint8_t> data(buffers_ + size_t{bid} * buf_size_,
+                                           static_cast<size_t>(res));
+      Conn& c = conns_[index];
+      if (c.state == ConnState::kOpen && !final_drain_) {
+        const ConnId id{index, c.generation};
+        current_conn_ = id;
+        handler_->OnData(id, data);  // may close, pause, hand off, post ...
+        current_conn_ = ConnId{};
+      } else if (c.state == ConnState::kHandingOff && !c.abort) {
+        c.handoff->bytes.insert(c.handoff->bytes.end(), data.begin(), data.end());
+      }
+      // kClosing: discarded.
+    }
+    ReturnBuffer(bid);  // the handler has copied what it keeps
+  }
+  Conn& c = conns_[index];
+  if (res == 0) {
+    if (c.state == ConnState::kOpen) StartClosing(index, CloseReason::kPeerClosed, true);
+    // kHandingOff: the target will see the EOF itself.
+  } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+    if (c.state == ConnState::kOpen) StartClosing(index, CloseReason::kError, false);
+  } else if (res == -ENOBUFS) {
+    ShardCounters::Inc(counters_.recv_enobufs);
+  }
+  Conn& c2 = conns_[index];
+  if (!more) {
+    if (ReadingWanted(c2) && !c2.recv_armed && !c2.in_rearm) {
+      // Multishot ended (ENOBUFS, cancel raced with resume, or the kernel
+      // chose to stop): re-arm at the end of this turn, after buffers return.
+      c2.in_rearm = true;
+      rearm_.push_back(index);
+    }
+    MaybeFinalize(index);
+  }
+}
+
+void Shard::OnSendCqe(uint32_t index, int res) {
+  Conn& c = conns_[index];
+  SHARDMQ_DCHECK(c.send_inflight);
+  c.send_inflight = false;
+  --inflight_ops_;
+  send_ctx_free_.emplace_back(c.send_ctx);
+  c.send_ctx = nullptr;
+  if (res < 0) {
+    if (c.state == ConnState::kOpen) {
+      StartClosing(index, CloseReason::kError, false);
+    } else {
+      c.abort = true;
+    }
+  } else {
+    ShardCounters::Inc(counters_.bytes_sent, static_cast<uint64_t>(res));
+    ConsumeOutput(c, static_cast<size_t>(res));
+    if (!c.out.empty()) {
+      ShardCounters::Inc(counters_.partial_sends);
+      MarkDirty(index);
+    }
+  }
+  MaybeFinalize(index);
+}
+
+void Shard::FlushSends() {
+  if (dirty_.empty()) return;
+  std::vector<uint32_t> dirty;
+  dirty.swap(dirty_);
+  for (uint32_t index : dirty) {
+    Conn& c = conns_[index];
+    c.dirty = false;
+    if (c.state == ConnState::kFree || c.send_inflight || c.abort) continue;
+    if (c.out.empty()) {
+      MaybeFinalize(index);
+      continue;
+    }
+    SendCtx* ctx;
+    if (!send_ctx_free_.empty()) {
+      ctx = send_ctx_free_.back().release();
+      send_ctx_free_.pop_back();
+    } else {
+      ctx = new SendCtx;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c.out.size() && n < kMaxIov; ++i, ++n) {
+      const OutChunk& ch = c.out[i];
+      const uint32_t skip = i == 0 ? c.head_offset : 0;
+      ctx->iov[n].iov_base = const_cast<uint8_t*>(ch.data + skip);
+      ctx->iov[n].iov_len = ch.len - skip;
+    }
+    ctx->msg = msghdr{};
+    ctx->msg.msg_iov = ctx->iov;
+    ctx->msg.msg_iovlen = n;
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_sendmsg(sqe, c.fd, &ctx->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, Ud(kOpSend, index, c.generation));
+    c.send_ctx = ctx;
+    c.send_inflight = true;
+    ++inflight_ops_;
+    ShardCounters::Inc(counters_.sends);
+  }
+  if (dirty_.empty()) {  // keep the capacity
+    dirty.clear();
+    dirty.swap(dirty_);
+  }
+}
+
+void Shard::RearmReceives() {
+  for (uint32_t index : rearm_) {
+    Conn& c = conns_[index];
+    c.in_rearm = false;
+    if (ReadingWanted(c) && !c.recv_armed) {
+      ArmRecv(index);
+      ShardCounters::Inc(counters_.recv_rearms);
+    }
+  }
+  rearm_.clear();
+}
+
+void Shard::DispatchDeferredCloses() {
+  // OnClosed may close more connections; loop until quiet.
+  while (!deferred_closes_.empty()) {
+    std::vector<std::pair<ConnId, CloseReason>> batch;
+    batch.swap(deferred_closes_);
+    for (const auto& [id, reason] : batch) handler_->OnClosed(id, reason);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Mail
+
+void Shard::DrainMailboxes() {
+  for (int s = 0; s < shard_count_; ++s) {
+    if (s == id_) continue;
+    const size_t n = inbound_[s]->Drain(kMailBatch, [&](const MailItem& m) {
+      if (m.kind >= kMailKindReservedBase) {
+        HandleInternalMail(s, m);
+      } else {
+        handler_->OnMail(s, m);
+      }
+    });
+    if (n > 0) {
+      ShardCounters::Inc(counters_.mail_received, n);
+      // The source is waiting for room: tell it (only if it sleeps).
+      if (group_->shards_[s]->has_overflow_.load(std::memory_order_relaxed)) WakeTarget(s);
+    }
+  }
+}
+
+void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
+  if (item.kind == kMailHandoff) {
+    std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
+    if (stopping_) {
+      ::close(h->fd);
+      group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+      ++report_.handoffs_closed;
+      return;
+    }
+    ShardCounters::Inc(counters_.handoffs_in);
+    AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->bytes);
+    return;
+  }
+  SHARDMQ_LOG(kError, "shard %d: unknown internal mail kind %#x", id_, item.kind);
+}
+
+void Shard::FlushOutboundMail() {
+  bool overflow_left = false;
+  for (int t = 0; t < shard_count_; ++t) {
+    if (t == id_) continue;
+    SpscRing<MailItem>& ring = *outbound_[t];
+    std::deque<MailItem>& of = overflow_[t];
+    while (!of.empty() && ring.TryPush(of.front())) {
+      of.pop_front();
+      ShardCounters::Inc(counters_.mail_pushed);
+    }
+    if (of.empty() && !paused_by_[t].empty()) {
+      for (ConnId cid : paused_by_[t]) {
+        Conn* c = Lookup(cid);
+        if (c == nullptr || c->bp_pauses == 0) continue;
+        if (--c->bp_pauses == 0 && ReadingWanted(*c) && !c->recv_armed) ArmRecv(cid.index);
+      }
+      paused_by_[t].clear();
+    }
+    if (ring.Publish() > 0) WakeTarget(t);
+    overflow_left |= !of.empty();
+  }
+  if (!overflow_left && has_overflow_.load(std::memory_order_relaxed)) {
+    has_overflow_.store(false, std::memory_order_relaxed);
+  }
+}
+
+void Shard::WakeTarget(int t) {
+  Shard* target = group_->shards_[t].get();
+  // Dekker pairing with WaitForWork(): we stored the tail (Publish, release),
+  // the target stores sleeping_=true; each then issues a seq_cst fence and
+  // reads the other's variable. The fences guarantee at least one side sees
+  // the other's store: either the target sees our items and does not sleep,
+  // or we see sleeping_ and wake it. exchange(false) makes sure only one
+  // producer sends the wake for one sleep.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (target->sleeping_.load(std::memory_order_relaxed) &&
+      target->sleeping_.exchange(false, std::memory_order_acq_rel)) {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_msg_ring(sqe, target->ring_.ring_fd, 0, Ud(kOpWake, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, Ud(kOpMsgRing, 0, 0));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    ShardCounters::Inc(counters_.wakeups_sent);
+  } else {
+    ShardCounters::Inc(counters_.wakeups_skipped);
+  }
+}
+
+bool Shard::HasInboundMail() const {
+  for (int s = 0; s < shard_count_; ++s) {
+    if (s != id_ && inbound_[s]->HasPublished()) return true;
+  }
+  return false;
+}
+
+void Shard::WaitForWork() {
+  const bool busy = !dirty_.empty() || !rearm_.empty() || !deferred_closes_.empty();
+  if (busy) {
+    io_uring_submit_and_get_events(&ring_);
+    return;
+  }
+  Clock::duration wait = Clock::duration::max();
+  const Clock::time_point next = timers_.NextDeadline();
+  if (next != Clock::time_point::max()) wait = next > now_ ? next - now_ : Clock::duration::zero();
+  for (int t = 0; t < shard_count_; ++t) {
+    if (t != id_ && !overflow_[t].empty()) {
+      wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(1));  // poll the full mailbox
+    }
+  }
+  if (stopping_) wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(10));
+  if (wait == Clock::duration::zero()) {
+    io_uring_submit_and_get_events(&ring_);
+    return;
+  }
+  // Going to sleep: announce it, then re-check the mailboxes (see WakeTarget).
+  sleeping_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (HasInboundMail() || stop_requested_.load(std::memory_order_relaxed)) {
+    sleeping_.store(false, std::memory_order_relaxed);
+    io_uring_submit_and_get_events(&ring_);
+    return;
+  }
+  ShardCounters::Inc(counters_.sleeps);
+  io_uring_cqe* cqe = nullptr;
+  if (wait == Clock::duration::max()) {
+    io_uring_submit_and_wait(&ring_, 1);
+  } else {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+    __kernel_timespec ts{};
+    ts.tv_sec = ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  }
+  sleeping_.store(false, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------
+// Loop, stop
+
+void Shard::RequestStop() {
+  stop_requested_.store(true, std::memory_order_seq_cst);
+  const uint64_t one = 1;
+  // The eventfd read is always armed, so this ends any io_uring_enter wait.
+  [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof(one));
+}
+
+void Shard::BeginShutdown() {
+  stopping_ = true;
+  stop_deadline_ = now_ + group_->options_.shutdown_flush_timeout;
+  for (uint32_t li = 0; li < listeners_.size(); ++li) {
+    Listener& l = *listeners_[li];
+    if (l.closed) continue;
+    if (l.armed) {
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_cancel64(sqe, Ud(kOpAccept, li, 0), 0);
+      io_uring_sqe_set_data64(sqe, Ud(kOpCancel, 0, 0));
+      ++inflight_ops_;
+    }
+    ::close(l.fd);  // the pending accept holds its own file reference until cancelled
+    l.closed = true;
+    ++report_.listeners_closed;
+  }
+  handler_->OnShutdown();
+  for (uint32_t i = 0; i < conns_.size(); ++i) {
+    if (conns_[i].state == ConnState::kOpen) StartClosing(i, CloseReason::kShutdown, true);
+  }
+}
+
+void Shard::ShutdownTick() {
+  bool any = false;
+  const bool late = now_ >= stop_deadline_;
+  for (uint32_t i = 0; i < conns_.size(); ++i) {
+    Conn& c = conns_[i];
+    if (c.state == ConnState::kFree) continue;
+    if (c.state == ConnState::kOpen) {  // opened after BeginShutdown (hand-off race)
+      StartClosing(i, CloseReason::kShutdown, true);
+    }
+    any = true;
+    if (late && !c.abort && c.state != ConnState::kFree) {
+      c.abort = true;
+      if (c.send_inflight || c.recv_armed) {
+        io_uring_sqe* sqe = GetSqe();
+        io_uring_prep_cancel_fd(sqe, c.fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, Ud(kOpCancel, i, c.generation));
+        ++inflight_ops_;
+      }
+      MaybeFinalize(i);
+    }
+  }
+  DispatchDeferredCloses();
+  if (!any) done_ = true;
+}
+
+void Shard::Run() {
+  now_ = Clock::now();
+  for (uint32_t li = 0; li < listeners_.size(); ++li) ArmAccept(li);
+  {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_read(sqe, event_fd_, &event_buf_, sizeof(event_buf_), 0);
+    io_uring_sqe_set_data64(sqe, Ud(kOpEvent, 0, 0));
+    ++inflight_ops_;
+  }
+  io_uring_submit(&ring_);
+  while (!done_) {
+    now_ = Clock::now();
+    ShardCounters::Inc(counters_.loop_turns);
+    ProcessCompletions();
+    DispatchDeferredCloses();
+    DrainMailboxes();
+    DispatchDeferredCloses();
+    const size_t fired = timers_.RunExpired(now_);
+    if (fired > 0) ShardCounters::Inc(counters_.timers_fired, fired);
+    DispatchDeferredCloses();
+    if (!stopping_ && stop_requested_.load(std::memory_order_acquire)) {
+      BeginShutdown();
+      DispatchDeferredCloses();
+    }
+    handler_->OnLoopTurnEnd();
+    DispatchDeferredCloses();
+    FlushSends();
+    RearmReceives();
+    FlushOutboundMail();
+    if (stopping_) ShutdownTick();
+    if (done_) break;
+    WaitForWork();
+  }
+  io_uring_submit(&ring_);  // e.g. a last MSG_RING wake, while every ring is alive
+  // Wait until every shard has left its loop: after that nobody sends MSG_RING
+  // to our ring, so it can be torn down here, on its own thread (tearing a
+  // ring down on another thread queues task work there and makes that
+  // thread's blocking syscalls fail with EINTR).
+  group_->loops_done_.fetch_add(1, std::memory_order_acq_rel);
+  group_->loops_done_.notify_all();
+  for (int d = group_->loops_done_.load(std::memory_order_acquire); d < shard_count_;
+       d = group_->loops_done_.load(std::memory_order_acquire)) {
+    group_->loops_done_.wait(d, std::memory_order_acquire);
+  }
+  FinalDrain();
+  io_uring_queue_exit(&ring_);
+  ring_ready_ = false;
+}
+
+void Shard::FinalDrain() {
+  final_drain_ = true;
+  // Publish whatever is staged so Join() can deliver it.
+  for (int t = 0; t < shard_count_; ++t) {
+    if (t == id_) continue;
+    while (!overflow_[t].empty() && outbound_[t]->TryPush(overflow_[t].front())) {
+      overflow_[t].pop_front();
+    }
+    outbound_[t]->Publish();
+  }
+  // Cancel whatever is still pending (the eventfd read) and wait for every
+  // completion so no kernel operation outlives the memory it references.
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
+  io_uring_sqe_set_data64(sqe, Ud(kOpCancel, 0, 0));
+  ++inflight_ops_;
+  const Clock::time_point give_up = Clock::now() + std::chrono::seconds(2);
+  while (inflight_ops_ > 0 && Clock::now() < give_up) {
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec ts{0, 10 * 1000 * 1000};
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    ProcessCompletions();
+  }
+  if (inflight_ops_ > 0) {
+    SHARDMQ_LOG(kWarning, "shard %d: %llu operations still pending at exit", id_,
+                static_cast<unsigned long long>(inflight_ops_));
+  }
+}
+
+}  // namespace shardmq::shard

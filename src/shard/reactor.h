@@ -1,0 +1,331 @@
+// The shard reactor: one thread, one io_uring ring, its connections, timers
+// and mailboxes. Knows nothing of MQTT; the broker plugs in as a ShardHandler.
+//
+// Threading: a Shard is created and owned by a ShardGroup (shard/shard_group.h).
+// Every ShardHandler callback runs on the shard's own thread, and every Shard
+// method below may be called only from that thread (from inside a handler
+// callback or a timer callback), unless it says otherwise. The shard thread
+// never blocks except inside io_uring_submit_and_wait.
+//
+// Loop turn, in order:
+//   1. read the clock once (Now())
+//   2. process completions: accepts (OnOpen), receives (OnData), closes (OnClosed)
+//   3. drain every inbound mailbox in batches (OnMail, hand-offs -> OnOpen)
+//   4. run expired timers
+//   5. OnLoopTurnEnd()
+//   6. move mailbox overflow into mailboxes, publish each mailbox tail once,
+//      resume connections whose back-pressure cleared, wake sleeping targets
+//   7. one gathered sendmsg per connection with queued output
+//   8. submit, and block only if there is nothing to do
+//
+// Example handler (echo):
+//   class Echo : public ShardHandler {
+//    public:
+//     explicit Echo(Shard& s) : shard_(s) {}
+//     void OnOpen(ConnId id, const PeerInfo&, absl::Span<const uint8_t> b) override {
+//       if (!b.empty()) shard_.Send(id, b);
+//     }
+//     void OnData(ConnId id, absl::Span<const uint8_t> b) override { shard_.Send(id, b); }
+//     ...
+//     Shard& shard_;
+//   };
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "shard/spsc_ring.h"
+#include "shard/timer_heap.h"
+#include "shard/types.h"
+
+namespace shardmq::shard {
+
+class Shard;
+class ShardGroup;
+
+// Implemented by the upper layer (the broker); one instance per shard, created
+// by the ShardGroup's factory on the shard's thread. Every call happens on that
+// shard's thread. Callbacks may call any Shard method; the runtime never calls
+// back into the handler from inside a Shard method (OnClosed for a connection
+// closed by Close/Abort/HandOff is delivered later in the same loop turn).
+class ShardHandler {
+ public:
+  virtual ~ShardHandler() = default;
+
+  // A connection was accepted on this shard, or handed off to it. For a
+  // hand-off, `initial_bytes` are the bytes the old shard had already read
+  // (they come before anything OnData delivers). The span is valid only during
+  // the call.
+  virtual void OnOpen(ConnId id, const PeerInfo& peer,
+                      absl::Span<const uint8_t> initial_bytes) = 0;
+
+  // Bytes received. The span points into the shard's provided-buffer ring and
+  // is valid only during the call (the buffer is recycled right after): copy
+  // what you keep. After PauseReading() a few more OnData calls may still come
+  // for data the kernel had already received.
+  virtual void OnData(ConnId id, absl::Span<const uint8_t> bytes) = 0;
+
+  // The connection is gone; `id` is stale from now on. Called exactly once per
+  // OnOpen.
+  virtual void OnClosed(ConnId id, CloseReason reason) = 0;
+
+  // An item another shard posted with Shard::Post(target = this shard).
+  // Items from one source shard arrive in the order they were posted.
+  virtual void OnMail(int from_shard, const MailItem& item) = 0;
+
+  // Called once per loop turn after completions, mail and timers, just before
+  // queued output is sent. Flush batched work here.
+  virtual void OnLoopTurnEnd() {}
+
+  // ShardGroup::Stop() was called: listeners are closed already. Queue final
+  // bytes (e.g. MQTT 5 DISCONNECT 0x8B) now; afterwards every connection is
+  // flushed (bounded time) and closed with CloseReason::kShutdown.
+  virtual void OnShutdown() {}
+};
+
+// Per-shard counters. Written only by the owning shard (relaxed
+// load+store, no locked instructions); readable from any thread with relaxed
+// loads. Values are monotonic totals.
+struct ShardCounters {
+  std::atomic<uint64_t> loop_turns{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> rejected_max_connections{0};
+  std::atomic<uint64_t> accept_errors{0};
+  std::atomic<uint64_t> closed{0};
+  std::atomic<uint64_t> handoffs_out{0};
+  std::atomic<uint64_t> handoffs_in{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> sends{0};
+  std::atomic<uint64_t> partial_sends{0};
+  std::atomic<uint64_t> recv_rearms{0};
+  std::atomic<uint64_t> recv_enobufs{0};
+  std::atomic<uint64_t> mail_pushed{0};      // items this shard put into mailboxes
+  std::atomic<uint64_t> mail_full{0};        // Post() found a mailbox full / overflow non-empty
+  std::atomic<uint64_t> mail_received{0};    // items this shard drained
+  std::atomic<uint64_t> wakeups_sent{0};     // MSG_RING wake-ups to sleeping targets
+  std::atomic<uint64_t> wakeups_skipped{0};  // publishes whose target was awake
+  std::atomic<uint64_t> sleeps{0};           // times this shard blocked
+  std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
+  std::atomic<uint64_t> timers_fired{0};
+
+  static void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// What a shard did during shutdown (for logging).
+struct ShutdownReport {
+  uint64_t listeners_closed = 0;
+  uint64_t connections_flushed = 0;   // closed after their output drained
+  uint64_t connections_aborted = 0;   // still had output at the deadline
+  uint64_t handoffs_closed = 0;       // hand-offs that arrived too late (fd closed)
+  uint64_t mail_delivered_late = 0;   // mail delivered by Join() after the loop ended
+};
+
+// Ring setup chosen at start-up (same for every shard of a group).
+struct RingConfig {
+  unsigned flags = 0;       // IORING_SETUP_* actually used
+  std::string description;  // e.g. "SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN"
+};
+
+class Shard {
+ public:
+  // ---- Identity and time (shard thread; id()/shard_count() from any thread) --
+  int id() const { return id_; }
+  int shard_count() const { return shard_count_; }
+  // Monotonic time read once per loop turn (cached; nanosecond resolution).
+  Clock::time_point Now() const { return now_; }
+
+  // ---- Output ------------------------------------------------------------
+  // Copies `bytes` into the connection's output queue (appended to the last
+  // copy block when it fits). Returns false for a stale/closing id.
+  bool Send(ConnId id, absl::Span<const uint8_t> bytes);
+  // Queues `bytes` without copying. The runtime takes a reference on `owner`
+  // (owner->Ref()) and drops it exactly once (owner->Unref()) when the kernel
+  // has sent those bytes or the connection died. `bytes` must stay valid and
+  // unchanged while the reference is held. Returns false (and takes no
+  // reference) for a stale/closing id.
+  bool SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCounted* owner);
+  // Bytes queued for the connection and not yet acknowledged by a completed
+  // send (0 for a stale id).
+  size_t QueuedBytes(ConnId id) const;
+
+  // ---- Lifetime ----------------------------------------------------------
+  // Stops reading, flushes queued output, then closes. The id is stale at once;
+  // OnClosed(kClosedByUs) follows later in this loop turn.
+  bool Close(ConnId id);
+  // Closes without flushing; OnClosed(kAborted) follows later in this turn.
+  bool Abort(ConnId id);
+  // Moves the connection to `target_shard`: stops reading here, flushes output
+  // already queued, then passes the fd and `already_read` (plus any bytes that
+  // arrive before the receive is cancelled) through the mailbox; the target's
+  // handler gets OnOpen(new id, peer, those bytes). The id is stale at once;
+  // OnClosed(kHandedOff) follows later in this turn. `already_read` is copied.
+  bool HandOff(ConnId id, int target_shard, absl::Span<const uint8_t> already_read);
+
+  // ---- Reading control ---------------------------------------------------
+  // Explicit back-pressure (e.g. the outbound queue of a subscriber is full).
+  // Independent of the runtime's own mailbox back-pressure: reading resumes
+  // only when neither holds it.
+  bool PauseReading(ConnId id);
+  bool ResumeReading(ConnId id);
+
+  // ---- Per-connection user pointer ---------------------------------------
+  // Stores/returns an opaque pointer (nullptr initially). UserData of a stale
+  // id returns nullptr.
+  bool SetUserData(ConnId id, void* data);
+  void* UserData(ConnId id) const;
+  bool IsOpen(ConnId id) const;
+
+  // ---- Cross-shard mail --------------------------------------------------
+  // Posts `item` to `target_shard` (!= id()). Never loses: if the mailbox is
+  // full the item is kept in an in-order per-target overflow queue, and the
+  // connection whose OnData is running (if any) stops reading until that
+  // overflow drains. Returns true if the item went straight into the mailbox,
+  // false if it was queued in overflow. Items become visible to the target at
+  // the end of this loop turn (one publish per turn).
+  bool Post(int target_shard, const MailItem& item);
+
+  // ---- Timers ------------------------------------------------------------
+  TimerId ScheduleTimer(Clock::duration delay, absl::AnyInvocable<void()> callback);
+  bool CancelTimer(TimerId id);
+
+  // ---- Introspection (any thread) ----------------------------------------
+  const ShardCounters& counters() const { return counters_; }
+  // Connections currently open on this shard (shard thread only).
+  size_t open_connections() const { return open_count_; }
+
+  ~Shard();
+
+ private:
+  friend class ShardGroup;
+  struct Conn;
+  struct OutChunk;
+  struct SendCtx;
+  struct Listener;
+  struct HandoffPayload;
+  enum class ConnState : uint8_t;
+
+  Shard(ShardGroup* group, int id, int shard_count);
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Thread entry and set-up (called by ShardGroup).
+  absl::Status InitOnThread(unsigned ring_flags);
+  void AddListener(int fd, int listener_index);
+  // Closes the fd of an undelivered hand-off mail item and frees it.
+  static void DiscardHandoff(void* payload);
+  void Run();
+  void RequestStop();  // any thread
+
+  // Loop pieces.
+  void ProcessCompletions();
+  void HandleCqe(const io_uring_cqe* cqe);
+  void OnAcceptCqe(uint32_t listener_index, int res, uint32_t flags);
+  void OnRecvCqe(uint32_t index, int res, uint32_t flags);
+  void OnSendCqe(uint32_t index, int res);
+  void DrainMailboxes();
+  void HandleInternalMail(int from, const MailItem& item);
+  void FlushOutboundMail();
+  void FlushSends();
+  void RearmReceives();
+  void DispatchDeferredCloses();
+  void WaitForWork();
+  bool HasInboundMail() const;
+  void BeginShutdown();
+  void ShutdownTick();
+  void FinalDrain();
+
+  // Connections.
+  ConnId AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial);
+  Conn* Lookup(ConnId id);
+  const Conn* Lookup(ConnId id) const;
+  void ArmRecv(uint32_t index);
+  void CancelRecv(uint32_t index);
+  bool ReadingWanted(const Conn& c) const;
+  void StartClosing(uint32_t index, CloseReason reason, bool flush);
+  void MaybeFinalize(uint32_t index);
+  void ReleaseOutput(Conn& c);
+  void ConsumeOutput(Conn& c, size_t n);
+  void MarkDirty(uint32_t index);
+  void ArmAccept(uint32_t listener_index);
+  bool PostImpl(int target, const MailItem& item, bool pause_current);
+  void ReturnBuffer(uint16_t bid);
+
+  // Submission helpers.
+  io_uring_sqe* GetSqe();
+  void WakeTarget(int target);
+
+  ShardGroup* const group_;
+  const int id_;
+  const int shard_count_;
+  ShardHandler* handler_ = nullptr;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  unsigned ring_flags_ = 0;
+  Clock::time_point now_{};
+
+  // Provided buffer ring (shared by all connections of this shard).
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  size_t buf_ring_bytes_ = 0;
+  uint8_t* buffers_ = nullptr;
+  uint32_t buf_count_ = 0;
+  uint32_t buf_size_ = 0;
+
+  // Connection slab.
+  std::vector<Conn> conns_;
+  uint32_t free_head_ = UINT32_MAX;
+  size_t open_count_ = 0;
+  std::vector<uint32_t> dirty_;
+  std::vector<uint32_t> rearm_;
+  std::vector<std::pair<ConnId, CloseReason>> deferred_closes_;
+  ConnId current_conn_{};  // the connection whose OnData is running
+  std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
+
+  std::vector<std::unique_ptr<Listener>> listeners_;
+
+  // Mailboxes. inbound_[s] is the ring s -> this shard (owned by the group);
+  // outbound_[t] is the ring this -> t. overflow_[t] holds items that did not
+  // fit, in order; paused_by_[t] the connections paused because of it.
+  std::vector<SpscRing<MailItem>*> inbound_;
+  std::vector<SpscRing<MailItem>*> outbound_;
+  std::vector<std::deque<MailItem>> overflow_;
+  std::vector<std::vector<ConnId>> paused_by_;
+  std::vector<bool> needs_wake_check_;
+
+  // Sleep/wake. `sleeping_` is set by this shard just before blocking and read
+  // by producers after they publish (see WaitForWork / WakeTarget).
+  alignas(kCacheLineSize) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_requested_{false};
+  // True while any overflow_ queue is non-empty. A consumer that drains our
+  // mailbox reads it (relaxed) and wakes us if we sleep, so the overflow moves
+  // on without waiting for the 1 ms poll.
+  std::atomic<bool> has_overflow_{false};
+  int event_fd_ = -1;
+  uint64_t event_buf_ = 0;
+
+  TimerHeap timers_;
+
+  // Shutdown state.
+  bool stopping_ = false;
+  bool final_drain_ = false;
+  bool done_ = false;
+  Clock::time_point stop_deadline_{};
+  ShutdownReport report_;
+  uint64_t inflight_ops_ = 0;
+
+  alignas(kCacheLineSize) ShardCounters counters_;
+};
+
+}  // namespace shardmq::shard

@@ -1,0 +1,127 @@
+// ShardGroup: creates N shards (one thread + one io_uring ring each), their
+// listening sockets and the N*(N-1) mailboxes between them; starts, stops and
+// joins them.
+//
+// Example:
+//   ShardGroup::Options opts;
+//   opts.shard_count = 4;
+//   opts.listeners = {{"127.0.0.1", 1883}};
+//   auto group = ShardGroup::Create(opts, [](Shard& s) {
+//     return std::make_unique<BrokerShard>(s);
+//   });
+//   if (!group.ok()) { ... group.status().message() says what to fix ... }
+//   for (auto& a : (*group)->BoundAddresses()) printf("listening on %s\n", a.c_str());
+//   SHARDMQ_CHECK((*group)->Start().ok());
+//   ... (signal thread) (*group)->Stop();
+//   (*group)->Join();
+//
+// Threading: Create/Start/Join/destructor from one controlling thread.
+// Stop() and counters() from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shard/reactor.h"
+
+namespace shardmq::shard {
+
+class ShardGroup {
+ public:
+  struct ListenAddress {
+    std::string host;  // numeric IPv4 or IPv6 address ("0.0.0.0", "::1", ...)
+    uint16_t port = 0;  // 0: the kernel picks one; every shard shares it
+  };
+
+  struct Options {
+    int shard_count = 1;
+    std::vector<ListenAddress> listeners;
+    // cpus[i % size] is the CPU shard i is pinned to; empty: no pinning.
+    std::vector<int> cpus;
+    // Total open connections over the group; accepted sockets beyond it are
+    // closed at once (counted in rejected_max_connections).
+    int64_t max_connections = 100000;
+    // Provided-buffer ring per shard: count (power of two) x size bytes.
+    uint32_t recv_buffer_count = 512;
+    uint32_t recv_buffer_size = 16 * 1024;
+    // Mailbox capacity (items) per ordered pair of shards.
+    uint32_t mailbox_capacity = 4096;
+    // How long Stop() lets connections flush before aborting them.
+    std::chrono::milliseconds shutdown_flush_timeout{3000};
+    int listen_backlog = 1024;
+    bool tcp_nodelay = true;
+  };
+
+  // Called once per shard, on that shard's thread, before its loop starts.
+  using HandlerFactory = std::function<std::unique_ptr<ShardHandler>(Shard&)>;
+
+  // Probes io_uring (fails with a message saying why it is unusable and how to
+  // fix it), binds every listener on every shard (SO_REUSEPORT) and builds the
+  // mailboxes. No thread runs yet.
+  static absl::StatusOr<std::unique_ptr<ShardGroup>> Create(const Options& options,
+                                                           HandlerFactory factory);
+
+  // Starts the shard threads; returns once every shard has set up its ring
+  // (or the first error). Call once.
+  absl::Status Start();
+
+  // Asks every shard to stop: close listeners, OnShutdown(), flush (bounded by
+  // shutdown_flush_timeout), close everything, exit. Returns immediately.
+  // Any thread; idempotent.
+  void Stop();
+
+  // Waits for every shard thread to exit, delivers mail still sitting in
+  // mailboxes to the target handlers (on this thread), closes fds of
+  // undelivered hand-offs, then destroys the handlers. Returns the summed
+  // shutdown report.
+  ShutdownReport Join();
+
+  // "127.0.0.1:41883", one per configured listener, with the real port.
+  std::vector<std::string> BoundAddresses() const;
+  std::vector<uint16_t> BoundPorts() const;
+
+  int shard_count() const { return static_cast<int>(shards_.size()); }
+  // Counters of shard i (any thread, relaxed reads).
+  const ShardCounters& counters(int shard) const { return shards_[shard]->counters(); }
+  const RingConfig& ring_config() const { return ring_config_; }
+  // Total connections open across the group (any thread).
+  int64_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
+
+  ~ShardGroup();
+
+ private:
+  friend class Shard;
+  ShardGroup() = default;
+  void ThreadMain(int index);
+
+  Options options_;
+  HandlerFactory factory_;
+  RingConfig ring_config_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::unique_ptr<ShardHandler>> handlers_;
+  // mailboxes_[from * n + to]; null on the diagonal.
+  std::vector<std::unique_ptr<SpscRing<MailItem>>> mailboxes_;
+  std::vector<std::string> bound_addresses_;
+  std::vector<uint16_t> bound_ports_;
+  std::vector<std::thread> threads_;
+  std::atomic<int64_t> open_connections_{0};
+  std::vector<ShutdownReport> reports_;
+  bool started_ = false;
+  bool joined_ = false;
+
+  // Start-up handshake: each thread reports its init status, then waits for go.
+  std::atomic<int> init_done_{0};
+  std::atomic<bool> go_{false};
+  std::atomic<bool> abort_start_{false};
+  std::atomic<int> loops_done_{0};  // shards whose loop has ended
+  std::vector<absl::Status> init_status_;
+};
+
+}  // namespace shardmq::shard
