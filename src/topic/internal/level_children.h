@@ -37,6 +37,9 @@ class LevelChildren {
  public:
   // Above this many children, lookups go through a hash map. Linear search
   // over a handful of short strings beats hashing and costs no table memory.
+  // Measured on 1M subscriptions (bench/topic): with 8, 237 bytes per
+  // subscription and ~730 ns per Match; with 0 (always a map), 293 bytes and
+  // ~1100 ns; 16 was no better than 8.
   static constexpr size_t kLinearMax = 8;
 
   Node* Find(std::string_view level) const {
