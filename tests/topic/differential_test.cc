@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "reference_matcher.h"
@@ -16,6 +19,7 @@
 #include "topic/levels.h"
 #include "topic/retained_index.h"
 #include "topic/shard_set.h"
+#include "topic/subscription_index.h"
 #include "topic/topic_trie.h"
 
 namespace shardmq::topic {
@@ -218,6 +222,61 @@ TEST(DifferentialTest, RetainedMatchFilterAgreesWithReference) {
     EXPECT_EQ(index.size(), 0u);
     EXPECT_EQ(index.node_count(), 0u);
   }
+}
+
+}  // namespace
+}  // namespace shardmq::topic
+
+namespace shardmq::topic {
+namespace {
+
+// SubscriptionIndex against a plain model: (subscriber, filter) -> qos. Random
+// subscribes, re-subscribes and unsubscribes; every result flag and every
+// Match must agree with what the model implies.
+TEST(DifferentialTest, SubscriptionIndexAgreesWithAModel) {
+  Generator gen(300);
+  SubscriptionIndex index;
+  std::map<std::pair<SubscriberId, std::string>, int> model;
+  auto subscribers_on = [&](const std::string& filter) {
+    int n = 0;
+    for (const auto& [key, qos] : model) n += key.second == filter;
+    return n;
+  };
+  std::vector<std::string> filters;
+  for (int i = 0; i < 60; ++i) filters.push_back(gen.Filter());
+  for (int step = 0; step < 6000; ++step) {
+    SubscriberId s = gen.Uniform(0, 15);
+    const std::string& f = filters[gen.Uniform(0, static_cast<int>(filters.size()) - 1)];
+    auto key = std::make_pair(s, f);
+    if (gen.Uniform(0, 2) != 0) {
+      int qos = gen.Uniform(0, 2);
+      bool existed = model.count(key) > 0;
+      bool first = subscribers_on(f) == 0;
+      SubscribeResult r = index.Subscribe(s, f, {.qos = static_cast<uint8_t>(qos)});
+      ASSERT_EQ(r.replaced_existing, existed);
+      ASSERT_EQ(r.filter_became_active, first);
+      model[key] = qos;
+    } else {
+      bool existed = model.erase(key) > 0;
+      UnsubscribeResult r = index.Unsubscribe(s, f);
+      ASSERT_EQ(r.existed, existed);
+      ASSERT_EQ(r.filter_became_inactive, existed && subscribers_on(f) == 0);
+    }
+    if (step % 50 == 0) {
+      std::string t = gen.Topic();
+      std::multiset<std::pair<SubscriberId, int>> got, want;
+      index.Match(t,
+                  [&](SubscriberId sub, const SubscriptionOptions& o) { got.emplace(sub, o.qos); });
+      for (const auto& [k, qos] : model) {
+        if (ReferenceMatches(k.second, t)) want.emplace(k.first, qos);
+      }
+      ASSERT_EQ(got, want) << "step " << step << " topic " << t;
+      ASSERT_EQ(index.subscription_count(), model.size());
+    }
+  }
+  for (const auto& [key, qos] : model) index.Unsubscribe(key.first, key.second);
+  EXPECT_EQ(index.subscription_count(), 0u);
+  EXPECT_EQ(index.node_count(), 0u);
 }
 
 }  // namespace
