@@ -10,6 +10,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 
 namespace shardmq::topic {
@@ -51,7 +52,7 @@ class ShardSet {
 
   // Removes `shard`. Returns true if it was in the set.
   bool Remove(uint32_t shard) {
-    if (shard >= 64 && high_ == nullptr) return false;
+    if (shard >= 64 && (high_ == nullptr || shard >= kMaxShards)) return false;
     uint64_t& word = Word(shard);
     uint64_t bit = uint64_t{1} << (shard % 64);
     bool removed = (word & bit) != 0;
@@ -123,6 +124,9 @@ class ShardSet {
 
   uint64_t& Word(uint32_t shard) {
     if (shard < 64) return low_;
+    // Always on: a larger shard number would write past the array. The shard
+    // count is checked against kMaxShards at startup, so this is a bug.
+    if (shard >= kMaxShards) std::abort();
     if (high_ == nullptr) high_ = std::make_unique<HighWords>();  // Zero-filled.
     return (*high_)[shard / 64 - 1];
   }

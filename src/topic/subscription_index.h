@@ -29,8 +29,11 @@
 namespace shardmq::topic {
 
 // The members of one shared subscription group on one filter, on this shard.
-// Lifecycle: owned by the SubscriptionIndex; a reference is valid only until
-// the index is next modified.
+// Lifecycle: owned by the SubscriptionIndex; exists while it has a member; a
+// reference is valid only until the index is next modified.
+// Concurrency: owned by the index's shard thread; no locking. The round-robin
+// cursor is per shard, so each shard spreads its own share of the group's
+// messages evenly over its local members.
 class SharedGroup {
  public:
   std::string_view name() const { return name_; }

@@ -56,6 +56,13 @@ TEST(ShardSetTest, UpTo1024Shards) {
   EXPECT_TRUE(copy.empty());
 }
 
+TEST(ShardSetDeathTest, ShardsBeyondTheLimitAreABug) {
+  ShardSet s;
+  EXPECT_FALSE(s.Remove(ShardSet::kMaxShards));
+  EXPECT_FALSE(s.Contains(ShardSet::kMaxShards + 5));
+  EXPECT_DEATH(s.Add(ShardSet::kMaxShards), "");
+}
+
 TEST(InterestMapTest, ShardsForIsTheUnionOverMatchingFilters) {
   InterestMap map;
   EXPECT_TRUE(map.Add("a/b", 1));
