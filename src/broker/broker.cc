@@ -57,7 +57,6 @@ class Broker::Impl {
     });
     if (!group.ok()) return group.status();
     group_ = *std::move(group);
-    SHARDMQ_LOG(kInfo, "io_uring ring flags: %s", group_->ring_config().description);
     return group_->Start();
   }
 

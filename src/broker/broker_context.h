@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "broker/limits.h"
+#include "broker/broker_limits.h"
 
 namespace shardmq::broker {
 

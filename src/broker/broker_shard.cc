@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "broker/client_id.h"
 #include "broker/mail.h"
 
 namespace shardmq::broker {

@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "broker/broker_context.h"
 #include "broker/connection.h"
+#include "broker/mail.h"
 #include "broker/message.h"
 #include "broker/session.h"
 #include "mqtt/decoder.h"
@@ -108,6 +109,8 @@ class BrokerShard final : public shard::ShardHandler {
   uint64_t generated_ids_ = 0;
   // Scratch for DeliverLocal: each matching session once, at its highest QoS.
   absl::flat_hash_map<Session*, uint8_t> match_scratch_;
+  // Scratch for Route: the shards with a subscriber for the topic.
+  topic::ShardSet interest_scratch_;
   std::vector<uint8_t> encode_buffer_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.
   mqtt::DecodeOptions decode_options_;

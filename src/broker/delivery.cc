@@ -37,12 +37,14 @@ void BrokerShard::Route(MessageRef message) {
   }
   DeliverLocal(message);
   if (shards == 1) return;
-  interest_.ForEachShard(message->topic(), [&](int target) {
-    if (target == self) return;
+  interest_scratch_.Clear();
+  interest_.ShardsFor(message->topic(), interest_scratch_);
+  interest_scratch_.ForEach([&](uint32_t target) {
+    if (static_cast<int>(target) == self) return;
     shard::MailItem item;
     item.kind = kMailPublish;
     item.ptr = const_cast<Message*>(MessageRef(message).Release());
-    shard_.Post(target, item);
+    shard_.Post(static_cast<int>(target), item);
   });
 }
 

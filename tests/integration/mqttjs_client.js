@@ -27,6 +27,8 @@ for (let i = 0; i < argv.length; i += 2) {
 const received = [];
 const client = mqtt.connect({
   host: '127.0.0.1', port: args.port, protocolVersion: args.protocolVersion,
+  // MQTT 3.1 has its own protocol name.
+  protocolId: args.protocolVersion === 3 ? 'MQIsdp' : 'MQTT',
   clientId: args.clientId, clean: args.clean, reconnectPeriod: 0, connectTimeout: 5000,
 });
 const timer = setTimeout(() => finish('timeout'), args.timeout);

@@ -20,8 +20,10 @@ def mosquitto_sub(port, topic, count, qos=0, version="mqttv311", extra=()):
 
 
 def mosquitto_pub(port, topic, message, qos=0, version="mqttv311", extra=()):
+    """message None sends an empty payload (-n)."""
+    payload = ["-n"] if message is None else ["-m", message]
     subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
-                    "-m", message, "-q", str(qos), "-V", version, *extra],
+                    *payload, "-q", str(qos), "-V", version, *extra],
                    check=True, timeout=15, capture_output=True)
 
 
@@ -54,7 +56,7 @@ def test_mosquitto_retained_message_reaches_late_subscriber(start_broker, shards
     out, err = sub.communicate(timeout=20)
     assert out.strip() == "status/door open"
     # Deleting it with an empty retained payload leaves nothing for the next one.
-    mosquitto_pub(broker.port, "status/door", "", qos=1, extra=("-r", "-n"))
+    mosquitto_pub(broker.port, "status/door", None, qos=1, extra=("-r",))
     sub = mosquitto_sub(broker.port, "status/#", 1, extra=("-W", "1"))
     out, _ = sub.communicate(timeout=20)
     assert out.strip() == ""
