@@ -27,14 +27,47 @@ ABSL_FLAG(std::string, cpu_affinity, "none",
           "\"auto\" (the CPUs the process may run on), \"none\", or a list like 0,2,4-7.");
 ABSL_FLAG(uint32_t, max_connections, 1000000,
           "Connections open at once over all shards; more are closed on accept.");
-ABSL_FLAG(std::string, log_level, "info", "Least severe log level written: debug, info, "
+ABSL_FLAG(uint32_t, max_packet_size, 1 << 20,
+          "Largest MQTT packet accepted from a client, in bytes (at most 268435460); larger "
+          "packets close the connection.");
+ABSL_FLAG(uint32_t, max_inflight, 32,
+          "QoS 1/2 messages sent to one client and not yet acknowledged (1-65535).");
+ABSL_FLAG(uint32_t, max_queued_messages, 1000,
+          "Messages queued for one client (waiting for an in-flight slot, or while a persistent "
+          "session is offline); more are dropped and counted.");
+ABSL_FLAG(uint64_t, max_queued_bytes, 16 << 20, "Payload bytes queued for one client.");
+ABSL_FLAG(bool, queue_qos0_offline, false,
+          "Queue QoS 0 messages for offline persistent sessions too.");
+ABSL_FLAG(uint64_t, max_outbound_bytes, 4 << 20,
+          "Bytes waiting in one connection's send queue beyond which QoS 0 messages to it are "
+          "dropped (a slow subscriber must not grow the broker).");
+ABSL_FLAG(uint32_t, max_subscriptions_per_client, 10000, "Topic filters one client may hold.");
+ABSL_FLAG(uint32_t, max_topic_length, 65535, "Longest topic name or filter, in bytes (1-65535).");
+ABSL_FLAG(uint32_t, max_topic_levels, 128, "Most levels in a topic name or filter (1-65535).");
+ABSL_FLAG(uint32_t, connect_timeout_ms, 10000,
+          "A socket that has not sent a complete CONNECT by then is closed.");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log level written: debug, info, "
           "warning or error.");
 
 namespace shardmq::daemon {
 namespace {
 
 // Flags in the order --help shows them.
-constexpr std::string_view kFlagOrder[] = {"shards", "listen", "cpu_affinity", "max_connections",
+constexpr std::string_view kFlagOrder[] = {"shards",
+                                           "listen",
+                                           "cpu_affinity",
+                                           "max_connections",
+                                           "max_packet_size",
+                                           "max_inflight",
+                                           "max_queued_messages",
+                                           "max_queued_bytes",
+                                           "queue_qos0_offline",
+                                           "max_outbound_bytes",
+                                           "max_subscriptions_per_client",
+                                           "max_topic_length",
+                                           "max_topic_levels",
+                                           "connect_timeout_ms",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -44,8 +77,17 @@ std::string DashedName(std::string_view name) {
 }
 
 absl::Status FlagError(std::string_view name, std::string_view value, std::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrFormat("--%s=%s: %s", DashedName(name), value, why));
+  return absl::InvalidArgumentError(absl::StrFormat("--%s=%s: %s", DashedName(name), value, why));
+}
+
+// Reads an unsigned flag and checks it lies in [low, high].
+template <typename T>
+absl::Status CheckRange(std::string_view name, T value, uint64_t low, uint64_t high) {
+  if (value < low || value > high) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--%s=%d: must be between %d and %d", DashedName(name), value, low, high));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<int> AllowedCpus() {
@@ -76,9 +118,9 @@ absl::StatusOr<std::vector<int>> ParseCpuList(std::string_view text) {
     size_t dash = item.find('-');
     int first = 0;
     int last = 0;
-    bool ok = dash == std::string_view::npos
-                  ? ParseInt(item, &first) && ParseInt(item, &last)
-                  : ParseInt(item.substr(0, dash), &first) && ParseInt(item.substr(dash + 1), &last);
+    bool ok = dash == std::string_view::npos ? ParseInt(item, &first) && ParseInt(item, &last)
+                                             : ParseInt(item.substr(0, dash), &first) &&
+                                                   ParseInt(item.substr(dash + 1), &last);
     if (!ok || first < 0 || last < first || last >= CPU_SETSIZE) {
       return absl::InvalidArgumentError(
           absl::StrFormat("\"%s\" is not a CPU number or range like 4-7", item));
@@ -118,6 +160,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     std::string value;
     if (equals != std::string_view::npos) {
       value = std::string(arg.substr(equals + 1));
+    } else if (flag->IsOfType<bool>()) {
+      value = "true";  // a bare boolean flag turns it on
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {
@@ -174,6 +218,34 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     return FlagError("max_connections", "0", "must be at least 1");
   }
 
+  Limits& limits = options.limits;
+  limits.max_packet_size = absl::GetFlag(FLAGS_max_packet_size);
+  limits.max_inflight =
+      static_cast<uint16_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_max_inflight), 65535));
+  limits.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
+  limits.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);
+  limits.queue_qos0_offline = absl::GetFlag(FLAGS_queue_qos0_offline);
+  limits.max_outbound_bytes = absl::GetFlag(FLAGS_max_outbound_bytes);
+  limits.max_subscriptions_per_client = absl::GetFlag(FLAGS_max_subscriptions_per_client);
+  limits.max_topic_length = absl::GetFlag(FLAGS_max_topic_length);
+  limits.max_topic_levels = absl::GetFlag(FLAGS_max_topic_levels);
+  limits.connect_timeout_ms = absl::GetFlag(FLAGS_connect_timeout_ms);
+  for (absl::Status status : {
+           CheckRange("max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
+           CheckRange("max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),
+           CheckRange("max_queued_messages", limits.max_queued_messages, 1, 1u << 30),
+           CheckRange("max_queued_bytes", absl::GetFlag(FLAGS_max_queued_bytes), 1, 1ull << 40),
+           CheckRange("max_outbound_bytes", absl::GetFlag(FLAGS_max_outbound_bytes), 1024,
+                      1ull << 40),
+           CheckRange("max_subscriptions_per_client", limits.max_subscriptions_per_client, 1,
+                      1u << 30),
+           CheckRange("max_topic_length", limits.max_topic_length, 1, 65535),
+           CheckRange("max_topic_levels", limits.max_topic_levels, 1, 65535),
+           CheckRange("connect_timeout_ms", limits.connect_timeout_ms, 100, 3'600'000),
+       }) {
+    if (!status.ok()) return status;
+  }
+
   std::string level = absl::GetFlag(FLAGS_log_level);
   if (!base::ParseLogLevel(level, &config.log_level)) {
     return FlagError("log_level", level, "must be debug, info, warning or error");
@@ -186,7 +258,8 @@ std::string HelpText() {
       "shardmq: an MQTT 3.1/3.1.1/5.0 broker, thread-per-core on io_uring.\n\n"
       "Usage: shardmq [--flag=value ...]\n\nFlags:\n";
   for (std::string_view name : kFlagOrder) {
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()));
+    absl::CommandLineFlag* flag =
+        absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()));
     if (flag == nullptr) continue;
     absl::StrAppendFormat(&text, "  --%s (default: %s)\n      %s\n", DashedName(name),
                           flag->DefaultValue(), flag->Help());

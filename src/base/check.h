@@ -9,12 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define SHARDMQ_CHECK(cond)                                                          \
-  do {                                                                               \
-    if (__builtin_expect(!(cond), 0)) {                                              \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
-      std::abort();                                                                  \
-    }                                                                                \
+#define SHARDMQ_CHECK(cond)                                                         \
+  do {                                                                              \
+    if (__builtin_expect(!(cond), 0)) {                                             \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
 #ifdef NDEBUG

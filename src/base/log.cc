@@ -27,7 +27,9 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
-void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+void SetLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
 
@@ -51,11 +53,10 @@ void WriteLogLine(LogLevel level, std::string_view message) {
   clock_gettime(CLOCK_REALTIME, &now);
   tm parts;
   gmtime_r(&now.tv_sec, &parts);
-  std::string line = absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s\n",
-                                     parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                                     parts.tm_hour, parts.tm_min, parts.tm_sec,
-                                     static_cast<int>(now.tv_nsec / 1000000), LevelName(level),
-                                     message);
+  std::string line =
+      absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s\n", parts.tm_year + 1900,
+                      parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+                      static_cast<int>(now.tv_nsec / 1000000), LevelName(level), message);
   // One write per line keeps lines whole across threads; a short write to a
   // pipe of this size does not happen, and there is nothing useful to do if it did.
   [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());

@@ -29,10 +29,10 @@ void WriteLogLine(LogLevel level, std::string_view message);
 
 }  // namespace shardmq::base
 
-#define SHARDMQ_LOG(level, ...)                                                     \
-  do {                                                                              \
-    if (::shardmq::base::LogLevel::level >= ::shardmq::base::GetLogLevel()) {       \
-      ::shardmq::base::WriteLogLine(::shardmq::base::LogLevel::level,               \
-                                    ::absl::StrFormat(__VA_ARGS__));                \
-    }                                                                               \
+#define SHARDMQ_LOG(level, ...)                                               \
+  do {                                                                        \
+    if (::shardmq::base::LogLevel::level >= ::shardmq::base::GetLogLevel()) { \
+      ::shardmq::base::WriteLogLine(::shardmq::base::LogLevel::level,         \
+                                    ::absl::StrFormat(__VA_ARGS__));          \
+    }                                                                         \
   } while (0)

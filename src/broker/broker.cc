@@ -23,6 +23,7 @@ class Broker::Impl {
           absl::StrFormat("shards=%d: must be at least 1", options_.shards));
     }
     context_.shard_count = options_.shards;
+    context_.limits = options_.limits;
     for (int i = 0; i < options_.shards; ++i) {
       context_.stats.push_back(std::make_unique<broker::ShardStats>());
     }
@@ -74,7 +75,8 @@ class Broker::Impl {
       const shard::ShardCounters& counters = group_->counters(i);
       const broker::ShardStats& stats = *context_.stats[i];
       report.disconnects_sent += stats.shutdown_disconnects.load(std::memory_order_relaxed);
-      SHARDMQ_LOG(kInfo, "shard %d: accepted %d connections (%d handed in, %d handed out), "
+      SHARDMQ_LOG(kInfo,
+                  "shard %d: accepted %d connections (%d handed in, %d handed out), "
                   "%d CONNECTs, %d messages in, %d out",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),

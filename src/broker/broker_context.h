@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "broker/broker_limits.h"
+#include "shardmq/options.h"
 
 namespace shardmq::broker {
 
@@ -35,7 +35,7 @@ struct ShardStats {
 };
 
 struct BrokerContext {
-  Limits limits;
+  shardmq::Limits limits;
   int shard_count = 1;
   std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
 };

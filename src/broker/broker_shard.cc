@@ -58,8 +58,8 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
     case Connection::State::kConnected:
       break;
   }
-  mqtt::DecodeResult result =
-      conn->decoder.Feed(bytes, [&](const mqtt::Packet& packet) { return HandlePacket(*conn, packet); });
+  mqtt::DecodeResult result = conn->decoder.Feed(
+      bytes, [&](const mqtt::Packet& packet) { return HandlePacket(*conn, packet); });
   if (result.status == mqtt::DecodeStatus::kError && conn->state == Connection::State::kConnected) {
     ProtocolClose(*conn, result.reason, result.what);
   }
@@ -77,9 +77,10 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
     SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.peer, result.what);
     if (result.protocol_level != 0) {
       // CONNECT was recognised far enough to answer in its own format.
-      mqtt::ProtocolVersion version = result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion
-                                          ? mqtt::ConnackVersionForLevel(result.protocol_level)
-                                          : static_cast<mqtt::ProtocolVersion>(result.protocol_level & 0x7F);
+      mqtt::ProtocolVersion version =
+          result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion
+              ? mqtt::ConnackVersionForLevel(result.protocol_level)
+              : static_cast<mqtt::ProtocolVersion>(result.protocol_level & 0x7F);
       ConnackAndClose(conn, version, result.reason);
     } else {
       conn.state = Connection::State::kClosing;
@@ -109,8 +110,8 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   HandleConnect(conn, connect);
   conn.pending_connect = std::string();
   if (conn.state == Connection::State::kConnected && !rest.empty()) {
-    OnData(conn.id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()),
-                                              rest.size()));
+    OnData(conn.id,
+           absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()), rest.size()));
   }
 }
 

@@ -52,12 +52,12 @@ void BrokerShard::DeliverLocal(const MessageRef& message) {
   // One copy per session at the highest QoS of its matching subscriptions
   // [MQTT-3.3.5-1].
   match_scratch_.clear();
-  index_.Match(message->topic(), [&](topic::SubscriberId subscriber,
-                                     const topic::SubscriptionOptions& options) {
-    auto* session = reinterpret_cast<Session*>(subscriber);
-    auto [it, inserted] = match_scratch_.try_emplace(session, options.qos);
-    if (!inserted) it->second = std::max(it->second, options.qos);
-  });
+  index_.Match(message->topic(),
+               [&](topic::SubscriberId subscriber, const topic::SubscriptionOptions& options) {
+                 auto* session = reinterpret_cast<Session*>(subscriber);
+                 auto [it, inserted] = match_scratch_.try_emplace(session, options.qos);
+                 if (!inserted) it->second = std::max(it->second, options.qos);
+               });
   for (auto& [session, granted] : match_scratch_) {
     // The RETAIN flag is cleared on delivery to established subscriptions
     // [MQTT-3.3.1-9].
@@ -119,9 +119,9 @@ void BrokerShard::PumpQueue(Session& session) {
     }
     uint16_t packet_id = session.AllocatePacketId();
     SendPublish(*conn, *queued.message, queued.qos, packet_id, false, queued.retain);
-    session.inflight.emplace(packet_id, InflightMessage{std::move(queued.message), queued.qos,
-                                                        queued.retain, false,
-                                                        session.next_sequence++});
+    session.inflight.emplace(
+        packet_id, InflightMessage{std::move(queued.message), queued.qos, queued.retain, false,
+                                   session.next_sequence++});
   }
 }
 
@@ -142,8 +142,7 @@ void BrokerShard::ResendInflight(Session& session) {
       pubrel.packet_id = packet_id;
       SendPacket(*conn, pubrel);
     } else {
-      SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true,
-                  inflight.retain);
+      SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true, inflight.retain);
     }
   }
 }

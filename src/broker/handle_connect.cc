@@ -69,10 +69,9 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     session = created.get();
     sessions_.emplace(client_id, std::move(created));
   }
-  session->persistent =
-      connect.version == mqtt::ProtocolVersion::kV5
-          ? connect.properties.session_expiry_interval.value_or(0) > 0
-          : !connect.clean_start;
+  session->persistent = connect.version == mqtt::ProtocolVersion::kV5
+                            ? connect.properties.session_expiry_interval.value_or(0) > 0
+                            : !connect.clean_start;
   session->connection = &conn;
   conn.session = session;
   conn.state = Connection::State::kConnected;

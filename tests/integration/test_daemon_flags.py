@@ -14,7 +14,11 @@ def run(*args):
 def test_help_lists_every_flag():
     result = run("--help")
     assert result.returncode == 0
-    for flag in ("--shards", "--listen", "--cpu-affinity", "--max-connections", "--log-level"):
+    for flag in ("--shards", "--listen", "--cpu-affinity", "--max-connections", "--log-level",
+                 "--max-packet-size", "--max-inflight", "--max-queued-messages",
+                 "--max-queued-bytes", "--queue-qos0-offline", "--max-outbound-bytes",
+                 "--max-subscriptions-per-client", "--max-topic-length", "--max-topic-levels",
+                 "--connect-timeout-ms"):
         assert flag in result.stdout
 
 
@@ -30,6 +34,10 @@ def test_help_lists_every_flag():
     (["--no-such-flag=1"], "unknown flag --no-such-flag"),
     (["stray"], "unexpected argument \"stray\""),
     (["--shards"], "--shards needs a value"),
+    (["--max-inflight=0"], "--max-inflight=0: must be between 1 and 65535"),
+    (["--max-packet-size=10"], "--max-packet-size=10: must be between 64 and 268435460"),
+    (["--max-topic-levels=0"], "--max-topic-levels=0: must be between 1 and 65535"),
+    (["--queue-qos0-offline=maybe"], "--queue-qos0-offline=maybe: not a valid value"),
 ])
 def test_bad_flag_stops_startup_naming_flag_and_value(args, message):
     result = run(*args)
@@ -42,3 +50,8 @@ def test_listen_flag_repeats(start_broker):
     assert len(broker.addresses) == 2
     assert any(a.startswith("[::1]:") for a in broker.addresses)
     assert any(a.startswith("127.0.0.1:") for a in broker.addresses)
+
+
+def test_bare_boolean_flag_turns_it_on(start_broker):
+    broker = start_broker("--queue-qos0-offline")
+    assert broker.port > 0

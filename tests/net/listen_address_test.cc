@@ -23,7 +23,8 @@ TEST(ListenAddressTest, AcceptsTheFormsUsersWrite) {
 
 TEST(ListenAddressTest, RejectsBadInputWithAMessageThatQuotesIt) {
   EXPECT_EQ(RoundTrip("1.2.3.4"), "\"1.2.3.4\": missing \":port\"");
-  EXPECT_EQ(RoundTrip("1.2.3.4:70000"), "\"1.2.3.4:70000\": \"70000\" is not a port number (0-65535)");
+  EXPECT_EQ(RoundTrip("1.2.3.4:70000"),
+            "\"1.2.3.4:70000\": \"70000\" is not a port number (0-65535)");
   EXPECT_EQ(RoundTrip("1.2.3.4:x"), "\"1.2.3.4:x\": \"x\" is not a port number (0-65535)");
   EXPECT_EQ(RoundTrip("1.2.3:80"), "\"1.2.3:80\": \"1.2.3\" is not an IPv4 or IPv6 address");
   EXPECT_EQ(RoundTrip("::1:80"), "\"::1:80\": an IPv6 address is written [address]:port");
