@@ -28,6 +28,7 @@ struct ShardStats {
   std::atomic<uint64_t> keepalive_timeouts{0};
   std::atomic<uint64_t> messages_received{0};
   std::atomic<uint64_t> messages_sent{0};
+  std::atomic<uint64_t> dropped_no_subscribers{0};
   std::atomic<uint64_t> dropped_qos0_slow{0};
   std::atomic<uint64_t> dropped_queue_full{0};
   std::atomic<uint64_t> wills_published{0};

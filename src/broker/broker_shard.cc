@@ -224,7 +224,8 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
   switch (item.kind) {
     case kMailPublish: {
       MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
-      DeliverLocal(message);
+      CollectLocalMatches(message->topic());
+      DeliverToMatches(message);
       break;
     }
     case kMailRetain: {

@@ -77,8 +77,11 @@ class BrokerShard final : public shard::ShardHandler {
   void ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay);
 
   // Routing and delivery (DESIGN.md, "How a PUBLISH travels", steps 4-5).
-  void Route(MessageRef message);
-  void DeliverLocal(const MessageRef& message);
+  // Builds the Message only if someone, on any shard, will receive it.
+  void Route(const Message::Fields& fields);
+  void PostMessage(int target, MailKind kind, const MessageRef& message);
+  void CollectLocalMatches(std::string_view topic);
+  void DeliverToMatches(const MessageRef& message);
   void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain);
   void SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
                    bool dup, bool retain);

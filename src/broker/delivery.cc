@@ -16,9 +16,21 @@ constexpr size_t kCopyPayloadBelow = 512;
 
 }  // namespace
 
-void BrokerShard::Route(MessageRef message) {
+void BrokerShard::Route(const Message::Fields& fields) {
   const int self = shard_.id();
   const int shards = shard_.shard_count();
+  CollectLocalMatches(fields.topic);
+  interest_scratch_.Clear();
+  if (shards > 1) {
+    interest_.ShardsFor(fields.topic, interest_scratch_);
+    interest_scratch_.Remove(static_cast<uint32_t>(self));
+  }
+  if (!fields.retain && match_scratch_.empty() && interest_scratch_.empty()) {
+    // Nobody anywhere subscribes: no Message is built, nothing is copied.
+    ShardStats::Inc(stats_.dropped_no_subscribers);
+    return;
+  }
+  MessageRef message = MessageRef::Adopt(Message::Make(fields));
   if (message->retain()) {
     // Every shard keeps the retained set so SUBSCRIBE is answered locally.
     // An empty payload deletes [MQTT-3.3.1-10, MQTT-3.3.1-11].
@@ -28,36 +40,35 @@ void BrokerShard::Route(MessageRef message) {
       retained_.Set(std::string(message->topic()), message);
     }
     for (int target = 0; target < shards; ++target) {
-      if (target == self) continue;
-      shard::MailItem item;
-      item.kind = kMailRetain;
-      item.ptr = const_cast<Message*>(MessageRef(message).Release());
-      shard_.Post(target, item);
+      if (target != self) PostMessage(target, kMailRetain, message);
     }
   }
-  DeliverLocal(message);
-  if (shards == 1) return;
-  interest_scratch_.Clear();
-  interest_.ShardsFor(message->topic(), interest_scratch_);
-  interest_scratch_.ForEach([&](uint32_t target) {
-    if (static_cast<int>(target) == self) return;
-    shard::MailItem item;
-    item.kind = kMailPublish;
-    item.ptr = const_cast<Message*>(MessageRef(message).Release());
-    shard_.Post(static_cast<int>(target), item);
-  });
+  DeliverToMatches(message);
+  interest_scratch_.ForEach(
+      [&](uint32_t target) { PostMessage(static_cast<int>(target), kMailPublish, message); });
 }
 
-void BrokerShard::DeliverLocal(const MessageRef& message) {
+void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& message) {
+  shard::MailItem item;
+  item.kind = kind;
+  // The mail item owns one reference; the receiving shard adopts it.
+  item.ptr = const_cast<Message*>(MessageRef(message).Release());
+  shard_.Post(target, item);
+}
+
+void BrokerShard::CollectLocalMatches(std::string_view topic) {
   // One copy per session at the highest QoS of its matching subscriptions
   // [MQTT-3.3.5-1].
   match_scratch_.clear();
-  index_.Match(message->topic(),
+  index_.Match(topic,
                [&](topic::SubscriberId subscriber, const topic::SubscriptionOptions& options) {
                  auto* session = reinterpret_cast<Session*>(subscriber);
                  auto [it, inserted] = match_scratch_.try_emplace(session, options.qos);
                  if (!inserted) it->second = std::max(it->second, options.qos);
                });
+}
+
+void BrokerShard::DeliverToMatches(const MessageRef& message) {
   for (auto& [session, granted] : match_scratch_) {
     // The RETAIN flag is cleared on delivery to established subscriptions
     // [MQTT-3.3.1-9].

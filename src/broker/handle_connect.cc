@@ -145,7 +145,7 @@ void BrokerShard::PublishWill(Connection& conn) {
   ShardStats::Inc(stats_.wills_published);
   MessageRef will = std::move(conn.will->message);
   conn.will.reset();
-  Route(std::move(will));
+  Route({will->topic(), will->payload(), will->qos(), will->retain(), will->publisher()});
 }
 
 void BrokerShard::EndSession(Session& session) {

@@ -18,8 +18,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;
     if (first_time) {
-      Message::Fields fields{publish.topic, publish.payload, 2, publish.retain, session.client_id};
-      Route(MessageRef::Adopt(Message::Make(fields)));
+      Route({publish.topic, publish.payload, 2, publish.retain, session.client_id});
     }
     mqtt::PubAck pubrec;
     pubrec.type = mqtt::PacketType::kPubrec;
@@ -28,9 +27,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     return;
   }
 
-  Message::Fields fields{publish.topic, publish.payload, publish.qos, publish.retain,
-                         session.client_id};
-  Route(MessageRef::Adopt(Message::Make(fields)));
+  Route({publish.topic, publish.payload, publish.qos, publish.retain, session.client_id});
   if (publish.qos == 1) {
     mqtt::PubAck puback;
     puback.type = mqtt::PacketType::kPuback;
