@@ -71,8 +71,10 @@ absl::Status Validate(const Config& c) {
     return Bad("subscribers", "fanin without --shared has exactly 1 subscriber");
   }
   if (c.rate < 0) return Bad("rate", absl::StrFormat("%g is negative", c.rate));
-  if (c.inflight < 0 || c.inflight > 65535) {
-    return Bad("inflight", absl::StrFormat("%d is not 0..65535", c.inflight));
+  if (c.inflight < 0 || c.inflight > 32768) {
+    return Bad("inflight",
+               absl::StrFormat("%d is not 0..32768 (packet ids must not wrap onto one in flight)",
+                               c.inflight));
   }
   if (c.duration_ns <= 0) return Bad("duration", "must be positive");
   if (c.warmup_ns < 0) return Bad("warmup", "must not be negative");
