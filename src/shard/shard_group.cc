@@ -1,5 +1,7 @@
 #include "shard/shard_group.h"
 
+#include <thread>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -257,7 +259,12 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   if (options.recv_buffer_size < 64) return absl::InvalidArgumentError("recv_buffer_size < 64");
   if (!factory) return absl::InvalidArgumentError("handler factory is empty");
 
-  absl::StatusOr<RingConfig> config = ProbeRing();
+  // The probe runs on a thread of its own: tearing a ring down can leave task
+  // work for the thread that created it, which would interrupt the caller's
+  // next blocking syscall with EINTR (seen in tests, and an embedding program
+  // must never see it). The probe thread takes that with it when it exits.
+  absl::StatusOr<RingConfig> config = absl::InternalError("io_uring probe did not run");
+  std::thread([&config] { config = ProbeRing(); }).join();
   if (!config.ok()) return config.status();
   SHARDMQ_LOG(kInfo, "shard runtime: io_uring flags %s, %d shard(s)", config->description,
               options.shard_count);
