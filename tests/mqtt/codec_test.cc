@@ -310,3 +310,24 @@ TEST(ReasonCodeTest, Names) {
 
 }  // namespace
 }  // namespace shardmq::mqtt
+
+namespace shardmq::mqtt {
+namespace {
+
+TEST(PacketTypeTest, EveryAlternativeMapsToItsWireType) {
+  EXPECT_EQ(GetPacketType(Connect{}), PacketType::kConnect);
+  EXPECT_EQ(GetPacketType(Connack{}), PacketType::kConnack);
+  EXPECT_EQ(GetPacketType(Publish{}), PacketType::kPublish);
+  EXPECT_EQ(GetPacketType(PubAck{.type = PacketType::kPubrec}), PacketType::kPubrec);
+  EXPECT_EQ(GetPacketType(Subscribe{}), PacketType::kSubscribe);
+  EXPECT_EQ(GetPacketType(Suback{}), PacketType::kSuback);
+  EXPECT_EQ(GetPacketType(Unsubscribe{}), PacketType::kUnsubscribe);
+  EXPECT_EQ(GetPacketType(Unsuback{}), PacketType::kUnsuback);
+  EXPECT_EQ(GetPacketType(PingReq{}), PacketType::kPingreq);
+  EXPECT_EQ(GetPacketType(PingResp{}), PacketType::kPingresp);
+  EXPECT_EQ(GetPacketType(Disconnect{}), PacketType::kDisconnect);
+  EXPECT_EQ(GetPacketType(Auth{}), PacketType::kAuth);
+}
+
+}  // namespace
+}  // namespace shardmq::mqtt
