@@ -94,7 +94,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       if (r.consumed == 0 || r.consumed > input.size() - pos) Fail("bad consumed");
-      if (const Connect* c = std::get_if<Connect>(&packet)) o.version = c->version;
+      if (const Connect* c = std::get_if<Connect>(&packet);
+          c != nullptr && o.version == ProtocolVersion::kUnknown) {
+        o.version = c->version;
+      }
       whole.packets.push_back(CheckRoundTrip(packet, VersionFor(packet, o.version)));
       pos += r.consumed;
     }

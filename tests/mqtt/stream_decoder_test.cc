@@ -210,6 +210,26 @@ TEST(StreamDecoderErrorTest, FirstPacketMustBeConnect) {
             DecodeStatus::kError);
 }
 
+// A second CONNECT is delivered to the broker (which rejects it,
+// [MQTT-3.1.0-2]) but does not switch the decoder's version.
+TEST(StreamDecoderVersionTest, SecondConnectDoesNotSwitchVersion) {
+  StreamDecoder dec;
+  std::vector<uint8_t> bytes = Connect311();
+  const std::vector<uint8_t> v5 =
+      Pkt(0x10, Bytes().Str("MQTT").U8(5).U8(2).U16(0).Props({}).Str("c"));
+  bytes.insert(bytes.end(), v5.begin(), v5.end());
+  int connects = 0;
+  const DecodeResult r = dec.Feed(bytes, [&](const Packet& p) {
+    connects += std::holds_alternative<Connect>(p);
+    return true;
+  });
+  EXPECT_EQ(r.status, DecodeStatus::kNeedMore);
+  EXPECT_EQ(connects, 2);
+  EXPECT_EQ(dec.protocol_version(), ProtocolVersion::kV311);
+  dec.set_protocol_version(ProtocolVersion::kV5);
+  EXPECT_EQ(dec.protocol_version(), ProtocolVersion::kV5);
+}
+
 // Packet too large is reported when the header arrives, even split.
 TEST(StreamDecoderErrorTest, PacketTooLargeBeforeBody) {
   DecodeOptions o;
