@@ -2,7 +2,10 @@
 // its section; every rejection names the spec statement it enforces.
 #include "mqtt/decoder.h"
 
+#include <algorithm>
 #include <array>
+#include <initializer_list>
+#include <new>
 
 #include "mqtt/internal/wire.h"
 #include "mqtt/utf8.h"
@@ -17,6 +20,20 @@ using Status = PropertyError;  // reason == kSuccess means ok.
 constexpr Status kOk{};
 Status Malformed(const char* what) { return {ReasonCode::kMalformedPacket, what}; }
 Status ProtocolError(const char* what) { return {ReasonCode::kProtocolError, what}; }
+
+// Makes *out hold a fresh T and returns it. When *out already holds a T (the
+// common case: a connection's decoder reuses one Packet), the T is
+// re-created in place with default-initialisation; every member has a
+// default member initializer, so this equals T{} without the value-init
+// zeroing of the whole ~400-byte struct that variant::emplace performs.
+template <class T>
+T& Reset(Packet* out) {
+  if (T* p = std::get_if<T>(out)) {
+    p->~T();
+    return *::new (static_cast<void*>(p)) T;
+  }
+  return out->emplace<T>();
+}
 
 // A set of valid reason code values for one packet type.
 class CodeSet {
@@ -125,7 +142,7 @@ Status DecodeConnect(Reader& r, const DecodeOptions& o, uint8_t* level_out, Pack
     return ProtocolError("Password Flag without User Name Flag [MQTT-3.1.2-22]");
   }
 
-  Connect& c = out->emplace<Connect>();
+  Connect& c = Reset<Connect>(out);
   c.version = v;
   c.bridge = bridge;
   c.clean_start = flags & 0x02;
@@ -168,7 +185,7 @@ Status DecodeConnect(Reader& r, const DecodeOptions& o, uint8_t* level_out, Pack
 }
 
 Status DecodeConnack(Reader& r, ProtocolVersion v, Packet* out) {
-  Connack& c = out->emplace<Connack>();
+  Connack& c = Reset<Connack>(out);
   uint8_t flags, code;
   if (!r.U8(&flags) || !r.U8(&code)) return Malformed("truncated CONNACK");
   if (v == ProtocolVersion::kV31) {
@@ -199,7 +216,7 @@ Status DecodeConnack(Reader& r, ProtocolVersion v, Packet* out) {
 
 Status DecodePublish(Reader& r, const FixedHeader& h, ProtocolVersion v, const DecodeOptions& o,
                      Packet* out) {
-  Publish& p = out->emplace<Publish>();
+  Publish& p = Reset<Publish>(out);
   p.retain = h.flags & 0x01;
   p.qos = (h.flags >> 1) & 0x03;
   p.dup = h.flags & 0x08;
@@ -221,7 +238,7 @@ Status DecodePublish(Reader& r, const FixedHeader& h, ProtocolVersion v, const D
 }
 
 Status DecodePubAck(Reader& r, const FixedHeader& h, ProtocolVersion v, Packet* out) {
-  PubAck& a = out->emplace<PubAck>();
+  PubAck& a = Reset<PubAck>(out);
   a.type = h.type;
   if (Status s = ReadPacketId(r, &a.packet_id); !s.ok()) return s;
   if (v == ProtocolVersion::kV5) {
@@ -245,7 +262,7 @@ Status DecodePubAck(Reader& r, const FixedHeader& h, ProtocolVersion v, Packet* 
 }
 
 Status DecodeSubscribe(Reader& r, ProtocolVersion v, const DecodeOptions& o, Packet* out) {
-  Subscribe& sub = out->emplace<Subscribe>();
+  Subscribe& sub = Reset<Subscribe>(out);
   if (Status s = ReadPacketId(r, &sub.packet_id); !s.ok()) return s;
   if (v == ProtocolVersion::kV5) {
     if (Status s = ReadProperties(r, kCtxSubscribe, &sub.properties); !s.ok()) return s;
@@ -290,7 +307,7 @@ Status DecodeSubscribe(Reader& r, ProtocolVersion v, const DecodeOptions& o, Pac
 }
 
 Status DecodeSuback(Reader& r, ProtocolVersion v, Packet* out) {
-  Suback& s = out->emplace<Suback>();
+  Suback& s = Reset<Suback>(out);
   if (Status st = ReadPacketId(r, &s.packet_id); !st.ok()) return st;
   if (v == ProtocolVersion::kV5) {
     if (Status st = ReadProperties(r, kCtxSuback, &s.properties); !st.ok()) return st;
@@ -308,7 +325,7 @@ Status DecodeSuback(Reader& r, ProtocolVersion v, Packet* out) {
 }
 
 Status DecodeUnsubscribe(Reader& r, ProtocolVersion v, const DecodeOptions& o, Packet* out) {
-  Unsubscribe& u = out->emplace<Unsubscribe>();
+  Unsubscribe& u = Reset<Unsubscribe>(out);
   if (Status s = ReadPacketId(r, &u.packet_id); !s.ok()) return s;
   if (v == ProtocolVersion::kV5) {
     if (Status s = ReadProperties(r, kCtxUnsubscribe, &u.properties); !s.ok()) return s;
@@ -326,7 +343,7 @@ Status DecodeUnsubscribe(Reader& r, ProtocolVersion v, const DecodeOptions& o, P
 }
 
 Status DecodeUnsuback(Reader& r, ProtocolVersion v, Packet* out) {
-  Unsuback& u = out->emplace<Unsuback>();
+  Unsuback& u = Reset<Unsuback>(out);
   if (Status s = ReadPacketId(r, &u.packet_id); !s.ok()) return s;
   if (v == ProtocolVersion::kV5) {
     if (Status s = ReadProperties(r, kCtxUnsuback, &u.properties); !s.ok()) return s;
@@ -385,13 +402,13 @@ Status DecodeBody(Reader& r, const FixedHeader& h, const DecodeOptions& o, uint8
     case PacketType::kPingresp:
       if (!r.empty()) return Malformed("PINGREQ/PINGRESP with a body");
       if (h.type == PacketType::kPingreq) {
-        out->emplace<PingReq>();
+        Reset<PingReq>(out);
       } else {
-        out->emplace<PingResp>();
+        Reset<PingResp>(out);
       }
       return kOk;
     case PacketType::kDisconnect: {
-      Disconnect& d = out->emplace<Disconnect>();
+      Disconnect& d = Reset<Disconnect>(out);
       if (v != ProtocolVersion::kV5) {
         return r.empty() ? kOk : Malformed("DISCONNECT with a body");
       }
@@ -399,7 +416,7 @@ Status DecodeBody(Reader& r, const FixedHeader& h, const DecodeOptions& o, uint8
                                        &d.properties);
     }
     case PacketType::kAuth: {
-      Auth& a = out->emplace<Auth>();
+      Auth& a = Reset<Auth>(out);
       return DecodeReasonAndProperties(r, kAuthCodes, kCtxAuth, &a.reason_code, &a.properties);
     }
   }
@@ -416,43 +433,6 @@ DecodeResult Error(ReasonCode reason, const char* what, size_t consumed) {
 }
 
 }  // namespace
-
-const char* PacketTypeName(PacketType type) {
-  static constexpr const char* kNames[] = {"RESERVED",  "CONNECT",  "CONNACK",     "PUBLISH",
-                                           "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
-                                           "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
-                                           "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH"};
-  return kNames[static_cast<uint8_t>(type) & 0x0F];
-}
-
-PacketType GetPacketType(const Packet& packet) {
-  switch (packet.index()) {
-    case 0:
-      return PacketType::kConnect;
-    case 1:
-      return PacketType::kConnack;
-    case 2:
-      return PacketType::kPublish;
-    case 3:
-      return std::get<PubAck>(packet).type;
-    case 4:
-      return PacketType::kSubscribe;
-    case 5:
-      return PacketType::kSuback;
-    case 6:
-      return PacketType::kUnsubscribe;
-    case 7:
-      return PacketType::kUnsuback;
-    case 8:
-      return PacketType::kPingreq;
-    case 9:
-      return PacketType::kPingresp;
-    case 10:
-      return PacketType::kDisconnect;
-    default:
-      return PacketType::kAuth;
-  }
-}
 
 DecodeResult DecodeFixedHeader(absl::Span<const uint8_t> input, const DecodeOptions& options,
                                FixedHeader* out) {

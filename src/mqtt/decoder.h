@@ -90,7 +90,13 @@ DecodeResult DecodeFixedHeader(absl::Span<const uint8_t> input, const DecodeOpti
 
 // Decodes one packet from the front of `input` into *out. Strings, binary
 // fields and payloads in *out point into `input`. kNeedMore is returned only
-// when the fixed header is valid and the packet is incomplete.
+// when the fixed header is valid and the packet is incomplete (*out is then
+// untouched); after kError *out holds unspecified, partly decoded content.
+// Reusing one Packet across calls is cheapest (the alternative is re-created
+// in place). Server-side rules that need connection state are the caller's:
+// a second CONNECT [MQTT-3.1.0-2], packets a client may not send (CONNACK,
+// SUBACK, ...), Subscription Identifier in a client PUBLISH [MQTT-3.3.4-6],
+// Topic Alias above the negotiated maximum, Receive Maximum accounting.
 DecodeResult DecodePacket(absl::Span<const uint8_t> input, const DecodeOptions& options,
                           Packet* out);
 

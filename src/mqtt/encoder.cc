@@ -25,9 +25,20 @@ void WriteProps(const Properties& p, size_t body, Sink& s) {
   }
 }
 
+// Same, with the body size measured in the sizing pass and replayed (via
+// PropsSizeCache) in the writing pass.
 template <class Sink>
 void WriteProps(const Properties& p, Sink& s) {
-  WriteProps(p, PropertiesBodySize(p), s);
+  internal::PropsSizeCache* cache = s.cache;
+  size_t body;
+  if constexpr (std::is_same_v<Sink, SizeSink>) {
+    body = PropertiesBodySize(p);
+    if (cache != nullptr && cache->count < 2) cache->sizes[cache->count++] = body;
+  } else {
+    body = cache != nullptr && cache->next < cache->count ? cache->sizes[cache->next++]
+                                                          : PropertiesBodySize(p);
+  }
+  WriteProps(p, body, s);
 }
 
 uint8_t FirstByte(const Connect&) { return 0x10; }
@@ -191,11 +202,14 @@ size_t SizeOf(const T& p, ProtocolVersion v) {
 
 template <class T>
 size_t EncodeImpl(const T& p, ProtocolVersion v, absl::Span<uint8_t> out) {
-  const size_t body = BodySize(p, v);
+  internal::PropsSizeCache cache;
+  SizeSink size{0, &cache};
+  WriteBody(p, v, size);
+  const size_t body = size.n;
   if (body > kMaxVarint) return 0;
   const size_t total = 1 + VarintSize(static_cast<uint32_t>(body)) + body;
   if (out.size() < total) return 0;
-  WriteSink s{out.data()};
+  WriteSink s{out.data(), &cache};
   s.U8(FirstByte(p));
   s.Varint(static_cast<uint32_t>(body));
   WriteBody(p, v, s);
@@ -242,13 +256,14 @@ size_t PublishHeaderSize(const Publish& packet, ProtocolVersion version) {
 
 size_t EncodePublishHeader(const Publish& packet, ProtocolVersion version,
                            absl::Span<uint8_t> out) {
-  SizeSink size;
+  internal::PropsSizeCache cache;
+  SizeSink size{0, &cache};
   WritePublishHeader(packet, version, size);
   const size_t body = size.n + packet.payload.size();
   if (body > kMaxVarint) return 0;
   const size_t total = 1 + VarintSize(static_cast<uint32_t>(body)) + size.n;
   if (out.size() < total) return 0;
-  WriteSink s{out.data()};
+  WriteSink s{out.data(), &cache};
   s.U8(FirstByte(packet));
   s.Varint(static_cast<uint32_t>(body));
   WritePublishHeader(packet, version, s);

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "mqtt/internal/wire.h"
+#include "mqtt/topic_validation.h"
 #include "mqtt/utf8.h"
 
 namespace shardmq::mqtt {
@@ -232,7 +233,7 @@ PropertyError DecodeProperties(absl::Span<const uint8_t> data, PropertyContext c
         break;
       case PropertyId::kResponseTopic:
         // 3.3.2.3.5: the Response Topic is a Topic Name, so no wildcards.
-        if (str.empty() || str.find_first_of("+#") != std::string_view::npos) {
+        if (ValidateTopicName(str) != TopicError::kOk) {
           return ProtocolError("Response Topic must be a valid topic name");
         }
         fresh = SetOnce(out->response_topic, str);

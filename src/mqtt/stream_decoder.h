@@ -6,10 +6,10 @@
 //
 // Lifecycle: one StreamDecoder per connection, owned by the connection on
 // its home shard; not thread-safe. Before CONNECT the version is kUnknown
-// and only CONNECT is accepted; a successfully decoded CONNECT sets the
-// version to the one it names (set_protocol_version() overrides it, e.g.
-// after a connection is handed to another shard). After an error the
-// decoder stays failed and returns the same error: close the connection.
+// and only CONNECT is accepted; the first successfully decoded CONNECT sets
+// the version to the one it names (a later CONNECT does not change it) (set_protocol_version()
+// overrides it, e.g. after a connection is handed to another shard). After an error the decoder
+// stays failed and returns the same error: close the connection.
 //
 // Example:
 //   StreamDecoder dec(options);

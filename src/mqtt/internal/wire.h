@@ -77,9 +77,19 @@ class Reader {
   const uint8_t* end_;
 };
 
+// Property block body sizes computed by the sizing pass, replayed by the
+// writing pass so each block is measured once per Encode (a packet has at
+// most two blocks: CONNECT properties and Will properties).
+struct PropsSizeCache {
+  size_t sizes[2] = {0, 0};
+  int count = 0;
+  int next = 0;
+};
+
 // Counts the bytes a layout would write.
 struct SizeSink {
   size_t n = 0;
+  PropsSizeCache* cache = nullptr;
   void U8(uint8_t) { n += 1; }
   void U16(uint16_t) { n += 2; }
   void U32(uint32_t) { n += 4; }
@@ -93,6 +103,7 @@ struct SizeSink {
 // first with SizeSink.
 struct WriteSink {
   uint8_t* p;
+  PropsSizeCache* cache = nullptr;
   void U8(uint8_t v) { *p++ = v; }
   void U16(uint16_t v) {
     p[0] = static_cast<uint8_t>(v >> 8);

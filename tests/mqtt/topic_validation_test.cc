@@ -1,0 +1,136 @@
+// Topic name/filter and shared-subscription syntax (MQTT 5 sections 4.7,
+// 4.8.2), including caller-chosen limits.
+#include "mqtt/topic_validation.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace shardmq::mqtt {
+namespace {
+
+TEST(TopicNameTest, AcceptsSpecExamples) {
+  EXPECT_EQ(ValidateTopicName("sport/tennis/player1"), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName("/finance"), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName("/"), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName("$SYS/broker/uptime"), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName(" "), TopicError::kOk);
+}
+
+// [MQTT-4.7.3-1]: at least one character.
+TEST(TopicNameTest, MQTT_4_7_3_1_RejectsEmpty) {
+  EXPECT_EQ(ValidateTopicName(""), TopicError::kEmpty);
+}
+
+// [MQTT-3.3.2-2] / [MQTT-4.7.0-1]: no wildcards in a topic name.
+TEST(TopicNameTest, MQTT_3_3_2_2_RejectsWildcards) {
+  EXPECT_EQ(ValidateTopicName("a/+"), TopicError::kWildcardInName);
+  EXPECT_EQ(ValidateTopicName("#"), TopicError::kWildcardInName);
+  EXPECT_EQ(ValidateTopicName("a/b#"), TopicError::kWildcardInName);
+}
+
+// [MQTT-4.7.3-3]: at most 65535 bytes; the caller may lower the limit.
+TEST(TopicNameTest, MQTT_4_7_3_3_LengthLimits) {
+  EXPECT_EQ(ValidateTopicName(std::string(65535, 'a')), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName(std::string(65536, 'a')), TopicError::kTooLong);
+  TopicLimits limits{.max_length = 10};
+  EXPECT_EQ(ValidateTopicName(std::string(10, 'a'), limits), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName(std::string(11, 'a'), limits), TopicError::kTooLong);
+}
+
+TEST(TopicNameTest, LevelLimit) {
+  TopicLimits limits{.max_levels = 3};
+  EXPECT_EQ(ValidateTopicName("a/b/c", limits), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName("a/b/c/d", limits), TopicError::kTooManyLevels);
+  EXPECT_EQ(ValidateTopicFilter("a/+/#", limits), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicFilter("a/+/c/#", limits), TopicError::kTooManyLevels);
+}
+
+TEST(TopicNameTest, OptionalUtf8Check) {
+  TopicLimits limits{.check_utf8 = true};
+  EXPECT_EQ(ValidateTopicName("caf\xC3\xA9", limits), TopicError::kOk);
+  EXPECT_EQ(ValidateTopicName("caf\xC3", limits), TopicError::kInvalidUtf8);
+  EXPECT_EQ(ValidateTopicFilter("a/\xED\xA0\x80/#", limits), TopicError::kInvalidUtf8);
+}
+
+TEST(TopicLevelCountTest, CountsSeparators) {
+  EXPECT_EQ(TopicLevelCount(""), 1u);
+  EXPECT_EQ(TopicLevelCount("a"), 1u);
+  EXPECT_EQ(TopicLevelCount("/"), 2u);
+  EXPECT_EQ(TopicLevelCount("a/b/c"), 3u);
+  EXPECT_EQ(TopicLevelCount("/finance"), 2u);
+  EXPECT_EQ(TopicLevelCount("a//b/"), 4u);
+}
+
+// 4.7.1: the examples of valid filters.
+TEST(TopicFilterTest, AcceptsSpecExamples) {
+  for (const char* f : {"sport/tennis/player1/#", "sport/#", "#", "+", "+/tennis/#",
+                        "sport/+/player1", "/+", "+/+", "sport/+", "a//b", "/", "$SYS/#"}) {
+    EXPECT_EQ(ValidateTopicFilter(f), TopicError::kOk) << f;
+  }
+}
+
+// [MQTT-4.7.1-1]: '#' only alone and last.
+TEST(TopicFilterTest, MQTT_4_7_1_1_MultiLevelWildcardPlacement) {
+  for (const char* f : {"sport/tennis#", "sport/tennis/#/ranking", "#/", "a#", "##", "a/#b"}) {
+    EXPECT_EQ(ValidateTopicFilter(f), TopicError::kBadMultiLevelWildcard) << f;
+  }
+}
+
+// [MQTT-4.7.1-2]: '+' must occupy a whole level.
+TEST(TopicFilterTest, MQTT_4_7_1_2_SingleLevelWildcardPlacement) {
+  for (const char* f : {"sport+", "+a", "a/b+/c", "++", "a/+b"}) {
+    EXPECT_EQ(ValidateTopicFilter(f), TopicError::kBadSingleLevelWildcard) << f;
+  }
+}
+
+TEST(TopicFilterTest, RejectsEmptyAndTooLong) {
+  EXPECT_EQ(ValidateTopicFilter(""), TopicError::kEmpty);
+  EXPECT_EQ(ValidateTopicFilter(std::string(65536, 'a')), TopicError::kTooLong);
+}
+
+TEST(SharedSubscriptionTest, ParsesGroupAndFilter) {
+  SharedSubscription s;
+  ASSERT_EQ(ParseSharedSubscription("$share/consumer1/sport/tennis/+", {}, &s), TopicError::kOk);
+  EXPECT_EQ(s.group, "consumer1");
+  EXPECT_EQ(s.filter, "sport/tennis/+");
+  ASSERT_EQ(ParseSharedSubscription("$share/g/#", {}, &s), TopicError::kOk);
+  EXPECT_EQ(s.filter, "#");
+  ASSERT_EQ(ParseSharedSubscription("$share/g//", {}, &s), TopicError::kOk);
+  EXPECT_EQ(s.filter, "/");
+  EXPECT_TRUE(IsSharedSubscription("$share/g/a"));
+  EXPECT_FALSE(IsSharedSubscription("$share"));
+  EXPECT_FALSE(IsSharedSubscription("$shared/g/a"));
+  EXPECT_FALSE(IsSharedSubscription("a/$share/g"));
+}
+
+// [MQTT-4.8.2-1]: ShareName at least one character.
+TEST(SharedSubscriptionTest, MQTT_4_8_2_1_EmptyGroup) {
+  EXPECT_EQ(ValidateSubscriptionFilter("$share//a"), TopicError::kBadSharedGroup);
+}
+
+// [MQTT-4.8.2-2]: ShareName has no '/', '+', '#', and a filter follows it.
+TEST(SharedSubscriptionTest, MQTT_4_8_2_2_GroupCharactersAndFilter) {
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/g+/a"), TopicError::kBadSharedGroup);
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/#/a"), TopicError::kBadSharedGroup);
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/+"), TopicError::kBadSharedGroup);
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/g"), TopicError::kBadSharedFilter);
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/g/"), TopicError::kBadSharedFilter);
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/g/a#"), TopicError::kBadMultiLevelWildcard);
+}
+
+TEST(SharedSubscriptionTest, LimitsApplyToInnerFilter) {
+  TopicLimits limits{.max_levels = 2};
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/g/a/b", limits), TopicError::kOk);
+  EXPECT_EQ(ValidateSubscriptionFilter("$share/g/a/b/c", limits), TopicError::kTooManyLevels);
+  // Without "$share/" interpretation it is just a 3-level filter.
+  EXPECT_EQ(ValidateTopicFilter("$share/g/a", limits), TopicError::kTooManyLevels);
+}
+
+TEST(TopicErrorNameTest, NamesEveryError) {
+  EXPECT_STREQ(TopicErrorName(TopicError::kOk), "ok");
+  EXPECT_STREQ(TopicErrorName(TopicError::kWildcardInName), "wildcard in topic name");
+}
+
+}  // namespace
+}  // namespace shardmq::mqtt
