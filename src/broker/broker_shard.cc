@@ -16,6 +16,8 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
   decode_options_.max_packet_size = context.limits.max_packet_size;
   decode_options_.topic_limits.max_length = context.limits.max_topic_length;
   decode_options_.topic_limits.max_levels = context.limits.max_topic_levels;
+  // Bad filters are refused one by one in SUBACK (HandleSubscribe).
+  decode_options_.validate_subscribe_filters = false;
 }
 
 BrokerShard::~BrokerShard() = default;

@@ -284,7 +284,8 @@ Status DecodeSubscribe(Reader& r, ProtocolVersion v, const DecodeOptions& o, Pac
       e.options.retain_handling = (opts >> 4) & 0x03;
       if (e.options.retain_handling == 3) return ProtocolError("Retain Handling 3");
       if (IsSharedSubscription(e.filter)) {
-        if (ParseSharedSubscription(e.filter, o.topic_limits, nullptr) != TopicError::kOk) {
+        if (o.validate_subscribe_filters &&
+            ParseSharedSubscription(e.filter, o.topic_limits, nullptr) != TopicError::kOk) {
           return {ReasonCode::kTopicFilterInvalid, "invalid shared subscription [MQTT-4.8.2-1]"};
         }
         // [MQTT-3.8.3-4]: No Local on a Shared Subscription is a Protocol Error.
@@ -298,7 +299,8 @@ Status DecodeSubscribe(Reader& r, ProtocolVersion v, const DecodeOptions& o, Pac
         return Malformed("requested QoS byte invalid [MQTT-3-8.3-4]");
       }
     }
-    if (ValidateTopicFilter(e.filter, o.topic_limits) != TopicError::kOk) {
+    if (o.validate_subscribe_filters &&
+        ValidateTopicFilter(e.filter, o.topic_limits) != TopicError::kOk) {
       return {ReasonCode::kTopicFilterInvalid,
               "invalid topic filter [MQTT-4.7.1-1]/[MQTT-4.7.1-2]"};
     }

@@ -41,6 +41,11 @@ struct DecodeOptions {
   // payload is valid UTF-8 (else kPayloadFormatInvalid). Off by default: the
   // spec lets the receiver choose (3.3.2.3.2).
   bool validate_utf8_payload = false;
+  // Reject a SUBSCRIBE whose topic filter is syntactically invalid. A broker
+  // turns this off and refuses such filters one by one in SUBACK (0x80 in
+  // 3.1.1, 0x8F in MQTT 5), so one bad filter does not cost the connection;
+  // the filter is still a well-formed UTF-8 string.
+  bool validate_subscribe_filters = true;
 };
 
 // Outcome of a decode call.

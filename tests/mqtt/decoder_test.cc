@@ -378,6 +378,21 @@ TEST(DecodeTest, Mqtt31SubscribeDupTolerated) {
             ReasonCode::kMalformedPacket);
 }
 
+// With validate_subscribe_filters off (the broker's setting) a bad filter
+// decodes, so the broker can refuse it alone in SUBACK; the default rejects.
+TEST(DecodeTest, SubscribeFilterValidationCanBeLeftToTheBroker) {
+  Packet p;
+  for (ProtocolVersion v : {ProtocolVersion::kV311, ProtocolVersion::kV5}) {
+    const std::vector<uint8_t> bytes =
+        v == ProtocolVersion::kV5 ? Subscribe5("a/#/b", 1) : Subscribe311("a/#/b", 1);
+    DecodeOptions strict{.version = v};
+    EXPECT_EQ(DecodePacket(bytes, strict, &p).reason, ReasonCode::kTopicFilterInvalid);
+    DecodeOptions lenient{.version = v, .validate_subscribe_filters = false};
+    ASSERT_EQ(DecodePacket(bytes, lenient, &p).status, DecodeStatus::kOk);
+    EXPECT_EQ(std::get<Subscribe>(p).subscriptions[0].filter, "a/#/b");
+  }
+}
+
 // Password without user name: a Protocol Error in 3.1.1 [MQTT-3.1.2-22],
 // allowed in 5.0 (3.1.2.9).
 TEST(DecodeTest, PasswordWithoutUserNameAllowedIn5) {
