@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardmq: cannot start: %s\n", std::string(started.message()).c_str());
     return 1;
   }
+  for (const std::string& address : (*broker)->BoundAddresses()) {
+    SHARDMQ_LOG(kInfo, "listener tcp://%s: accepting on every shard (SO_REUSEPORT)", address);
+  }
   SHARDMQ_LOG(kInfo, "shardmq %s started: %d shards, listening on %s", SHARDMQ_VERSION,
               (*broker)->shard_count(), absl::StrJoin((*broker)->BoundAddresses(), ", "));
 

@@ -83,6 +83,10 @@ def start_broker():
         if broker.process.poll() is None:
             code = broker.stop()
             assert code == 0, f"shardmq exited with {code} on SIGTERM:\n{broker.log()[-3000:]}"
+        # With a sanitizer build (SHARDMQ_BIN=build-asan/...), any report fails the test.
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer"):
+            assert marker not in broker.log(), broker.log()[-6000:]
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02):
