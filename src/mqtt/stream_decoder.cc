@@ -50,12 +50,12 @@ DecodeResult StreamDecoder::CompletePartial(absl::Span<const uint8_t> chunk, siz
 }
 
 DecodeResult StreamDecoder::DecodeOne(absl::Span<const uint8_t> input) {
-  DecodeResult r = DecodePacket(input, options_, &packet_);
+  DecodeResult r = DecodePacket(input, options_, packet_);
   if (r.status == DecodeStatus::kOk) {
     // The first CONNECT fixes the version; a second CONNECT is a Protocol
     // Error the broker handles [MQTT-3.1.0-2], and must not switch it.
     if (options_.version == ProtocolVersion::kUnknown) {
-      if (const Connect* c = std::get_if<Connect>(&packet_)) options_.version = c->version;
+      if (const Connect* c = std::get_if<Connect>(packet_)) options_.version = c->version;
     }
   } else if (r.status == DecodeStatus::kError) {
     failed_ = true;

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -33,7 +34,18 @@ namespace shardmq::mqtt {
 
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const DecodeOptions& options = {}) : options_(options) {}
+  explicit StreamDecoder(const DecodeOptions& options = {})
+      : options_(options),
+        owned_packet_(std::make_unique<Packet>()),
+        packet_(owned_packet_.get()) {}
+
+  // Decodes into `scratch` instead of a Packet of its own. A Packet is about
+  // 900 bytes, too much to keep per idle connection, so a shard gives all its
+  // connections' decoders one scratch. Only valid for decoders used on one
+  // thread whose Feed calls never nest; `scratch` must outlive the decoder.
+  StreamDecoder(const DecodeOptions& options, Packet* scratch)
+      : options_(options), packet_(scratch) {}
+
   StreamDecoder(const StreamDecoder&) = delete;
   StreamDecoder& operator=(const StreamDecoder&) = delete;
 
@@ -58,7 +70,7 @@ class StreamDecoder {
         r.consumed = pos;
         return r;
       }
-      const bool go_on = on_packet(static_cast<const Packet&>(packet_));
+      const bool go_on = on_packet(static_cast<const Packet&>(*packet_));
       ReleasePartial();
       if (!go_on) return Stopped(pos);
     }
@@ -75,7 +87,7 @@ class StreamDecoder {
         return r;
       }
       pos += r.consumed;
-      if (!on_packet(static_cast<const Packet&>(packet_))) return Stopped(pos);
+      if (!on_packet(static_cast<const Packet&>(*packet_))) return Stopped(pos);
     }
     DecodeResult done;
     done.consumed = pos;
@@ -115,7 +127,8 @@ class StreamDecoder {
   }
 
   DecodeOptions options_;
-  Packet packet_;
+  std::unique_ptr<Packet> owned_packet_;  // null when a scratch was given
+  Packet* packet_;
   std::vector<uint8_t> partial_;
   size_t partial_target_ = 0;  // Size of the buffered packet once its header is known.
   DecodeResult error_;

@@ -111,6 +111,30 @@ TEST_P(StreamDecoderTest, SplitEveryPacketAtEveryPointInThreeChunks) {
   }
 }
 
+// Two connections' decoders sharing one scratch Packet (as a shard does),
+// fed interleaved one byte at a time: each still sees its own packets.
+TEST_P(StreamDecoderTest, DecodersSharingOneScratchStayIndependent) {
+  const Stream s = BuildStream(GetParam());
+  Packet scratch;
+  StreamDecoder a(DecodeOptions{}, &scratch);
+  StreamDecoder b(DecodeOptions{}, &scratch);
+  size_t next_a = 0;
+  size_t next_b = 0;
+  for (size_t i = 0; i < s.bytes.size(); ++i) {
+    const std::vector<uint8_t> byte = {s.bytes[i]};
+    for (auto [dec, next] : {std::pair{&a, &next_a}, std::pair{&b, &next_b}}) {
+      const DecodeResult r = dec->Feed(byte, [&](const Packet& p) {
+        EXPECT_TRUE(*next < s.packets.size() && p == s.packets[*next]) << "packet " << *next;
+        ++*next;
+        return true;
+      });
+      ASSERT_EQ(r.status, DecodeStatus::kNeedMore) << r.what;
+    }
+  }
+  EXPECT_EQ(next_a, s.packets.size());
+  EXPECT_EQ(next_b, s.packets.size());
+}
+
 TEST_P(StreamDecoderTest, CompletePacketsAreNotCopied) {
   const Stream s = BuildStream(GetParam());
   StreamDecoder dec;
