@@ -191,8 +191,8 @@ void BrokerShard::ConnackAndClose(Connection& conn, mqtt::ProtocolVersion versio
   shard_.Close(conn.id);
 }
 
-void BrokerShard::OnClosed(shard::ConnId id, shard::CloseReason reason) {
-  Connection* conn = Find(id);
+void BrokerShard::OnClosed(shard::ConnId, shard::CloseReason reason, void* user_data) {
+  auto* conn = static_cast<Connection*>(user_data);
   if (conn == nullptr) return;
   if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
   if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);

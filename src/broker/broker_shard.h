@@ -38,7 +38,7 @@ class BrokerShard final : public shard::ShardHandler {
   void OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
               absl::Span<const uint8_t> initial_bytes) override;
   void OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) override;
-  void OnClosed(shard::ConnId id, shard::CloseReason reason) override;
+  void OnClosed(shard::ConnId id, shard::CloseReason reason, void* user_data) override;
   void OnMail(int from_shard, const shard::MailItem& item) override;
   void OnShutdown() override;
 

@@ -21,12 +21,18 @@ namespace shardmq::shard {
 
 const char* CloseReasonName(CloseReason reason) {
   switch (reason) {
-    case CloseReason::kPeerClosed: return "peer closed";
-    case CloseReason::kError: return "error";
-    case CloseReason::kClosedByUs: return "closed";
-    case CloseReason::kAborted: return "aborted";
-    case CloseReason::kHandedOff: return "handed off";
-    case CloseReason::kShutdown: return "shutdown";
+    case CloseReason::kPeerClosed:
+      return "peer closed";
+    case CloseReason::kError:
+      return "error";
+    case CloseReason::kClosedByUs:
+      return "closed";
+    case CloseReason::kAborted:
+      return "aborted";
+    case CloseReason::kHandedOff:
+      return "handed off";
+    case CloseReason::kShutdown:
+      return "shutdown";
   }
   return "?";
 }
@@ -195,8 +201,8 @@ absl::Status Shard::InitOnThread(unsigned ring_flags) {
   buf_count_ = o.recv_buffer_count;
   buf_size_ = o.recv_buffer_size;
   buf_ring_bytes_ = (buf_count_ * sizeof(io_uring_buf) + 4095) & ~size_t{4095};
-  void* mem = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                   -1, 0);
+  void* mem =
+      mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) return absl::ResourceExhaustedError("mmap for buffer ring failed");
   buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
   io_uring_buf_reg reg{};
@@ -285,9 +291,7 @@ Shard::Conn* Shard::Lookup(ConnId id) {
   return &c;
 }
 
-const Shard::Conn* Shard::Lookup(ConnId id) const {
-  return const_cast<Shard*>(this)->Lookup(id);
-}
+const Shard::Conn* Shard::Lookup(ConnId id) const { return const_cast<Shard*>(this)->Lookup(id); }
 
 bool Shard::ReadingWanted(const Conn& c) const {
   return c.state == ConnState::kOpen && !c.user_paused && c.bp_pauses == 0;
@@ -362,7 +366,7 @@ void Shard::StartClosing(uint32_t index, CloseReason reason, bool flush) {
   c.reason = reason;
   c.abort = !flush;
   --open_count_;
-  deferred_closes_.emplace_back(ConnId{index, c.generation}, reason);
+  deferred_closes_.push_back({ConnId{index, c.generation}, reason, c.user_data});
   if (!flush && (c.send_inflight || c.recv_armed)) {
     // Cancel everything on the fd (the receive and an in-flight send).
     io_uring_sqe* sqe = GetSqe();
@@ -442,8 +446,8 @@ bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
     auto* mem = static_cast<uint8_t*>(std::malloc(cap));
     SHARDMQ_CHECK(mem != nullptr);
     std::memcpy(mem, bytes.data() + pos, n);
-    c->out.push_back(OutChunk{mem, static_cast<uint32_t>(n), static_cast<uint32_t>(cap), mem,
-                              nullptr});
+    c->out.push_back(
+        OutChunk{mem, static_cast<uint32_t>(n), static_cast<uint32_t>(cap), mem, nullptr});
     pos += n;
   }
   c->queued += bytes.size();
@@ -457,8 +461,7 @@ bool Shard::SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCoun
   if (bytes.empty()) return true;
   SHARDMQ_CHECK(bytes.size() < (size_t{1} << 32));
   if (owner != nullptr) owner->Ref();
-  c->out.push_back(
-      OutChunk{bytes.data(), static_cast<uint32_t>(bytes.size()), 0, nullptr, owner});
+  c->out.push_back(OutChunk{bytes.data(), static_cast<uint32_t>(bytes.size()), 0, nullptr, owner});
   c->queued += bytes.size();
   MarkDirty(id.index);
   return true;
@@ -492,7 +495,7 @@ bool Shard::HandOff(ConnId id, int target_shard, absl::Span<const uint8_t> alrea
   c->handoff->target = target_shard;
   c->handoff->bytes.assign(already_read.begin(), already_read.end());
   --open_count_;
-  deferred_closes_.emplace_back(id, CloseReason::kHandedOff);
+  deferred_closes_.push_back({id, CloseReason::kHandedOff, c->user_data});
   CancelRecv(id.index);
   MarkDirty(id.index);
   MaybeFinalize(id.index);
@@ -788,9 +791,11 @@ void Shard::RearmReceives() {
 void Shard::DispatchDeferredCloses() {
   // OnClosed may close more connections; loop until quiet.
   while (!deferred_closes_.empty()) {
-    std::vector<std::pair<ConnId, CloseReason>> batch;
+    std::vector<DeferredClose> batch;
     batch.swap(deferred_closes_);
-    for (const auto& [id, reason] : batch) handler_->OnClosed(id, reason);
+    for (const DeferredClose& close : batch) {
+      handler_->OnClosed(close.id, close.reason, close.user_data);
+    }
   }
 }
 
@@ -896,7 +901,8 @@ void Shard::WaitForWork() {
   if (next != Clock::time_point::max()) wait = next > now_ ? next - now_ : Clock::duration::zero();
   for (int t = 0; t < shard_count_; ++t) {
     if (t != id_ && !overflow_[t].empty()) {
-      wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(1));  // poll the full mailbox
+      wait =
+          std::min<Clock::duration>(wait, std::chrono::milliseconds(1));  // poll the full mailbox
     }
   }
   if (stopping_) wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(10));

@@ -66,8 +66,7 @@ class ShardHandler {
   // hand-off, `initial_bytes` are the bytes the old shard had already read
   // (they come before anything OnData delivers). The span is valid only during
   // the call.
-  virtual void OnOpen(ConnId id, const PeerInfo& peer,
-                      absl::Span<const uint8_t> initial_bytes) = 0;
+  virtual void OnOpen(ConnId id, const PeerInfo& peer, absl::Span<const uint8_t> initial_bytes) = 0;
 
   // Bytes received. The span points into the shard's provided-buffer ring and
   // is valid only during the call (the buffer is recycled right after): copy
@@ -75,9 +74,10 @@ class ShardHandler {
   // for data the kernel had already received.
   virtual void OnData(ConnId id, absl::Span<const uint8_t> bytes) = 0;
 
-  // The connection is gone; `id` is stale from now on. Called exactly once per
-  // OnOpen.
-  virtual void OnClosed(ConnId id, CloseReason reason) = 0;
+  // The connection is gone; `id` is stale from now on (UserData(id) already
+  // returns nullptr), so the pointer last given to SetUserData comes along
+  // for the handler to release. Called exactly once per OnOpen.
+  virtual void OnClosed(ConnId id, CloseReason reason, void* user_data) = 0;
 
   // An item another shard posted with Shard::Post(target = this shard).
   // Items from one source shard arrive in the order they were posted.
@@ -127,10 +127,10 @@ struct ShardCounters {
 // What a shard did during shutdown (for logging).
 struct ShutdownReport {
   uint64_t listeners_closed = 0;
-  uint64_t connections_flushed = 0;   // closed after their output drained
-  uint64_t connections_aborted = 0;   // still had output at the deadline
-  uint64_t handoffs_closed = 0;       // hand-offs that arrived too late (fd closed)
-  uint64_t mail_delivered_late = 0;   // mail delivered by Join() after the loop ended
+  uint64_t connections_flushed = 0;  // closed after their output drained
+  uint64_t connections_aborted = 0;  // still had output at the deadline
+  uint64_t handoffs_closed = 0;      // hand-offs that arrived too late (fd closed)
+  uint64_t mail_delivered_late = 0;  // mail delivered by Join() after the loop ended
 };
 
 // Ring setup chosen at start-up (same for every shard of a group).
@@ -289,7 +289,12 @@ class Shard {
   size_t open_count_ = 0;
   std::vector<uint32_t> dirty_;
   std::vector<uint32_t> rearm_;
-  std::vector<std::pair<ConnId, CloseReason>> deferred_closes_;
+  struct DeferredClose {
+    ConnId id;
+    CloseReason reason;
+    void* user_data;
+  };
+  std::vector<DeferredClose> deferred_closes_;
   ConnId current_conn_{};  // the connection whose OnData is running
   std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
 

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -36,7 +36,7 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 struct Hooks {
   std::function<void(Shard&, ConnId, const PeerInfo&, absl::Span<const uint8_t>)> on_open;
   std::function<void(Shard&, ConnId, absl::Span<const uint8_t>)> on_data;
-  std::function<void(Shard&, ConnId, CloseReason)> on_closed;
+  std::function<void(Shard&, ConnId, CloseReason, void*)> on_closed;
   std::function<void(Shard&, int, const MailItem&)> on_mail;
   std::function<void(Shard&)> on_shutdown;
   std::function<void(Shard&)> on_create;
@@ -53,8 +53,8 @@ class TestHandler : public ShardHandler {
   void OnData(ConnId id, absl::Span<const uint8_t> bytes) override {
     if (hooks_->on_data) hooks_->on_data(shard_, id, bytes);
   }
-  void OnClosed(ConnId id, CloseReason reason) override {
-    if (hooks_->on_closed) hooks_->on_closed(shard_, id, reason);
+  void OnClosed(ConnId id, CloseReason reason, void* user_data) override {
+    if (hooks_->on_closed) hooks_->on_closed(shard_, id, reason, user_data);
   }
   void OnMail(int from, const MailItem& item) override {
     if (hooks_->on_mail) hooks_->on_mail(shard_, from, item);
@@ -76,7 +76,8 @@ std::unique_ptr<ShardGroup> MakeGroup(Hooks* hooks, int shards,
   o.recv_buffer_count = 64;
   o.recv_buffer_size = 4096;
   if (tweak) tweak(o);
-  auto g = ShardGroup::Create(o, [hooks](Shard& s) { return std::make_unique<TestHandler>(s, hooks); });
+  auto g =
+      ShardGroup::Create(o, [hooks](Shard& s) { return std::make_unique<TestHandler>(s, hooks); });
   EXPECT_TRUE(g.ok()) << g.status();
   if (!g.ok()) return nullptr;
   absl::Status st = (*g)->Start();
@@ -205,7 +206,8 @@ TEST(ReactorTest, Ipv6Listener) {
   ShardGroup::Options o;
   o.shard_count = 2;
   o.listeners = {{"::1", 0}};
-  auto g = ShardGroup::Create(o, [&](Shard& s) { return std::make_unique<TestHandler>(s, &hooks); });
+  auto g =
+      ShardGroup::Create(o, [&](Shard& s) { return std::make_unique<TestHandler>(s, &hooks); });
   if (!g.ok()) GTEST_SKIP() << "no IPv6 loopback: " << g.status();
   ASSERT_TRUE((*g)->Start().ok());
   EXPECT_EQ((*g)->BoundAddresses()[0].rfind("[::1]:", 0), 0u);
@@ -319,6 +321,47 @@ TEST(ReactorTest, SendSharedReleasedWhenConnectionAborted) {
   EXPECT_EQ(destroyed.load(), 1);
 }
 
+// The id is stale by the time OnClosed runs, so the runtime hands back the
+// user data: the handler can free what it attached, whoever closed the
+// connection (the handler, the peer, or a hand-off).
+TEST(ReactorTest, OnClosedReturnsUserDataHoweverTheConnectionEnded) {
+  Hooks hooks;
+  std::atomic<int> attached{0};
+  std::atomic<int> returned{0};
+  hooks.on_open = [&](Shard& s, ConnId id, const PeerInfo&, absl::Span<const uint8_t>) {
+    s.SetUserData(id, new int(s.id()));
+    attached++;
+  };
+  hooks.on_data = [&](Shard& s, ConnId id, absl::Span<const uint8_t> b) {
+    const std::string cmd = Str(b);
+    if (cmd == "close") s.Close(id);
+    if (cmd == "abort") s.Abort(id);
+    if (cmd == "move") s.HandOff(id, (s.id() + 1) % s.shard_count(), {});
+  };
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason, void* user_data) {
+    EXPECT_NE(user_data, nullptr);
+    delete static_cast<int*>(user_data);
+    returned++;
+  };
+  auto g = MakeGroup(&hooks, 2);
+  ASSERT_TRUE(g);
+  for (const char* cmd : {"close", "abort", "move", "peer"}) {
+    int fd = Connect(g->BoundPorts()[0]);
+    ASSERT_GE(fd, 0);
+    if (std::string(cmd) != "peer") ASSERT_TRUE(SendAll(fd, cmd));
+    if (std::string(cmd) == "move") {
+      for (int i = 0; i < 200 && attached.load() < 2 + 2; ++i) usleep(5000);
+    }
+    close(fd);
+  }
+  for (int i = 0; i < 400 && returned.load() < attached.load(); ++i) usleep(5000);
+  g->Stop();
+  g->Join();
+  // close, abort, move (old shard), move (new shard), peer.
+  EXPECT_EQ(attached.load(), 5);
+  EXPECT_EQ(returned.load(), attached.load());
+}
+
 TEST(ReactorTest, HandOffMovesConnectionWithInitialBytes) {
   Hooks hooks;
   std::mutex mu;
@@ -346,7 +389,7 @@ TEST(ReactorTest, HandOffMovesConnectionWithInitialBytes) {
     }
   };
   std::atomic<int> handed_off_closes{0};
-  hooks.on_closed = [&](Shard&, ConnId, CloseReason r) {
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason r, void*) {
     if (r == CloseReason::kHandedOff) handed_off_closes++;
   };
   auto g = MakeGroup(&hooks, 3);
@@ -417,8 +460,7 @@ TEST(ReactorTest, MailboxOverflowPausesAndResumesWithoutLoss) {
   int fd = Connect(g->BoundPorts()[0]);
   std::string data(kBytes, 'm');
   for (size_t off = 0; off < kBytes; off += 8192) ASSERT_TRUE(SendAll(fd, data.substr(off, 8192)));
-  EXPECT_TRUE(WaitFor([&] { return next_expected.load() == kBytes; }, 30s))
-      << next_expected.load();
+  EXPECT_TRUE(WaitFor([&] { return next_expected.load() == kBytes; }, 30s)) << next_expected.load();
   EXPECT_EQ(order_errors.load(), 0);
   EXPECT_GT(posted_overflow.load(), 0u);
   uint64_t paused = 0, full = 0, wakes = 0, skipped = 0;
@@ -521,7 +563,7 @@ TEST(ReactorTest, CloseFlushesThenCloses) {
     EXPECT_TRUE(s.Close(id));
     EXPECT_FALSE(s.Send(id, Bytes("nope")));  // stale at once
   };
-  hooks.on_closed = [&](Shard&, ConnId, CloseReason r) {
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason r, void*) {
     if (r == CloseReason::kClosedByUs) closed_by_us++;
   };
   auto g = MakeGroup(&hooks, 1);
@@ -539,7 +581,7 @@ TEST(ReactorTest, CloseFlushesThenCloses) {
 TEST(ReactorTest, PeerCloseIsReported) {
   Hooks hooks;
   std::atomic<int> peer_closed{0};
-  hooks.on_closed = [&](Shard&, ConnId, CloseReason r) {
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason r, void*) {
     if (r == CloseReason::kPeerClosed) peer_closed++;
   };
   auto g = MakeGroup(&hooks, 2);
@@ -565,7 +607,7 @@ TEST(ReactorTest, GracefulStopFlushesAndClosesEverything) {
     std::lock_guard<std::mutex> l(mu);
     for (uint64_t p : conns[s.id()]) s.Send(ConnId::Unpack(p), Bytes("BYE"));
   };
-  hooks.on_closed = [&](Shard&, ConnId, CloseReason r) {
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason r, void*) {
     if (r == CloseReason::kShutdown) shutdown_closes++;
   };
   auto g = MakeGroup(&hooks, 2);
@@ -695,7 +737,8 @@ TEST(ReactorTest, MailLeftAtStopIsDeliveredByJoin) {
   Hooks hooks;
   std::atomic<int> delivered{0};
   hooks.on_shutdown = [](Shard& s) {
-    for (int i = 0; i < 100; ++i) s.Post((s.id() + 1) % s.shard_count(), MailItem{3, 0, nullptr, 0});
+    for (int i = 0; i < 100; ++i)
+      s.Post((s.id() + 1) % s.shard_count(), MailItem{3, 0, nullptr, 0});
   };
   hooks.on_mail = [&](Shard&, int, const MailItem&) { delivered++; };
   auto g = MakeGroup(&hooks, 3, [](ShardGroup::Options& o) { o.mailbox_capacity = 8; });
