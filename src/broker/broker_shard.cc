@@ -28,7 +28,7 @@ Connection* BrokerShard::Find(shard::ConnId id) {
 
 void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
                          absl::Span<const uint8_t> initial_bytes) {
-  auto* conn = new Connection(decode_options_);
+  auto* conn = new Connection(decode_options_, &decode_scratch_);
   conn->id = id;
   conn->peer = peer.ToString();
   conn->last_packet = shard_.Now();

@@ -117,6 +117,9 @@ class BrokerShard final : public shard::ShardHandler {
   std::vector<uint8_t> encode_buffer_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.
   mqtt::DecodeOptions decode_options_;
+  // Every connection's decoder decodes into this one Packet: a shard handles
+  // one packet at a time, and ~900 bytes per idle connection add up.
+  mqtt::Packet decode_scratch_;
 };
 
 }  // namespace shardmq::broker

@@ -26,7 +26,9 @@ struct WillMessage {
 };
 
 struct Connection {
-  explicit Connection(const mqtt::DecodeOptions& options) : decoder(options) {}
+  // `scratch`: the shard's one decode Packet (see StreamDecoder).
+  Connection(const mqtt::DecodeOptions& options, mqtt::Packet* scratch)
+      : decoder(options, scratch) {}
 
   enum class State : uint8_t {
     kAwaitingConnect,  // nothing but CONNECT is acceptable [MQTT-3.1.0-1]
