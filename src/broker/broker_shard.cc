@@ -264,6 +264,12 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
       }
       break;
     }
+    case kMailPausePublisher:
+    case kMailResumePublisher: {
+      std::unique_ptr<std::string> publisher(static_cast<std::string*>(item.ptr));
+      ChangePublisherPause(*publisher, item.kind == kMailPausePublisher ? +1 : -1);
+      break;
+    }
     default:
       SHARDMQ_LOG(kError, "shard %d: unknown mail kind %d from shard %d", shard_.id(), item.kind,
                   from_shard);

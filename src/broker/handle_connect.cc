@@ -78,6 +78,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   conn.keep_alive = connect.keep_alive;
 
   conn.decoder.set_protocol_version(connect.version);
+  // Congested subscribers may still be holding this client id back.
+  ApplyPauseState(conn);
 
   mqtt::Connack connack;
   connack.session_present = session_present;
@@ -138,6 +140,8 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   if (session == nullptr) return;
   conn.session = nullptr;
   session->connection = nullptr;
+  // An offline session drops at its bound instead of holding publishers back.
+  ReleaseBackpressure(*session);
   if (!session->persistent) EndSession(*session);
 }
 
@@ -154,6 +158,7 @@ void BrokerShard::EndSession(Session& session) {
   filters.reserve(session.subscriptions.size());
   for (const auto& [filter, options] : session.subscriptions) filters.push_back(filter);
   for (const std::string& filter : filters) RemoveSubscription(session, filter);
+  ReleaseBackpressure(session);
   if (session.connection != nullptr) session.connection->session = nullptr;
   std::string client_id = session.client_id;
   sessions_.erase(client_id);  // destroys the session
