@@ -181,12 +181,15 @@ void BrokerShard::ConnackAndClose(Connection& conn, mqtt::ProtocolVersion versio
   } else {
     connack.return_code = mqtt::ToConnectReturnCode(reason);
   }
-  // A 3.x CONNECT that is malformed gets no CONNACK [MQTT-3.1.4-1]: only the
-  // refusals 3.1.1 has return codes for are answered.
-  if (version == mqtt::ProtocolVersion::kV5 ||
-      connack.return_code != mqtt::ConnectReturnCode::kAccepted) {
-    SendPacket(conn, connack);
-  }
+  // A 3.x CONNECT that is malformed or breaks a rule gets no CONNACK
+  // [MQTT-3.1.4-1]: only the refusals 3.1.1 has return codes for are
+  // answered. (ToConnectReturnCode maps everything else to 0x03, "server
+  // unavailable", which would tell the client a lie.)
+  const bool answerable = reason == mqtt::ReasonCode::kUnsupportedProtocolVersion ||
+                          reason == mqtt::ReasonCode::kClientIdentifierNotValid ||
+                          reason == mqtt::ReasonCode::kBadUserNameOrPassword ||
+                          reason == mqtt::ReasonCode::kNotAuthorized;
+  if (version == mqtt::ProtocolVersion::kV5 || answerable) SendPacket(conn, connack);
   conn.state = Connection::State::kClosing;
   shard_.Close(conn.id);
 }

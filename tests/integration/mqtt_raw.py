@@ -395,3 +395,80 @@ class AsyncClient:
                 await self.pump_task
             except asyncio.CancelledError:
                 pass
+
+
+def home_shard(client_id, shards):
+    """The broker's home shard for a client id (src/broker/client_id.cc)."""
+    h = 0xcbf29ce484222325
+    for c in client_id.encode():
+        h ^= c
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    h ^= h >> 29
+    return h % shards
+
+
+def spread_ids(prefix, count, shards):
+    """`count` client ids starting with prefix, on distinct home shards when
+    there are enough shards (so a test crosses shards on purpose)."""
+    ids, used, n = [], set(), 0
+    while len(ids) < count:
+        cid = f"{prefix}{n}"
+        n += 1
+        shard = home_shard(cid, shards)
+        if shard in used and len(used) < min(count, shards):
+            continue
+        used.add(shard)
+        ids.append(cid)
+    return ids
+
+
+def connected(port, client_id, version=4, **kwargs):
+    """A Client that has completed CONNECT/CONNACK 0; returns (client, connack body)."""
+    client = Client(port)
+    body = client.connect(client_id, version=version, **kwargs)
+    assert body[1] == 0, f"CONNACK {body!r}"
+    return client
+
+
+def subscribed(port, client_id, *filters, version=4, **kwargs):
+    """A connected Client subscribed to filters ((filter, qos) pairs)."""
+    client = connected(port, client_id, version=version, **kwargs)
+    client.send(subscribe(1, *filters))
+    suback = client.expect(SUBACK)
+    assert list(suback.body[2:]) == [q for _, q in filters], suback
+    return client
+
+
+def read_publishes(client, count, timeout=5.0, version=4, ack_them=True):
+    """Reads `count` PUBLISH packets (acknowledging QoS 1/2 unless told not to);
+    returns their fields. Other packets in between (PUBREL) are answered."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        pkt = client.read(max(0.01, deadline - time.monotonic()))
+        if pkt.type == PUBREL:
+            client.send(ack(PUBCOMP, pkt.packet_id()))
+            continue
+        assert pkt.type == PUBLISH, pkt
+        fields = pkt.publish_fields(version)
+        out.append(fields)
+        if ack_them and fields["qos"] == 1:
+            client.send(ack(PUBACK, fields["packet_id"]))
+        elif ack_them and fields["qos"] == 2:
+            client.send(ack(PUBREC, fields["packet_id"]))
+    return out
+
+
+def publish_and_confirm(client, topic, payload, qos=0, packet_id=1, retain=False):
+    """Publishes and completes the QoS handshake from the publisher's side."""
+    client.send(publish(topic, payload, qos=qos, packet_id=packet_id, retain=retain))
+    if qos == 1:
+        assert client.expect(PUBACK).packet_id() == packet_id
+    elif qos == 2:
+        assert client.expect(PUBREC).packet_id() == packet_id
+        client.send(ack(PUBREL, packet_id))
+        assert client.expect(PUBCOMP).packet_id() == packet_id
+    else:
+        # A round trip, so the publish has been processed when this returns.
+        client.send(pingreq())
+        client.expect(PINGRESP)
