@@ -28,7 +28,9 @@ Connection* BrokerShard::Find(shard::ConnId id) {
 
 void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
                          absl::Span<const uint8_t> initial_bytes) {
-  auto* conn = new Connection(decode_options_);
+  auto owned = std::make_unique<Connection>(decode_options_);
+  Connection* conn = owned.get();
+  connections_.emplace(id, std::move(owned));
   conn->id = id;
   conn->peer = peer.ToString();
   conn->last_packet = shard_.Now();
@@ -195,8 +197,14 @@ void BrokerShard::ConnackAndClose(Connection& conn, mqtt::ProtocolVersion versio
 }
 
 void BrokerShard::OnClosed(shard::ConnId id, shard::CloseReason reason) {
-  Connection* conn = Find(id);
-  if (conn == nullptr) return;
+  // The id is stale by now (UserData returns nullptr), so the Connection is
+  // found in connections_. A peer that went away without DISCONNECT is
+  // detached here, will and all.
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  std::unique_ptr<Connection> owned = std::move(it->second);
+  connections_.erase(it);
+  Connection* conn = owned.get();
   if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
   if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);
   // A socket that died under a connected client: the will goes out
@@ -204,7 +212,6 @@ void BrokerShard::OnClosed(shard::ConnId id, shard::CloseReason reason) {
   if (reason != shard::CloseReason::kHandedOff) {
     DetachSession(*conn, /*publish_will=*/true);
   }
-  delete conn;
 }
 
 void BrokerShard::OnShutdown() {

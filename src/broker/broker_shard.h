@@ -54,6 +54,7 @@ class BrokerShard final : public shard::ShardHandler {
     int acks_missing = 0;
   };
 
+  // The connection for an open id; nullptr once Close/Abort/HandOff was called.
   Connection* Find(shard::ConnId id);
 
   // Input.
@@ -117,6 +118,9 @@ class BrokerShard final : public shard::ShardHandler {
   shard::Shard& shard_;
   BrokerContext& context_;
   ShardStats& stats_;
+  // Every connection from OnOpen to OnClosed, including closing ones (whose
+  // ids the runtime already treats as stale, so Find() no longer sees them).
+  absl::flat_hash_map<shard::ConnId, std::unique_ptr<Connection>> connections_;
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
   topic::SubscriptionIndex index_;
   topic::InterestMap interest_;
