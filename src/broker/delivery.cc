@@ -219,6 +219,7 @@ void BrokerShard::ApplyPauseState(Connection& conn) {
     shard_.PauseReading(conn.id);
   } else {
     shard_.ResumeReading(conn.id);
+    conn.last_packet = shard_.Now();  // the pause does not count against keep-alive
   }
 }
 

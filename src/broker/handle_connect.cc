@@ -111,6 +111,9 @@ void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
     if (c == nullptr || c->state != Connection::State::kConnected) return;
     c->keep_alive_timer = {};
     auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
+    // While back-pressure holds its reading, the client's PINGREQs wait
+    // unread in the socket: that silence is ours, not the client's.
+    if (c->reading_paused) c->last_packet = shard_.Now();
     auto idle = shard_.Now() - c->last_packet;
     if (idle >= limit) {
       ShardStats::Inc(stats_.keepalive_timeouts);
