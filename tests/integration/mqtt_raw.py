@@ -234,6 +234,7 @@ class AsyncClient:
         self.pump_task = None
         self.closed = None
         self.paused = False        # True: stop reading the socket (a slow client)
+        self.duplicates_suppressed = 0  # QoS 2 PUBLISH resent before PUBREL, not delivered
 
     async def connect(self, clean=True, keepalive=0):
         import asyncio
@@ -325,6 +326,8 @@ class AsyncClient:
                     self.inbound_qos2.add(pid)
                     if self.on_message:
                         self.on_message(topic, payload, qos, bool(pkt.flags & 8))
+                else:
+                    self.duplicates_suppressed += 1
                 out += ack(PUBREC, pid)
             else:
                 if self.on_message:

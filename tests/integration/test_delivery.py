@@ -59,11 +59,13 @@ def drops(log):
 async def run_delivery(port, qos, reconnect):
     subs = subscriber_filters()
     received = {cid: {} for cid, _ in subs}  # cid -> publisher -> [seq]
+    resent = [0, 0]  # messages received with DUP, resends recognised by packet id
 
     def recorder(cid):
         per = received[cid]
 
         def on_message(topic, payload, msg_qos, dup):
+            resent[0] += dup
             p, _, seq = payload.partition(b":")
             per.setdefault(int(p), []).append(int(seq))
         return on_message
@@ -107,6 +109,7 @@ async def run_delivery(port, qos, reconnect):
             await asyncio.sleep(0.3)
             fresh = mqtt_raw.AsyncClient(port, cid, on_message=recorder(cid))
             fresh.inbound_qos2 = old.inbound_qos2  # the client's QoS 2 state survives
+            resent[1] += old.duplicates_suppressed
             connack = await fresh.connect(clean=False)
             assert connack[0] == 1, "session present after reconnect"
             clients[cid] = fresh
@@ -146,7 +149,11 @@ async def run_delivery(port, qos, reconnect):
                              f"first wrong at {first}: {got[p][max(0, first - 2):first + 3]}")
     assert not wrong, f"{len(wrong)} wrong streams:\n" + "\n".join(wrong[:40])
     for client in list(clients.values()) + publishers:
+        resent[1] += client.duplicates_suppressed
         await client.disconnect()
+    if reconnect:
+        print(f"resent after reconnect: {resent[0]} new to the client with DUP, "
+              f"{resent[1]} recognised as already received")
     return sum(totals.values()), elapsed
 
 
