@@ -46,6 +46,9 @@ ABSL_FLAG(uint32_t, max_topic_length, 65535, "Longest topic name or filter, in b
 ABSL_FLAG(uint32_t, max_topic_levels, 128, "Most levels in a topic name or filter (1-65535).");
 ABSL_FLAG(uint32_t, connect_timeout_ms, 10000,
           "A socket that has not sent a complete CONNECT by then is closed.");
+ABSL_FLAG(std::vector<std::string>, deny_subscribe, {},
+          "Topic filters clients may not subscribe to, comma-separated, compared as written: "
+          "SUBACK refuses them (0x80). A stand-in for ACLs.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -68,6 +71,7 @@ constexpr std::string_view kFlagOrder[] = {"shards",
                                            "max_topic_length",
                                            "max_topic_levels",
                                            "connect_timeout_ms",
+                                           "deny_subscribe",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -230,6 +234,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   limits.max_topic_length = absl::GetFlag(FLAGS_max_topic_length);
   limits.max_topic_levels = absl::GetFlag(FLAGS_max_topic_levels);
   limits.connect_timeout_ms = absl::GetFlag(FLAGS_connect_timeout_ms);
+  limits.denied_filters = absl::GetFlag(FLAGS_deny_subscribe);
   for (absl::Status status : {
            CheckRange("max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
            CheckRange("max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),

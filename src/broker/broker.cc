@@ -77,13 +77,22 @@ class Broker::Impl {
       report.disconnects_sent += stats.shutdown_disconnects.load(std::memory_order_relaxed);
       SHARDMQ_LOG(kInfo,
                   "shard %d: accepted %d connections (%d handed in, %d handed out), "
-                  "%d CONNECTs, %d messages in, %d out",
+                  "%d CONNECTs, %d messages in, %d out; dropped %d QoS 0 to slow "
+                  "subscribers, %d at full queues; %d publisher pauses, %d takeovers, "
+                  "%d keep-alive timeouts, %d protocol errors, %d wills",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),
                   counters.handoffs_out.load(std::memory_order_relaxed),
                   stats.connects.load(std::memory_order_relaxed),
                   stats.messages_received.load(std::memory_order_relaxed),
-                  stats.messages_sent.load(std::memory_order_relaxed));
+                  stats.messages_sent.load(std::memory_order_relaxed),
+                  stats.dropped_qos0_slow.load(std::memory_order_relaxed),
+                  stats.dropped_queue_full.load(std::memory_order_relaxed),
+                  stats.publisher_pauses.load(std::memory_order_relaxed),
+                  stats.takeovers.load(std::memory_order_relaxed),
+                  stats.keepalive_timeouts.load(std::memory_order_relaxed),
+                  stats.protocol_errors.load(std::memory_order_relaxed),
+                  stats.wills_published.load(std::memory_order_relaxed));
     }
     return report;
   }

@@ -31,6 +31,7 @@ struct ShardStats {
   std::atomic<uint64_t> dropped_no_subscribers{0};
   std::atomic<uint64_t> dropped_qos0_slow{0};
   std::atomic<uint64_t> dropped_queue_full{0};
+  std::atomic<uint64_t> publisher_pauses{0};
   std::atomic<uint64_t> wills_published{0};
   std::atomic<uint64_t> shutdown_disconnects{0};
 };

@@ -181,18 +181,24 @@ void BrokerShard::ConnackAndClose(Connection& conn, mqtt::ProtocolVersion versio
   } else {
     connack.return_code = mqtt::ToConnectReturnCode(reason);
   }
-  // A 3.x CONNECT that is malformed gets no CONNACK [MQTT-3.1.4-1]: only the
-  // refusals 3.1.1 has return codes for are answered.
-  if (version == mqtt::ProtocolVersion::kV5 ||
-      connack.return_code != mqtt::ConnectReturnCode::kAccepted) {
-    SendPacket(conn, connack);
-  }
+  // A 3.x CONNECT that is malformed or breaks a rule gets no CONNACK
+  // [MQTT-3.1.4-1]: only the refusals 3.1.1 has return codes for are
+  // answered. (ToConnectReturnCode maps everything else to 0x03, "server
+  // unavailable", which would tell the client a lie.)
+  const bool answerable = reason == mqtt::ReasonCode::kUnsupportedProtocolVersion ||
+                          reason == mqtt::ReasonCode::kClientIdentifierNotValid ||
+                          reason == mqtt::ReasonCode::kBadUserNameOrPassword ||
+                          reason == mqtt::ReasonCode::kNotAuthorized;
+  if (version == mqtt::ProtocolVersion::kV5 || answerable) SendPacket(conn, connack);
   conn.state = Connection::State::kClosing;
   shard_.Close(conn.id);
 }
 
 void BrokerShard::OnClosed(shard::ConnId, shard::CloseReason reason, void* user_data) {
   auto* conn = static_cast<Connection*>(user_data);
+  // The id is already stale here (UserData(id) is nullptr); the runtime hands
+  // back the pointer. A peer that went away without DISCONNECT is detached
+  // here, will and all.
   if (conn == nullptr) return;
   if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
   if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);
@@ -262,6 +268,12 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
         pending_subacks_.erase(it);
         FinishSuback(pending);
       }
+      break;
+    }
+    case kMailPausePublisher:
+    case kMailResumePublisher: {
+      std::unique_ptr<std::string> publisher(static_cast<std::string*>(item.ptr));
+      ChangePublisherPause(*publisher, item.kind == kMailPausePublisher ? +1 : -1);
       break;
     }
     default:

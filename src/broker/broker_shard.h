@@ -54,6 +54,7 @@ class BrokerShard final : public shard::ShardHandler {
     int acks_missing = 0;
   };
 
+  // The connection for an open id; nullptr once Close/Abort/HandOff was called.
   Connection* Find(shard::ConnId id);
 
   // Input.
@@ -89,6 +90,20 @@ class BrokerShard final : public shard::ShardHandler {
   void ResendInflight(Session& session);
   bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain);
 
+  // Back-pressure (DESIGN.md, "Bounded everything"): a QoS 1/2 delivery that
+  // leaves an online session's queue over its high watermark pauses reading
+  // from the message's publisher, wherever it lives; the session releases all
+  // its pauses when its queue drains below the low watermark or it goes
+  // offline. Pauses of one publisher by several sessions add up.
+  bool OverHighWatermark(const Session& session) const;
+  bool UnderLowWatermark(const Session& session) const;
+  void ApplyBackpressure(Session& session, std::string_view publisher);
+  void ReleaseBackpressure(Session& session);
+  // On the publisher's home shard: add `delta` to its pause count and pause
+  // or resume its connection's reading accordingly.
+  void ChangePublisherPause(const std::string& publisher, int delta);
+  void ApplyPauseState(Connection& conn);
+
   // Subscriptions and interest.
   void AddSubscription(Session& session, const std::string& filter, uint8_t qos,
                        PendingSuback* pending, uint64_t token);
@@ -110,6 +125,10 @@ class BrokerShard final : public shard::ShardHandler {
   absl::flat_hash_map<uint64_t, PendingSuback> pending_subacks_;
   uint64_t next_token_ = 1;
   uint64_t generated_ids_ = 0;
+  // Client ids homed here -> number of congested sessions (on any shard)
+  // pausing them; absent means 0. Outlives connections and sessions, so a
+  // publisher that reconnects while paused stays paused.
+  absl::flat_hash_map<std::string, int> publisher_pauses_;
   // Scratch for DeliverLocal: each matching session once, at its highest QoS.
   absl::flat_hash_map<Session*, uint8_t> match_scratch_;
   // Scratch for Route: the shards with a subscriber for the topic.

@@ -51,6 +51,8 @@ struct Connection {
   shard::TimerId keep_alive_timer;
   shard::TimerId connect_timer;
   std::string peer;
+  // Reading is paused because congested subscribers asked (back-pressure).
+  bool reading_paused = false;
 };
 
 }  // namespace shardmq::broker

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "broker/broker_shard.h"
+#include "broker/client_id.h"
 #include "broker/mail.h"
 #include "mqtt/encoder.h"
 
@@ -13,6 +14,16 @@ namespace {
 // Payloads up to this size are copied next to their header (one iovec, no
 // reference count traffic); larger ones are sent from the shared Message.
 constexpr size_t kCopyPayloadBelow = 512;
+
+// An online session's queue may exceed --max-queued-messages/bytes by this
+// factor before QoS 1/2 messages are dropped (and counted). Back-pressure
+// pauses publishers at half the bound, so what goes over it is only what they
+// had already sent when the pause landed: at most one window of unacknowledged
+// QoS 1/2 publishes per publisher (40 publishers with 100 each overshoot a
+// 1000-message bound fourfold). The hard cap is the safety net for what
+// pausing cannot fix: a client flooding its own subscription is never paused
+// (it could no longer read its acknowledgements), nor is a cycle of clients.
+constexpr size_t kOnlineQueueSlack = 8;
 
 }  // namespace
 
@@ -103,12 +114,22 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
     return;
   }
   Enqueue(session, message, qos, retain);
+  // Live QoS 1/2 traffic to a connected client that cannot keep up slows its
+  // publishers down instead of being dropped. Retained messages sent for a new
+  // subscription (retain = true) are not the publisher's doing.
+  if (conn != nullptr && !retain && OverHighWatermark(session)) {
+    ApplyBackpressure(session, message->publisher());
+  }
 }
 
 bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
   size_t bytes = message->payload().size() + message->topic().size();
-  if (session.queue.size() >= context_.limits.max_queued_messages ||
-      session.queued_bytes + bytes > context_.limits.max_queued_bytes) {
+  const bool online = session.connection != nullptr;
+  const size_t max_messages =
+      context_.limits.max_queued_messages * (online && qos > 0 ? kOnlineQueueSlack : 1);
+  const size_t max_bytes =
+      context_.limits.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
+  if (session.queue.size() >= max_messages || session.queued_bytes + bytes > max_bytes) {
     ShardStats::Inc(stats_.dropped_queue_full);
     return false;
   }
@@ -133,6 +154,72 @@ void BrokerShard::PumpQueue(Session& session) {
     session.inflight.emplace(
         packet_id, InflightMessage{std::move(queued.message), queued.qos, queued.retain, false,
                                    session.next_sequence++});
+  }
+  if (!session.paused_publishers.empty() && UnderLowWatermark(session)) {
+    ReleaseBackpressure(session);
+  }
+}
+
+bool BrokerShard::OverHighWatermark(const Session& session) const {
+  return session.queue.size() >= std::max<size_t>(1, context_.limits.max_queued_messages / 2) ||
+         session.queued_bytes >= context_.limits.max_queued_bytes / 2;
+}
+
+bool BrokerShard::UnderLowWatermark(const Session& session) const {
+  return session.queue.size() <= context_.limits.max_queued_messages / 4 &&
+         session.queued_bytes <= context_.limits.max_queued_bytes / 4;
+}
+
+void BrokerShard::ApplyBackpressure(Session& session, std::string_view publisher) {
+  if (publisher.empty() || publisher == session.client_id) return;
+  auto [it, inserted] = session.paused_publishers.emplace(publisher);
+  if (!inserted) return;  // this session already holds one pause on it
+  ShardStats::Inc(stats_.publisher_pauses);
+  int home = HomeShard(publisher, shard_.shard_count());
+  if (home == shard_.id()) {
+    ChangePublisherPause(*it, +1);
+  } else {
+    shard::MailItem item;
+    item.kind = kMailPausePublisher;
+    item.ptr = new std::string(publisher);
+    shard_.Post(home, item);
+  }
+}
+
+void BrokerShard::ReleaseBackpressure(Session& session) {
+  for (const std::string& publisher : session.paused_publishers) {
+    int home = HomeShard(publisher, shard_.shard_count());
+    if (home == shard_.id()) {
+      ChangePublisherPause(publisher, -1);
+    } else {
+      shard::MailItem item;
+      item.kind = kMailResumePublisher;
+      item.ptr = new std::string(publisher);
+      shard_.Post(home, item);
+    }
+  }
+  session.paused_publishers.clear();
+}
+
+void BrokerShard::ChangePublisherPause(const std::string& publisher, int delta) {
+  int& count = publisher_pauses_[publisher];
+  count += delta;
+  if (count <= 0) publisher_pauses_.erase(publisher);
+  auto it = sessions_.find(publisher);
+  if (it == sessions_.end() || it->second->connection == nullptr) return;
+  ApplyPauseState(*it->second->connection);
+}
+
+void BrokerShard::ApplyPauseState(Connection& conn) {
+  if (conn.session == nullptr || conn.state != Connection::State::kConnected) return;
+  bool want_paused = publisher_pauses_.contains(conn.session->client_id);
+  if (want_paused == conn.reading_paused) return;
+  conn.reading_paused = want_paused;
+  if (want_paused) {
+    shard_.PauseReading(conn.id);
+  } else {
+    shard_.ResumeReading(conn.id);
+    conn.last_packet = shard_.Now();  // the pause does not count against keep-alive
   }
 }
 

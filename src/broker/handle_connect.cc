@@ -78,6 +78,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   conn.keep_alive = connect.keep_alive;
 
   conn.decoder.set_protocol_version(connect.version);
+  // Congested subscribers may still be holding this client id back.
+  ApplyPauseState(conn);
 
   mqtt::Connack connack;
   connack.session_present = session_present;
@@ -109,6 +111,9 @@ void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
     if (c == nullptr || c->state != Connection::State::kConnected) return;
     c->keep_alive_timer = {};
     auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
+    // While back-pressure holds its reading, the client's PINGREQs wait
+    // unread in the socket: that silence is ours, not the client's.
+    if (c->reading_paused) c->last_packet = shard_.Now();
     auto idle = shard_.Now() - c->last_packet;
     if (idle >= limit) {
       ShardStats::Inc(stats_.keepalive_timeouts);
@@ -138,6 +143,8 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   if (session == nullptr) return;
   conn.session = nullptr;
   session->connection = nullptr;
+  // An offline session drops at its bound instead of holding publishers back.
+  ReleaseBackpressure(*session);
   if (!session->persistent) EndSession(*session);
 }
 
@@ -154,6 +161,7 @@ void BrokerShard::EndSession(Session& session) {
   filters.reserve(session.subscriptions.size());
   for (const auto& [filter, options] : session.subscriptions) filters.push_back(filter);
   for (const std::string& filter : filters) RemoveSubscription(session, filter);
+  ReleaseBackpressure(session);
   if (session.connection != nullptr) session.connection->session = nullptr;
   std::string client_id = session.client_id;
   sessions_.erase(client_id);  // destroys the session

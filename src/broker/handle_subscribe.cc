@@ -6,6 +6,8 @@
 // message. So new filters are announced (kMailInterestAdd), each shard
 // acknowledges, and SUBACK waits for the acknowledgements: one mailbox round
 // trip, paid only when a filter's local count goes 0 -> 1.
+#include <algorithm>
+
 #include "broker/broker_shard.h"
 #include "broker/mail.h"
 #include "mqtt/topic_validation.h"
@@ -28,6 +30,12 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
     std::string filter(entry.filter);
     if (mqtt::ValidateTopicFilter(filter, limits) != mqtt::TopicError::kOk) {
       pending.codes.push_back(v5 ? mqtt::ReasonCode::kTopicFilterInvalid
+                                 : mqtt::ReasonCode::kUnspecifiedError);
+      continue;
+    }
+    if (std::find(context_.limits.denied_filters.begin(), context_.limits.denied_filters.end(),
+                  filter) != context_.limits.denied_filters.end()) {
+      pending.codes.push_back(v5 ? mqtt::ReasonCode::kNotAuthorized
                                  : mqtt::ReasonCode::kUnspecifiedError);
       continue;
     }

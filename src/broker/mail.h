@@ -27,6 +27,12 @@ enum MailKind : uint32_t {
   kMailInterestRemove = 4,
   // arg: the token of the kMailInterestAdd being acknowledged.
   kMailInterestAck = 5,
+  // ptr: std::string* (a client id) the receiver deletes. Sent to the client
+  // id's home shard: a subscriber's queue went over its high watermark with
+  // this client's messages (pause reading it), or drained again (resume).
+  // Every pause is followed by exactly one resume from the same sender.
+  kMailPausePublisher = 6,
+  kMailResumePublisher = 7,
 };
 
 struct InterestChange {

@@ -72,6 +72,11 @@ struct Session {
   // not arrived; a resent PUBLISH with one of them is not delivered again.
   absl::flat_hash_set<uint16_t> inbound_qos2;
 
+  // Back-pressure: the publishers (client ids) this session's queue has
+  // paused, each once, until the queue drains below the low watermark or the
+  // session goes offline (BrokerShard::ReleaseBackpressure).
+  absl::flat_hash_set<std::string> paused_publishers;
+
   // A packet id not in flight, or 0 if all 65535 are (the in-flight window
   // is far smaller, so 0 means a bug upstream, and the caller queues instead).
   uint16_t AllocatePacketId() {
