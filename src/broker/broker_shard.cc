@@ -77,7 +77,10 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   if (result.status == mqtt::DecodeStatus::kError) {
     ShardStats::Inc(stats_.protocol_errors);
     SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.peer, result.what);
-    if (result.protocol_level != 0) {
+    // An unsupported name or level is answered (0x01 / 0x84, even for level 0,
+    // [MQTT-3.1.2-2]); other errors only once CONNECT named its version.
+    if (result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion ||
+        result.protocol_level != 0) {
       // CONNECT was recognised far enough to answer in its own format.
       mqtt::ProtocolVersion version =
           result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion

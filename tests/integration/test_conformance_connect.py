@@ -66,13 +66,15 @@ def test_wrong_protocol_name_closes_without_connack(start_broker, shards):
 
 
 @SHARDS
-@pytest.mark.parametrize("level", [1, 2])
+@pytest.mark.parametrize("level", [0, 1, 2, 6])
 def test_unsupported_protocol_level_gets_connack_0x01(start_broker, shards, level):
     broker = start_broker(shards=shards)
     c = raw.Client(broker.port)
     c.send(raw.packet(raw.CONNECT, 0, connect_body(b"MQTT", level, payload=raw.utf8("lvl"))))
-    # [MQTT-3.1.2-2]: CONNACK 0x01, then the connection is closed.
-    assert c.expect(raw.CONNACK).body == b"\x00\x01"
+    # [MQTT-3.1.2-2]: CONNACK 0x01, then the connection is closed. A level
+    # above 5 is answered in the MQTT 5 form: 0x84 Unsupported Protocol Version.
+    expected = b"\x00\x84\x00" if level > 5 else b"\x00\x01"
+    assert c.expect(raw.CONNACK).body == expected
     assert c.closed_by_broker(3)
 
 
