@@ -68,10 +68,12 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
 }
 
 void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t> bytes) {
-  conn.pending_connect.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (conn.pending_connect == nullptr) conn.pending_connect = std::make_unique<std::string>();
+  std::string& pending = *conn.pending_connect;
+  pending.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   mqtt::Packet packet;
-  auto input = absl::Span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(conn.pending_connect.data()), conn.pending_connect.size());
+  auto input =
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(pending.data()), pending.size());
   mqtt::DecodeResult result = mqtt::DecodePacket(input, decode_options_, &packet);
   if (result.status == mqtt::DecodeStatus::kNeedMore) return;
   if (result.status == mqtt::DecodeStatus::kError) {
@@ -111,9 +113,9 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
     conn.connect_timer = {};
   }
   // Packets that followed CONNECT in the same read are decoded after it.
-  std::string rest = conn.pending_connect.substr(result.consumed);
+  std::string rest = pending.substr(result.consumed);
   HandleConnect(conn, connect);
-  conn.pending_connect = std::string();
+  conn.pending_connect.reset();
   if (conn.state == Connection::State::kConnected && !rest.empty()) {
     OnData(conn.id,
            absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()), rest.size()));

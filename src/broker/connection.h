@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -41,7 +42,9 @@ struct Connection {
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kUnknown;
   // Raw bytes until CONNECT is decoded: they travel along if the connection
   // moves to its client id's home shard, which decodes CONNECT again.
-  std::string pending_connect;
+  // Allocated only while CONNECT is incomplete (most CONNECTs arrive whole
+  // and are decoded straight from the receive buffer's copy here).
+  std::unique_ptr<std::string> pending_connect;
   mqtt::StreamDecoder decoder;
   Session* session = nullptr;
   std::optional<WillMessage> will;

@@ -11,12 +11,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "broker/message.h"
+#include "broker/message_queue.h"
 #include "mqtt/protocol_version.h"
 #include "shard/types.h"
 
@@ -53,8 +53,6 @@ struct Session {
   explicit Session(std::string id) : client_id(std::move(id)) {}
 
   std::string client_id;
-  // Clean Session 0: keep the session when the connection ends.
-  bool persistent = false;
   // The live connection, or nullptr while the client is away.
   Connection* connection = nullptr;
 
@@ -63,10 +61,13 @@ struct Session {
 
   // Outbound QoS 1/2 state, keyed by packet id.
   absl::flat_hash_map<uint16_t, InflightMessage> inflight;
-  std::deque<QueuedMessage> queue;
+  MessageQueue<QueuedMessage> queue;
   size_t queued_bytes = 0;
-  uint16_t next_packet_id = 1;
   uint64_t next_sequence = 0;
+  uint16_t next_packet_id = 1;
+  // Clean Session 0: keep the session when the connection ends. (Beside the
+  // packet id so the struct packs into mimalloc's 256-byte size class.)
+  bool persistent = false;
 
   // Inbound QoS 2: packet ids whose PUBLISH was delivered and whose PUBREL has
   // not arrived; a resent PUBLISH with one of them is not delivered again.
