@@ -84,7 +84,7 @@ absl::Status FlagError(std::string_view name, std::string_view value, std::strin
   return absl::InvalidArgumentError(absl::StrFormat("--%s=%s: %s", DashedName(name), value, why));
 }
 
-// Reads an unsigned flag and checks it lies in [low, high].
+// Checks that a numeric flag lies in [low, high]; the message names flag and value.
 template <typename T>
 absl::Status CheckRange(std::string_view name, T value, uint64_t low, uint64_t high) {
   if (value < low || value > high) {
