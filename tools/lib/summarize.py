@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Adds up the results of every test step into one closing line.
 
-Reads meson's testlog.json files and JUnit XML files (pytest, the fuzz run)
-from a directory, prints one line per step, then `N passed, M failed`.
+Reads, from a directory, one folder per meson step (GoogleTest JUnit files
+and meson's testlog.json) and JUnit XML files (pytest, the fuzz run);
+prints one line per step, then `N passed, M failed`.
 Exits non-zero when anything failed or when no test ran at all.
 """
 import json
@@ -40,16 +41,31 @@ def junit_counts(path):
     return passed, failed, skipped
 
 
+def step_counts(path):
+    """Counts for one step: a JUnit file, or a folder of GoogleTest JUnit
+    files plus meson's log (whose failures count when a binary died before
+    writing its file)."""
+    if path.is_file():
+        return junit_counts(path)
+    totals = [0, 0, 0]
+    for xml in sorted(path.glob("*.xml")):
+        totals = [t + c for t, c in zip(totals, junit_counts(xml))]
+    log = path / "meson.testlog.json"
+    if log.exists():
+        meson_passed, meson_failed, meson_skipped = meson_counts(log)
+        if not any(totals):  # no GoogleTest output at all: count binaries
+            return meson_passed, meson_failed, meson_skipped
+        totals[1] = max(totals[1], meson_failed)
+    return tuple(totals)
+
+
 def main():
     results = pathlib.Path(sys.argv[1])
     total = [0, 0, 0]
     for path in sorted(results.iterdir()):
-        if path.name.endswith(".testlog.json"):
-            counts = meson_counts(path)
-        elif path.suffix == ".xml":
-            counts = junit_counts(path)
-        else:
+        if not (path.is_dir() or path.suffix == ".xml"):
             continue
+        counts = step_counts(path)
         print(f"  {path.name.split('.')[0]:<12} {counts[0]} passed, {counts[1]} failed, "
               f"{counts[2]} skipped")
         total = [t + c for t, c in zip(total, counts)]
