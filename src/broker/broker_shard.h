@@ -130,7 +130,9 @@ class BrokerShard final : public shard::ShardHandler {
   // publisher that reconnects while paused stays paused.
   absl::flat_hash_map<std::string, int> publisher_pauses_;
   // Scratch for DeliverLocal: each matching session once, at its highest QoS.
-  absl::flat_hash_map<Session*, uint8_t> match_scratch_;
+  // Sessions matching the topic being routed, one entry per session
+  // (CollectLocalMatches); reused so routing allocates nothing.
+  std::vector<std::pair<Session*, uint8_t>> match_scratch_;
   // Scratch for Route: the shards with a subscriber for the topic.
   topic::ShardSet interest_scratch_;
   std::vector<uint8_t> encode_buffer_;

@@ -69,14 +69,26 @@ void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& messa
 
 void BrokerShard::CollectLocalMatches(std::string_view topic) {
   // One copy per session at the highest QoS of its matching subscriptions
-  // [MQTT-3.3.5-1].
+  // [MQTT-3.3.5-1]. Matches are gathered in a flat vector; only when there
+  // are several is it sorted to merge a session's overlapping subscriptions
+  // (a single match, the p2p case, costs no hashing and no sorting).
   match_scratch_.clear();
   index_.Match(topic,
                [&](topic::SubscriberId subscriber, const topic::SubscriptionOptions& options) {
-                 auto* session = reinterpret_cast<Session*>(subscriber);
-                 auto [it, inserted] = match_scratch_.try_emplace(session, options.qos);
-                 if (!inserted) it->second = std::max(it->second, options.qos);
+                 match_scratch_.emplace_back(reinterpret_cast<Session*>(subscriber), options.qos);
                });
+  if (match_scratch_.size() < 2) return;
+  std::sort(match_scratch_.begin(), match_scratch_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t out = 0;
+  for (size_t i = 1; i < match_scratch_.size(); ++i) {
+    if (match_scratch_[i].first == match_scratch_[out].first) {
+      match_scratch_[out].second = std::max(match_scratch_[out].second, match_scratch_[i].second);
+    } else {
+      match_scratch_[++out] = match_scratch_[i];
+    }
+  }
+  match_scratch_.resize(out + 1);
 }
 
 void BrokerShard::DeliverToMatches(const MessageRef& message) {
