@@ -92,11 +92,16 @@ void BrokerShard::CollectLocalMatches(std::string_view topic) {
 }
 
 void BrokerShard::DeliverToMatches(const MessageRef& message) {
+  if (match_scratch_.size() > 1) {
+    publish_cache_.message = message.get();
+    publish_cache_.filled[0] = publish_cache_.filled[1] = false;
+  }
   for (auto& [session, granted] : match_scratch_) {
     // The RETAIN flag is cleared on delivery to established subscriptions
     // [MQTT-3.3.1-9].
     Deliver(*session, message, std::min(granted, message->qos()), /*retain=*/false);
   }
+  publish_cache_.message = nullptr;
 }
 
 void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
@@ -259,6 +264,25 @@ void BrokerShard::ResendInflight(Session& session) {
 
 void BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t qos,
                               uint16_t packet_id, bool dup, bool retain) {
+  const bool cacheable = publish_cache_.message == &message && qos == 0 && !dup && !retain &&
+                         message.payload().size() < kCopyPayloadBelow;
+  if (cacheable) {
+    const int layout = conn.version == mqtt::ProtocolVersion::kV5 ? 1 : 0;
+    std::vector<uint8_t>& bytes = publish_cache_.bytes[layout];
+    if (!publish_cache_.filled[layout]) {
+      mqtt::Publish publish;
+      publish.topic = message.topic();
+      publish.payload = message.payload();
+      const size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
+      bytes.resize(header_size + message.payload().size());
+      mqtt::EncodePublishHeader(publish, conn.version, absl::MakeSpan(bytes));
+      std::copy(message.payload().begin(), message.payload().end(), bytes.begin() + header_size);
+      publish_cache_.filled[layout] = true;
+    }
+    shard_.Send(conn.id, absl::MakeConstSpan(bytes));
+    ShardStats::Inc(stats_.messages_sent);
+    return;
+  }
   mqtt::Publish publish;
   publish.topic = message.topic();
   publish.payload = message.payload();
