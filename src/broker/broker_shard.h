@@ -130,10 +130,21 @@ class BrokerShard final : public shard::ShardHandler {
   // publisher that reconnects while paused stays paused.
   absl::flat_hash_map<std::string, int> publisher_pauses_;
   // Scratch for DeliverLocal: each matching session once, at its highest QoS.
-  absl::flat_hash_map<Session*, uint8_t> match_scratch_;
+  // Sessions matching the topic being routed, one entry per session
+  // (CollectLocalMatches); reused so routing allocates nothing.
+  std::vector<std::pair<Session*, uint8_t>> match_scratch_;
   // Scratch for Route: the shards with a subscriber for the topic.
   topic::ShardSet interest_scratch_;
   std::vector<uint8_t> encode_buffer_;
+  // A QoS 0 PUBLISH is the same bytes for every subscriber of one protocol
+  // layout (FlashMQ's trick): while DeliverToMatches fans `message` out, each
+  // layout (3.1/3.1.1, 5.0) is encoded once and copied to every subscriber.
+  struct PublishCache {
+    const Message* message = nullptr;  // set only during DeliverToMatches
+    bool filled[2] = {false, false};   // [0] 3.1 and 3.1.1, [1] 5.0
+    std::vector<uint8_t> bytes[2];
+  };
+  PublishCache publish_cache_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.
   mqtt::DecodeOptions decode_options_;
   // Every connection's decoder decodes into this one Packet: a shard handles

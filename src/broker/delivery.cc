@@ -69,22 +69,39 @@ void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& messa
 
 void BrokerShard::CollectLocalMatches(std::string_view topic) {
   // One copy per session at the highest QoS of its matching subscriptions
-  // [MQTT-3.3.5-1].
+  // [MQTT-3.3.5-1]. Matches are gathered in a flat vector; only when there
+  // are several is it sorted to merge a session's overlapping subscriptions
+  // (a single match, the p2p case, costs no hashing and no sorting).
   match_scratch_.clear();
   index_.Match(topic,
                [&](topic::SubscriberId subscriber, const topic::SubscriptionOptions& options) {
-                 auto* session = reinterpret_cast<Session*>(subscriber);
-                 auto [it, inserted] = match_scratch_.try_emplace(session, options.qos);
-                 if (!inserted) it->second = std::max(it->second, options.qos);
+                 match_scratch_.emplace_back(reinterpret_cast<Session*>(subscriber), options.qos);
                });
+  if (match_scratch_.size() < 2) return;
+  std::sort(match_scratch_.begin(), match_scratch_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t out = 0;
+  for (size_t i = 1; i < match_scratch_.size(); ++i) {
+    if (match_scratch_[i].first == match_scratch_[out].first) {
+      match_scratch_[out].second = std::max(match_scratch_[out].second, match_scratch_[i].second);
+    } else {
+      match_scratch_[++out] = match_scratch_[i];
+    }
+  }
+  match_scratch_.resize(out + 1);
 }
 
 void BrokerShard::DeliverToMatches(const MessageRef& message) {
+  if (match_scratch_.size() > 1) {
+    publish_cache_.message = message.get();
+    publish_cache_.filled[0] = publish_cache_.filled[1] = false;
+  }
   for (auto& [session, granted] : match_scratch_) {
     // The RETAIN flag is cleared on delivery to established subscriptions
     // [MQTT-3.3.1-9].
     Deliver(*session, message, std::min(granted, message->qos()), /*retain=*/false);
   }
+  publish_cache_.message = nullptr;
 }
 
 void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
@@ -247,6 +264,25 @@ void BrokerShard::ResendInflight(Session& session) {
 
 void BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t qos,
                               uint16_t packet_id, bool dup, bool retain) {
+  const bool cacheable = publish_cache_.message == &message && qos == 0 && !dup && !retain &&
+                         message.payload().size() < kCopyPayloadBelow;
+  if (cacheable) {
+    const int layout = conn.version == mqtt::ProtocolVersion::kV5 ? 1 : 0;
+    std::vector<uint8_t>& bytes = publish_cache_.bytes[layout];
+    if (!publish_cache_.filled[layout]) {
+      mqtt::Publish publish;
+      publish.topic = message.topic();
+      publish.payload = message.payload();
+      const size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
+      bytes.resize(header_size + message.payload().size());
+      mqtt::EncodePublishHeader(publish, conn.version, absl::MakeSpan(bytes));
+      std::copy(message.payload().begin(), message.payload().end(), bytes.begin() + header_size);
+      publish_cache_.filled[layout] = true;
+    }
+    shard_.Send(conn.id, absl::MakeConstSpan(bytes));
+    ShardStats::Inc(stats_.messages_sent);
+    return;
+  }
   mqtt::Publish publish;
   publish.topic = message.topic();
   publish.payload = message.payload();

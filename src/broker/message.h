@@ -33,14 +33,18 @@ class Message final : public shard::RefCounted {
   // Copies topic and payload into one allocation owned by the Message.
   static Message* Make(const Fields& fields);
 
-  std::string_view topic() const { return std::string_view(storage_).substr(0, topic_size_); }
+  std::string_view topic() const { return std::string_view(data(), topic_size_); }
   absl::Span<const uint8_t> payload() const {
-    return absl::Span<const uint8_t>(
-        reinterpret_cast<const uint8_t*>(storage_.data()) + topic_size_, payload_size_);
+    return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(data()) + topic_size_,
+                                     payload_size_);
   }
   std::string_view publisher() const {
-    return std::string_view(storage_).substr(topic_size_ + payload_size_);
+    return std::string_view(data() + topic_size_ + payload_size_, publisher_size_);
   }
+
+  // Message and its bytes are one allocation (Make); `delete` frees it.
+  static void operator delete(void* p) { ::operator delete(p); }
+
   uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
 
@@ -48,10 +52,13 @@ class Message final : public shard::RefCounted {
   Message() = default;
   ~Message() override = default;
 
-  // topic, then payload, then publisher id: one allocation for all three.
-  std::string storage_;
+  // Topic, payload and publisher id follow the object in the same
+  // allocation (Make).
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+
   uint32_t topic_size_ = 0;
   uint32_t payload_size_ = 0;
+  uint32_t publisher_size_ = 0;
   uint8_t qos_ = 0;
   bool retain_ = false;
 };
