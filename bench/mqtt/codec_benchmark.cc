@@ -188,6 +188,17 @@ void BM_Utf8_Validate(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * s.size()));
 }
 
+// A broker validates every PUBLISH topic with a level limit (--max-topic-levels
+// defaults to 128), so the level count is on the hot path.
+void BM_ValidateTopicName_LevelLimit(benchmark::State& state) {
+  std::string s;
+  while (s.size() < static_cast<size_t>(state.range(0))) s += "site/17/device/temp/";
+  s.resize(static_cast<size_t>(state.range(0)));
+  TopicLimits limits{.max_levels = 128};
+  for (auto _ : state) benchmark::DoNotOptimize(ValidateTopicName(s, limits));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * s.size()));
+}
+
 BENCHMARK(BM_Decode_Publish311);
 BENCHMARK(BM_Decode_Publish5);
 BENCHMARK(BM_Encode_Publish311);
@@ -203,6 +214,7 @@ BENCHMARK(BM_Encode_Subscribe311);
 BENCHMARK(BM_Encode_Subscribe5);
 BENCHMARK(BM_StreamDecode_Publish311)->Arg(65536)->Arg(1500);
 BENCHMARK(BM_Utf8_Validate)->Arg(48)->Arg(1024);
+BENCHMARK(BM_ValidateTopicName_LevelLimit)->Arg(20)->Arg(64);
 
 }  // namespace
 }  // namespace shardmq::mqtt

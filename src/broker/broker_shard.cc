@@ -237,7 +237,7 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
   switch (item.kind) {
     case kMailPublish: {
       MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
-      CollectLocalMatches(message->topic());
+      CollectMatches(message->topic(), /*want_shards=*/false);
       DeliverToMatches(message);
       break;
     }
@@ -254,6 +254,7 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
     case kMailInterestAdd: {
       std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.ptr));
       interest_.Add(change->filter, from_shard);
+      InvalidateRoutes();
       shard::MailItem ack;
       ack.kind = kMailInterestAck;
       ack.arg = change->token;
@@ -263,6 +264,7 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
     case kMailInterestRemove: {
       std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.ptr));
       interest_.Remove(change->filter, from_shard);
+      InvalidateRoutes();
       break;
     }
     case kMailInterestAck: {

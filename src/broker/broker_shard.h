@@ -81,7 +81,13 @@ class BrokerShard final : public shard::ShardHandler {
   // Builds the Message only if someone, on any shard, will receive it.
   void Route(const Message::Fields& fields);
   void PostMessage(int target, MailKind kind, const MessageRef& message);
+  // Fills match_scratch_ with the local sessions matching `topic` and, if
+  // `want_shards`, interest_scratch_ with the other shards that have a
+  // subscriber (self excluded). Served from route_cache_ when it can be.
+  void CollectMatches(std::string_view topic, bool want_shards);
   void CollectLocalMatches(std::string_view topic);
+  // Every change to index_ or interest_ must call this: cached routes die.
+  void InvalidateRoutes() { ++route_generation_; }
   void DeliverToMatches(const MessageRef& message);
   void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain);
   void SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
@@ -135,6 +141,24 @@ class BrokerShard final : public shard::ShardHandler {
   std::vector<std::pair<Session*, uint8_t>> match_scratch_;
   // Scratch for Route: the shards with a subscriber for the topic.
   topic::ShardSet interest_scratch_;
+  // Route results by topic name, direct-mapped: a hot topic (a p2p pair, a
+  // sensor stream) costs one hash and one compare instead of a walk down the
+  // subscription trie and another down the interest map. An entry is valid
+  // only while its generation is route_generation_, which every subscription
+  // or interest change bumps, so a hit gives exactly what matching would.
+  // Bounded: kRouteCacheSlots slots, topics up to kRouteCacheMaxTopic bytes
+  // and results up to kRouteCacheMaxMatches sessions; others are not cached.
+  struct RouteCacheSlot {
+    uint64_t generation = 0;  // 0: empty
+    std::string topic;
+    std::vector<std::pair<Session*, uint8_t>> matches;
+    topic::ShardSet shards;
+  };
+  static constexpr size_t kRouteCacheSlots = 1024;
+  static constexpr size_t kRouteCacheMaxTopic = 256;
+  static constexpr size_t kRouteCacheMaxMatches = 32;
+  std::unique_ptr<RouteCacheSlot[]> route_cache_{new RouteCacheSlot[kRouteCacheSlots]};
+  uint64_t route_generation_ = 1;
   std::vector<uint8_t> encode_buffer_;
   // A QoS 0 PUBLISH is the same bytes for every subscriber of one protocol
   // layout (FlashMQ's trick): while DeliverToMatches fans `message` out, each

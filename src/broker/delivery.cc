@@ -3,6 +3,8 @@
 // the per-session QoS flow: in-flight window, queue, resend.
 #include <algorithm>
 
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 #include "broker/mail.h"
@@ -30,12 +32,7 @@ constexpr size_t kOnlineQueueSlack = 8;
 void BrokerShard::Route(const Message::Fields& fields) {
   const int self = shard_.id();
   const int shards = shard_.shard_count();
-  CollectLocalMatches(fields.topic);
-  interest_scratch_.Clear();
-  if (shards > 1) {
-    interest_.ShardsFor(fields.topic, interest_scratch_);
-    interest_scratch_.Remove(static_cast<uint32_t>(self));
-  }
+  CollectMatches(fields.topic, /*want_shards=*/shards > 1);
   if (!fields.retain && match_scratch_.empty() && interest_scratch_.empty()) {
     // Nobody anywhere subscribes: no Message is built, nothing is copied.
     ShardStats::Inc(stats_.dropped_no_subscribers);
@@ -65,6 +62,34 @@ void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& messa
   // The mail item owns one reference; the receiving shard adopts it.
   item.ptr = const_cast<Message*>(MessageRef(message).Release());
   shard_.Post(target, item);
+}
+
+void BrokerShard::CollectMatches(std::string_view topic, bool want_shards) {
+  const int shards = shard_.shard_count();
+  RouteCacheSlot* slot = nullptr;
+  if (topic.size() <= kRouteCacheMaxTopic) {
+    const size_t hash =
+        absl::Hash<absl::string_view>{}(absl::string_view(topic.data(), topic.size()));
+    slot = &route_cache_[hash % kRouteCacheSlots];
+    if (slot->generation == route_generation_ && slot->topic == topic) {
+      match_scratch_.assign(slot->matches.begin(), slot->matches.end());
+      if (want_shards) interest_scratch_ = slot->shards;
+      return;
+    }
+  }
+  CollectLocalMatches(topic);
+  interest_scratch_.Clear();
+  if (shards > 1) {
+    // Computed even when not wanted now, so the cached entry is complete.
+    interest_.ShardsFor(topic, interest_scratch_);
+    interest_scratch_.Remove(static_cast<uint32_t>(shard_.id()));
+  }
+  if (slot != nullptr && match_scratch_.size() <= kRouteCacheMaxMatches) {
+    slot->generation = route_generation_;
+    slot->topic.assign(topic.data(), topic.size());
+    slot->matches.assign(match_scratch_.begin(), match_scratch_.end());
+    slot->shards = interest_scratch_;
+  }
 }
 
 void BrokerShard::CollectLocalMatches(std::string_view topic) {

@@ -70,6 +70,7 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter, u
   options.qos = qos;
   topic::SubscribeResult result =
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
+  InvalidateRoutes();
   if (result.filter_became_active && shard_.shard_count() > 1) {
     BroadcastInterest(kMailInterestAdd, filter, token);
     pending->acks_missing += shard_.shard_count() - 1;
@@ -81,6 +82,7 @@ void BrokerShard::RemoveSubscription(Session& session, const std::string& filter
   session.subscriptions.erase(filter);
   topic::UnsubscribeResult result =
       index_.Unsubscribe(reinterpret_cast<topic::SubscriberId>(&session), filter);
+  InvalidateRoutes();
   if (result.filter_became_inactive && shard_.shard_count() > 1) {
     BroadcastInterest(kMailInterestRemove, filter, 0);
   }

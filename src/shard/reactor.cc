@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -69,6 +70,11 @@ constexpr uint16_t kBufGroup = 1;
 constexpr size_t kMaxIov = 64;
 constexpr size_t kMailBatch = 256;
 constexpr size_t kCopyBlock = 2048;
+// A connection with this much output queued gets copy blocks up to this size:
+// a send carries at most kMaxIov slices, so with 2 KiB blocks one send moved
+// at most 128 KiB and a busy subscriber (fan-in) could not drain faster than
+// one 128 KiB send per loop turn. Idle connections keep small blocks.
+constexpr size_t kMaxCopyBlock = 64 * 1024;
 constexpr uint32_t kMailHandoff = kMailKindReservedBase + 1;
 
 uint64_t Ud(Op op, uint32_t index, uint32_t gen) {
@@ -442,7 +448,10 @@ bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
   size_t pos = 0;
   while (pos < bytes.size()) {
     const size_t n = std::min<size_t>(bytes.size() - pos, 1u << 30);
-    const size_t cap = std::max(n, kCopyBlock);
+    // Grow blocks with the backlog: a connection that already has output
+    // queued is likely to get more before its next send completes.
+    const size_t cap =
+        std::max({n, kCopyBlock, std::min(std::bit_ceil(c->queued + 1), kMaxCopyBlock)});
     auto* mem = static_cast<uint8_t*>(std::malloc(cap));
     SHARDMQ_CHECK(mem != nullptr);
     std::memcpy(mem, bytes.data() + pos, n);

@@ -138,6 +138,27 @@ def test_unsubscribe_stops_delivery_at_once(start_broker, shards, version):
 
 
 @SHARDS
+def test_subscription_changes_apply_to_a_topic_already_routed(start_broker, shards):
+    # The broker caches routes per topic name: a topic that has carried traffic
+    # must see a new subscriber, an unsubscribe and a wildcard at once.
+    broker = start_broker(shards=shards)
+    a_id, b_id, pub_id = raw.spread_ids("hot", 3, shards)
+    a = raw.subscribed(broker.port, a_id, ("hot/t", 1))
+    pub = raw.connected(broker.port, pub_id)
+    raw.publish_and_confirm(pub, "hot/t", "1", qos=1)
+    assert raw.read_publishes(a, 1)[0]["payload"] == b"1"
+    b = raw.subscribed(broker.port, b_id, ("hot/+", 1))
+    raw.publish_and_confirm(pub, "hot/t", "2", qos=1)
+    assert raw.read_publishes(a, 1)[0]["payload"] == b"2"
+    assert raw.read_publishes(b, 1)[0]["payload"] == b"2"
+    a.send(raw.unsubscribe(7, "hot/t"))
+    a.expect(raw.UNSUBACK)
+    raw.publish_and_confirm(pub, "hot/t", "3", qos=1)
+    assert raw.read_publishes(b, 1)[0]["payload"] == b"3"
+    assert a.no_packet(0.4)
+
+
+@SHARDS
 def test_unsubscribe_completes_inflight_qos1(start_broker, shards):
     broker = start_broker(shards=shards)
     sub_id, pub_id = raw.spread_ids("unsub-inf", 2, shards)

@@ -46,6 +46,28 @@ TEST(TopicNameTest, LevelLimit) {
   EXPECT_EQ(ValidateTopicFilter("a/+/c/#", limits), TopicError::kTooManyLevels);
 }
 
+// ValidateTopicName counts levels eight bytes at a time: every position of a
+// '/' in a word, runs of them, and neighbours one below it ('.', 0x01) that a
+// borrow-based byte test would miscount, all against a plain count.
+TEST(TopicNameTest, LevelLimitMatchesPlainCountAtEveryPosition) {
+  const std::string alphabet{'/', '.', '/', '\x01', 'a', '\xC3', '\xA9', '0'};
+  for (size_t len = 1; len <= 40; ++len) {
+    for (size_t seed = 0; seed < 64; ++seed) {
+      std::string topic;
+      for (size_t i = 0; i < len; ++i)
+        topic += alphabet[(i * 7 + seed * 13 + i * i * seed) % alphabet.size()];
+      const size_t levels = TopicLevelCount(topic);
+      TopicLimits exact{.max_levels = levels};
+      TopicLimits below{.max_levels = levels - 1};
+      if (levels == 1) continue;  // max_levels 0 means unlimited
+      EXPECT_EQ(ValidateTopicName(topic, exact), TopicError::kOk) << len << " " << seed;
+      EXPECT_EQ(ValidateTopicName(topic, below), TopicError::kTooManyLevels) << len << " " << seed;
+    }
+  }
+  EXPECT_EQ(ValidateTopicName("abcdefgh/ijklmnop+", TopicLimits{}), TopicError::kWildcardInName);
+  EXPECT_EQ(ValidateTopicName("abcdefg#", TopicLimits{}), TopicError::kWildcardInName);
+}
+
 TEST(TopicNameTest, OptionalUtf8Check) {
   TopicLimits limits{.check_utf8 = true};
   EXPECT_EQ(ValidateTopicName("caf\xC3\xA9", limits), TopicError::kOk);
