@@ -1,7 +1,5 @@
 #include "shard/shard_group.h"
 
-#include <thread>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -13,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -112,14 +111,14 @@ absl::StatusOr<RingConfig> ProbeRing() {
       status = absl::FailedPreconditionError("io_uring opcode probe failed; need Linux >= 6.1");
     } else {
       const std::pair<int, const char*> needed[] = {
-          {IORING_OP_ACCEPT, "ACCEPT"},         {IORING_OP_RECV, "RECV"},
-          {IORING_OP_SENDMSG, "SENDMSG"},       {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
-          {IORING_OP_MSG_RING, "MSG_RING"},     {IORING_OP_READ, "READ"},
+          {IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_RECV, "RECV"},
+          {IORING_OP_SENDMSG, "SENDMSG"},   {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+          {IORING_OP_MSG_RING, "MSG_RING"}, {IORING_OP_READ, "READ"},
       };
       for (const auto& [op, name] : needed) {
         if (!io_uring_opcode_supported(probe, op)) {
-          status = absl::FailedPreconditionError(absl::StrCat(
-              "io_uring lacks IORING_OP_", name, "; shardmq needs Linux >= 6.1"));
+          status = absl::FailedPreconditionError(
+              absl::StrCat("io_uring lacks IORING_OP_", name, "; shardmq needs Linux >= 6.1"));
           break;
         }
       }
@@ -248,7 +247,7 @@ absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t po
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& options,
-                                                              HandlerFactory factory) {
+                                                               HandlerFactory factory) {
   if (options.shard_count < 1 || options.shard_count > 1024) {
     return absl::InvalidArgumentError("shard_count must be in [1, 1024]");
   }
@@ -411,15 +410,14 @@ ShutdownReport ShardGroup::Join() {
     total.handoffs_closed += r.handoffs_closed;
     total.mail_delivered_late += r.mail_delivered_late;
   }
-  SHARDMQ_LOG(kInfo,
-              "shard runtime stopped: %d shard(s), %llu listener(s) closed, %llu connection(s) "
-              "flushed and closed, %llu aborted at the deadline, %llu late hand-off(s) closed, "
-              "%llu mail item(s) delivered after stop",
-              n, (unsigned long long)total.listeners_closed,
-              (unsigned long long)total.connections_flushed,
-              (unsigned long long)total.connections_aborted,
-              (unsigned long long)total.handoffs_closed,
-              (unsigned long long)total.mail_delivered_late);
+  SHARDMQ_LOG(
+      kInfo,
+      "shard runtime stopped: %d shard(s), %llu listener(s) closed, %llu connection(s) "
+      "flushed and closed, %llu aborted at the deadline, %llu late hand-off(s) closed, "
+      "%llu mail item(s) delivered after stop",
+      n, (unsigned long long)total.listeners_closed, (unsigned long long)total.connections_flushed,
+      (unsigned long long)total.connections_aborted, (unsigned long long)total.handoffs_closed,
+      (unsigned long long)total.mail_delivered_late);
   return total;
 }
 

@@ -36,7 +36,7 @@ namespace shardmq::shard {
 class ShardGroup {
  public:
   struct ListenAddress {
-    std::string host;  // numeric IPv4 or IPv6 address ("0.0.0.0", "::1", ...)
+    std::string host;   // numeric IPv4 or IPv6 address ("0.0.0.0", "::1", ...)
     uint16_t port = 0;  // 0: the kernel picks one; every shard shares it
   };
 
@@ -66,7 +66,7 @@ class ShardGroup {
   // fix it), binds every listener on every shard (SO_REUSEPORT) and builds the
   // mailboxes. No thread runs yet.
   static absl::StatusOr<std::unique_ptr<ShardGroup>> Create(const Options& options,
-                                                           HandlerFactory factory);
+                                                            HandlerFactory factory);
 
   // Starts the shard threads; returns once every shard has set up its ring
   // (or the first error). Call once.

@@ -109,8 +109,7 @@ class SpscRing {
   // True if at least one published item has not been consumed yet. Used by the
   // consumer's going-to-sleep re-check (after a seq_cst fence) and by tests.
   bool HasPublished() const {
-    return prod_.tail.load(std::memory_order_acquire) !=
-           cons_.head.load(std::memory_order_acquire);
+    return prod_.tail.load(std::memory_order_acquire) != cons_.head.load(std::memory_order_acquire);
   }
 
  private:
