@@ -312,15 +312,9 @@ class AsyncClient:
         """Returns True if an outbound flow completed."""
         t = pkt.type
         if t == PUBLISH:
-            qos = (pkt.flags >> 1) & 3
-            (tlen,) = struct.unpack_from("!H", pkt.body, 0)
-            topic = pkt.body[2:2 + tlen].decode()
-            pos = 2 + tlen
-            pid = None
-            if qos:
-                (pid,) = struct.unpack_from("!H", pkt.body, pos)
-                pos += 2
-            payload = pkt.body[pos:]
+            fields = pkt.publish_fields()
+            topic, payload = fields["topic"], fields["payload"]
+            qos, pid = fields["qos"], fields["packet_id"]
             if qos == 2:
                 if pid not in self.inbound_qos2:
                     self.inbound_qos2.add(pid)
