@@ -38,6 +38,14 @@ struct Limits {
   // Topic names and filters: bytes and levels.
   uint32_t max_topic_length = 65535;
   uint32_t max_topic_levels = 128;
+  // MQTT 5 Topic Alias Maximum offered to clients: how many aliases each
+  // connection may define for the topics it publishes to (0: none). Each costs
+  // one stored topic per connection while in use.
+  uint16_t topic_alias_maximum = 64;
+  // Check the payload of a PUBLISH whose Payload Format Indicator says UTF-8,
+  // and refuse it (PUBACK/PUBREC 0x99, or DISCONNECT 0x99 for QoS 0) when it
+  // is not valid UTF-8 [MQTT-3.3.2-?]. Off by default: it reads every byte.
+  bool validate_utf8_payload = false;
   // A socket that has not completed CONNECT by then is closed.
   uint32_t connect_timeout_ms = 10000;
   // Topic filters no client may subscribe to (compared as written): SUBACK

@@ -31,6 +31,10 @@ struct ShardStats {
   std::atomic<uint64_t> dropped_no_subscribers{0};
   std::atomic<uint64_t> dropped_qos0_slow{0};
   std::atomic<uint64_t> dropped_queue_full{0};
+  // Messages past their Message Expiry Interval before they could be sent.
+  std::atomic<uint64_t> dropped_expired{0};
+  // Messages larger than a subscriber's Maximum Packet Size (MQTT 5).
+  std::atomic<uint64_t> dropped_too_large{0};
   std::atomic<uint64_t> publisher_pauses{0};
   std::atomic<uint64_t> wills_published{0};
   std::atomic<uint64_t> shutdown_disconnects{0};

@@ -18,6 +18,9 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
   decode_options_.topic_limits.max_levels = context.limits.max_topic_levels;
   // Bad filters are refused one by one in SUBACK (HandleSubscribe).
   decode_options_.validate_subscribe_filters = false;
+  // A UTF-8 payload that is not is a DISCONNECT 0x99, if the operator wants
+  // the check (3.3.2.3.2 lets the receiver choose).
+  decode_options_.validate_utf8_payload = context.limits.validate_utf8_payload;
 }
 
 BrokerShard::~BrokerShard() = default;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,9 @@ class BrokerShard final : public shard::ShardHandler {
     Session* session = nullptr;
     uint16_t packet_id = 0;
     std::vector<mqtt::ReasonCode> codes;
-    // Filters granted, with their QoS, for sending retained messages after SUBACK.
-    std::vector<std::pair<std::string, uint8_t>> granted;
+    // Filters whose retained messages follow the SUBACK (Retain Handling
+    // allowing), with the options granted.
+    std::vector<std::pair<std::string, topic::SubscriptionOptions>> retained_for;
     int acks_missing = 0;
   };
 
@@ -62,6 +64,9 @@ class BrokerShard final : public shard::ShardHandler {
   bool HandlePacket(Connection& conn, const mqtt::Packet& packet);
   void HandleConnect(Connection& conn, const mqtt::Connect& connect);
   void HandlePublish(Connection& conn, const mqtt::Publish& publish);
+  // The topic a PUBLISH is for, after its Topic Alias (MQTT 5); nullopt when
+  // the alias is invalid and the connection is being closed.
+  std::optional<std::string_view> ResolveTopicAlias(Connection& conn, const mqtt::Publish& publish);
   void HandlePubAck(Connection& conn, const mqtt::PubAck& ack);
   void HandleSubscribe(Connection& conn, const mqtt::Subscribe& subscribe);
   void HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& unsubscribe);
@@ -78,23 +83,36 @@ class BrokerShard final : public shard::ShardHandler {
   void ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay);
 
   // Routing and delivery (DESIGN.md, "How a PUBLISH travels", steps 4-5).
-  // Builds the Message only if someone, on any shard, will receive it.
-  void Route(const Message::Fields& fields);
+  // Builds the Message only if someone, on any shard, will receive it, and
+  // returns whether anyone matched (MQTT 5 PUBACK 0x10 otherwise).
+  bool Route(const Message::Fields& fields);
   void PostMessage(int target, MailKind kind, const MessageRef& message);
-  // Fills match_scratch_ with the local sessions matching `topic` and, if
-  // `want_shards`, interest_scratch_ with the other shards that have a
-  // subscriber (self excluded). Served from route_cache_ when it can be.
+  // Fills match_scratch_ with the local subscriptions matching `topic`
+  // (sorted by session) and, if `want_shards`, interest_scratch_ with the
+  // other shards that have a subscriber (self excluded). Served from
+  // route_cache_ when it can be.
   void CollectMatches(std::string_view topic, bool want_shards);
   void CollectLocalMatches(std::string_view topic);
   // Every change to index_ or interest_ must call this: cached routes die.
   void InvalidateRoutes() { ++route_generation_; }
+  // One copy per matching session, merged over its subscriptions.
   void DeliverToMatches(const MessageRef& message);
-  void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain);
-  void SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
-                   bool dup, bool retain);
+  // One copy to one session: `retain` is the RETAIN flag to send, `ids` the
+  // Subscription Identifiers of the subscriptions that matched.
+  void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain,
+               absl::Span<const uint32_t> ids);
+  // Encodes and queues a PUBLISH for `conn`. Returns false, sending nothing,
+  // when the packet would exceed the client's Maximum Packet Size: the
+  // message is then dropped for this client only [MQTT-3.1.2-25].
+  bool SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
+                   bool dup, bool retain, absl::Span<const uint32_t> ids);
   void PumpQueue(Session& session);
   void ResendInflight(Session& session);
-  bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain);
+  bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain,
+               absl::Span<const uint32_t> ids);
+  // QoS 1/2 messages a session may have unacknowledged: our bound, lowered
+  // by the client's Receive Maximum.
+  size_t InflightWindow(const Session& session) const;
 
   // Back-pressure (DESIGN.md, "Bounded everything"): a QoS 1/2 delivery that
   // leaves an online session's queue over its high watermark pauses reading
@@ -111,11 +129,13 @@ class BrokerShard final : public shard::ShardHandler {
   void ApplyPauseState(Connection& conn);
 
   // Subscriptions and interest.
-  void AddSubscription(Session& session, const std::string& filter, uint8_t qos,
-                       PendingSuback* pending, uint64_t token);
+  void AddSubscription(Session& session, const std::string& filter,
+                       const topic::SubscriptionOptions& options, PendingSuback* pending,
+                       uint64_t token);
   void RemoveSubscription(Session& session, const std::string& filter);
   void FinishSuback(PendingSuback& pending);
-  void SendRetained(Session& session, std::string_view filter, uint8_t qos);
+  void SendRetained(Session& session, std::string_view filter,
+                    const topic::SubscriptionOptions& options);
   void BroadcastInterest(MailKind kind, const std::string& filter, uint64_t token);
 
   // Output.
@@ -135,10 +155,16 @@ class BrokerShard final : public shard::ShardHandler {
   // pausing them; absent means 0. Outlives connections and sessions, so a
   // publisher that reconnects while paused stays paused.
   absl::flat_hash_map<std::string, int> publisher_pauses_;
-  // Scratch for DeliverLocal: each matching session once, at its highest QoS.
-  // Sessions matching the topic being routed, one entry per session
-  // (CollectLocalMatches); reused so routing allocates nothing.
-  std::vector<std::pair<Session*, uint8_t>> match_scratch_;
+  // One local subscription that matched the topic being routed.
+  struct Match {
+    Session* session;
+    topic::SubscriptionOptions options;
+  };
+  // The local subscriptions matching the topic being routed, grouped by
+  // session (CollectLocalMatches); reused so routing allocates nothing.
+  std::vector<Match> match_scratch_;
+  // Subscription Identifiers of one delivery (DeliverToMatches).
+  mqtt::SubscriptionIds ids_scratch_;
   // Scratch for Route: the shards with a subscriber for the topic.
   topic::ShardSet interest_scratch_;
   // Route results by topic name, direct-mapped: a hot topic (a p2p pair, a
@@ -151,7 +177,7 @@ class BrokerShard final : public shard::ShardHandler {
   struct RouteCacheSlot {
     uint64_t generation = 0;  // 0: empty
     std::string topic;
-    std::vector<std::pair<Session*, uint8_t>> matches;
+    std::vector<Match> matches;
     topic::ShardSet shards;
   };
   static constexpr size_t kRouteCacheSlots = 1024;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "broker/message.h"
 #include "mqtt/protocol_version.h"
 #include "mqtt/stream_decoder.h"
@@ -23,7 +24,9 @@ struct Session;
 
 // The will as CONNECT gave it, copied out of the packet.
 struct WillMessage {
-  MessageRef message;  // topic, payload, QoS and retain flag
+  MessageRef message;  // topic, payload, QoS, retain flag, properties
+  // MQTT 5 Message Expiry Interval, counted from publication.
+  std::optional<uint32_t> expiry_interval;
 };
 
 struct Connection {
@@ -56,6 +59,28 @@ struct Connection {
   std::string peer;
   // Reading is paused because congested subscribers asked (back-pressure).
   bool reading_paused = false;
+
+  // What an MQTT 5 client's CONNECT asked of us (defaults for 3.x): the
+  // largest packet it accepts [MQTT-3.1.2-24], how many QoS 1/2 PUBLISH it
+  // takes unacknowledged (Receive Maximum, [MQTT-3.3.4-9]) and how many
+  // topic aliases we may define towards it [MQTT-3.1.2-26, -27].
+  uint32_t client_max_packet_size = UINT32_MAX;
+  uint16_t client_receive_maximum = 65535;
+  uint16_t client_topic_alias_maximum = 0;
+
+  // Topic aliases, which live as long as this network connection
+  // [MQTT-3.3.2-7]; allocated on first use.
+  struct TopicAliases {
+    // Client to server: alias -> topic, up to our Topic Alias Maximum.
+    absl::flat_hash_map<uint16_t, std::string> inbound;
+    // Server to client: topic -> alias, up to client_topic_alias_maximum.
+    absl::flat_hash_map<std::string, uint16_t> outbound;
+  };
+  std::unique_ptr<TopicAliases> aliases;
+  TopicAliases& Aliases() {
+    if (aliases == nullptr) aliases = std::make_unique<TopicAliases>();
+    return *aliases;
+  }
 };
 
 }  // namespace shardmq::broker

@@ -29,16 +29,17 @@ constexpr size_t kOnlineQueueSlack = 8;
 
 }  // namespace
 
-void BrokerShard::Route(const Message::Fields& fields) {
+bool BrokerShard::Route(const Message::Fields& fields) {
   const int self = shard_.id();
   const int shards = shard_.shard_count();
   CollectMatches(fields.topic, /*want_shards=*/shards > 1);
-  if (!fields.retain && match_scratch_.empty() && interest_scratch_.empty()) {
+  const bool matched = !match_scratch_.empty() || !interest_scratch_.empty();
+  if (!fields.retain && !matched) {
     // Nobody anywhere subscribes: no Message is built, nothing is copied.
     ShardStats::Inc(stats_.dropped_no_subscribers);
-    return;
+    return false;
   }
-  MessageRef message = MessageRef::Adopt(Message::Make(fields));
+  MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
   if (message->retain()) {
     // Every shard keeps the retained set so SUBSCRIBE is answered locally.
     // An empty payload deletes [MQTT-3.3.1-10, MQTT-3.3.1-11].
@@ -54,6 +55,7 @@ void BrokerShard::Route(const Message::Fields& fields) {
   DeliverToMatches(message);
   interest_scratch_.ForEach(
       [&](uint32_t target) { PostMessage(static_cast<int>(target), kMailPublish, message); });
+  return matched;
 }
 
 void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& message) {
@@ -93,27 +95,17 @@ void BrokerShard::CollectMatches(std::string_view topic, bool want_shards) {
 }
 
 void BrokerShard::CollectLocalMatches(std::string_view topic) {
-  // One copy per session at the highest QoS of its matching subscriptions
-  // [MQTT-3.3.5-1]. Matches are gathered in a flat vector; only when there
-  // are several is it sorted to merge a session's overlapping subscriptions
-  // (a single match, the p2p case, costs no hashing and no sorting).
+  // Every matching subscription, grouped by session so DeliverToMatches can
+  // merge one session's overlapping subscriptions into one copy
+  // [MQTT-3.3.4-2, -3, -4, -5]. A single match (the p2p case) costs no sort.
   match_scratch_.clear();
   index_.Match(topic,
                [&](topic::SubscriberId subscriber, const topic::SubscriptionOptions& options) {
-                 match_scratch_.emplace_back(reinterpret_cast<Session*>(subscriber), options.qos);
+                 match_scratch_.push_back(Match{reinterpret_cast<Session*>(subscriber), options});
                });
   if (match_scratch_.size() < 2) return;
-  std::sort(match_scratch_.begin(), match_scratch_.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  size_t out = 0;
-  for (size_t i = 1; i < match_scratch_.size(); ++i) {
-    if (match_scratch_[i].first == match_scratch_[out].first) {
-      match_scratch_[out].second = std::max(match_scratch_[out].second, match_scratch_[i].second);
-    } else {
-      match_scratch_[++out] = match_scratch_[i];
-    }
-  }
-  match_scratch_.resize(out + 1);
+  std::stable_sort(match_scratch_.begin(), match_scratch_.end(),
+                   [](const Match& a, const Match& b) { return a.session < b.session; });
 }
 
 void BrokerShard::DeliverToMatches(const MessageRef& message) {
@@ -121,21 +113,55 @@ void BrokerShard::DeliverToMatches(const MessageRef& message) {
     publish_cache_.message = message.get();
     publish_cache_.filled[0] = publish_cache_.filled[1] = false;
   }
-  for (auto& [session, granted] : match_scratch_) {
-    // The RETAIN flag is cleared on delivery to established subscriptions
-    // [MQTT-3.3.1-9].
-    Deliver(*session, message, std::min(granted, message->qos()), /*retain=*/false);
+  const shard::Clock::time_point now =
+      message->has_expiry() ? shard_.Now() : shard::Clock::time_point{};
+  if (message->Expired(now)) {
+    ShardStats::Inc(stats_.dropped_expired);
+    publish_cache_.message = nullptr;
+    return;
+  }
+  for (size_t begin = 0; begin < match_scratch_.size();) {
+    Session* session = match_scratch_[begin].session;
+    size_t end = begin + 1;
+    while (end < match_scratch_.size() && match_scratch_[end].session == session) ++end;
+    // Merge the session's matching subscriptions: the highest QoS, RETAIN
+    // kept if any says Retain As Published (else cleared, [MQTT-3.3.1-12]),
+    // every Subscription Identifier; No Local ones skip the publisher's own
+    // messages [MQTT-3.8.3-3].
+    int qos = -1;
+    bool retain_as_published = false;
+    ids_scratch_.clear();
+    for (size_t i = begin; i < end; ++i) {
+      const topic::SubscriptionOptions& options = match_scratch_[i].options;
+      if (options.no_local && message->publisher() == session->client_id) continue;
+      qos = std::max<int>(qos, options.qos);
+      retain_as_published |= options.retain_as_published;
+      if (options.subscription_id != 0) ids_scratch_.push_back(options.subscription_id);
+    }
+    begin = end;
+    if (qos < 0) continue;
+    Deliver(*session, message, std::min<uint8_t>(static_cast<uint8_t>(qos), message->qos()),
+            retain_as_published && message->retain(), ids_scratch_);
   }
   publish_cache_.message = nullptr;
 }
 
-void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
+size_t BrokerShard::InflightWindow(const Session& session) const {
+  size_t window = context_.limits.max_inflight;
+  if (session.connection != nullptr) {
+    window = std::min<size_t>(window, session.connection->client_receive_maximum);
+  }
+  return window;
+}
+
+void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain,
+                          absl::Span<const uint32_t> ids) {
   Connection* conn = session.connection;
   if (conn != nullptr && conn->state != Connection::State::kConnected) conn = nullptr;
   if (qos == 0) {
     if (conn == nullptr) {
       if (session.persistent && context_.limits.queue_qos0_offline) {
-        Enqueue(session, message, 0, retain);
+        Enqueue(session, message, 0, retain, ids);
       }
       return;
     }
@@ -144,18 +170,20 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
       ShardStats::Inc(stats_.dropped_qos0_slow);
       return;
     }
-    SendPublish(*conn, *message, 0, 0, false, retain);
+    SendPublish(*conn, *message, 0, 0, false, retain, ids);
     return;
   }
   if (conn != nullptr && session.queue.empty() &&
-      session.inflight.size() < context_.limits.max_inflight) {
+      session.inflight.size() < InflightWindow(session)) {
     uint16_t packet_id = session.AllocatePacketId();
-    session.inflight.emplace(packet_id,
-                             InflightMessage{message, qos, retain, false, session.next_sequence++});
-    SendPublish(*conn, *message, qos, packet_id, false, retain);
+    // Too large for this client: dropped for it alone, as if acknowledged.
+    if (!SendPublish(*conn, *message, qos, packet_id, false, retain, ids)) return;
+    InflightMessage inflight{message, qos, retain, false, session.next_sequence++};
+    inflight.subscription_ids.assign(ids.begin(), ids.end());
+    session.inflight.emplace(packet_id, std::move(inflight));
     return;
   }
-  Enqueue(session, message, qos, retain);
+  Enqueue(session, message, qos, retain, ids);
   // Live QoS 1/2 traffic to a connected client that cannot keep up slows its
   // publishers down instead of being dropped. Retained messages sent for a new
   // subscription (retain = true) are not the publisher's doing.
@@ -164,7 +192,8 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
   }
 }
 
-bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain) {
+bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain,
+                          absl::Span<const uint32_t> ids) {
   size_t bytes = message->payload().size() + message->topic().size();
   const bool online = session.connection != nullptr;
   const size_t max_messages =
@@ -175,7 +204,9 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
     ShardStats::Inc(stats_.dropped_queue_full);
     return false;
   }
-  session.queue.push_back(QueuedMessage{message, qos, retain});
+  QueuedMessage queued{message, qos, retain};
+  queued.subscription_ids.assign(ids.begin(), ids.end());
+  session.queue.push_back(std::move(queued));
   session.queued_bytes += bytes;
   return true;
 }
@@ -183,19 +214,34 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
 void BrokerShard::PumpQueue(Session& session) {
   Connection* conn = session.connection;
   if (conn == nullptr || conn->state != Connection::State::kConnected) return;
-  while (!session.queue.empty() && session.inflight.size() < context_.limits.max_inflight) {
+  const size_t window = InflightWindow(session);
+  shard::Clock::time_point now{};
+  while (!session.queue.empty() && session.inflight.size() < window) {
     QueuedMessage queued = std::move(session.queue.front());
     session.queue.pop_front();
     session.queued_bytes -= queued.message->payload().size() + queued.message->topic().size();
+    if (queued.message->has_expiry()) {
+      // A message whose interval passed while it waited is not sent
+      // [MQTT-3.3.2-5].
+      if (now == shard::Clock::time_point{}) now = shard_.Now();
+      if (queued.message->Expired(now)) {
+        ShardStats::Inc(stats_.dropped_expired);
+        continue;
+      }
+    }
     if (queued.qos == 0) {
-      SendPublish(*conn, *queued.message, 0, 0, false, queued.retain);
+      SendPublish(*conn, *queued.message, 0, 0, false, queued.retain, queued.subscription_ids);
       continue;
     }
     uint16_t packet_id = session.AllocatePacketId();
-    SendPublish(*conn, *queued.message, queued.qos, packet_id, false, queued.retain);
-    session.inflight.emplace(
-        packet_id, InflightMessage{std::move(queued.message), queued.qos, queued.retain, false,
-                                   session.next_sequence++});
+    if (!SendPublish(*conn, *queued.message, queued.qos, packet_id, false, queued.retain,
+                     queued.subscription_ids)) {
+      continue;
+    }
+    InflightMessage inflight{std::move(queued.message), queued.qos, queued.retain, false,
+                             session.next_sequence++};
+    inflight.subscription_ids = std::move(queued.subscription_ids);
+    session.inflight.emplace(packet_id, std::move(inflight));
   }
   if (!session.paused_publishers.empty() && UnderLowWatermark(session)) {
     ReleaseBackpressure(session);
@@ -282,40 +328,81 @@ void BrokerShard::ResendInflight(Session& session) {
       pubrel.packet_id = packet_id;
       SendPacket(*conn, pubrel);
     } else {
-      SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true, inflight.retain);
+      // A resend is the same PUBLISH with DUP set [MQTT-3.3.1-1]. (If the
+      // client lowered its Maximum Packet Size since, it is dropped.)
+      SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true, inflight.retain,
+                  inflight.subscription_ids);
     }
   }
 }
 
-void BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t qos,
-                              uint16_t packet_id, bool dup, bool retain) {
+bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t qos,
+                              uint16_t packet_id, bool dup, bool retain,
+                              absl::Span<const uint32_t> ids) {
+  const bool v5 = conn.version == mqtt::ProtocolVersion::kV5;
+  // Without per-subscriber properties (identifiers, aliases), a QoS 0
+  // PUBLISH is the same bytes for every subscriber of one layout.
   const bool cacheable = publish_cache_.message == &message && qos == 0 && !dup && !retain &&
-                         message.payload().size() < kCopyPayloadBelow;
+                         message.payload().size() < kCopyPayloadBelow &&
+                         (!v5 || (ids.empty() && conn.client_topic_alias_maximum == 0));
+  mqtt::Publish publish;
+  publish.topic = message.topic();
+  publish.payload = message.payload();
+  if (v5) {
+    if (message.properties() != nullptr) publish.properties = *message.properties();
+    if (message.has_expiry()) {
+      // The interval forwarded is what is left of it [MQTT-3.3.2-6].
+      publish.properties.message_expiry_interval = message.RemainingExpirySeconds(shard_.Now());
+    }
+  }
   if (cacheable) {
-    const int layout = conn.version == mqtt::ProtocolVersion::kV5 ? 1 : 0;
+    const int layout = v5 ? 1 : 0;
     std::vector<uint8_t>& bytes = publish_cache_.bytes[layout];
     if (!publish_cache_.filled[layout]) {
-      mqtt::Publish publish;
-      publish.topic = message.topic();
-      publish.payload = message.payload();
       const size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
       bytes.resize(header_size + message.payload().size());
       mqtt::EncodePublishHeader(publish, conn.version, absl::MakeSpan(bytes));
       std::copy(message.payload().begin(), message.payload().end(), bytes.begin() + header_size);
       publish_cache_.filled[layout] = true;
     }
+    if (bytes.size() > conn.client_max_packet_size) {
+      ShardStats::Inc(stats_.dropped_too_large);
+      return false;
+    }
     shard_.Send(conn.id, absl::MakeConstSpan(bytes));
     ShardStats::Inc(stats_.messages_sent);
-    return;
+    return true;
   }
-  mqtt::Publish publish;
-  publish.topic = message.topic();
-  publish.payload = message.payload();
   publish.qos = qos;
   publish.packet_id = packet_id;
   publish.dup = dup;
   publish.retain = retain;
+  uint16_t new_alias = 0;
+  if (v5) {
+    publish.properties.subscription_identifiers.assign(ids.begin(), ids.end());
+    if (conn.client_topic_alias_maximum > 0) {
+      // Server-to-client aliases, first come first served: a topic keeps its
+      // alias for the connection's life; once all are taken, new topics go
+      // in full. Topics too short to gain from an alias are not given one.
+      Connection::TopicAliases& aliases = conn.Aliases();
+      if (auto it = aliases.outbound.find(
+              absl::string_view(message.topic().data(), message.topic().size()));
+          it != aliases.outbound.end()) {
+        publish.topic = {};
+        publish.properties.topic_alias = it->second;
+      } else if (message.topic().size() > 2 &&
+                 aliases.outbound.size() < conn.client_topic_alias_maximum) {
+        new_alias = static_cast<uint16_t>(aliases.outbound.size() + 1);
+        publish.properties.topic_alias = new_alias;
+      }
+    }
+  }
   size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
+  if (header_size == 0 || header_size + message.payload().size() > conn.client_max_packet_size) {
+    ShardStats::Inc(stats_.dropped_too_large);
+    return false;
+  }
+  if (new_alias != 0) conn.Aliases().outbound.emplace(std::string(message.topic()), new_alias);
   bool copy_payload = message.payload().size() < kCopyPayloadBelow;
   size_t total = header_size + (copy_payload ? message.payload().size() : 0);
   if (encode_buffer_.size() < total) encode_buffer_.resize(total);
@@ -329,6 +416,7 @@ void BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
     shard_.SendShared(conn.id, message.payload(), &message);
   }
   ShardStats::Inc(stats_.messages_sent);
+  return true;
 }
 
 void BrokerShard::SendPacket(Connection& conn, const mqtt::Packet& packet) {

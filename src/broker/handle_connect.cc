@@ -33,7 +33,19 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     fields.qos = connect.will->qos;
     fields.retain = connect.will->retain;
     fields.publisher = client_id;
-    conn.will = WillMessage{MessageRef::Adopt(Message::Make(fields))};
+    WillMessage will;
+    if (connect.version == mqtt::ProtocolVersion::kV5) {
+      // The will's expiry interval starts when it is published, not now
+      // [MQTT-3.1.3-?, 3.1.3.2.4]: kept aside and applied in PublishWill.
+      mqtt::Properties properties = connect.will->properties;
+      will.expiry_interval = properties.message_expiry_interval;
+      properties.message_expiry_interval.reset();
+      fields.properties = &properties;
+      will.message = MessageRef::Adopt(Message::Make(fields));
+    } else {
+      will.message = MessageRef::Adopt(Message::Make(fields));
+    }
+    conn.will = std::move(will);
   }
 
   // The session: resumed, taken over, or new [MQTT-3.1.2-4..6].
@@ -76,6 +88,12 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   conn.session = session;
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;
+  if (connect.version == mqtt::ProtocolVersion::kV5) {
+    const mqtt::Properties& asked = connect.properties;
+    conn.client_max_packet_size = asked.maximum_packet_size.value_or(UINT32_MAX);
+    conn.client_receive_maximum = asked.receive_maximum.value_or(65535);
+    conn.client_topic_alias_maximum = asked.topic_alias_maximum.value_or(0);
+  }
 
   conn.decoder.set_protocol_version(connect.version);
   // Congested subscribers may still be holding this client id back.
@@ -86,7 +104,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   if (connect.version == mqtt::ProtocolVersion::kV5) {
     if (assigned_id) connack.properties.assigned_client_identifier = session->client_id;
     connack.properties.maximum_packet_size = context_.limits.max_packet_size;
-    connack.properties.topic_alias_maximum = 0;
+    connack.properties.topic_alias_maximum = context_.limits.topic_alias_maximum;
     connack.properties.shared_subscription_available = 0;
   }
   SendPacket(conn, connack);
@@ -151,8 +169,17 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
 void BrokerShard::PublishWill(Connection& conn) {
   ShardStats::Inc(stats_.wills_published);
   MessageRef will = std::move(conn.will->message);
+  std::optional<uint32_t> expiry_interval = conn.will->expiry_interval;
   conn.will.reset();
-  Route({will->topic(), will->payload(), will->qos(), will->retain(), will->publisher()});
+  Message::Fields fields{will->topic(), will->payload(), will->qos(), will->retain(),
+                         will->publisher()};
+  mqtt::Properties properties;
+  if (will->properties() != nullptr || expiry_interval.has_value()) {
+    if (will->properties() != nullptr) properties = *will->properties();
+    properties.message_expiry_interval = expiry_interval;
+    fields.properties = &properties;
+  }
+  Route(fields);
 }
 
 void BrokerShard::EndSession(Session& session) {

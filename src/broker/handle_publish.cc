@@ -4,34 +4,70 @@
 
 namespace shardmq::broker {
 
+std::optional<std::string_view> BrokerShard::ResolveTopicAlias(Connection& conn,
+                                                               const mqtt::Publish& publish) {
+  if (!publish.properties.topic_alias.has_value()) {
+    // Without an alias the topic must be there [MQTT-3.3.2-1].
+    if (publish.topic.empty()) {
+      ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "empty topic without a topic alias");
+      return std::nullopt;
+    }
+    return publish.topic;
+  }
+  const uint16_t alias = *publish.properties.topic_alias;
+  if (alias > context_.limits.topic_alias_maximum) {
+    // 0 or above the maximum we offered in CONNACK [MQTT-3.3.2-9, -10].
+    ProtocolClose(conn, mqtt::ReasonCode::kTopicAliasInvalid, "topic alias above the maximum");
+    return std::nullopt;
+  }
+  auto& inbound = conn.Aliases().inbound;
+  if (!publish.topic.empty()) {
+    // A topic with an alias (re)defines the alias for this connection
+    // [MQTT-3.3.2-12].
+    std::string& topic = inbound[alias];
+    topic.assign(publish.topic.data(), publish.topic.size());
+    return std::string_view(topic);
+  }
+  auto it = inbound.find(alias);
+  if (it == inbound.end()) {
+    // An alias the client never defined on this connection.
+    ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "topic alias not defined");
+    return std::nullopt;
+  }
+  return std::string_view(it->second);
+}
+
 void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) {
   Session& session = *conn.session;
   ShardStats::Inc(stats_.messages_received);
-  if (publish.properties.topic_alias.has_value() || publish.topic.empty()) {
-    // CONNACK advertised Topic Alias Maximum 0 [MQTT-3.2.2-17, MQTT-3.3.2-9].
-    ProtocolClose(conn, mqtt::ReasonCode::kTopicAliasInvalid, "topic alias not allowed");
-    return;
-  }
+  std::optional<std::string_view> topic = ResolveTopicAlias(conn, publish);
+  if (!topic.has_value()) return;
+
+  const bool v5 = conn.version == mqtt::ProtocolVersion::kV5;
+  Message::Fields fields{*topic, publish.payload, publish.qos, publish.retain, session.client_id};
+  if (v5) fields.properties = &publish.properties;
 
   if (publish.qos == 2) {
     // Exactly once: a PUBLISH resent before PUBREL is acknowledged again but
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;
-    if (first_time) {
-      Route({publish.topic, publish.payload, 2, publish.retain, session.client_id});
-    }
+    bool matched = true;
+    if (first_time) matched = Route(fields);
     mqtt::PubAck pubrec;
     pubrec.type = mqtt::PacketType::kPubrec;
     pubrec.packet_id = publish.packet_id;
+    if (v5 && !matched) pubrec.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
     SendPacket(conn, pubrec);
     return;
   }
 
-  Route({publish.topic, publish.payload, publish.qos, publish.retain, session.client_id});
+  const bool matched = Route(fields);
   if (publish.qos == 1) {
     mqtt::PubAck puback;
     puback.type = mqtt::PacketType::kPuback;
     puback.packet_id = publish.packet_id;
+    // Informational: the message was accepted and nobody wanted it.
+    if (v5 && !matched) puback.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
     SendPacket(conn, puback);
   }
 }

@@ -50,9 +50,19 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
                                  : mqtt::ReasonCode::kUnspecifiedError);
       continue;
     }
-    uint8_t granted = std::min<uint8_t>(entry.options.qos, 2);
-    AddSubscription(session, filter, granted, &pending, token);
-    pending.codes.push_back(static_cast<mqtt::ReasonCode>(granted));
+    topic::SubscriptionOptions options;
+    options.qos = std::min<uint8_t>(entry.options.qos, 2);
+    if (v5) {
+      options.no_local = entry.options.no_local;
+      options.retain_as_published = entry.options.retain_as_published;
+      options.retain_handling = entry.options.retain_handling;
+      // One identifier per SUBSCRIBE, for all of its filters [MQTT-3.8.2-?].
+      if (!subscribe.properties.subscription_identifiers.empty()) {
+        options.subscription_id = subscribe.properties.subscription_identifiers.front();
+      }
+    }
+    AddSubscription(session, filter, options, &pending, token);
+    pending.codes.push_back(static_cast<mqtt::ReasonCode>(options.qos));
   }
   if (pending.acks_missing > 0) {
     pending_subacks_.emplace(token, std::move(pending));
@@ -61,13 +71,11 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
   }
 }
 
-void BrokerShard::AddSubscription(Session& session, const std::string& filter, uint8_t qos,
-                                  PendingSuback* pending, uint64_t token) {
-  // A second SUBSCRIBE to the same filter replaces the first
-  // [MQTT-3.8.4-3]; retained messages are sent again either way.
-  session.subscriptions[filter] = SessionSubscription{qos};
-  topic::SubscriptionOptions options;
-  options.qos = qos;
+void BrokerShard::AddSubscription(Session& session, const std::string& filter,
+                                  const topic::SubscriptionOptions& options, PendingSuback* pending,
+                                  uint64_t token) {
+  // A second SUBSCRIBE to the same filter replaces the first [MQTT-3.8.4-3].
+  session.subscriptions[filter] = SessionSubscription{options};
   topic::SubscribeResult result =
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
   InvalidateRoutes();
@@ -75,7 +83,14 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter, u
     BroadcastInterest(kMailInterestAdd, filter, token);
     pending->acks_missing += shard_.shard_count() - 1;
   }
-  pending->granted.emplace_back(filter, qos);
+  // Retained messages follow SUBACK unless Retain Handling says never (2) or
+  // only for a new subscription (1) and this one existed [MQTT-3.3.1-9,
+  // -10, -11]. Shared subscriptions get none [MQTT-3.8.4-?, 4.8.2].
+  const bool send_retained =
+      options.retain_handling == 0 || (options.retain_handling == 1 && !result.replaced_existing);
+  if (send_retained && !mqtt::IsSharedSubscription(filter)) {
+    pending->retained_for.emplace_back(filter, options);
+  }
 }
 
 void BrokerShard::RemoveSubscription(Session& session, const std::string& filter) {
@@ -109,13 +124,27 @@ void BrokerShard::FinishSuback(PendingSuback& pending) {
   suback.reason_codes.assign(pending.codes.begin(), pending.codes.end());
   SendPacket(*conn, suback);
   // Retained messages follow the SUBACK, flagged RETAIN [MQTT-3.3.1-6, MQTT-3.3.1-8].
-  for (const auto& [filter, qos] : pending.granted) SendRetained(*pending.session, filter, qos);
+  for (const auto& [filter, options] : pending.retained_for) {
+    SendRetained(*pending.session, filter, options);
+  }
 }
 
-void BrokerShard::SendRetained(Session& session, std::string_view filter, uint8_t qos) {
-  retained_.MatchFilter(filter, [&](std::string_view, const MessageRef& message) {
-    Deliver(session, message, std::min(qos, message->qos()), /*retain=*/true);
+void BrokerShard::SendRetained(Session& session, std::string_view filter,
+                               const topic::SubscriptionOptions& options) {
+  const shard::Clock::time_point now = shard_.Now();
+  uint32_t id_storage = options.subscription_id;
+  absl::Span<const uint32_t> ids(&id_storage, options.subscription_id != 0 ? 1 : 0);
+  std::vector<std::string> expired;
+  retained_.MatchFilter(filter, [&](std::string_view topic, const MessageRef& message) {
+    // An expired retained message is no longer retained [MQTT-3.3.2-5].
+    // (Each shard has its copy and forgets it on its own when it notices.)
+    if (message->Expired(now)) {
+      expired.emplace_back(topic);
+      return;
+    }
+    Deliver(session, message, std::min(options.qos, message->qos()), /*retain=*/true, ids);
   });
+  for (const std::string& topic : expired) retained_.Erase(topic);
 }
 
 void BrokerShard::HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& unsubscribe) {

@@ -4,19 +4,73 @@
 #include <new>
 
 namespace shardmq::broker {
+namespace {
 
-Message* Message::Make(const Fields& fields) {
-  // One allocation per message: the object, then topic, payload and publisher.
-  const size_t bytes = fields.topic.size() + fields.payload.size() + fields.publisher.size();
-  void* memory = ::operator new(sizeof(Message) + bytes);
+// Bytes of the strings a kept property block points at.
+size_t KeptPropertyBytes(const mqtt::Properties& p) {
+  size_t bytes = 0;
+  if (p.content_type) bytes += p.content_type->size();
+  if (p.response_topic) bytes += p.response_topic->size();
+  if (p.correlation_data) bytes += p.correlation_data->size();
+  for (const auto& [name, value] : p.user_properties) bytes += name.size() + value.size();
+  return bytes;
+}
+
+bool HasKeptProperties(const mqtt::Properties& p) {
+  return p.payload_format_indicator || p.content_type || p.response_topic || p.correlation_data ||
+         !p.user_properties.empty();
+}
+
+// Copies `text` to *out and returns the copy's view.
+std::string_view CopyTo(std::string_view text, char** out) {
+  if (text.empty()) return std::string_view(*out, 0);
+  std::memcpy(*out, text.data(), text.size());
+  std::string_view copy(*out, text.size());
+  *out += text.size();
+  return copy;
+}
+
+}  // namespace
+
+Message* Message::Make(const Fields& fields, shard::Clock::time_point now) {
+  // One allocation per message: the object, its kept properties (rare), then
+  // topic, payload, publisher and the properties' strings.
+  const mqtt::Properties* in = fields.properties;
+  const bool keep_properties = in != nullptr && HasKeptProperties(*in);
+  const size_t bytes = fields.topic.size() + fields.payload.size() + fields.publisher.size() +
+                       (keep_properties ? KeptPropertyBytes(*in) : 0);
+  static_assert(sizeof(Message) % alignof(mqtt::Properties) == 0);
+  const size_t header = sizeof(Message) + (keep_properties ? sizeof(mqtt::Properties) : 0);
+  void* memory = ::operator new(header + bytes);
   auto* message = ::new (memory) Message();
-  char* out = reinterpret_cast<char*>(message + 1);
-  if (!fields.topic.empty()) std::memcpy(out, fields.topic.data(), fields.topic.size());
-  out += fields.topic.size();
-  if (!fields.payload.empty()) std::memcpy(out, fields.payload.data(), fields.payload.size());
-  out += fields.payload.size();
-  if (!fields.publisher.empty()) {
-    std::memcpy(out, fields.publisher.data(), fields.publisher.size());
+  if (keep_properties) message->properties_ = ::new (message + 1) mqtt::Properties();
+  char* out = const_cast<char*>(message->data());
+  CopyTo(fields.topic, &out);
+  CopyTo(
+      std::string_view(reinterpret_cast<const char*>(fields.payload.data()), fields.payload.size()),
+      &out);
+  CopyTo(fields.publisher, &out);
+  if (keep_properties) {
+    mqtt::Properties& kept = *message->properties_;
+    kept.payload_format_indicator = in->payload_format_indicator;
+    if (in->content_type) kept.content_type = CopyTo(*in->content_type, &out);
+    if (in->response_topic) kept.response_topic = CopyTo(*in->response_topic, &out);
+    if (in->correlation_data) {
+      std::string_view copy =
+          CopyTo(std::string_view(reinterpret_cast<const char*>(in->correlation_data->data()),
+                                  in->correlation_data->size()),
+                 &out);
+      kept.correlation_data =
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(copy.data()), copy.size());
+    }
+    for (const auto& [name, value] : in->user_properties) {
+      std::string_view name_copy = CopyTo(name, &out);
+      kept.user_properties.emplace_back(name_copy, CopyTo(value, &out));
+    }
+  }
+  if (in != nullptr && in->message_expiry_interval.has_value()) {
+    message->has_expiry_ = true;
+    message->expires_at_ = now + std::chrono::seconds(*in->message_expiry_interval);
   }
   message->topic_size_ = static_cast<uint32_t>(fields.topic.size());
   message->payload_size_ = static_cast<uint32_t>(fields.payload.size());
@@ -24,6 +78,19 @@ Message* Message::Make(const Fields& fields) {
   message->qos_ = fields.qos;
   message->retain_ = fields.retain;
   return message;
+}
+
+Message::~Message() {
+  // User properties beyond two live in a heap block the Properties owns.
+  if (properties_ != nullptr) properties_->~Properties();
+}
+
+uint32_t Message::RemainingExpirySeconds(shard::Clock::time_point now) const {
+  if (now >= expires_at_) return 0;
+  // Rounded up: a message with 0.4 s left still has a whole second to live,
+  // and 0 would read as "expired" to the next hop.
+  auto left = std::chrono::ceil<std::chrono::seconds>(expires_at_ - now).count();
+  return left > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(left);
 }
 
 }  // namespace shardmq::broker

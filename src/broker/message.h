@@ -11,10 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/types/span.h"
+#include "mqtt/properties.h"
+#include "shard/timer_heap.h"
 #include "shard/types.h"
 
 namespace shardmq::broker {
@@ -28,10 +31,18 @@ class Message final : public shard::RefCounted {
     bool retain = false;
     // The publishing client's id, for MQTT 5 no-local; empty for the broker.
     std::string_view publisher;
+    // The PUBLISH's (or will's) MQTT 5 properties, or nullptr. Make keeps
+    // the ones a subscriber receives unchanged [MQTT-3.3.2-4, -17, -18,
+    // -20]: payload format, content type, response topic, correlation data,
+    // user properties; and turns the Message Expiry Interval into a deadline.
+    // Topic Alias and Subscription Identifiers belong to one hop and are
+    // dropped.
+    const mqtt::Properties* properties = nullptr;
   };
 
-  // Copies topic and payload into one allocation owned by the Message.
-  static Message* Make(const Fields& fields);
+  // Copies topic, payload and the kept properties into one allocation owned
+  // by the Message. `now` dates the expiry interval, if there is one.
+  static Message* Make(const Fields& fields, shard::Clock::time_point now = {});
 
   std::string_view topic() const { return std::string_view(data(), topic_size_); }
   absl::Span<const uint8_t> payload() const {
@@ -48,19 +59,37 @@ class Message final : public shard::RefCounted {
   uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
 
+  // The forwarded MQTT 5 properties (never Message Expiry Interval, Topic
+  // Alias or Subscription Identifier), or nullptr when there are none, which
+  // is the common case and costs nothing.
+  const mqtt::Properties* properties() const { return properties_; }
+
+  // Message Expiry Interval [MQTT-3.3.2-5, -6]: whether the message had one,
+  // whether it has passed, and the whole seconds left to forward. An interval
+  // of 0 reaches the subscribers online at that instant and nobody later.
+  bool has_expiry() const { return has_expiry_; }
+  bool Expired(shard::Clock::time_point now) const { return has_expiry_ && now > expires_at_; }
+  uint32_t RemainingExpirySeconds(shard::Clock::time_point now) const;
+
  private:
   Message() = default;
-  ~Message() override = default;
+  ~Message() override;
 
-  // Topic, payload and publisher id follow the object in the same
-  // allocation (Make).
-  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  // Topic, payload and publisher id follow the object (and its Properties,
+  // if any) in the same allocation (Make).
+  const char* data() const {
+    return properties_ != nullptr ? reinterpret_cast<const char*>(properties_ + 1)
+                                  : reinterpret_cast<const char*>(this + 1);
+  }
 
+  mqtt::Properties* properties_ = nullptr;
+  shard::Clock::time_point expires_at_{};
   uint32_t topic_size_ = 0;
   uint32_t payload_size_ = 0;
   uint32_t publisher_size_ = 0;
   uint8_t qos_ = 0;
   bool retain_ = false;
+  bool has_expiry_ = false;
 };
 
 // An owning reference to a Message, for containers.

@@ -17,16 +17,19 @@
 #include "absl/container/flat_hash_set.h"
 #include "broker/message.h"
 #include "broker/message_queue.h"
+#include "mqtt/properties.h"
 #include "mqtt/protocol_version.h"
 #include "shard/types.h"
+#include "topic/subscriber_list.h"
 
 namespace shardmq::broker {
 
 struct Connection;
 
-// One subscription as the session remembers it.
+// One subscription as the session remembers it: the options it was granted
+// with (the same the SubscriptionIndex holds).
 struct SessionSubscription {
-  uint8_t qos = 0;
+  topic::SubscriptionOptions options;
 };
 
 // A QoS 1/2 message sent to the client and not yet completed.
@@ -40,6 +43,8 @@ struct InflightMessage {
   bool released = false;
   // Send order, so unacknowledged messages are resent in their original order.
   uint64_t sequence = 0;
+  // The Subscription Identifiers it was sent with, sent again on a resend.
+  mqtt::SubscriptionIds subscription_ids;
 };
 
 // A message waiting for an in-flight slot or for the client to come back.
@@ -47,6 +52,7 @@ struct QueuedMessage {
   MessageRef message;
   uint8_t qos = 0;
   bool retain = false;
+  mqtt::SubscriptionIds subscription_ids;
 };
 
 struct Session {
