@@ -44,6 +44,10 @@ ABSL_FLAG(uint64_t, max_outbound_bytes, 4 << 20,
 ABSL_FLAG(uint32_t, max_subscriptions_per_client, 10000, "Topic filters one client may hold.");
 ABSL_FLAG(uint32_t, max_topic_length, 65535, "Longest topic name or filter, in bytes (1-65535).");
 ABSL_FLAG(uint32_t, max_topic_levels, 128, "Most levels in a topic name or filter (1-65535).");
+ABSL_FLAG(uint32_t, topic_alias_maximum, 64,
+          "MQTT 5 topic aliases each client may define for its PUBLISHes (0-65535; 0: none).");
+ABSL_FLAG(bool, validate_utf8_payload, false,
+          "Disconnect (0x99) a client whose PUBLISH says its payload is UTF-8 when it is not.");
 ABSL_FLAG(uint32_t, connect_timeout_ms, 10000,
           "A socket that has not sent a complete CONNECT by then is closed.");
 ABSL_FLAG(std::vector<std::string>, deny_subscribe, {},
@@ -72,6 +76,8 @@ constexpr std::string_view kFlagOrder[] = {"shards",
                                            "max_topic_levels",
                                            "connect_timeout_ms",
                                            "deny_subscribe",
+                                           "topic_alias_maximum",
+                                           "validate_utf8_payload",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -235,6 +241,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   limits.max_topic_levels = absl::GetFlag(FLAGS_max_topic_levels);
   limits.connect_timeout_ms = absl::GetFlag(FLAGS_connect_timeout_ms);
   limits.denied_filters = absl::GetFlag(FLAGS_deny_subscribe);
+  limits.topic_alias_maximum =
+      static_cast<uint16_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_topic_alias_maximum), 65535));
+  limits.validate_utf8_payload = absl::GetFlag(FLAGS_validate_utf8_payload);
   for (absl::Status status : {
            CheckRange("max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
            CheckRange("max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),
@@ -247,6 +256,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
            CheckRange("max_topic_length", limits.max_topic_length, 1, 65535),
            CheckRange("max_topic_levels", limits.max_topic_levels, 1, 65535),
            CheckRange("connect_timeout_ms", limits.connect_timeout_ms, 100, 3'600'000),
+           CheckRange("topic_alias_maximum", absl::GetFlag(FLAGS_topic_alias_maximum), 0, 65535),
        }) {
     if (!status.ok()) return status;
   }
