@@ -286,6 +286,23 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
       ChangePublisherPause(*publisher, item.kind == kMailPausePublisher ? +1 : -1);
       break;
     }
+    case kMailSharedPublish: {
+      std::unique_ptr<SharedDelivery> delivery(static_cast<SharedDelivery*>(item.ptr));
+      MessageRef message = MessageRef::Adopt(delivery->message);
+      if (DeliverToLocalMember(message, delivery->group, nullptr)) break;
+      // The members left while the mail travelled: try the shards that still
+      // have some, a bounded number of times.
+      if (delivery->hops >= shard_.shard_count() ||
+          !DeliverShared(message, delivery->group, delivery->hops, nullptr)) {
+        ShardStats::Inc(stats_.dropped_no_subscribers);
+      }
+      break;
+    }
+    case kMailSharedCount: {
+      std::unique_ptr<SharedCount> count(static_cast<SharedCount*>(item.ptr));
+      SetSharedCount(count->group, from_shard, count->members);
+      break;
+    }
     default:
       SHARDMQ_LOG(kError, "shard %d: unknown mail kind %d from shard %d", shard_.id(), item.kind,
                   from_shard);

@@ -100,7 +100,7 @@ class BrokerShard final : public shard::ShardHandler {
   // One copy to one session: `retain` is the RETAIN flag to send, `ids` the
   // Subscription Identifiers of the subscriptions that matched.
   void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain,
-               absl::Span<const uint32_t> ids);
+               absl::Span<const uint32_t> ids, const std::string* shared_group = nullptr);
   // Encodes and queues a PUBLISH for `conn`. Returns false, sending nothing,
   // when the packet would exceed the client's Maximum Packet Size: the
   // message is then dropped for this client only [MQTT-3.1.2-25].
@@ -109,10 +109,29 @@ class BrokerShard final : public shard::ShardHandler {
   void PumpQueue(Session& session);
   void ResendInflight(Session& session);
   bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain,
-               absl::Span<const uint32_t> ids);
+               absl::Span<const uint32_t> ids, const std::string* shared_group = nullptr);
   // QoS 1/2 messages a session may have unacknowledged: our bound, lowered
   // by the client's Receive Maximum.
   size_t InflightWindow(const Session& session) const;
+
+  // Shared subscriptions (shared_delivery.cc): each message to one member of
+  // each matching group, over all shards, weighted by members per shard.
+  // Fills shared_scratch_ with the groups matching `topic`.
+  void CollectSharedGroups(std::string_view topic);
+  // Gives `message` to one member of `group` ("$share/{g}/{filter}"), here or
+  // on another shard, never to `exclude`. False if the group has no member
+  // (other than `exclude`) anywhere.
+  bool DeliverShared(const MessageRef& message, const std::string& group, int hops,
+                     const Session* exclude);
+  // A local member of `group` other than `exclude`, connected ones first.
+  bool DeliverToLocalMember(const MessageRef& message, const std::string& group,
+                            const Session* exclude);
+  // The member count of `group` on this shard changed: tell the others.
+  void AnnounceSharedCount(const std::string& group);
+  void SetSharedCount(const std::string& group, int shard, uint32_t members);
+  // Messages a session got through shared subscriptions and has not
+  // acknowledged go to other members (the session is leaving).
+  void RedeliverShared(Session& session);
 
   // Back-pressure (DESIGN.md, "Bounded everything"): a QoS 1/2 delivery that
   // leaves an online session's queue over its high watermark pauses reading
@@ -165,6 +184,15 @@ class BrokerShard final : public shard::ShardHandler {
   std::vector<Match> match_scratch_;
   // Subscription Identifiers of one delivery (DeliverToMatches).
   mqtt::SubscriptionIds ids_scratch_;
+  // Shared groups ("$share/{g}/{filter}") matching the topic being routed.
+  std::vector<std::string> shared_scratch_;
+  // Every shared group known on any shard: members per shard (this one's
+  // own count included) and the cursor of this shard's weighted round robin.
+  struct SharedGroupState {
+    std::vector<uint32_t> members;  // indexed by shard
+    uint64_t cursor = 0;
+  };
+  absl::flat_hash_map<std::string, SharedGroupState> shared_groups_;
   // Scratch for Route: the shards with a subscriber for the topic.
   topic::ShardSet interest_scratch_;
   // Route results by topic name, direct-mapped: a hot topic (a p2p pair, a

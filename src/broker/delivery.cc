@@ -33,7 +33,9 @@ bool BrokerShard::Route(const Message::Fields& fields) {
   const int self = shard_.id();
   const int shards = shard_.shard_count();
   CollectMatches(fields.topic, /*want_shards=*/shards > 1);
-  const bool matched = !match_scratch_.empty() || !interest_scratch_.empty();
+  CollectSharedGroups(fields.topic);
+  const bool matched =
+      !match_scratch_.empty() || !interest_scratch_.empty() || !shared_scratch_.empty();
   if (!fields.retain && !matched) {
     // Nobody anywhere subscribes: no Message is built, nothing is copied.
     ShardStats::Inc(stats_.dropped_no_subscribers);
@@ -55,6 +57,9 @@ bool BrokerShard::Route(const Message::Fields& fields) {
   DeliverToMatches(message);
   interest_scratch_.ForEach(
       [&](uint32_t target) { PostMessage(static_cast<int>(target), kMailPublish, message); });
+  // Shared groups: one member each, wherever it lives. (Expiry: a message
+  // routed now is not expired, the members' queues check later.)
+  for (const std::string& group : shared_scratch_) DeliverShared(message, group, 0, nullptr);
   return matched;
 }
 
@@ -155,13 +160,13 @@ size_t BrokerShard::InflightWindow(const Session& session) const {
 }
 
 void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain,
-                          absl::Span<const uint32_t> ids) {
+                          absl::Span<const uint32_t> ids, const std::string* shared_group) {
   Connection* conn = session.connection;
   if (conn != nullptr && conn->state != Connection::State::kConnected) conn = nullptr;
   if (qos == 0) {
     if (conn == nullptr) {
       if (session.persistent && context_.limits.queue_qos0_offline) {
-        Enqueue(session, message, 0, retain, ids);
+        Enqueue(session, message, 0, retain, ids, shared_group);
       }
       return;
     }
@@ -180,10 +185,12 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
     if (!SendPublish(*conn, *message, qos, packet_id, false, retain, ids)) return;
     InflightMessage inflight{message, qos, retain, false, session.next_sequence++};
     inflight.subscription_ids.assign(ids.begin(), ids.end());
+    if (shared_group != nullptr)
+      inflight.shared_group = std::make_unique<std::string>(*shared_group);
     session.inflight.emplace(packet_id, std::move(inflight));
     return;
   }
-  Enqueue(session, message, qos, retain, ids);
+  Enqueue(session, message, qos, retain, ids, shared_group);
   // Live QoS 1/2 traffic to a connected client that cannot keep up slows its
   // publishers down instead of being dropped. Retained messages sent for a new
   // subscription (retain = true) are not the publisher's doing.
@@ -193,7 +200,7 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
 }
 
 bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain,
-                          absl::Span<const uint32_t> ids) {
+                          absl::Span<const uint32_t> ids, const std::string* shared_group) {
   size_t bytes = message->payload().size() + message->topic().size();
   const bool online = session.connection != nullptr;
   const size_t max_messages =
@@ -206,6 +213,7 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
   }
   QueuedMessage queued{message, qos, retain};
   queued.subscription_ids.assign(ids.begin(), ids.end());
+  if (shared_group != nullptr) queued.shared_group = std::make_unique<std::string>(*shared_group);
   session.queue.push_back(std::move(queued));
   session.queued_bytes += bytes;
   return true;
@@ -241,6 +249,7 @@ void BrokerShard::PumpQueue(Session& session) {
     InflightMessage inflight{std::move(queued.message), queued.qos, queued.retain, false,
                              session.next_sequence++};
     inflight.subscription_ids = std::move(queued.subscription_ids);
+    inflight.shared_group = std::move(queued.shared_group);
     session.inflight.emplace(packet_id, std::move(inflight));
   }
   if (!session.paused_publishers.empty() && UnderLowWatermark(session)) {

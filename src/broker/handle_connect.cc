@@ -69,7 +69,9 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
       session->connection = nullptr;
       shard_.Close(old->id);
     }
-    if (connect.clean_start) {
+    // A session whose connection asked for no persistence ended with that
+    // connection, even if the new CONNECT raced ahead of its DISCONNECT.
+    if (connect.clean_start || !session->persistent) {
       EndSession(*session);
       session = nullptr;
     } else {
@@ -105,7 +107,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     if (assigned_id) connack.properties.assigned_client_identifier = session->client_id;
     connack.properties.maximum_packet_size = context_.limits.max_packet_size;
     connack.properties.topic_alias_maximum = context_.limits.topic_alias_maximum;
-    connack.properties.shared_subscription_available = 0;
+    connack.properties.shared_subscription_available = 1;
   }
   SendPacket(conn, connack);
 
@@ -163,6 +165,9 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   session->connection = nullptr;
   // An offline session drops at its bound instead of holding publishers back.
   ReleaseBackpressure(*session);
+  // What it got through shared subscriptions and did not acknowledge goes
+  // to the other members now.
+  RedeliverShared(*session);
   if (!session->persistent) EndSession(*session);
 }
 
@@ -183,6 +188,7 @@ void BrokerShard::PublishWill(Connection& conn) {
 }
 
 void BrokerShard::EndSession(Session& session) {
+  RedeliverShared(session);
   // Copy the filters first: RemoveSubscription edits the map.
   std::vector<std::string> filters;
   filters.reserve(session.subscriptions.size());

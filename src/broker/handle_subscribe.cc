@@ -28,7 +28,9 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
   const uint64_t token = next_token_++;
   for (const mqtt::Subscription& entry : subscribe.subscriptions) {
     std::string filter(entry.filter);
-    if (mqtt::ValidateTopicFilter(filter, limits) != mqtt::TopicError::kOk) {
+    // "$share/{group}/{filter}" is a shared subscription for 3.1.1 clients
+    // too, as users of other brokers expect (3.1.1 has no rule against it).
+    if (mqtt::ValidateSubscriptionFilter(filter, limits) != mqtt::TopicError::kOk) {
       pending.codes.push_back(v5 ? mqtt::ReasonCode::kTopicFilterInvalid
                                  : mqtt::ReasonCode::kUnspecifiedError);
       continue;
@@ -39,10 +41,10 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
                                  : mqtt::ReasonCode::kUnspecifiedError);
       continue;
     }
-    if (v5 && mqtt::IsSharedSubscription(filter)) {
-      // Advertised as unavailable in CONNACK [MQTT-3.8.3-4 region, 0x9E].
-      pending.codes.push_back(mqtt::ReasonCode::kSharedSubscriptionsNotSupported);
-      continue;
+    if (v5 && entry.options.no_local && mqtt::IsSharedSubscription(filter)) {
+      // [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error.
+      ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "no local on a shared subscription");
+      return;
     }
     if (!session.subscriptions.contains(filter) &&
         session.subscriptions.size() >= context_.limits.max_subscriptions_per_client) {
@@ -83,6 +85,9 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
     BroadcastInterest(kMailInterestAdd, filter, token);
     pending->acks_missing += shard_.shard_count() - 1;
   }
+  if (!result.replaced_existing && mqtt::IsSharedSubscription(filter)) {
+    AnnounceSharedCount(filter);
+  }
   // Retained messages follow SUBACK unless Retain Handling says never (2) or
   // only for a new subscription (1) and this one existed [MQTT-3.3.1-9,
   // -10, -11]. Shared subscriptions get none [MQTT-3.8.4-?, 4.8.2].
@@ -98,6 +103,7 @@ void BrokerShard::RemoveSubscription(Session& session, const std::string& filter
   topic::UnsubscribeResult result =
       index_.Unsubscribe(reinterpret_cast<topic::SubscriberId>(&session), filter);
   InvalidateRoutes();
+  if (result.existed && mqtt::IsSharedSubscription(filter)) AnnounceSharedCount(filter);
   if (result.filter_became_inactive && shard_.shard_count() > 1) {
     BroadcastInterest(kMailInterestRemove, filter, 0);
   }

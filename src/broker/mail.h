@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "broker/message.h"
+
 namespace shardmq::broker {
 
 enum MailKind : uint32_t {
@@ -33,6 +35,25 @@ enum MailKind : uint32_t {
   // Every pause is followed by exactly one resume from the same sender.
   kMailPausePublisher = 6,
   kMailResumePublisher = 7,
+  // ptr: SharedDelivery*. The sender chose this shard to give the message to
+  // one local member of a shared group; if it has none any more, the message
+  // goes on to another shard that has (at most shard-count hops).
+  kMailSharedPublish = 8,
+  // ptr: SharedCount*. The sender's number of local members of a shared
+  // group changed; the receiver weights its choice of shard by these counts
+  // so every member, on any shard, gets a fair share.
+  kMailSharedCount = 9,
+};
+
+struct SharedDelivery {
+  const Message* message = nullptr;  // one reference, adopted by the receiver
+  std::string group;                 // "$share/{group}/{filter}"
+  int hops = 0;
+};
+
+struct SharedCount {
+  std::string group;  // "$share/{group}/{filter}"
+  uint32_t members = 0;
 };
 
 struct InterestChange {

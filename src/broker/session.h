@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -45,6 +46,9 @@ struct InflightMessage {
   uint64_t sequence = 0;
   // The Subscription Identifiers it was sent with, sent again on a resend.
   mqtt::SubscriptionIds subscription_ids;
+  // Set when it came through a shared subscription ("$share/{group}/{filter}"):
+  // if the client goes before acknowledging, another member gets it.
+  std::unique_ptr<std::string> shared_group;
 };
 
 // A message waiting for an in-flight slot or for the client to come back.
@@ -53,6 +57,7 @@ struct QueuedMessage {
   uint8_t qos = 0;
   bool retain = false;
   mqtt::SubscriptionIds subscription_ids;
+  std::unique_ptr<std::string> shared_group;  // as in InflightMessage
 };
 
 struct Session {

@@ -76,6 +76,9 @@ class InterestMap {
 
   // Number of distinct filters, counting each (group, filter) pair as one.
   size_t size() const { return plain_.size() + shared_pairs_; }
+  // Number of distinct shared (group, filter) pairs; 0 lets a router skip
+  // MatchShared altogether.
+  size_t shared_size() const { return shared_pairs_; }
 
   // Tree nodes in use; zero once everything is removed.
   size_t node_count() const { return plain_.node_count() + shared_.node_count(); }

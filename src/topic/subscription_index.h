@@ -140,6 +140,8 @@ class SubscriptionIndex {
   // Number of distinct filters with a local subscriber, each (group, filter)
   // counting once: the number of filters this shard announced to the others.
   size_t filter_count() const { return plain_.size() + shared_groups_; }
+  // Number of local shared groups, each (group, filter) counting once.
+  size_t shared_group_count() const { return shared_groups_; }
   // Tree nodes in use; zero once everything is unsubscribed.
   size_t node_count() const { return plain_.node_count() + shared_.node_count(); }
 
