@@ -142,13 +142,15 @@ void BrokerShard::SetSharedCount(const std::string& group, int shard, uint32_t m
 }
 
 void BrokerShard::RedeliverShared(Session& session) {
-  // In flight and not yet received (a QoS 2 message whose PUBREC came is the
-  // client's already), and queued: both go to another member, as MQTT 5
-  // 4.8.2 asks when a member's session ends and issue #6 asks on disconnect.
+  // QoS 1 messages in flight, and messages still queued (not yet being
+  // sent), go to another member at once (MQTT 5 4.8.2 allows it as soon as
+  // the connection is lost). QoS 2 messages in flight stay: their delivery
+  // must complete to this client if it returns [MQTT-4.8.2-4] and must not
+  // go to another client if its session ends [MQTT-4.8.2-5].
   std::vector<std::pair<MessageRef, std::unique_ptr<std::string>>> moving;
   for (auto it = session.inflight.begin(); it != session.inflight.end();) {
     InflightMessage& inflight = it->second;
-    if (inflight.shared_group != nullptr && !inflight.released) {
+    if (inflight.shared_group != nullptr && inflight.qos == 1) {
       moving.emplace_back(std::move(inflight.message), std::move(inflight.shared_group));
       session.inflight.erase(it++);
     } else {
