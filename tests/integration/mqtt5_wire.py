@@ -10,7 +10,7 @@ import struct
 import time
 
 import mqtt_raw
-from mqtt_raw import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
+from mqtt_raw import (CONNACK, DISCONNECT, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                       PUBREL, SUBACK, UNSUBACK, packet, read_varint, utf8, varint)
 
 # --- daemon flags (the lead decides the names; change them here only) -------------------
