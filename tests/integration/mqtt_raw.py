@@ -214,7 +214,7 @@ class Client:
 
 
 class AsyncClient:
-    """An asyncio MQTT 3.x client over raw sockets, for tests that move many
+    """An asyncio MQTT client (3.x, or 5.0 with version=5 and no properties) over raw sockets, for tests that move many
     messages: it answers the QoS 1/2 handshakes itself (acks batched per
     read), keeps its inbound QoS 2 state across reconnects (so a PUBLISH
     resent before PUBREL is recognised, as a real client must), and hands
@@ -312,7 +312,7 @@ class AsyncClient:
         """Returns True if an outbound flow completed."""
         t = pkt.type
         if t == PUBLISH:
-            fields = pkt.publish_fields()
+            fields = pkt.publish_fields(self.version)
             topic, payload = fields["topic"], fields["payload"]
             qos, pid = fields["qos"], fields["packet_id"]
             if qos == 2:
@@ -352,13 +352,16 @@ class AsyncClient:
         return await asyncio.wait_for(queue.get(), timeout)
 
     async def subscribe(self, *filters, packet_id=1):
-        pkt = await self.request(subscribe(packet_id, *filters), SUBACK)
+        pkt = await self.request(subscribe(packet_id, *filters, version=self.version), SUBACK)
+        if self.version == 5:  # skip the SUBACK's properties
+            plen, used = read_varint(pkt.body, 2)
+            return list(pkt.body[2 + used + plen:])
         return list(pkt.body[2:])
 
     async def publish(self, topic, payload, qos=0):
         """Sends one PUBLISH; QoS 1/2 wait only for a free slot in the window."""
         if qos == 0:
-            self.writer.write(publish(topic, payload, qos=0))
+            self.writer.write(publish(topic, payload, qos=0, version=self.version))
             return
         if len(self.outstanding) >= self.window:
             async with self.acked:
@@ -368,7 +371,7 @@ class AsyncClient:
         pid = self.next_id
         self.next_id = self.next_id % 65535 + 1
         self.outstanding[pid] = qos
-        self.writer.write(publish(topic, payload, qos=qos, packet_id=pid))
+        self.writer.write(publish(topic, payload, qos=qos, packet_id=pid, version=self.version))
         if self.writer.transport.get_write_buffer_size() > 1 << 20:
             await self.writer.drain()
 
@@ -379,7 +382,7 @@ class AsyncClient:
             await asyncio.wait_for(self.acked.wait_for(lambda: not self.outstanding), timeout)
 
     async def disconnect(self):
-        self.writer.write(disconnect())
+        self.writer.write(disconnect(version=self.version))
         await self.writer.drain()
         await self.abort()
 

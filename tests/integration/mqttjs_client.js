@@ -7,7 +7,8 @@
 const mqtt = require('mqtt');
 
 const args = { subscribe: [], publish: [], qos: 0, expect: 0, timeout: 10000,
-               protocolVersion: 4, clean: true, clientId: undefined, retain: false };
+               protocolVersion: 4, clean: true, clientId: undefined, retain: false,
+               connectProperties: undefined, publishProperties: undefined, subscribeOptions: {} };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
   const [key, value] = [argv[i], argv[i + 1]];
@@ -21,6 +22,10 @@ for (let i = 0; i < argv.length; i += 2) {
   else if (key === '--client-id') args.clientId = value;
   else if (key === '--clean') args.clean = value === 'true';
   else if (key === '--retain') args.retain = value === 'true';
+  // MQTT 5: JSON objects in MQTT.js's own property names.
+  else if (key === '--connect-properties') args.connectProperties = JSON.parse(value);
+  else if (key === '--publish-properties') args.publishProperties = JSON.parse(value);
+  else if (key === '--subscribe-options') args.subscribeOptions = JSON.parse(value);
   else { console.error(`unknown argument ${key}`); process.exit(2); }
 }
 
@@ -30,6 +35,7 @@ const client = mqtt.connect({
   // MQTT 3.1 has its own protocol name.
   protocolId: args.protocolVersion === 3 ? 'MQIsdp' : 'MQTT',
   clientId: args.clientId, clean: args.clean, reconnectPeriod: 0, connectTimeout: 5000,
+  properties: args.connectProperties,
 });
 const timer = setTimeout(() => finish('timeout'), args.timeout);
 
@@ -41,19 +47,27 @@ function finish(why) {
 
 client.on('error', (error) => { console.log(JSON.stringify({ why: 'error', error: String(error), received })); process.exit(1); });
 client.on('message', (topic, payload, packet) => {
-  received.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain });
+  const item = { topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain };
+  if (packet.properties) {
+    const props = { ...packet.properties };
+    if (Buffer.isBuffer(props.correlationData)) props.correlationData = props.correlationData.toString();
+    item.properties = props;
+  }
+  received.push(item);
   if (args.expect && received.length >= args.expect) finish('done');
 });
 client.on('connect', (connack) => {
   const afterSubscribe = () => {
     for (const item of args.publish) {
       const [topic, payload] = item.split('=');
-      client.publish(topic, payload, { qos: args.qos, retain: args.retain });
+      const options = { qos: args.qos, retain: args.retain };
+      if (args.publishProperties) options.properties = args.publishProperties;
+      client.publish(topic, payload, options);
     }
     if (!args.expect) client.end(false, {}, () => { clearTimeout(timer); console.log(JSON.stringify({ why: 'published', sessionPresent: connack.sessionPresent, received })); process.exit(0); });
   };
   if (args.subscribe.length) {
-    client.subscribe(args.subscribe, { qos: args.qos }, (error, granted) => {
+    client.subscribe(args.subscribe, { qos: args.qos, ...args.subscribeOptions }, (error, granted) => {
       if (error) { console.log(JSON.stringify({ why: 'suback-error', error: String(error) })); process.exit(1); }
       console.error(JSON.stringify({ granted }));
       afterSubscribe();
