@@ -282,7 +282,14 @@ class Client5(mqtt_raw.Client):
     def subscribe(self, packet_id, *filters, properties=b""):
         """Sends SUBSCRIBE, returns the SUBACK reason codes."""
         self.send(subscribe5(packet_id, *filters, properties=properties))
-        pid, codes, _ = parse_suback(self.expect(SUBACK))
+        # A PUBREL for an earlier QoS 2 delivery may come first: complete it.
+        while True:
+            pkt = self.read(5.0)
+            if pkt.type != PUBREL:
+                break
+            self.send(ack5(PUBCOMP, parse_ack(pkt)[0]))
+        assert pkt.type == SUBACK, f"expected SUBACK, got {pkt}"
+        pid, codes, _ = parse_suback(pkt)
         assert pid == packet_id
         return codes
 

@@ -322,16 +322,19 @@ def test_shared_and_plain_subscription_of_the_same_clients(start_broker, shards)
     $share/sharename/client_test5/x and to TopicA in one SUBSCRIBE; a message
     to TopicA reaches both, one to client_test5/x reaches exactly one."""
     broker = start_broker(shards=shards)
-    a_id, b_id = spread_ids("shp", 2, shards)
+    a_id, b_id, p_id = spread_ids("shp", 3, shards)
     a, _ = connected5(broker.port, a_id)
     b, _ = connected5(broker.port, b_id)
+    # A third client publishes: a subscriber's own PUBLISH would arrive
+    # before the PINGRESP its publish() waits for.
+    pub, _ = connected5(broker.port, p_id)
     for c in (a, b):
         assert c.subscribe(1, ("$share/sharename/client_test5/x", options(2)),
                            ("TopicA", options(2))) == [2, 2]
-    b.publish("TopicA", b"both", qos=0)
+    pub.publish("TopicA", b"both", qos=0)
     assert a.read_publish()["payload"] == b"both"
     assert b.read_publish()["payload"] == b"both"
-    b.publish("client_test5/x", b"one", qos=0)
+    pub.publish("client_test5/x", b"one", qos=0)
     time.sleep(1.0)
     count = sum(0 if c.no_publish(0.3) else 1 for c in (a, b))
     assert count == 1
