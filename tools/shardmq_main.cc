@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_join.h"
@@ -67,19 +68,34 @@ int main(int argc, char** argv) {
   SHARDMQ_LOG(kInfo, "shardmq %s started: %d shards, listening on %s", SHARDMQ_VERSION,
               (*broker)->shard_count(), absl::StrJoin((*broker)->BoundAddresses(), ", "));
 
-  shardmq::Broker* running = broker->get();
-  std::thread([running, stop_signals] {
+  // The waiter thread outlives main's use of the broker (it is detached, as
+  // it may be blocked in sigwait for ever): `running` is cleared under the
+  // mutex before the broker is destroyed, so a late signal never touches it.
+  struct StopTarget {
+    std::mutex mutex;
+    shardmq::Broker* running = nullptr;
+  };
+  static StopTarget stop_target;
+  stop_target.running = broker->get();
+  std::thread([stop_signals] {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     SHARDMQ_LOG(kInfo, "received %s, stopping (send it again to exit at once)",
                 signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-    running->Close();
+    {
+      std::lock_guard<std::mutex> lock(stop_target.mutex);
+      if (stop_target.running != nullptr) stop_target.running->Close();
+    }
     sigwait(&stop_signals, &signal_number);
     SHARDMQ_LOG(kWarning, "second signal: exiting without a graceful stop");
     _exit(1);
   }).detach();
 
   shardmq::ShutdownReport report = (*broker)->Wait();
+  {
+    std::lock_guard<std::mutex> lock(stop_target.mutex);
+    stop_target.running = nullptr;
+  }
   SHARDMQ_LOG(kInfo, "stopped: closed %d connections, sent %d MQTT 5 shutdown DISCONNECTs",
               report.connections_closed, report.disconnects_sent);
   return 0;

@@ -366,7 +366,8 @@ absl::Status ShardGroup::Start() {
 }
 
 void ShardGroup::Stop() {
-  if (!started_) return;
+  std::lock_guard<std::mutex> lock(stop_mutex_);
+  if (!started_ || stop_disabled_) return;
   for (auto& s : shards_) s->RequestStop();
 }
 
@@ -425,6 +426,11 @@ ShardGroup::~ShardGroup() {
   if (started_ && !joined_) {
     Stop();
     Join();
+  }
+  {
+    // Waits for a Stop() in progress on another thread; none may start now.
+    std::lock_guard<std::mutex> lock(stop_mutex_);
+    stop_disabled_ = true;
   }
   handlers_.clear();
   shards_.clear();

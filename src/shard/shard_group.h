@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +116,13 @@ class ShardGroup {
   std::vector<ShutdownReport> reports_;
   bool started_ = false;
   bool joined_ = false;
+  // Stop() may run on any thread (a signal waiter) while Join() and the
+  // destructor run on another: Stop() writes to each shard's eventfd, which
+  // the shard's destructor closes. The mutex orders the two, and
+  // stop_disabled_ makes a Stop() after the shards are gone a no-op instead
+  // of a write to a closed (or reused) fd.
+  std::mutex stop_mutex_;
+  bool stop_disabled_ = false;
 
   // Start-up handshake: each thread reports its init status, then waits for go.
   std::atomic<int> init_done_{0};
