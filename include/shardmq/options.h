@@ -49,8 +49,8 @@ struct Limits {
   // A socket that has not completed CONNECT by then is closed.
   uint32_t connect_timeout_ms = 10000;
   // Topic filters no client may subscribe to (compared as written): SUBACK
-  // answers them with 0x80 (MQTT 5: 0x87, not authorized). A stand-in for
-  // ACLs, e.g. the Paho interoperability suite's "test/nosubscribe".
+  // answers them with 0x80 (unspecified error) in every version. For
+  // operators and for the Paho interoperability suite's "test/nosubscribe".
   std::vector<std::string> denied_filters;
 };
 

@@ -37,8 +37,9 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
     }
     if (std::find(context_.limits.denied_filters.begin(), context_.limits.denied_filters.end(),
                   filter) != context_.limits.denied_filters.end()) {
-      pending.codes.push_back(v5 ? mqtt::ReasonCode::kNotAuthorized
-                                 : mqtt::ReasonCode::kUnspecifiedError);
+      // 0x80 in both versions: a refusal by configuration, not an ACL
+      // decision (the ACL file answers 0x87); the Paho suite expects 0x80.
+      pending.codes.push_back(mqtt::ReasonCode::kUnspecifiedError);
       continue;
     }
     if (v5 && entry.options.no_local && mqtt::IsSharedSubscription(filter)) {
