@@ -12,8 +12,28 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     ProtocolClose(conn, mqtt::ReasonCode::kTopicAliasInvalid, "topic alias not allowed");
     return;
   }
+  // What CONNACK advertised (Maximum QoS, Retain Available) binds the client
+  // [MQTT-3.2.2-11, MQTT-3.2.2-14]; 3.x clients could not be told, and are
+  // closed the same way (without DISCONNECT, which 3.x servers never send).
+  if (publish.qos > context_.limits.max_qos) {
+    ProtocolClose(conn, mqtt::ReasonCode::kQosNotSupported, "QoS above Maximum QoS");
+    return;
+  }
+  if (publish.retain && !context_.limits.retain_available) {
+    ProtocolClose(conn, mqtt::ReasonCode::kRetainNotSupported, "retain not available");
+    return;
+  }
 
   if (publish.qos == 2) {
+    // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
+    // PUBCOMP; more of them than Receive Maximum is a breach [MQTT-3.3.4-9].
+    if (conn.version == mqtt::ProtocolVersion::kV5 &&
+        session.inbound_qos2.size() >= context_.limits.receive_maximum &&
+        !session.inbound_qos2.contains(publish.packet_id)) {
+      ProtocolClose(conn, mqtt::ReasonCode::kReceiveMaximumExceeded,
+                    "more QoS 2 PUBLISH in flight than Receive Maximum");
+      return;
+    }
     // Exactly once: a PUBLISH resent before PUBREL is acknowledged again but
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;

@@ -17,6 +17,10 @@
 #include "absl/types/span.h"
 #include "shard/types.h"
 
+namespace shardmq::mqtt {
+struct Properties;
+}  // namespace shardmq::mqtt
+
 namespace shardmq::broker {
 
 class Message final : public shard::RefCounted {
@@ -28,6 +32,11 @@ class Message final : public shard::RefCounted {
     bool retain = false;
     // The publishing client's id, for MQTT 5 no-local; empty for the broker.
     std::string_view publisher;
+    // MQTT 5 properties to forward (payload format, message expiry, content
+    // type, response topic, correlation data, user properties); nullptr for
+    // none. Declared here for the will (broker/will.h); Make() does not copy
+    // them yet.
+    const mqtt::Properties* properties = nullptr;
   };
 
   // Copies topic and payload into one allocation owned by the Message.
