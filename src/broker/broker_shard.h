@@ -103,8 +103,10 @@ class BrokerShard final : public shard::ShardHandler {
   // timer; resuming the session cancels both and drops the delayed will.
   void SessionWentOffline(Session& session);
   void SessionResumed(Session& session);
-  void DelayWill(Session& session, WillMessage will);
-  void CancelSessionTimers(Session& session);
+  void DelayWill(Session& session, std::unique_ptr<WillMessage> will);
+  // Forgets the session's offline state (timers cancelled) and returns a
+  // will still waiting out its delay, if any.
+  std::unique_ptr<WillMessage> ForgetOffline(Session& session);
 
   // Routing and delivery (DESIGN.md, "How a PUBLISH travels", steps 4-5).
   // Builds the Message only if someone, on any shard, will receive it.
@@ -198,6 +200,18 @@ class BrokerShard final : public shard::ShardHandler {
     std::vector<uint8_t> bytes[2];
   };
   PublishCache publish_cache_;
+  // Offline sessions with an expiry or a delayed will running: a few of the
+  // sessions, so kept here rather than in every Session. An entry is erased
+  // (and its timers cancelled) before its session is resumed or destroyed,
+  // so a timer that fires always finds a live session.
+  struct OfflineState {
+    shard::TimerId expiry_timer;
+    shard::TimerId will_timer;
+    // An MQTT 5 will whose Will Delay Interval has not run out since its
+    // connection ended [MQTT-3.1.2-8, MQTT-3.1.3-9].
+    std::unique_ptr<WillMessage> delayed_will;
+  };
+  absl::flat_hash_map<const Session*, OfflineState> offline_;
   // The authenticator's Methods(), asked once (shardmq/auth.h).
   std::vector<std::string> auth_methods_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.

@@ -80,9 +80,9 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
       ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kRetainNotSupported);
       return;
     }
-    WillMessage will;
+    auto will = std::make_unique<WillMessage>();
     const mqtt::Properties& will_properties = connect.will->properties;
-    will.delay_interval = will_properties.will_delay_interval.value_or(0);
+    will->delay_interval = will_properties.will_delay_interval.value_or(0);
     Message::Fields fields;
     fields.topic = connect.will->topic;
     fields.payload = connect.will->payload;
@@ -90,10 +90,10 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     fields.retain = connect.will->retain;
     fields.publisher = client_id;
     if (v5) {
-      will.properties = std::make_unique<WillProperties>(will_properties);
-      fields.properties = &will.properties->properties;
+      will->properties = std::make_unique<WillProperties>(will_properties);
+      fields.properties = &will->properties->properties;
     }
-    will.message = MessageRef::Adopt(Message::Make(fields));
+    will->message = MessageRef::Adopt(Message::Make(fields));
     conn.will = std::move(will);
   }
 
@@ -121,7 +121,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
       // It did not DISCONNECT, so its will is due: now if its session ends
       // here or it has no delay; a delayed will is cancelled because a new
       // connection arrived before the delay ran out [MQTT-3.1.3-9].
-      if (old->will.has_value() && (session_ends || old->will->delay_interval == 0)) {
+      if (old->will != nullptr && (session_ends || old->will->delay_interval == 0)) {
         PublishWill(*old->will);
       }
       old->will.reset();
@@ -258,23 +258,22 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
 }
 
 void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
-  std::optional<WillMessage> will = std::move(conn.will);
-  conn.will.reset();
+  std::unique_ptr<WillMessage> will = std::move(conn.will);
   if (!publish_will) will.reset();
   Session* session = conn.session;
   if (session == nullptr) {
-    if (will.has_value()) PublishWill(*will);
+    if (will != nullptr) PublishWill(*will);
     return;
   }
   conn.session = nullptr;
   session->connection = nullptr;
   // An offline session drops at its bound instead of holding publishers back.
   ReleaseBackpressure(*session);
-  if (will.has_value()) {
+  if (will != nullptr) {
     // The will waits out its delay only while the session lives on; a session
     // ending now ends the wait [MQTT-3.1.2-8].
     if (session->persistent && will->delay_interval > 0) {
-      DelayWill(*session, *std::move(will));
+      DelayWill(*session, std::move(will));
     } else {
       PublishWill(*will);
     }
@@ -300,11 +299,7 @@ void BrokerShard::PublishWill(WillMessage& will) {
 void BrokerShard::EndSession(Session& session) {
   // A will still waiting out its delay goes now: the session ends first
   // [MQTT-3.1.2-8, 3.1.3.2.2].
-  if (session.delayed_will != nullptr) {
-    std::unique_ptr<WillMessage> will = std::move(session.delayed_will);
-    PublishWill(*will);
-  }
-  CancelSessionTimers(session);
+  if (std::unique_ptr<WillMessage> will = ForgetOffline(session)) PublishWill(*will);
   // Copy the filters first: RemoveSubscription edits the map.
   std::vector<std::string> filters;
   filters.reserve(session.subscriptions.size());

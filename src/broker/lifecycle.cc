@@ -45,47 +45,50 @@ WillProperties::WillProperties(const mqtt::Properties& source) {
 
 void BrokerShard::SessionWentOffline(Session& session) {
   if (session.expiry_interval == Session::kNeverExpires) return;
-  std::string client_id = session.client_id;
-  session.expiry_timer =
-      shard_.ScheduleTimer(std::chrono::seconds(session.expiry_interval), [this, client_id] {
-        auto it = sessions_.find(client_id);
-        // Resuming cancels this timer; the check guards a session that came
-        // back in the same loop turn the timer fired.
-        if (it == sessions_.end() || it->second->connection != nullptr) return;
-        Session& expired = *it->second;
-        expired.expiry_timer = {};
+  const Session* key = &session;
+  offline_[key].expiry_timer =
+      shard_.ScheduleTimer(std::chrono::seconds(session.expiry_interval), [this, key] {
+        auto it = offline_.find(key);
+        if (it == offline_.end()) return;
+        it->second.expiry_timer = {};
+        Session& expired = *const_cast<Session*>(key);
         ShardStats::Inc(stats_.sessions_expired);
-        SHARDMQ_LOG(kDebug, "session %s expired after %d s offline", client_id,
+        SHARDMQ_LOG(kDebug, "session %s expired after %d s offline", expired.client_id,
                     expired.expiry_interval);
-        EndSession(expired);
+        EndSession(expired);  // publishes a will still waiting out its delay
       });
 }
 
-void BrokerShard::DelayWill(Session& session, WillMessage will) {
-  const uint32_t delay = will.delay_interval;
-  session.delayed_will = std::make_unique<WillMessage>(std::move(will));
-  std::string client_id = session.client_id;
-  session.will_timer = shard_.ScheduleTimer(std::chrono::seconds(delay), [this, client_id] {
-    auto it = sessions_.find(client_id);
-    if (it == sessions_.end()) return;
-    Session& owner = *it->second;
-    owner.will_timer = {};
-    if (owner.delayed_will == nullptr) return;
-    std::unique_ptr<WillMessage> due = std::move(owner.delayed_will);
-    PublishWill(*due);
+void BrokerShard::DelayWill(Session& session, std::unique_ptr<WillMessage> will) {
+  const Session* key = &session;
+  OfflineState& state = offline_[key];
+  const uint32_t delay = will->delay_interval;
+  state.delayed_will = std::move(will);
+  state.will_timer = shard_.ScheduleTimer(std::chrono::seconds(delay), [this, key] {
+    auto it = offline_.find(key);
+    if (it == offline_.end()) return;
+    it->second.will_timer = {};
+    std::unique_ptr<WillMessage> due = std::move(it->second.delayed_will);
+    // Nothing left to wait for: the session's entry goes unless it expires.
+    if (!it->second.expiry_timer.valid()) offline_.erase(it);
+    if (due != nullptr) PublishWill(*due);
   });
 }
 
 void BrokerShard::SessionResumed(Session& session) {
-  CancelSessionTimers(session);
-  session.delayed_will.reset();
+  // A will still waiting is dropped unsent [MQTT-3.1.3-9].
+  ForgetOffline(session);
 }
 
-void BrokerShard::CancelSessionTimers(Session& session) {
-  if (session.expiry_timer.valid()) shard_.CancelTimer(session.expiry_timer);
-  if (session.will_timer.valid()) shard_.CancelTimer(session.will_timer);
-  session.expiry_timer = {};
-  session.will_timer = {};
+std::unique_ptr<WillMessage> BrokerShard::ForgetOffline(Session& session) {
+  auto it = offline_.find(&session);
+  if (it == offline_.end()) return nullptr;
+  OfflineState& state = it->second;
+  if (state.expiry_timer.valid()) shard_.CancelTimer(state.expiry_timer);
+  if (state.will_timer.valid()) shard_.CancelTimer(state.will_timer);
+  std::unique_ptr<WillMessage> will = std::move(state.delayed_will);
+  offline_.erase(it);
+  return will;
 }
 
 }  // namespace shardmq::broker

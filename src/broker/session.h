@@ -12,14 +12,12 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "broker/message.h"
 #include "broker/message_queue.h"
-#include "broker/will.h"
 #include "mqtt/protocol_version.h"
 #include "shard/types.h"
 
@@ -69,15 +67,15 @@ struct Session {
   uint64_t next_sequence = 0;
   uint16_t next_packet_id = 1;
   // Clean Session 0 / Session Expiry Interval > 0: keep the session when the
-  // connection ends. (Beside the packet id so the struct packs tightly.)
+  // connection ends. (Beside the packet id so the struct packs into
+  // mimalloc's 256-byte size class; expiry_interval fills the padding.)
   bool persistent = false;
   // MQTT 5 Session Expiry Interval in seconds as granted (3.x persistent
   // sessions: kNeverExpires); the session is destroyed this long after its
-  // connection ends. A DISCONNECT may change it.
+  // connection ends (BrokerShard::SessionWentOffline). A DISCONNECT may
+  // change it.
   uint32_t expiry_interval = 0;
   static constexpr uint32_t kNeverExpires = 0xFFFFFFFF;
-  // Runs while the session is offline and expires; cancelled on resume.
-  shard::TimerId expiry_timer;
 
   // Inbound QoS 2: packet ids whose PUBLISH was delivered and whose PUBREL has
   // not arrived; a resent PUBLISH with one of them is not delivered again.
@@ -87,13 +85,6 @@ struct Session {
   // paused, each once, until the queue drains below the low watermark or the
   // session goes offline (BrokerShard::ReleaseBackpressure).
   absl::flat_hash_set<std::string> paused_publishers;
-
-  // An MQTT 5 will whose Will Delay Interval has not yet run out since its
-  // connection ended; published when it does or when the session ends,
-  // whichever is first, and dropped if a connection resumes the session
-  // first [MQTT-3.1.2-8, MQTT-3.1.3-9]. Rare, hence behind a pointer.
-  std::unique_ptr<WillMessage> delayed_will;
-  shard::TimerId will_timer;
 
   // A packet id not in flight, or 0 if all 65535 are (the in-flight window
   // is far smaller, so 0 means a bug upstream, and the caller queues instead).
