@@ -107,7 +107,7 @@ bool BrokerShard::HandlePacketWhileAuthenticating(Connection& conn, const mqtt::
       shard_.Close(conn.id);
       break;
     default:
-      // [MQTT-4.12.0-?]: only AUTH (and DISCONNECT) before CONNACK.
+      // Only AUTH (and DISCONNECT) before CONNACK (section 4.12).
       ProtocolClose(conn, mqtt::ReasonCode::kProtocolError,
                     "packet other than AUTH during authentication");
       break;
@@ -117,7 +117,7 @@ bool BrokerShard::HandlePacketWhileAuthenticating(Connection& conn, const mqtt::
 
 void BrokerShard::HandleAuth(Connection& conn, const mqtt::Auth& auth) {
   if (conn.auth == nullptr) {
-    // [MQTT-4.12.0-6]: no method at CONNECT, so no AUTH ever.
+    // No method at CONNECT, so no AUTH ever [MQTT-4.12.0-6].
     ProtocolClose(conn, mqtt::ReasonCode::kProtocolError,
                   "AUTH without an Authentication Method in CONNECT");
     return;
@@ -125,7 +125,7 @@ void BrokerShard::HandleAuth(Connection& conn, const mqtt::Auth& auth) {
   AuthState& state = *conn.auth;
   const std::optional<std::string_view>& method = auth.properties.authentication_method;
   if (!method.has_value() || *method != state.method) {
-    // [MQTT-4.12.0-5, MQTT-4.12.1-1]: the method never changes.
+    // The method never changes within a connection (sections 4.12, 4.12.1).
     ProtocolClose(conn, mqtt::ReasonCode::kProtocolError,
                   "AUTH with another Authentication Method");
     return;

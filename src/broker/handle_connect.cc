@@ -173,7 +173,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   if (v5) {
     mqtt::Properties& properties = connack.properties;
     if (assigned_id) properties.assigned_client_identifier = session->client_id;
-    // Echoed only when the server changed it [MQTT-3.2.2-?, 3.2.2.3.2].
+    // Echoed only when the server changed it (section 3.2.2.3.2).
     if (granted_expiry != asked_expiry) properties.session_expiry_interval = granted_expiry;
     if (server_keep_alive) properties.server_keep_alive = conn.keep_alive;
     properties.receive_maximum = context_.limits.receive_maximum;

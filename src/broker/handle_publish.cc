@@ -13,7 +13,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     return;
   }
   // What CONNACK advertised (Maximum QoS, Retain Available) binds the client
-  // [MQTT-3.2.2-11, MQTT-3.2.2-14]; 3.x clients could not be told, and are
+  // (MQTT 5 sections 3.2.2.3.4, 3.2.2.3.5, 3.3.1.2, 3.3.1.3); 3.x clients could not be told, and are
   // closed the same way (without DISCONNECT, which 3.x servers never send).
   if (publish.qos > context_.limits.max_qos) {
     ProtocolClose(conn, mqtt::ReasonCode::kQosNotSupported, "QoS above Maximum QoS");
@@ -26,7 +26,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
 
   if (publish.qos == 2) {
     // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
-    // PUBCOMP; more of them than Receive Maximum is a breach [MQTT-3.3.4-9].
+    // PUBCOMP; more of them than Receive Maximum is a breach (section 3.3.4).
     if (conn.version == mqtt::ProtocolVersion::kV5 &&
         session.inbound_qos2.size() >= context_.limits.receive_maximum &&
         !session.inbound_qos2.contains(publish.packet_id)) {
