@@ -75,6 +75,7 @@ struct AuthStep {
 struct AuthRequest {
   std::string_view method;
   std::string_view client_id;  // as sent; empty if the broker will assign one
+  // CONNECT's User Name; not kept for re-authentication, where it is absent.
   std::optional<std::string_view> username;
   // False for CONNECT, true for re-authentication of a connected client.
   bool reauthenticate = false;

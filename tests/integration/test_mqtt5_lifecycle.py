@@ -221,7 +221,7 @@ def test_session_resumes_within_expiry_and_is_gone_after_it(start_broker, shards
 
 
 @SHARDS
-def test_never_expiring_session_outlives_a_long_absence(start_broker, shards):
+def test_max_session_expiry_caps_even_never_expiring_sessions(start_broker, shards):
     broker = start_broker("--max-session-expiry=1", shards=shards)
     # 0xFFFFFFFF asked, capped to 1 s: the cap is what CONNACK reports and
     # what the broker does.
