@@ -715,6 +715,21 @@ def test_mqttjs_v5_sees_connack_properties(start_broker, shards):
 
 
 @SHARDS
+@pytest.mark.parametrize("secret, code", [(SECRET, 0x00), ("wrong", 0x87)])
+def test_mqttjs_v5_challenge_auth(start_broker, shards, secret, code):
+    broker = start_broker(f"--auth-method-demo={SECRET}", shards=shards)
+    result = subprocess.run(
+        ["node", str(HERE / "mqttjs_v5_connect.js"), "--port", str(broker.port),
+         "--client-id", "js5auth", "--auth-secret", secret],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    connack = json.loads(result.stdout)
+    assert connack["reasonCode"] == code
+    if code == 0:
+        assert connack["properties"]["authenticationMethod"] == METHOD
+
+
+@SHARDS
 def test_mqttjs_v5_is_redirected(start_broker, shards):
     broker = start_broker("--redirect=use-another", "--server-reference=backup:1883",
                           shards=shards)
