@@ -13,8 +13,8 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     return;
   }
   // What CONNACK advertised (Maximum QoS, Retain Available) binds the client
-  // (MQTT 5 sections 3.2.2.3.4, 3.2.2.3.5, 3.3.1.2, 3.3.1.3); 3.x clients could not be told, and are
-  // closed the same way (without DISCONNECT, which 3.x servers never send).
+  // (MQTT 5 sections 3.2.2.3.4, 3.2.2.3.5, 3.3.1.2, 3.3.1.3); 3.x clients could not be told, and
+  // are closed the same way (without DISCONNECT, which 3.x servers never send).
   if (publish.qos > context_.limits.max_qos) {
     ProtocolClose(conn, mqtt::ReasonCode::kQosNotSupported, "QoS above Maximum QoS");
     return;
