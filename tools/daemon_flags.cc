@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "auth/challenge_authenticator.h"
 #include "net/listen_address.h"
 
 ABSL_FLAG(int32_t, shards, 0,
@@ -53,6 +54,36 @@ ABSL_FLAG(uint32_t, connect_timeout_ms, 10000,
 ABSL_FLAG(std::vector<std::string>, deny_subscribe, {},
           "Topic filters clients may not subscribe to, comma-separated, compared as written: "
           "SUBACK refuses them (0x80). A stand-in for ACLs.");
+ABSL_FLAG(uint32_t, max_session_expiry, 0xFFFFFFFF,
+          "Longest Session Expiry Interval, in seconds, granted to an MQTT 5 client; one asking "
+          "more is told the granted value in CONNACK. 4294967295 = no cap. MQTT 3.x persistent "
+          "sessions never expire.");
+ABSL_FLAG(uint32_t, max_keepalive, 65535,
+          "Longest Keep Alive, in seconds, an MQTT 5 client may use (1-65535); one asking more, "
+          "or 0, gets this as Server Keep Alive in CONNACK. 65535 = no cap. MQTT 3.x clients "
+          "cannot be told, so they keep their own.");
+ABSL_FLAG(uint32_t, receive_maximum, 1024,
+          "Unreleased QoS 2 PUBLISH packets one MQTT 5 client may have in flight to the broker "
+          "(1-65535), advertised as Receive Maximum; more close the connection (0x93).");
+ABSL_FLAG(uint32_t, max_qos, 2,
+          "Highest QoS accepted in PUBLISH and wills (0-2), advertised as Maximum QoS.");
+ABSL_FLAG(bool, retain_available, true,
+          "Accept retained messages; --retain-available=false refuses PUBLISH and wills with "
+          "RETAIN (advertised as Retain Available 0).");
+ABSL_FLAG(std::string, redirect, "none",
+          "Send every client elsewhere: \"moved\" (MQTT 5 CONNACK 0x9D, server moved) or "
+          "\"use-another\" (0x9C, use another server), with --server-reference; MQTT 3.x "
+          "clients get 0x03, server unavailable. \"none\" serves clients.");
+ABSL_FLAG(std::string, server_reference, "",
+          "Where --redirect sends MQTT 5 clients: HOST or HOST:PORT (several separated by "
+          "spaces), sent as the Server Reference property.");
+ABSL_FLAG(std::string, response_information, "",
+          "Prefix for the MQTT 5 Response Information a client gets when it asks for it: the "
+          "prefix followed by its client id. Empty: not offered.");
+ABSL_FLAG(std::string, auth_method_demo, "",
+          "A secret enabling the example MQTT 5 enhanced authentication method "
+          "\"shardmq-challenge\" (the client answers a nonce with hex HMAC-SHA256(secret, "
+          "nonce)). An illustration of the authentication hook, not a security feature.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -78,6 +109,15 @@ constexpr std::string_view kFlagOrder[] = {"shards",
                                            "deny_subscribe",
                                            "topic_alias_maximum",
                                            "validate_utf8_payload",
+                                           "max_session_expiry",
+                                           "max_keepalive",
+                                           "receive_maximum",
+                                           "max_qos",
+                                           "retain_available",
+                                           "redirect",
+                                           "server_reference",
+                                           "response_information",
+                                           "auth_method_demo",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -244,6 +284,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   limits.topic_alias_maximum =
       static_cast<uint16_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_topic_alias_maximum), 65535));
   limits.validate_utf8_payload = absl::GetFlag(FLAGS_validate_utf8_payload);
+  limits.max_session_expiry = absl::GetFlag(FLAGS_max_session_expiry);
+  limits.max_keepalive =
+      static_cast<uint16_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_max_keepalive), 65535));
+  limits.receive_maximum =
+      static_cast<uint16_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_receive_maximum), 65535));
+  limits.max_qos = static_cast<uint8_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_max_qos), 2));
+  limits.retain_available = absl::GetFlag(FLAGS_retain_available);
   for (absl::Status status : {
            CheckRange("max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
            CheckRange("max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),
@@ -257,8 +304,41 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
            CheckRange("max_topic_levels", limits.max_topic_levels, 1, 65535),
            CheckRange("connect_timeout_ms", limits.connect_timeout_ms, 100, 3'600'000),
            CheckRange("topic_alias_maximum", absl::GetFlag(FLAGS_topic_alias_maximum), 0, 65535),
+           CheckRange("max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535),
+           CheckRange("receive_maximum", absl::GetFlag(FLAGS_receive_maximum), 1, 65535),
+           CheckRange("max_qos", absl::GetFlag(FLAGS_max_qos), 0, 2),
        }) {
     if (!status.ok()) return status;
+  }
+  if (limits.max_session_expiry == 0) {
+    // 0 would silently turn every MQTT 5 persistent session into a clean one.
+    return FlagError("max_session_expiry", "0", "must be at least 1");
+  }
+
+  std::string redirect = absl::GetFlag(FLAGS_redirect);
+  std::string reference = absl::GetFlag(FLAGS_server_reference);
+  if (redirect == "moved") {
+    options.redirect.kind = ServerRedirect::Kind::kMoved;
+  } else if (redirect == "use-another") {
+    options.redirect.kind = ServerRedirect::Kind::kUseAnother;
+  } else if (redirect != "none") {
+    return FlagError("redirect", redirect, "must be none, moved or use-another");
+  }
+  if (options.redirect.kind != ServerRedirect::Kind::kNone && reference.empty()) {
+    return FlagError("redirect", redirect, "needs --server-reference=HOST[:PORT]");
+  }
+  if (options.redirect.kind == ServerRedirect::Kind::kNone && !reference.empty()) {
+    return FlagError("server_reference", reference, "has no effect without --redirect");
+  }
+  if (reference.find_first_of("\t\r\n") != std::string::npos) {
+    return FlagError("server_reference", reference, "must not contain control characters");
+  }
+  options.redirect.server_reference = reference;
+  options.response_information = absl::GetFlag(FLAGS_response_information);
+
+  std::string secret = absl::GetFlag(FLAGS_auth_method_demo);
+  if (!secret.empty()) {
+    options.authenticator = std::make_shared<auth::ChallengeAuthenticator>(secret);
   }
 
   std::string level = absl::GetFlag(FLAGS_log_level);

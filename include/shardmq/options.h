@@ -10,8 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "shardmq/auth.h"
 
 namespace shardmq {
 
@@ -52,6 +55,44 @@ struct Limits {
   // answers them with 0x80 (unspecified error) in every version. For
   // operators and for the Paho interoperability suite's "test/nosubscribe".
   std::vector<std::string> denied_filters;
+
+  // Longest Session Expiry Interval (seconds) an MQTT 5 client is granted; a
+  // client asking more gets this, and CONNACK says so. 0xFFFFFFFF: no cap
+  // ("never expires" is granted as asked). MQTT 3.x persistent sessions never
+  // expire, as they always have.
+  uint32_t max_session_expiry = 0xFFFFFFFF;
+  // Longest Keep Alive (seconds) an MQTT 5 client may use; one asking more,
+  // or 0 (no keep-alive), is told Server Keep Alive = this in CONNACK and held
+  // to it. 65535 (the protocol's maximum): no cap. MQTT 3.x cannot be told a
+  // different value, so its clients keep their own: holding one to a shorter
+  // timeout it does not know about would disconnect healthy clients.
+  uint16_t max_keepalive = 65535;
+  // QoS 2 PUBLISH packets an MQTT 5 client may have unreleased (no PUBREL
+  // yet) at once; CONNACK advertises it as Receive Maximum and one more is
+  // answered with DISCONNECT 0x93. It bounds the packet ids each session
+  // remembers; 1024 leaves a fast publisher plenty of window (the QoS 1
+  // flow is acknowledged at once and never counts), and stays below 65535,
+  // which some clients cannot fill because they never reuse a packet id
+  // still in flight (the Paho test client).
+  uint16_t receive_maximum = 1024;
+  // Highest QoS accepted in PUBLISH and wills (0, 1 or 2). CONNACK advertises
+  // it; a PUBLISH above it closes the connection (MQTT 5: DISCONNECT 0x9B),
+  // a will above it refuses CONNECT (0x9B).
+  uint8_t max_qos = 2;
+  // Retained messages accepted. When false CONNACK says Retain Available 0
+  // and a PUBLISH or will with RETAIN closes / refuses (MQTT 5: 0x9A).
+  bool retain_available = true;
+};
+
+// Send every MQTT 5 client elsewhere (MQTT 5 section 4.11): CONNECT is
+// answered with CONNACK 0x9D (server moved) or 0x9C (use another server) and
+// the Server Reference; 3.x clients, which cannot be told where, get return
+// code 0x03 (server unavailable).
+struct ServerRedirect {
+  enum class Kind : uint8_t { kNone, kMoved, kUseAnother };
+  Kind kind = Kind::kNone;
+  // "host" or "host:port" (the Server Reference property, sent as written).
+  std::string server_reference;
 };
 
 struct Options {
@@ -75,6 +116,18 @@ struct Options {
 
   // Per-client and per-packet bounds.
   Limits limits;
+
+  // Answer every CONNECT with a redirect instead of serving it.
+  ServerRedirect redirect;
+
+  // MQTT 5 Response Information: a client that sets Request Response
+  // Information gets this prefix followed by its client id in CONNACK, a
+  // topic subtree it may use for response topics. Empty: not offered.
+  std::string response_information;
+
+  // MQTT 5 enhanced authentication (shardmq/auth.h); nullptr: CONNECT with an
+  // Authentication Method is refused with 0x8C.
+  std::shared_ptr<EnhancedAuthenticator> authenticator;
 };
 
 }  // namespace shardmq

@@ -22,8 +22,19 @@ class Broker::Impl {
       return absl::InvalidArgumentError(
           absl::StrFormat("shards=%d: must be at least 1", options_.shards));
     }
+    if (options_.limits.max_qos > 2) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("limits.max_qos=%d: must be 0, 1 or 2", options_.limits.max_qos));
+    }
+    if (options_.limits.max_keepalive == 0 || options_.limits.receive_maximum == 0) {
+      return absl::InvalidArgumentError(
+          "limits.max_keepalive and limits.receive_maximum must be at least 1");
+    }
     context_.shard_count = options_.shards;
     context_.limits = options_.limits;
+    context_.redirect = options_.redirect;
+    context_.response_information = options_.response_information;
+    context_.authenticator = options_.authenticator;
     for (int i = 0; i < options_.shards; ++i) {
       context_.stats.push_back(std::make_unique<broker::ShardStats>());
     }

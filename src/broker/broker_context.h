@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "shardmq/options.h"
@@ -38,10 +39,17 @@ struct ShardStats {
   std::atomic<uint64_t> publisher_pauses{0};
   std::atomic<uint64_t> wills_published{0};
   std::atomic<uint64_t> shutdown_disconnects{0};
+  std::atomic<uint64_t> sessions_expired{0};
+  std::atomic<uint64_t> redirects{0};
+  std::atomic<uint64_t> auth_failures{0};
 };
 
 struct BrokerContext {
   shardmq::Limits limits;
+  shardmq::ServerRedirect redirect;
+  std::string response_information;
+  // Shared by every shard; see shardmq/auth.h for its threading contract.
+  std::shared_ptr<shardmq::EnhancedAuthenticator> authenticator;
   int shard_count = 1;
   std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
 };

@@ -21,6 +21,7 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
   // A UTF-8 payload that is not is a DISCONNECT 0x99, if the operator wants
   // the check (3.3.2.3.2 lets the receiver choose).
   decode_options_.validate_utf8_payload = context.limits.validate_utf8_payload;
+  if (context.authenticator != nullptr) auth_methods_ = context.authenticator->Methods();
 }
 
 BrokerShard::~BrokerShard() = default;
@@ -40,7 +41,9 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
   conn->connect_timer = shard_.ScheduleTimer(
       std::chrono::milliseconds(context_.limits.connect_timeout_ms), [this, id] {
         Connection* c = Find(id);
-        if (c != nullptr && c->state == Connection::State::kAwaitingConnect) {
+        // An authentication exchange must finish in the same time.
+        if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
+                             c->state == Connection::State::kAuthenticating)) {
           c->connect_timer = {};
           SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
                       context_.limits.connect_timeout_ms);
@@ -60,12 +63,13 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
       return;
     case Connection::State::kClosing:
       return;
+    case Connection::State::kAuthenticating:
     case Connection::State::kConnected:
       break;
   }
   mqtt::DecodeResult result = conn->decoder.Feed(
       bytes, [&](const mqtt::Packet& packet) { return HandlePacket(*conn, packet); });
-  if (result.status == mqtt::DecodeStatus::kError && conn->state == Connection::State::kConnected) {
+  if (result.status == mqtt::DecodeStatus::kError && conn->state != Connection::State::kClosing) {
     ProtocolClose(*conn, result.reason, result.what);
   }
 }
@@ -100,6 +104,8 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   }
 
   const auto& connect = std::get<mqtt::Connect>(packet);
+  // A broker sending everyone elsewhere need not find the home shard first.
+  if (RedirectConnect(conn, connect)) return;
   // Every connection of a client id lives on the id's home shard (DESIGN.md,
   // step 2). An empty id gets a generated one homed right here.
   if (!connect.client_id.empty()) {
@@ -111,21 +117,26 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
       return;
     }
   }
-  if (conn.connect_timer.valid()) {
-    shard_.CancelTimer(conn.connect_timer);
-    conn.connect_timer = {};
-  }
   // Packets that followed CONNECT in the same read are decoded after it.
   std::string rest = pending.substr(result.consumed);
-  HandleConnect(conn, connect);
+  AuthProgress progress = AuthProgress::kProceed;
+  if (connect.version == mqtt::ProtocolVersion::kV5 &&
+      connect.properties.authentication_method.has_value()) {
+    // On the home shard, so the exchange and then the session live together.
+    progress = BeginConnectAuth(conn, connect, input.first(result.consumed));
+  }
+  if (progress == AuthProgress::kProceed) HandleConnect(conn, connect);
   conn.pending_connect.reset();
-  if (conn.state == Connection::State::kConnected && !rest.empty()) {
+  if (conn.state != Connection::State::kClosing && !rest.empty()) {
     OnData(conn.id,
            absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()), rest.size()));
   }
 }
 
 bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
+  if (conn.state == Connection::State::kAuthenticating) {
+    return HandlePacketWhileAuthenticating(conn, packet);
+  }
   if (conn.state != Connection::State::kConnected) return false;
   // Keep-alive counts whole control packets, so a client that trickles half a
   // packet is still closed in time [MQTT-3.1.2-24].
@@ -152,13 +163,15 @@ bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
     case mqtt::PacketType::kDisconnect:
       HandleDisconnect(conn, std::get<mqtt::Disconnect>(packet));
       break;
+    case mqtt::PacketType::kAuth:
+      HandleAuth(conn, std::get<mqtt::Auth>(packet));
+      break;
     case mqtt::PacketType::kConnect:
       // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
       ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "second CONNECT");
       break;
     default:
-      // CONNACK, SUBACK, UNSUBACK, PINGRESP and AUTH never come from a client
-      // here (AUTH needs an authentication method, MQTT 5 issue).
+      // CONNACK, SUBACK, UNSUBACK and PINGRESP never come from a client.
       ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "packet a client may not send");
       break;
   }
@@ -168,11 +181,27 @@ bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
 void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what) {
   if (conn.state == Connection::State::kClosing) return;
   ShardStats::Inc(stats_.protocol_errors);
+  DisconnectAndClose(conn, reason, what);
+}
+
+void BrokerShard::DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason,
+                                     std::string_view what) {
+  if (conn.state == Connection::State::kClosing) return;
   SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
               conn.session ? conn.session->client_id : std::string("-"), what);
+  if (conn.state == Connection::State::kAuthenticating) {
+    // No packet but CONNACK may precede CONNACK [MQTT-3.2.0-1].
+    mqtt::Properties properties;
+    if (conn.problem_information && !what.empty()) properties.reason_string = what;
+    ConnackAndClose(conn, conn.version, reason, properties);
+    return;
+  }
   if (conn.version == mqtt::ProtocolVersion::kV5) {
     mqtt::Disconnect disconnect;
     disconnect.reason_code = reason;
+    // DISCONNECT may carry a Reason String even when the client asked for no
+    // problem information [MQTT-3.1.2-29].
+    if (!what.empty()) disconnect.properties.reason_string = what;
     SendPacket(conn, disconnect);
   }
   DetachSession(conn, /*publish_will=*/true);
@@ -181,22 +210,26 @@ void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const
 }
 
 void BrokerShard::ConnackAndClose(Connection& conn, mqtt::ProtocolVersion version,
-                                  mqtt::ReasonCode reason) {
+                                  mqtt::ReasonCode reason, const mqtt::Properties& properties) {
   conn.version = version;
   mqtt::Connack connack;
   if (version == mqtt::ProtocolVersion::kV5) {
     connack.reason_code = reason;
+    connack.properties = properties;
   } else {
     connack.return_code = mqtt::ToConnectReturnCode(reason);
   }
   // A 3.x CONNECT that is malformed or breaks a rule gets no CONNACK
   // [MQTT-3.1.4-1]: only the refusals 3.1.1 has return codes for are
   // answered. (ToConnectReturnCode maps everything else to 0x03, "server
-  // unavailable", which would tell the client a lie.)
+  // unavailable", which would tell the client a lie.) A redirect is the
+  // truth in 3.x terms: this server will not serve you.
   const bool answerable = reason == mqtt::ReasonCode::kUnsupportedProtocolVersion ||
                           reason == mqtt::ReasonCode::kClientIdentifierNotValid ||
                           reason == mqtt::ReasonCode::kBadUserNameOrPassword ||
-                          reason == mqtt::ReasonCode::kNotAuthorized;
+                          reason == mqtt::ReasonCode::kNotAuthorized ||
+                          reason == mqtt::ReasonCode::kServerMoved ||
+                          reason == mqtt::ReasonCode::kUseAnotherServer;
   if (version == mqtt::ProtocolVersion::kV5 || answerable) SendPacket(conn, connack);
   conn.state = Connection::State::kClosing;
   shard_.Close(conn.id);

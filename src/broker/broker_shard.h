@@ -71,16 +71,47 @@ class BrokerShard final : public shard::ShardHandler {
   void HandleSubscribe(Connection& conn, const mqtt::Subscribe& subscribe);
   void HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& unsubscribe);
   void HandleDisconnect(Connection& conn, const mqtt::Disconnect& disconnect);
+  // Answers every CONNECT when the broker is configured to send clients
+  // elsewhere (Options::redirect); true if it did.
+  bool RedirectConnect(Connection& conn, const mqtt::Connect& connect);
+
+  // MQTT 5 enhanced authentication (handle_auth.cc). BeginConnectAuth runs
+  // the first step for a CONNECT that names an Authentication Method.
+  enum class AuthProgress { kProceed, kWait, kClosed };
+  AuthProgress BeginConnectAuth(Connection& conn, const mqtt::Connect& connect,
+                                absl::Span<const uint8_t> connect_bytes);
+  // AUTH before CONNACK (continuing the CONNECT exchange) or after it
+  // (re-authentication); false once the connection is closing.
+  void HandleAuth(Connection& conn, const mqtt::Auth& auth);
+  bool HandlePacketWhileAuthenticating(Connection& conn, const mqtt::Packet& packet);
+  void SendAuth(Connection& conn, mqtt::ReasonCode reason, std::string_view data);
+  // Authentication Method (and Data of the last step) for the CONNACK that
+  // ends a successful CONNECT-time exchange; views into conn.auth.
+  void AddAuthToConnack(const Connection& conn, mqtt::Properties* properties);
 
   // Closing. ProtocolClose answers with CONNACK/DISCONNECT as the version
   // allows and then closes; the will is published for every close that is not
-  // a client's DISCONNECT.
+  // a client's DISCONNECT. DisconnectAndClose is the same without counting a
+  // protocol error (e.g. a failed re-authentication).
   void ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what);
-  void ConnackAndClose(Connection& conn, mqtt::ProtocolVersion version, mqtt::ReasonCode reason);
+  void DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason, std::string_view what);
+  // `properties`: CONNACK properties for MQTT 5 (reason string, server reference).
+  void ConnackAndClose(Connection& conn, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
+                       const mqtt::Properties& properties = {});
   void DetachSession(Connection& conn, bool publish_will);
   void EndSession(Session& session);
-  void PublishWill(Connection& conn);
+  void PublishWill(WillMessage& will);
   void ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay);
+
+  // Session expiry and will delay (lifecycle.cc). A session that goes offline
+  // starts its expiry timer and, for an MQTT 5 will with a delay, its will
+  // timer; resuming the session cancels both and drops the delayed will.
+  void SessionWentOffline(Session& session);
+  void SessionResumed(Session& session);
+  void DelayWill(Session& session, std::unique_ptr<WillMessage> will);
+  // Forgets the session's offline state (timers cancelled) and returns a
+  // will still waiting out its delay, if any.
+  std::unique_ptr<WillMessage> ForgetOffline(Session& session);
 
   // Routing and delivery (DESIGN.md, "How a PUBLISH travels", steps 4-5).
   // Builds the Message only if someone, on any shard, will receive it, and
@@ -223,6 +254,20 @@ class BrokerShard final : public shard::ShardHandler {
     std::vector<uint8_t> bytes[2];
   };
   PublishCache publish_cache_;
+  // Offline sessions with an expiry or a delayed will running: a few of the
+  // sessions, so kept here rather than in every Session. An entry is erased
+  // (and its timers cancelled) before its session is resumed or destroyed,
+  // so a timer that fires always finds a live session.
+  struct OfflineState {
+    shard::TimerId expiry_timer;
+    shard::TimerId will_timer;
+    // An MQTT 5 will whose Will Delay Interval has not run out since its
+    // connection ended [MQTT-3.1.2-8, MQTT-3.1.3-9].
+    std::unique_ptr<WillMessage> delayed_will;
+  };
+  absl::flat_hash_map<const Session*, OfflineState> offline_;
+  // The authenticator's Methods(), asked once (shardmq/auth.h).
+  std::vector<std::string> auth_methods_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.
   mqtt::DecodeOptions decode_options_;
   // Every connection's decoder decodes into this one Packet: a shard handles

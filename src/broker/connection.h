@@ -9,11 +9,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "broker/message.h"
+#include "broker/will.h"
 #include "mqtt/protocol_version.h"
 #include "mqtt/stream_decoder.h"
 #include "shard/reactor.h"
@@ -22,20 +22,18 @@ namespace shardmq::broker {
 
 struct Session;
 
-// The will as CONNECT gave it, copied out of the packet.
-struct WillMessage {
-  MessageRef message;  // topic, payload, QoS, retain flag, properties
-  // MQTT 5 Message Expiry Interval, counted from publication.
-  std::optional<uint32_t> expiry_interval;
-};
+struct AuthState;  // handle_auth.cc
 
 struct Connection {
   // `scratch`: the shard's one decode Packet (see StreamDecoder).
-  Connection(const mqtt::DecodeOptions& options, mqtt::Packet* scratch)
-      : decoder(options, scratch) {}
+  Connection(const mqtt::DecodeOptions& options, mqtt::Packet* scratch);
+  ~Connection();  // out of line: AuthState is complete only in handle_auth.cc
 
   enum class State : uint8_t {
     kAwaitingConnect,  // nothing but CONNECT is acceptable [MQTT-3.1.0-1]
+    // CONNECT named an Authentication Method; only AUTH and DISCONNECT are
+    // acceptable until the exchange ends in CONNACK (handle_auth.cc).
+    kAuthenticating,
     kConnected,
     kClosing,  // the broker decided to close; further input is ignored
   };
@@ -50,9 +48,19 @@ struct Connection {
   std::unique_ptr<std::string> pending_connect;
   mqtt::StreamDecoder decoder;
   Session* session = nullptr;
-  std::optional<WillMessage> will;
-  // Keep Alive from CONNECT, in seconds; 0 turns the check off.
+  // Behind a pointer: most clients have none, and Connection stays within
+  // mimalloc's 256-byte size class.
+  std::unique_ptr<WillMessage> will;
+  // MQTT 5 enhanced authentication: the method and any exchange in progress;
+  // nullptr when CONNECT named no Authentication Method.
+  std::unique_ptr<AuthState> auth;
+  // Keep Alive in force, in seconds (the client's, or Server Keep Alive);
+  // 0 turns the check off.
   uint16_t keep_alive = 0;
+  // MQTT 5 Request Problem Information: when false, no Reason String or User
+  // Property on packets other than PUBLISH, CONNACK and DISCONNECT
+  // [MQTT-3.1.2-29].
+  bool problem_information = true;
   shard::Clock::time_point last_packet{};
   shard::TimerId keep_alive_timer;
   shard::TimerId connect_timer;

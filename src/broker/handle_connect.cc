@@ -1,13 +1,56 @@
-// CONNECT, DISCONNECT, keep-alive, wills and the end of sessions.
+// CONNECT, DISCONNECT, keep-alive, wills and the end of sessions. Session
+// expiry and will delay timers are in lifecycle.cc, enhanced authentication in
+// handle_auth.cc.
+#include <algorithm>
+#include <string>
+
 #include "base/log.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 
 namespace shardmq::broker {
+namespace {
+
+constexpr uint16_t kNoKeepAliveCap = 65535;
+
+// The Session Expiry Interval the client asked for: MQTT 5 says it outright
+// (absent = 0); 3.x Clean Session 0 means a session that never expires.
+uint32_t AskedSessionExpiry(const mqtt::Connect& connect) {
+  if (connect.version == mqtt::ProtocolVersion::kV5) {
+    return connect.properties.session_expiry_interval.value_or(0);
+  }
+  return connect.clean_start ? 0 : Session::kNeverExpires;
+}
+
+}  // namespace
+
+bool BrokerShard::RedirectConnect(Connection& conn, const mqtt::Connect& connect) {
+  const ServerRedirect& redirect = context_.redirect;
+  if (redirect.kind == ServerRedirect::Kind::kNone) return false;
+  ShardStats::Inc(stats_.redirects);
+  mqtt::Properties properties;
+  if (!redirect.server_reference.empty()) {
+    properties.server_reference = redirect.server_reference;
+  }
+  // 3.x has no way to say where: 0x03 server unavailable (ConnackAndClose
+  // maps both codes to it).
+  ConnackAndClose(conn, connect.version,
+                  redirect.kind == ServerRedirect::Kind::kMoved
+                      ? mqtt::ReasonCode::kServerMoved
+                      : mqtt::ReasonCode::kUseAnotherServer,
+                  properties);
+  return true;
+}
 
 void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) {
   conn.version = connect.version;
+  const bool v5 = connect.version == mqtt::ProtocolVersion::kV5;
   ShardStats::Inc(stats_.connects);
+  // The CONNECT (and any authentication exchange) is complete.
+  if (conn.connect_timer.valid()) {
+    shard_.CancelTimer(conn.connect_timer);
+    conn.connect_timer = {};
+  }
 
   std::string client_id(connect.client_id);
   bool assigned_id = false;
@@ -27,51 +70,71 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   }
 
   if (connect.will.has_value()) {
+    // A will the server could not publish is refused up front
+    // [MQTT-3.2.2-12, MQTT-3.2.2-13]. (3.x has no code for it: no CONNACK.)
+    if (connect.will->qos > context_.limits.max_qos) {
+      ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kQosNotSupported);
+      return;
+    }
+    if (connect.will->retain && !context_.limits.retain_available) {
+      ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kRetainNotSupported);
+      return;
+    }
+    auto will = std::make_unique<WillMessage>();
+    const mqtt::Properties& will_properties = connect.will->properties;
+    will->delay_interval = will_properties.will_delay_interval.value_or(0);
     Message::Fields fields;
     fields.topic = connect.will->topic;
     fields.payload = connect.will->payload;
     fields.qos = connect.will->qos;
     fields.retain = connect.will->retain;
     fields.publisher = client_id;
-    WillMessage will;
-    if (connect.version == mqtt::ProtocolVersion::kV5) {
-      // The will's expiry interval starts when it is published, not now
-      // [MQTT-3.1.3-?, 3.1.3.2.4]: kept aside and applied in PublishWill.
-      mqtt::Properties properties = connect.will->properties;
-      will.expiry_interval = properties.message_expiry_interval;
-      properties.message_expiry_interval.reset();
-      fields.properties = &properties;
-      will.message = MessageRef::Adopt(Message::Make(fields));
-    } else {
-      will.message = MessageRef::Adopt(Message::Make(fields));
-    }
+    // Only topic, payload and flags are kept in this Message; the properties
+    // are applied when the will is published (PublishWill), which is also
+    // when its Message Expiry Interval starts [MQTT-3.1.3-?, 3.1.3.2.4].
+    if (v5) will->properties = std::make_unique<WillProperties>(will_properties);
+    will->message = MessageRef::Adopt(Message::Make(fields));
     conn.will = std::move(will);
   }
+
+  const uint32_t asked_expiry = AskedSessionExpiry(connect);
+  const uint32_t granted_expiry =
+      v5 ? std::min(asked_expiry, context_.limits.max_session_expiry) : asked_expiry;
 
   // The session: resumed, taken over, or new [MQTT-3.1.2-4..6].
   Session* session = nullptr;
   bool session_present = false;
   if (auto it = sessions_.find(client_id); it != sessions_.end()) {
     session = it->second.get();
+    // A session whose expiry is 0 lasts only as long as its connection, so a
+    // takeover ends it whatever the new CONNECT asks.
+    const bool session_ends = connect.clean_start || !session->persistent;
     if (Connection* old = session->connection; old != nullptr) {
-      // Only one connection per client id [MQTT-3.1.4-2]: the old one goes,
-      // and as it did not DISCONNECT, its will is published.
+      // Only one connection per client id [MQTT-3.1.4-2]: the old one goes
+      // with DISCONNECT 0x8E [MQTT-3.1.4-3].
       ShardStats::Inc(stats_.takeovers);
       if (old->version == mqtt::ProtocolVersion::kV5) {
         mqtt::Disconnect disconnect;
         disconnect.reason_code = mqtt::ReasonCode::kSessionTakenOver;
         SendPacket(*old, disconnect);
       }
-      if (old->will.has_value()) PublishWill(*old);
+      // It did not DISCONNECT, so its will is due: now if its session ends
+      // here or it has no delay; a delayed will is cancelled because a new
+      // connection arrived before the delay ran out [MQTT-3.1.3-9].
+      if (old->will != nullptr && (session_ends || old->will->delay_interval == 0)) {
+        PublishWill(*old->will);
+      }
       old->will.reset();
       old->session = nullptr;
       old->state = Connection::State::kClosing;
       session->connection = nullptr;
       shard_.Close(old->id);
+    } else {
+      // An offline session comes back: its expiry stops, and a will still
+      // waiting out its delay is never sent [MQTT-3.1.3-9].
+      SessionResumed(*session);
     }
-    // A session whose connection asked for no persistence ended with that
-    // connection, even if the new CONNECT raced ahead of its DISCONNECT.
-    if (connect.clean_start || !session->persistent) {
+    if (session_ends) {
       EndSession(*session);
       session = nullptr;
     } else {
@@ -83,14 +146,23 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     session = created.get();
     sessions_.emplace(client_id, std::move(created));
   }
-  session->persistent = connect.version == mqtt::ProtocolVersion::kV5
-                            ? connect.properties.session_expiry_interval.value_or(0) > 0
-                            : !connect.clean_start;
+  session->expiry_interval = granted_expiry;
+  session->persistent = granted_expiry > 0;
   session->connection = &conn;
   conn.session = session;
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;
-  if (connect.version == mqtt::ProtocolVersion::kV5) {
+  conn.problem_information = !v5 || connect.properties.request_problem_information.value_or(1);
+  // A cap on Keep Alive can be told only to MQTT 5 clients (Server Keep Alive
+  // [MQTT-3.2.2-21, MQTT-3.2.2-22]); see Limits::max_keepalive for 3.x.
+  bool server_keep_alive = false;
+  const uint16_t keepalive_cap = context_.limits.max_keepalive;
+  if (v5 && keepalive_cap != kNoKeepAliveCap &&
+      (conn.keep_alive == 0 || conn.keep_alive > keepalive_cap)) {
+    conn.keep_alive = keepalive_cap;
+    server_keep_alive = true;
+  }
+  if (v5) {
     const mqtt::Properties& asked = connect.properties;
     conn.client_max_packet_size = asked.maximum_packet_size.value_or(UINT32_MAX);
     conn.client_receive_maximum = asked.receive_maximum.value_or(65535);
@@ -103,11 +175,30 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
 
   mqtt::Connack connack;
   connack.session_present = session_present;
-  if (connect.version == mqtt::ProtocolVersion::kV5) {
-    if (assigned_id) connack.properties.assigned_client_identifier = session->client_id;
-    connack.properties.maximum_packet_size = context_.limits.max_packet_size;
-    connack.properties.topic_alias_maximum = context_.limits.topic_alias_maximum;
-    connack.properties.shared_subscription_available = 1;
+  std::string response_information;
+  if (v5) {
+    mqtt::Properties& properties = connack.properties;
+    if (assigned_id) properties.assigned_client_identifier = session->client_id;
+    // Echoed only when the server changed it (section 3.2.2.3.2).
+    if (granted_expiry != asked_expiry) properties.session_expiry_interval = granted_expiry;
+    if (server_keep_alive) properties.server_keep_alive = conn.keep_alive;
+    properties.receive_maximum = context_.limits.receive_maximum;
+    properties.maximum_packet_size = context_.limits.max_packet_size;
+    // Maximum QoS may only be 0 or 1; absent means 2.
+    if (context_.limits.max_qos < 2) properties.maximum_qos = context_.limits.max_qos;
+    properties.retain_available = context_.limits.retain_available ? 1 : 0;
+    properties.wildcard_subscription_available = 1;
+    properties.subscription_identifier_available = 1;
+    properties.topic_alias_maximum = context_.limits.topic_alias_maximum;
+    properties.shared_subscription_available = 1;
+    if (connect.properties.request_response_information.value_or(0) == 1 &&
+        !context_.response_information.empty()) {
+      // [MQTT-3.1.2-28]: only when asked. Per client, so clients do not
+      // answer into each other's response topics.
+      response_information = context_.response_information + session->client_id;
+      properties.response_information = response_information;
+    }
+    if (conn.auth != nullptr) AddAuthToConnack(conn, &properties);
   }
   SendPacket(conn, connack);
 
@@ -145,6 +236,20 @@ void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
 }
 
 void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& disconnect) {
+  if (conn.version == mqtt::ProtocolVersion::kV5 &&
+      disconnect.properties.session_expiry_interval.has_value() && conn.session != nullptr) {
+    Session& session = *conn.session;
+    const uint32_t asked = *disconnect.properties.session_expiry_interval;
+    // A session that was to end with its connection may not be turned into a
+    // persistent one on the way out [MQTT-3.14.2-2].
+    if (session.expiry_interval == 0 && asked != 0) {
+      ProtocolClose(conn, mqtt::ReasonCode::kProtocolError,
+                    "Session Expiry Interval set on DISCONNECT after 0 at CONNECT");
+      return;
+    }
+    session.expiry_interval = std::min(asked, context_.limits.max_session_expiry);
+    session.persistent = session.expiry_interval > 0;
+  }
   // A clean DISCONNECT discards the will [MQTT-3.1.2-10], except MQTT 5's
   // "disconnect with will message" (0x04).
   if (conn.version != mqtt::ProtocolVersion::kV5 ||
@@ -157,10 +262,13 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
 }
 
 void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
-  if (publish_will && conn.will.has_value()) PublishWill(conn);
-  conn.will.reset();
+  std::unique_ptr<WillMessage> will = std::move(conn.will);
+  if (!publish_will) will.reset();
   Session* session = conn.session;
-  if (session == nullptr) return;
+  if (session == nullptr) {
+    if (will != nullptr) PublishWill(*will);
+    return;
+  }
   conn.session = nullptr;
   session->connection = nullptr;
   // An offline session drops at its bound instead of holding publishers back.
@@ -168,26 +276,37 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   // What it got through shared subscriptions and did not acknowledge goes
   // to the other members now.
   RedeliverShared(*session);
-  if (!session->persistent) EndSession(*session);
+  if (will != nullptr) {
+    // The will waits out its delay only while the session lives on; a session
+    // ending now ends the wait [MQTT-3.1.2-8].
+    if (session->persistent && will->delay_interval > 0) {
+      DelayWill(*session, std::move(will));
+    } else {
+      PublishWill(*will);
+    }
+  }
+  if (session->persistent) {
+    SessionWentOffline(*session);
+  } else {
+    EndSession(*session);
+  }
 }
 
-void BrokerShard::PublishWill(Connection& conn) {
+void BrokerShard::PublishWill(WillMessage& will) {
   ShardStats::Inc(stats_.wills_published);
-  MessageRef will = std::move(conn.will->message);
-  std::optional<uint32_t> expiry_interval = conn.will->expiry_interval;
-  conn.will.reset();
-  Message::Fields fields{will->topic(), will->payload(), will->qos(), will->retain(),
-                         will->publisher()};
-  mqtt::Properties properties;
-  if (will->properties() != nullptr || expiry_interval.has_value()) {
-    if (will->properties() != nullptr) properties = *will->properties();
-    properties.message_expiry_interval = expiry_interval;
-    fields.properties = &properties;
-  }
+  MessageRef message = std::move(will.message);
+  Message::Fields fields{message->topic(), message->payload(), message->qos(), message->retain(),
+                         message->publisher()};
+  // Message::Make copies the properties and starts the expiry interval now;
+  // `will` keeps them alive until Route returns.
+  if (will.properties != nullptr) fields.properties = &will.properties->properties;
   Route(fields);
 }
 
 void BrokerShard::EndSession(Session& session) {
+  // A will still waiting out its delay goes now: the session ends first
+  // [MQTT-3.1.2-8, 3.1.3.2.2].
+  if (std::unique_ptr<WillMessage> will = ForgetOffline(session)) PublishWill(*will);
   RedeliverShared(session);
   // Copy the filters first: RemoveSubscription edits the map.
   std::vector<std::string> filters;

@@ -45,6 +45,17 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "subscription identifier from a client");
     return;
   }
+  // What CONNACK advertised (Maximum QoS, Retain Available) binds the client
+  // (MQTT 5 sections 3.2.2.3.4, 3.2.2.3.5, 3.3.1.2, 3.3.1.3); 3.x clients could not be told, and
+  // are closed the same way (without DISCONNECT, which 3.x servers never send).
+  if (publish.qos > context_.limits.max_qos) {
+    ProtocolClose(conn, mqtt::ReasonCode::kQosNotSupported, "QoS above Maximum QoS");
+    return;
+  }
+  if (publish.retain && !context_.limits.retain_available) {
+    ProtocolClose(conn, mqtt::ReasonCode::kRetainNotSupported, "retain not available");
+    return;
+  }
   std::optional<std::string_view> topic = ResolveTopicAlias(conn, publish);
   if (!topic.has_value()) return;
 
@@ -53,6 +64,15 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
   if (v5) fields.properties = &publish.properties;
 
   if (publish.qos == 2) {
+    // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
+    // PUBCOMP; more of them than Receive Maximum is a breach (section 3.3.4).
+    if (conn.version == mqtt::ProtocolVersion::kV5 &&
+        session.inbound_qos2.size() >= context_.limits.receive_maximum &&
+        !session.inbound_qos2.contains(publish.packet_id)) {
+      ProtocolClose(conn, mqtt::ReasonCode::kReceiveMaximumExceeded,
+                    "more QoS 2 PUBLISH in flight than Receive Maximum");
+      return;
+    }
     // Exactly once: a PUBLISH resent before PUBREL is acknowledged again but
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;

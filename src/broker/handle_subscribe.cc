@@ -54,7 +54,8 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
       continue;
     }
     topic::SubscriptionOptions options;
-    options.qos = std::min<uint8_t>(entry.options.qos, 2);
+    // Granted at most the Maximum QoS CONNACK announced (section 3.2.2.3.4).
+    options.qos = std::min<uint8_t>(entry.options.qos, context_.limits.max_qos);
     if (v5) {
       options.no_local = entry.options.no_local;
       options.retain_as_published = entry.options.retain_as_published;

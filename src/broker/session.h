@@ -7,7 +7,8 @@
 // touched only by that shard's thread (no locks). It is created by the first
 // CONNECT for the id, survives disconnects when the client asked for a
 // persistent session, and is destroyed on a clean-session disconnect, a
-// clean-start reconnect, or takeover by a clean session.
+// clean-start reconnect, takeover by a clean session, or when its MQTT 5
+// Session Expiry Interval runs out while it is offline (lifecycle.cc).
 #pragma once
 
 #include <cstdint>
@@ -76,9 +77,16 @@ struct Session {
   size_t queued_bytes = 0;
   uint64_t next_sequence = 0;
   uint16_t next_packet_id = 1;
-  // Clean Session 0: keep the session when the connection ends. (Beside the
-  // packet id so the struct packs into mimalloc's 256-byte size class.)
+  // Clean Session 0 / Session Expiry Interval > 0: keep the session when the
+  // connection ends. (Beside the packet id so the struct packs into
+  // mimalloc's 256-byte size class; expiry_interval fills the padding.)
   bool persistent = false;
+  // MQTT 5 Session Expiry Interval in seconds as granted (3.x persistent
+  // sessions: kNeverExpires); the session is destroyed this long after its
+  // connection ends (BrokerShard::SessionWentOffline). A DISCONNECT may
+  // change it.
+  uint32_t expiry_interval = 0;
+  static constexpr uint32_t kNeverExpires = 0xFFFFFFFF;
 
   // Inbound QoS 2: packet ids whose PUBLISH was delivered and whose PUBREL has
   // not arrived; a resent PUBLISH with one of them is not delivered again.

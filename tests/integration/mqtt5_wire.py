@@ -279,6 +279,22 @@ class Client5(mqtt_raw.Client):
         self.send(connect5(client_id, **kwargs))
         return parse_connack(self.expect(CONNACK))
 
+    def _expect_ack(self, ptype, timeout=5.0):
+        """Reads until a packet of `ptype`. A PUBLISH met on the way (e.g. the
+        client's own message, delivered before its PUBACK) is kept for the
+        next read_publish; a PUBREL is completed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pkt = self.read(max(0.01, deadline - time.monotonic()))
+            if pkt.type == PUBLISH:
+                self.__dict__.setdefault("stashed", []).append(pkt)
+                continue
+            if pkt.type == PUBREL and ptype != PUBREL:
+                self.send(ack5(PUBCOMP, parse_ack(pkt)[0]))
+                continue
+            assert pkt.type == ptype, f"expected packet type {ptype}, got {pkt}"
+            return pkt
+
     def subscribe(self, packet_id, *filters, properties=b""):
         """Sends SUBSCRIBE, returns the SUBACK reason codes."""
         self.send(subscribe5(packet_id, *filters, properties=properties))
@@ -300,24 +316,28 @@ class Client5(mqtt_raw.Client):
                            properties=properties))
         if qos == 0:
             self.send(mqtt_raw.pingreq())
-            self.expect(PINGRESP)
+            self._expect_ack(PINGRESP)
             return 0
         if qos == 1:
-            pid, reason, _ = parse_ack(self.expect(PUBACK))
+            pid, reason, _ = parse_ack(self._expect_ack(PUBACK))
             assert pid == packet_id
             return reason
-        pid, reason, _ = parse_ack(self.expect(PUBREC))
+        pid, reason, _ = parse_ack(self._expect_ack(PUBREC))
         assert pid == packet_id
         if reason < 0x80:
             self.send(ack5(PUBREL, packet_id))
-            assert parse_ack(self.expect(PUBCOMP))[0] == packet_id
+            assert parse_ack(self._expect_ack(PUBCOMP))[0] == packet_id
         return reason
 
     def read_publish(self, timeout=5.0, ack=True):
         """Next PUBLISH (answering PUBREL on the way); acknowledges it unless told not to."""
         deadline = time.monotonic() + timeout
+        stashed = self.__dict__.get("stashed")
         while True:
-            pkt = self.read(max(0.01, deadline - time.monotonic()))
+            if stashed:
+                pkt = stashed.pop(0)
+            else:
+                pkt = self.read(max(0.01, deadline - time.monotonic()))
             if pkt.type == PUBREL:
                 self.send(ack5(PUBCOMP, parse_ack(pkt)[0]))
                 continue
@@ -336,6 +356,8 @@ class Client5(mqtt_raw.Client):
 
     def no_publish(self, timeout=0.7):
         """True if no PUBLISH arrives within timeout (PUBREL is answered, PINGRESP ignored)."""
+        if self.__dict__.get("stashed"):
+            return False
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
