@@ -14,8 +14,9 @@
 //   (*broker)->Close();        // from any thread, e.g. a signal handler thread
 //   (*broker)->Wait();
 //
-// Thread safety: Create, Start and Wait are called from one controlling
-// thread; Close may be called from any thread, any number of times.
+// Thread safety: Create, AddHook, Start and Wait are called from one
+// controlling thread; Close may be called from any thread, any number of
+// times; NewInlineClient from any thread that is not a shard thread.
 #pragma once
 
 #include <memory>
@@ -24,6 +25,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "shardmq/hooks.h"
+#include "shardmq/inline_client.h"
 #include "shardmq/options.h"
 
 namespace shardmq {
@@ -45,6 +48,15 @@ class Broker {
 
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
+
+  // Registers hooks after those in Options::hooks (shardmq/hooks.h). Before
+  // Start() only: FailedPrecondition afterwards.
+  absl::Status AddHook(std::shared_ptr<Hooks> hooks);
+
+  // A client inside this process (shardmq/inline_client.h), with a session
+  // on `client_id`'s home shard. After Start(); AlreadyExists if a network
+  // client has a session with that id, Unavailable once closing.
+  absl::StatusOr<std::unique_ptr<InlineClient>> NewInlineClient(std::string client_id);
 
   // Binds every listener (SO_REUSEPORT, one socket per shard), starts the
   // shard threads and returns once they accept connections. Fails if

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "shardmq/auth.h"
+#include "shardmq/hooks.h"
 
 namespace shardmq {
 
@@ -128,6 +129,10 @@ struct Options {
   // MQTT 5 enhanced authentication (shardmq/auth.h); nullptr: CONNECT with an
   // Authentication Method is refused with 0x8C.
   std::shared_ptr<EnhancedAuthenticator> authenticator;
+
+  // Hooks (shardmq/hooks.h), called in this order; more may be added with
+  // Broker::AddHook before Start(). Empty: the broker makes no hook call.
+  std::vector<std::shared_ptr<Hooks>> hooks;
 };
 
 }  // namespace shardmq

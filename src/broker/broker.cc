@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "broker/broker_context.h"
+#include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "net/listen_address.h"
 #include "shard/shard_group.h"
@@ -35,6 +36,7 @@ class Broker::Impl {
     context_.redirect = options_.redirect;
     context_.response_information = options_.response_information;
     context_.authenticator = options_.authenticator;
+    for (const std::shared_ptr<Hooks>& hooks : options_.hooks) context_.hooks.Add(hooks);
     for (int i = 0; i < options_.shards; ++i) {
       context_.stats.push_back(std::make_unique<broker::ShardStats>());
     }
@@ -69,11 +71,30 @@ class Broker::Impl {
     });
     if (!group.ok()) return group.status();
     group_ = *std::move(group);
-    return group_->Start();
+    if (absl::Status started = group_->Start(); !started.ok()) return started;
+    link_->Attach(group_.get());
+    if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();
+    return absl::OkStatus();
+  }
+
+  absl::Status AddHook(std::shared_ptr<Hooks> hooks) {
+    if (group_ != nullptr) {
+      return absl::FailedPreconditionError("AddHook: hooks are fixed once the broker started");
+    }
+    context_.hooks.Add(std::move(hooks));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<InlineClient>> NewInlineClient(std::string client_id) {
+    return broker::NewInlineClient(link_, std::move(client_id), options_.shards);
   }
 
   void Close() {
-    if (group_ != nullptr) group_->Stop();
+    if (group_ == nullptr) return;
+    if (!stopping_.exchange(true) && context_.hooks.wants(kHookBroker)) {
+      context_.hooks.BrokerStopping();
+    }
+    group_->Stop();
   }
 
   ShutdownReport Wait() {
@@ -81,6 +102,7 @@ class Broker::Impl {
     if (group_ == nullptr || waited_) return report;
     waited_ = true;
     shard::ShutdownReport shards = group_->Join();
+    link_->Attach(nullptr);
     report.connections_closed = shards.connections_flushed + shards.connections_aborted;
     for (int i = 0; i < context_.shard_count; ++i) {
       const shard::ShardCounters& counters = group_->counters(i);
@@ -119,6 +141,9 @@ class Broker::Impl {
   shard::ShardGroup::Options group_options_;
   broker::BrokerContext context_;
   std::unique_ptr<shard::ShardGroup> group_;
+  // Inline clients' way in; cut when the shards are joined.
+  std::shared_ptr<broker::BrokerLink> link_ = std::make_shared<broker::BrokerLink>();
+  std::atomic<bool> stopping_{false};
   bool waited_ = false;
 };
 
@@ -136,6 +161,12 @@ Broker::~Broker() {
 }
 
 absl::Status Broker::Start() { return impl_->Start(); }
+absl::Status Broker::AddHook(std::shared_ptr<Hooks> hooks) {
+  return impl_->AddHook(std::move(hooks));
+}
+absl::StatusOr<std::unique_ptr<InlineClient>> Broker::NewInlineClient(std::string client_id) {
+  return impl_->NewInlineClient(std::move(client_id));
+}
 void Broker::Close() { impl_->Close(); }
 ShutdownReport Broker::Wait() { return impl_->Wait(); }
 

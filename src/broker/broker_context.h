@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/hooks_dispatch.h"
 #include "shardmq/options.h"
 
 namespace shardmq::broker {
@@ -50,6 +51,8 @@ struct BrokerContext {
   std::string response_information;
   // Shared by every shard; see shardmq/auth.h for its threading contract.
   std::shared_ptr<shardmq::EnhancedAuthenticator> authenticator;
+  // The embedder's hooks (shardmq/hooks.h), fixed before the shards start.
+  HookDispatch hooks;
   int shard_count = 1;
   std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
 };

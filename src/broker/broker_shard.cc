@@ -22,6 +22,7 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
   // the check (3.3.2.3.2 lets the receiver choose).
   decode_options_.validate_utf8_payload = context.limits.validate_utf8_payload;
   if (context.authenticator != nullptr) auth_methods_ = context.authenticator->Methods();
+  MarkShardThread();
 }
 
 BrokerShard::~BrokerShard() = default;
@@ -32,6 +33,16 @@ Connection* BrokerShard::Find(shard::ConnId id) {
 
 void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
                          absl::Span<const uint8_t> initial_bytes) {
+  // A hand-off always carries the CONNECT it read; only fresh accepts are
+  // asked about (on the accepting shard).
+  if (initial_bytes.empty() && HooksWant(kHookConnection)) {
+    const std::string address = peer.ToString();
+    if (context_.hooks.Accept(address, shard_.id()).kind == Decision::Kind::kDeny) {
+      SHARDMQ_LOG(kDebug, "refusing %s: an accept hook said no", address);
+      shard_.Abort(id);
+      return;
+    }
+  }
   auto* conn = new Connection(decode_options_, &decode_scratch_);
   conn->id = id;
   conn->peer = peer.ToString();
@@ -181,12 +192,19 @@ bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
 void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what) {
   if (conn.state == Connection::State::kClosing) return;
   ShardStats::Inc(stats_.protocol_errors);
+  if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
+    conn.disconnect_reason = DisconnectReason::kProtocolError;
+  }
   DisconnectAndClose(conn, reason, what);
 }
 
 void BrokerShard::DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason,
                                      std::string_view what) {
   if (conn.state == Connection::State::kClosing) return;
+  // Not a protocol error: a failed re-authentication.
+  if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
+    conn.disconnect_reason = DisconnectReason::kNotAuthorized;
+  }
   SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
               conn.session ? conn.session->client_id : std::string("-"), what);
   if (conn.state == Connection::State::kAuthenticating) {
@@ -257,6 +275,7 @@ void BrokerShard::OnShutdown() {
   for (auto& [client_id, session] : sessions_) {
     Connection* conn = session->connection;
     if (conn == nullptr || conn->state != Connection::State::kConnected) continue;
+    conn->disconnect_reason = DisconnectReason::kServerShutdown;
     if (conn->version == mqtt::ProtocolVersion::kV5) {
       mqtt::Disconnect disconnect;
       disconnect.reason_code = mqtt::ReasonCode::kServerShuttingDown;
@@ -328,6 +347,7 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
       if (delivery->hops >= shard_.shard_count() ||
           !DeliverShared(message, delivery->group, delivery->hops, nullptr)) {
         ShardStats::Inc(stats_.dropped_no_subscribers);
+        NoteDropped({}, *message, DropReason::kNoSubscribers);
       }
       break;
     }

@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "broker/broker_context.h"
 #include "broker/connection.h"
+#include "broker/inline_sink.h"
 #include "broker/mail.h"
 #include "broker/message.h"
 #include "broker/session.h"
@@ -43,6 +45,17 @@ class BrokerShard final : public shard::ShardHandler {
   void OnMail(int from_shard, const shard::MailItem& item) override;
   void OnShutdown() override;
 
+  // InlineClient operations (inline_session.cc), run on the client id's home
+  // shard through the external mailbox. `done` gets the outcome: a status,
+  // or for Subscribe the granted QoS / refusal code.
+  using InlineDone = absl::AnyInvocable<void(absl::StatusOr<uint8_t>)>;
+  void InlineOpen(const std::string& client_id, std::shared_ptr<InlineSink> sink, InlineDone done);
+  void InlineClose(const std::string& client_id);
+  void InlinePublish(const std::string& client_id, const InlinePublishRequest& request);
+  void InlineSubscribe(const std::string& client_id, const std::string& filter, uint8_t qos,
+                       InlineCallback callback, InlineDone done);
+  void InlineUnsubscribe(const std::string& client_id, const std::string& filter, InlineDone done);
+
  private:
   // A SUBSCRIBE whose SUBACK waits for other shards to learn about new filters.
   struct PendingSuback {
@@ -54,7 +67,37 @@ class BrokerShard final : public shard::ShardHandler {
     // allowing), with the options granted.
     std::vector<std::pair<std::string, topic::SubscriptionOptions>> retained_for;
     int acks_missing = 0;
+    // An InlineClient's SUBSCRIBE: told the outcome instead of a SUBACK.
+    InlineDone inline_done;
+    std::string inline_client_id;
   };
+
+  // What hooks and inline clients need to know about a session beyond
+  // Session itself (kept out of it: Session fills its 256-byte size class).
+  // Present only while hooks are registered or the session is an inline
+  // client's, so a broker without either pays nothing.
+  struct SessionExtra {
+    std::optional<std::string> username;
+    std::string peer;
+    int protocol_version = 0;
+    std::string certificate_identity;  // TLS, later
+    std::shared_ptr<InlineSink> inline_sink;
+  };
+  // For hooks: who `session` is. Valid while `session` and its extra live.
+  ClientInfo InfoFor(const Session& session) const;
+  bool HooksWant(uint32_t events) const { return context_.hooks.wants(events); }
+  static MessageView ViewOf(const Message& message);
+  static MessageView ViewOf(const Message::Fields& fields);
+  // Hooks::OnMessageDropped, if wanted.
+  void NoteDropped(std::string_view client_id, const Message& message, DropReason why);
+  // OnMessageArrived over `fields`, rewriting them into `arrived`/`properties`
+  // (which must outlive the routing).
+  MessageVerdict RunArrivedHooks(const ClientInfo& publisher, Message::Fields& fields,
+                                 std::optional<ArrivedMessage>& arrived,
+                                 std::optional<mqtt::Properties>& properties);
+  // Gives a message to an inline client's callbacks.
+  void DeliverInline(Session& session, InlineSink& sink, const MessageRef& message, uint8_t qos,
+                     bool retain, const std::string* shared_group);
 
   // The connection for an open id; nullptr once Close/Abort/HandOff was called.
   Connection* Find(shard::ConnId id);
@@ -68,6 +111,10 @@ class BrokerShard final : public shard::ShardHandler {
   // the alias is invalid and the connection is being closed.
   std::optional<std::string_view> ResolveTopicAlias(Connection& conn, const mqtt::Publish& publish);
   void HandlePubAck(Connection& conn, const mqtt::PubAck& ack);
+  // A PUBLISH a hook refused or dropped: the acknowledgement the client's
+  // version allows (shardmq/hooks.h), nothing routed.
+  void AnswerUnrouted(Connection& conn, const mqtt::Publish& publish,
+                      const MessageVerdict& verdict);
   void HandleSubscribe(Connection& conn, const mqtt::Subscribe& subscribe);
   void HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& unsubscribe);
   void HandleDisconnect(Connection& conn, const mqtt::Disconnect& disconnect);
@@ -99,7 +146,7 @@ class BrokerShard final : public shard::ShardHandler {
   void ConnackAndClose(Connection& conn, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
                        const mqtt::Properties& properties = {});
   void DetachSession(Connection& conn, bool publish_will);
-  void EndSession(Session& session);
+  void EndSession(Session& session, SessionEndReason why = SessionEndReason::kClosed);
   void PublishWill(WillMessage& will);
   void ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay);
 
@@ -266,6 +313,7 @@ class BrokerShard final : public shard::ShardHandler {
     std::unique_ptr<WillMessage> delayed_will;
   };
   absl::flat_hash_map<const Session*, OfflineState> offline_;
+  absl::flat_hash_map<const Session*, SessionExtra> extras_;
   // The authenticator's Methods(), asked once (shardmq/auth.h).
   std::vector<std::string> auth_methods_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.

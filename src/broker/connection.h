@@ -17,6 +17,7 @@
 #include "mqtt/protocol_version.h"
 #include "mqtt/stream_decoder.h"
 #include "shard/reactor.h"
+#include "shardmq/hooks.h"
 
 namespace shardmq::broker {
 
@@ -67,6 +68,9 @@ struct Connection {
   std::string peer;
   // Reading is paused because congested subscribers asked (back-pressure).
   bool reading_paused = false;
+  // Why the connection ends, for Hooks::OnClientDisconnected; set by whoever
+  // decides to close (default: the peer went away).
+  DisconnectReason disconnect_reason = DisconnectReason::kConnectionLost;
 
   // What an MQTT 5 client's CONNECT asked of us (defaults for 3.x): the
   // largest packet it accepts [MQTT-3.1.2-24], how many QoS 1/2 PUBLISH it
@@ -90,5 +94,8 @@ struct Connection {
     return *aliases;
   }
 };
+
+// The Authentication Method of a connection with enhanced auth (conn.auth).
+std::string_view AuthMethodOf(const Connection& conn);
 
 }  // namespace shardmq::broker

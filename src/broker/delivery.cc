@@ -39,6 +39,9 @@ bool BrokerShard::Route(const Message::Fields& fields) {
   if (!fields.retain && !matched) {
     // Nobody anywhere subscribes: no Message is built, nothing is copied.
     ShardStats::Inc(stats_.dropped_no_subscribers);
+    if (HooksWant(kHookDropped)) [[unlikely]] {
+      context_.hooks.MessageDropped({}, ViewOf(fields), DropReason::kNoSubscribers);
+    }
     return false;
   }
   MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
@@ -122,6 +125,7 @@ void BrokerShard::DeliverToMatches(const MessageRef& message) {
       message->has_expiry() ? shard_.Now() : shard::Clock::time_point{};
   if (message->Expired(now)) {
     ShardStats::Inc(stats_.dropped_expired);
+    NoteDropped({}, *message, DropReason::kExpired);
     publish_cache_.message = nullptr;
     return;
   }
@@ -161,8 +165,25 @@ size_t BrokerShard::InflightWindow(const Session& session) const {
 
 void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain,
                           absl::Span<const uint32_t> ids, const std::string* shared_group) {
+  if (HooksWant(kHookDeliver)) [[unlikely]] {
+    // The receive ACL (Mosquitto checks read access at delivery too).
+    if (context_.hooks.DeliverCheck(InfoFor(session), ViewOf(*message)).kind ==
+        Decision::Kind::kDeny) {
+      NoteDropped(session.client_id, *message, DropReason::kNotAuthorized);
+      return;
+    }
+  }
   Connection* conn = session.connection;
   if (conn != nullptr && conn->state != Connection::State::kConnected) conn = nullptr;
+  if (conn == nullptr && !extras_.empty()) {
+    // Perhaps an InlineClient: its callbacks are its connection.
+    auto extra = extras_.find(&session);
+    if (extra != extras_.end() && extra->second.inline_sink != nullptr) {
+      std::shared_ptr<InlineSink> sink = extra->second.inline_sink;  // callbacks may end it
+      DeliverInline(session, *sink, message, qos, retain, shared_group);
+      return;
+    }
+  }
   if (qos == 0) {
     if (conn == nullptr) {
       if (session.persistent && context_.limits.queue_qos0_offline) {
@@ -173,6 +194,7 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
     if (shard_.QueuedBytes(conn->id) > context_.limits.max_outbound_bytes) {
       // A slow subscriber loses QoS 0 messages, not the broker's memory.
       ShardStats::Inc(stats_.dropped_qos0_slow);
+      NoteDropped(session.client_id, *message, DropReason::kSlowSubscriber);
       return;
     }
     SendPublish(*conn, *message, 0, 0, false, retain, ids);
@@ -209,6 +231,7 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
       context_.limits.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
   if (session.queue.size() >= max_messages || session.queued_bytes + bytes > max_bytes) {
     ShardStats::Inc(stats_.dropped_queue_full);
+    NoteDropped(session.client_id, *message, DropReason::kQueueFull);
     return false;
   }
   QueuedMessage queued{message, qos, retain};
@@ -234,6 +257,7 @@ void BrokerShard::PumpQueue(Session& session) {
       if (now == shard::Clock::time_point{}) now = shard_.Now();
       if (queued.message->Expired(now)) {
         ShardStats::Inc(stats_.dropped_expired);
+        NoteDropped(session.client_id, *queued.message, DropReason::kExpired);
         continue;
       }
     }
@@ -376,10 +400,15 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
     }
     if (bytes.size() > conn.client_max_packet_size) {
       ShardStats::Inc(stats_.dropped_too_large);
+      if (conn.session != nullptr)
+        NoteDropped(conn.session->client_id, message, DropReason::kTooLarge);
       return false;
     }
     shard_.Send(conn.id, absl::MakeConstSpan(bytes));
     ShardStats::Inc(stats_.messages_sent);
+    if (!dup && conn.session != nullptr && HooksWant(kHookDeliver)) [[unlikely]] {
+      context_.hooks.MessageDelivered(InfoFor(*conn.session), ViewOf(message), qos);
+    }
     return true;
   }
   publish.qos = qos;
@@ -409,6 +438,8 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
   size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
   if (header_size == 0 || header_size + message.payload().size() > conn.client_max_packet_size) {
     ShardStats::Inc(stats_.dropped_too_large);
+    if (conn.session != nullptr)
+      NoteDropped(conn.session->client_id, message, DropReason::kTooLarge);
     return false;
   }
   if (new_alias != 0) conn.Aliases().outbound.emplace(std::string(message.topic()), new_alias);
@@ -425,6 +456,9 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
     shard_.SendShared(conn.id, message.payload(), &message);
   }
   ShardStats::Inc(stats_.messages_sent);
+  if (!dup && conn.session != nullptr && HooksWant(kHookDeliver)) [[unlikely]] {
+    context_.hooks.MessageDelivered(InfoFor(*conn.session), ViewOf(message), qos);
+  }
   return true;
 }
 

@@ -33,6 +33,10 @@ Connection::Connection(const mqtt::DecodeOptions& options, mqtt::Packet* scratch
 
 Connection::~Connection() = default;
 
+std::string_view AuthMethodOf(const Connection& conn) {
+  return conn.auth != nullptr ? std::string_view(conn.auth->method) : std::string_view();
+}
+
 namespace {
 
 std::string_view AsText(absl::Span<const uint8_t> bytes) {

@@ -69,6 +69,48 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     return;
   }
 
+  // An inline client's session is not for taking over (shardmq/inline_client.h).
+  if (!extras_.empty()) {
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+      auto extra = extras_.find(it->second.get());
+      if (extra != extras_.end() && extra->second.inline_sink != nullptr) {
+        ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kClientIdentifierNotValid);
+        return;
+      }
+    }
+  }
+
+  if (HooksWant(kHookConnection)) {
+    ConnectRequest request;
+    request.client.client_id = client_id;
+    request.client.username = connect.username;
+    request.client.remote_address = conn.peer;
+    request.client.protocol_version = static_cast<int>(connect.version);
+    request.client.shard = shard_.id();
+    if (connect.password.has_value()) {
+      request.password = std::string_view(reinterpret_cast<const char*>(connect.password->data()),
+                                          connect.password->size());
+    }
+    if (conn.auth != nullptr) request.auth_method = AuthMethodOf(conn);
+    request.clean_start = connect.clean_start;
+    AuthDecision decision = context_.hooks.Authenticate(request);
+    if (decision.kind == Decision::Kind::kDeny) {
+      ShardStats::Inc(stats_.auth_failures);
+      SHARDMQ_LOG(kDebug, "refusing %s (%s): an authentication hook said 0x%02x", conn.peer,
+                  client_id, decision.reason_code);
+      // 3.x has two refusals: bad user name or password (0x04), and not
+      // authorized (0x05) for everything else.
+      mqtt::ReasonCode reason = decision.reason_code >= 0x80
+                                    ? static_cast<mqtt::ReasonCode>(decision.reason_code)
+                                    : mqtt::ReasonCode::kNotAuthorized;
+      if (!v5 && reason != mqtt::ReasonCode::kBadUserNameOrPassword) {
+        reason = mqtt::ReasonCode::kNotAuthorized;
+      }
+      ConnackAndClose(conn, connect.version, reason);
+      return;
+    }
+  }
+
   if (connect.will.has_value()) {
     // A will the server could not publish is refused up front
     // [MQTT-3.2.2-12, MQTT-3.2.2-13]. (3.x has no code for it: no CONNACK.)
@@ -113,6 +155,9 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
       // Only one connection per client id [MQTT-3.1.4-2]: the old one goes
       // with DISCONNECT 0x8E [MQTT-3.1.4-3].
       ShardStats::Inc(stats_.takeovers);
+      if (HooksWant(kHookConnection)) {
+        context_.hooks.ClientDisconnected(InfoFor(*session), DisconnectReason::kTakenOver);
+      }
       if (old->version == mqtt::ProtocolVersion::kV5) {
         mqtt::Disconnect disconnect;
         disconnect.reason_code = mqtt::ReasonCode::kSessionTakenOver;
@@ -135,7 +180,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
       SessionResumed(*session);
     }
     if (session_ends) {
-      EndSession(*session);
+      EndSession(*session,
+                 connect.clean_start ? SessionEndReason::kCleanStart : SessionEndReason::kClosed);
       session = nullptr;
     } else {
       session_present = true;
@@ -150,6 +196,17 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
   session->persistent = granted_expiry > 0;
   session->connection = &conn;
   conn.session = session;
+  if (!context_.hooks.empty()) {
+    // Who this session is, for hooks about it (also later, while offline).
+    SessionExtra& extra = extras_[session];
+    if (connect.username.has_value()) {
+      extra.username = std::string(*connect.username);
+    } else {
+      extra.username.reset();
+    }
+    extra.peer = conn.peer;
+    extra.protocol_version = static_cast<int>(connect.version);
+  }
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;
   conn.problem_information = !v5 || connect.properties.request_problem_information.value_or(1);
@@ -201,6 +258,9 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     if (conn.auth != nullptr) AddAuthToConnack(conn, &properties);
   }
   SendPacket(conn, connack);
+  if (HooksWant(kHookConnection)) {
+    context_.hooks.SessionEstablished(InfoFor(*session), session_present);
+  }
 
   if (conn.keep_alive > 0) {
     // [MQTT-3.1.2-24]: one and a half times the Keep Alive without a packet.
@@ -228,6 +288,7 @@ void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
     auto idle = shard_.Now() - c->last_packet;
     if (idle >= limit) {
       ShardStats::Inc(stats_.keepalive_timeouts);
+      c->disconnect_reason = DisconnectReason::kKeepAliveTimeout;
       ProtocolClose(*c, mqtt::ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
     } else {
       ArmKeepAlive(id, limit - idle);
@@ -250,6 +311,11 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
     session.expiry_interval = std::min(asked, context_.limits.max_session_expiry);
     session.persistent = session.expiry_interval > 0;
   }
+  conn.disconnect_reason =
+      conn.version == mqtt::ProtocolVersion::kV5 &&
+              disconnect.reason_code == mqtt::ReasonCode::kDisconnectWithWillMessage
+          ? DisconnectReason::kClientDisconnectWithWill
+          : DisconnectReason::kClientDisconnect;
   // A clean DISCONNECT discards the will [MQTT-3.1.2-10], except MQTT 5's
   // "disconnect with will message" (0x04).
   if (conn.version != mqtt::ProtocolVersion::kV5 ||
@@ -268,6 +334,9 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   if (session == nullptr) {
     if (will != nullptr) PublishWill(*will);
     return;
+  }
+  if (HooksWant(kHookConnection)) {
+    context_.hooks.ClientDisconnected(InfoFor(*session), conn.disconnect_reason);
   }
   conn.session = nullptr;
   session->connection = nullptr;
@@ -297,13 +366,14 @@ void BrokerShard::PublishWill(WillMessage& will) {
   MessageRef message = std::move(will.message);
   Message::Fields fields{message->topic(), message->payload(), message->qos(), message->retain(),
                          message->publisher()};
+  if (HooksWant(kHookWill)) context_.hooks.WillSent(message->publisher(), ViewOf(*message));
   // Message::Make copies the properties and starts the expiry interval now;
   // `will` keeps them alive until Route returns.
   if (will.properties != nullptr) fields.properties = &will.properties->properties;
   Route(fields);
 }
 
-void BrokerShard::EndSession(Session& session) {
+void BrokerShard::EndSession(Session& session, SessionEndReason why) {
   // A will still waiting out its delay goes now: the session ends first
   // [MQTT-3.1.2-8, 3.1.3.2.2].
   if (std::unique_ptr<WillMessage> will = ForgetOffline(session)) PublishWill(*will);
@@ -315,6 +385,8 @@ void BrokerShard::EndSession(Session& session) {
   for (const std::string& filter : filters) RemoveSubscription(session, filter);
   ReleaseBackpressure(session);
   if (session.connection != nullptr) session.connection->session = nullptr;
+  if (HooksWant(kHookConnection)) context_.hooks.SessionTerminated(InfoFor(session), why);
+  if (!extras_.empty()) extras_.erase(&session);
   std::string client_id = session.client_id;
   sessions_.erase(client_id);  // destroys the session
 }

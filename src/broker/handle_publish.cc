@@ -63,6 +63,35 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
   Message::Fields fields{*topic, publish.payload, publish.qos, publish.retain, session.client_id};
   if (v5) fields.properties = &publish.properties;
 
+  // Hooks: the publish ACL, then OnMessageArrived (shardmq/hooks.h). The
+  // rewrites live here until the message is built.
+  std::optional<ArrivedMessage> arrived;
+  std::optional<mqtt::Properties> rewritten_properties;
+  if (HooksWant(kHookPublish)) [[unlikely]] {
+    const ClientInfo client = InfoFor(session);
+    MessageVerdict verdict;
+    Decision allowed = context_.hooks.PublishCheck(client, *topic, publish.qos, publish.retain);
+    if (allowed.kind == Decision::Kind::kDeny) {
+      verdict = MessageVerdict::Reject(allowed.reason_code);
+      if (HooksWant(kHookDropped)) {
+        context_.hooks.MessageDropped(session.client_id, ViewOf(fields),
+                                      DropReason::kPublishNotAllowed);
+      }
+    } else {
+      verdict = RunArrivedHooks(client, fields, arrived, rewritten_properties);
+      if (verdict.kind != MessageVerdict::Kind::kAccept) {
+        if (HooksWant(kHookDropped)) {
+          context_.hooks.MessageDropped(session.client_id, ViewOf(fields),
+                                        DropReason::kRejectedByHook);
+        }
+      }
+    }
+    if (verdict.kind != MessageVerdict::Kind::kAccept) {
+      AnswerUnrouted(conn, publish, verdict);
+      return;
+    }
+  }
+
   if (publish.qos == 2) {
     // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
     // PUBCOMP; more of them than Receive Maximum is a breach (section 3.3.4).
@@ -95,6 +124,29 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     if (v5 && !matched) puback.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
     SendPacket(conn, puback);
   }
+}
+
+void BrokerShard::AnswerUnrouted(Connection& conn, const mqtt::Publish& publish,
+                                 const MessageVerdict& verdict) {
+  if (publish.qos == 0) return;  // nothing to answer; MQTT 5 could DISCONNECT, we drop
+  const bool v5 = conn.version == mqtt::ProtocolVersion::kV5;
+  // MQTT 5 tells the publisher; 3.x acknowledges and drops [MQTT-3.3.5-2].
+  const bool tell = v5 && verdict.kind == MessageVerdict::Kind::kReject;
+  mqtt::PubAck ack;
+  ack.packet_id = publish.packet_id;
+  if (tell) {
+    ack.reason_code = verdict.reason_code >= 0x80
+                          ? static_cast<mqtt::ReasonCode>(verdict.reason_code)
+                          : mqtt::ReasonCode::kNotAuthorized;
+  }
+  if (publish.qos == 1) {
+    ack.type = mqtt::PacketType::kPuback;
+  } else {
+    ack.type = mqtt::PacketType::kPubrec;
+    // A failed PUBREC ends the flow; otherwise the id waits for PUBREL as usual.
+    if (!tell) conn.session->inbound_qos2.insert(publish.packet_id);
+  }
+  SendPacket(conn, ack);
 }
 
 void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {

@@ -56,6 +56,23 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
     topic::SubscriptionOptions options;
     // Granted at most the Maximum QoS CONNACK announced (section 3.2.2.3.4).
     options.qos = std::min<uint8_t>(entry.options.qos, context_.limits.max_qos);
+    if (HooksWant(kHookSubscribe)) [[unlikely]] {
+      // The subscribe ACL: refuse (0x87 in MQTT 5, 0x80 in 3.x) or downgrade.
+      SubscribeRequest request;
+      request.filter = filter;
+      request.qos = options.qos;
+      request.subscription_count = session.subscriptions.size();
+      request.shared = mqtt::IsSharedSubscription(filter);
+      Decision decision = context_.hooks.Subscribe(InfoFor(session), request);
+      if (decision.kind == Decision::Kind::kDeny) {
+        pending.codes.push_back(v5 ? (decision.reason_code >= 0x80
+                                          ? static_cast<mqtt::ReasonCode>(decision.reason_code)
+                                          : mqtt::ReasonCode::kNotAuthorized)
+                                   : mqtt::ReasonCode::kUnspecifiedError);
+        continue;
+      }
+      options.qos = request.qos;
+    }
     if (v5) {
       options.no_local = entry.options.no_local;
       options.retain_as_published = entry.options.retain_as_published;
@@ -67,6 +84,7 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
     }
     AddSubscription(session, filter, options, &pending, token);
     pending.codes.push_back(static_cast<mqtt::ReasonCode>(options.qos));
+    if (HooksWant(kHookSubscribe)) context_.hooks.Subscribed(InfoFor(session), filter, options.qos);
   }
   if (pending.acks_missing > 0) {
     pending_subacks_.emplace(token, std::move(pending));
@@ -122,6 +140,19 @@ void BrokerShard::BroadcastInterest(MailKind kind, const std::string& filter, ui
 }
 
 void BrokerShard::FinishSuback(PendingSuback& pending) {
+  if (pending.inline_done) {
+    // An InlineClient: its retained messages, then the outcome. The session
+    // may have ended while the interest acks travelled.
+    auto it = sessions_.find(pending.inline_client_id);
+    if (it != sessions_.end() && it->second.get() == pending.session) {
+      for (const auto& [filter, options] : pending.retained_for) {
+        SendRetained(*pending.session, filter, options);
+      }
+    }
+    pending.inline_done(static_cast<uint8_t>(
+        pending.codes.empty() ? mqtt::ReasonCode::kUnspecifiedError : pending.codes[0]));
+    return;
+  }
   Connection* conn = Find(pending.conn);
   if (conn == nullptr || conn->session != pending.session ||
       conn->state != Connection::State::kConnected) {
@@ -162,7 +193,16 @@ void BrokerShard::HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& u
   for (std::string_view filter_view : unsubscribe.topic_filters) {
     std::string filter(filter_view);
     bool existed = session.subscriptions.contains(filter);
+    if (HooksWant(kHookSubscribe)) [[unlikely]] {
+      Decision decision = context_.hooks.Unsubscribe(InfoFor(session), filter);
+      if (decision.kind == Decision::Kind::kDeny) {
+        // 3.x UNSUBACK carries no codes: the subscription simply stays.
+        unsuback.reason_codes.push_back(mqtt::ReasonCode::kNotAuthorized);
+        continue;
+      }
+    }
     if (existed) RemoveSubscription(session, filter);
+    if (HooksWant(kHookSubscribe)) context_.hooks.Unsubscribed(InfoFor(session), filter, existed);
     unsuback.reason_codes.push_back(existed ? mqtt::ReasonCode::kSuccess
                                             : mqtt::ReasonCode::kNoSubscriptionExisted);
   }

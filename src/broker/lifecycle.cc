@@ -55,7 +55,8 @@ void BrokerShard::SessionWentOffline(Session& session) {
         ShardStats::Inc(stats_.sessions_expired);
         SHARDMQ_LOG(kDebug, "session %s expired after %d s offline", expired.client_id,
                     expired.expiry_interval);
-        EndSession(expired);  // publishes a will still waiting out its delay
+        EndSession(expired,
+                   SessionEndReason::kExpired);  // publishes a will still waiting out its delay
       });
 }
 

@@ -1014,6 +1014,7 @@ void Shard::Run() {
     ProcessCompletions();
     DispatchDeferredCloses();
     DrainMailboxes();
+    group_->external_[id_]->Drain(*handler_);  // tasks from non-shard threads
     DispatchDeferredCloses();
     const size_t fired = timers_.RunExpired(now_);
     if (fired > 0) ShardCounters::Inc(counters_.timers_fired, fired);

@@ -274,6 +274,7 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   g->ring_config_ = *config;
   const int n = options.shard_count;
   for (int i = 0; i < n; ++i) g->shards_.emplace_back(new Shard(g.get(), i, n));
+  for (int i = 0; i < n; ++i) g->external_.push_back(std::make_unique<ExternalMailbox>());
   g->mailboxes_.resize(size_t(n) * n);
   for (int from = 0; from < n; ++from) {
     for (int to = 0; to < n; ++to) {
@@ -365,6 +366,17 @@ absl::Status ShardGroup::Start() {
   return absl::OkStatus();
 }
 
+bool ShardGroup::PostExternal(int shard, ExternalMailbox::Task task) {
+  std::lock_guard<std::mutex> lock(stop_mutex_);
+  if (!started_ || stop_disabled_ || shard < 0 || shard >= shard_count()) return false;
+  if (external_[shard]->Push(std::move(task))) {
+    // The eventfd read is always armed in the shard's ring (as for Stop).
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(shards_[shard]->event_fd_, &one, sizeof(one));
+  }
+  return true;
+}
+
 void ShardGroup::Stop() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   if (!started_ || stop_disabled_) return;
@@ -377,6 +389,12 @@ ShutdownReport ShardGroup::Join() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   joined_ = true;
+  {
+    // No task may run without its shard: refuse new ones, drop the rest.
+    std::lock_guard<std::mutex> lock(stop_mutex_);
+    stop_disabled_ = true;
+  }
+  external_.clear();
   // Every shard thread has exited: this thread is now the only one touching
   // the mailboxes (thread join gives happens-before). Deliver leftovers in
   // per-source order: the ring first, then the source's overflow.

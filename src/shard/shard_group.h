@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "shard/external_mailbox.h"
 #include "shard/reactor.h"
 
 namespace shardmq::shard {
@@ -84,6 +85,13 @@ class ShardGroup {
   // shutdown report.
   ShutdownReport Join();
 
+  // Runs `task` on shard `shard`'s thread, with its handler, during its next
+  // loop turn (shard/external_mailbox.h). For threads that are not shards;
+  // any thread once Start() has returned. Returns false, and destroys the
+  // task without running it, before Start() or after Join(); a task posted
+  // while the shard is finishing its last turn may also be destroyed unrun.
+  bool PostExternal(int shard, ExternalMailbox::Task task);
+
   // "127.0.0.1:41883", one per configured listener, with the real port.
   std::vector<std::string> BoundAddresses() const;
   std::vector<uint16_t> BoundPorts() const;
@@ -123,6 +131,9 @@ class ShardGroup {
   // of a write to a closed (or reused) fd.
   std::mutex stop_mutex_;
   bool stop_disabled_ = false;
+  // One per shard; PostExternal pushes under stop_mutex_ so that, like Stop,
+  // it never writes to the eventfd of a shard being destroyed.
+  std::vector<std::unique_ptr<ExternalMailbox>> external_;
 
   // Start-up handshake: each thread reports its init status, then waits for go.
   std::atomic<int> init_done_{0};

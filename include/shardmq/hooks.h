@@ -1,0 +1,345 @@
+// shardmq/hooks.h: the events an embedding program can watch and the
+// decisions it can take (accept, authenticate, ACL, rewrite, ...).
+//
+// Example: refuse everyone but "alice", and log every client that leaves.
+//   class MyHooks : public shardmq::Hooks {
+//    public:
+//     shardmq::AuthDecision OnAuthenticate(const shardmq::ConnectRequest& r) override {
+//       if (r.username == "alice") return shardmq::AuthDecision::Allow();
+//       return shardmq::AuthDecision::Deny(0x86);  // bad user name or password
+//     }
+//     void OnClientDisconnected(const shardmq::ClientInfo& c,
+//                               shardmq::DisconnectReason why) override {
+//       std::fprintf(stderr, "%s left: %s\n", std::string(c.client_id).c_str(),
+//                    shardmq::ToString(why));
+//     }
+//   };
+//   options.hooks.push_back(std::make_shared<MyHooks>());  // or broker->AddHook()
+//
+// Several Hooks may be registered; they are called in registration order.
+// For a decision (Allow / Deny / NoOpinion), the first hook that does not
+// answer NoOpinion decides and later hooks are not asked; when every hook
+// says NoOpinion (or none is registered) the request is allowed. That is the
+// Mosquitto plugin chain ("defer"). Notifications go to every hook.
+//
+// MQTT 5 enhanced authentication (AUTH packets, re-authentication) is the
+// separate EnhancedAuthenticator in shardmq/auth.h; OnAuthenticate still runs
+// after a successful exchange (ConnectRequest::auth_method says which).
+//
+// What the client sees when a hook refuses:
+//   accept            the socket is closed, nothing is sent
+//   authenticate      MQTT 5: CONNACK with the hook's reason code (0x86 bad
+//                     user name or password, 0x87 not authorized, 0x8A
+//                     banned, ...). 3.1/3.1.1: CONNACK return code 0x04 for
+//                     0x86, 0x05 for every other refusal.
+//   publish ACL,      MQTT 5: PUBACK (QoS 1) or PUBREC (QoS 2) with the
+//   message arrived   reason code (default 0x87 not authorized); QoS 0 is
+//   (kReject)         dropped silently. 3.1/3.1.1 cannot be told: the
+//                     PUBLISH is acknowledged normally and dropped, as
+//                     [MQTT-3.3.5-2] allows (the other choice, closing the
+//                     connection, would make a misconfigured ACL look like
+//                     a network fault and loop the client's reconnects).
+//   subscribe ACL     SUBACK 0x87 for MQTT 5, 0x80 (failure) for 3.1.1.
+//   unsubscribe       UNSUBACK 0x87 for MQTT 5 and the subscription stays;
+//                     3.1.1 UNSUBACK has no codes, the subscription stays.
+//   receive ACL       the message is not sent to that subscriber (dropped,
+//                     OnMessageDropped says kNotAuthorized).
+//
+// Threads. Every hook except OnBrokerStarted / OnBrokerStopping runs on a
+// shard thread: the shard that owns the connection or session concerned
+// (OnAccept: the shard that accepted the socket; everything after CONNECT:
+// the client id's home shard; OnMessageDelivered / OnDeliverCheck /
+// OnMessageDropped: the subscriber's home shard). Several shards call the
+// same Hooks object at the same time, so an implementation must be
+// thread-safe (per-shard state indexed by ClientInfo::shard needs no lock).
+// A hook runs inside the shard's event loop, between packets of every client
+// on that shard: it must never block (no file or network I/O, no waiting on a
+// lock another thread holds for long, no sleeping). Hand slow work to a
+// thread of your own (a queue it reads) and answer from what you already
+// know; to act on the broker from that thread, use an InlineClient
+// (shardmq/inline_client.h), which is safe from any thread.
+// The string_views in arguments are valid only during the call: copy what you
+// keep.
+//
+// Cost. With no hook registered the broker checks one pointer and makes no
+// virtual call and no allocation. With hooks registered, each event costs one
+// virtual call per hook; Events() lets a hook opt out of the per-message ones.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace shardmq {
+
+// Who a hook is about. Views are valid only during the call.
+struct ClientInfo {
+  std::string_view client_id;
+  std::optional<std::string_view> username;  // CONNECT's User Name, if any
+  std::string_view remote_address;           // "127.0.0.1:50312"; "inline" for an InlineClient
+  // The protocol level of CONNECT: 3 (3.1), 4 (3.1.1) or 5; 0 for an InlineClient.
+  int protocol_version = 0;
+  // The subject CN (or SAN) of a verified client certificate. Always empty
+  // until TLS listeners exist (issue 7, "TLS").
+  std::string_view certificate_identity;
+  int shard = 0;  // the shard thread this call runs on
+  bool inline_client = false;
+};
+
+// A yes/no answer of a hook, or "ask the next hook".
+struct Decision {
+  enum class Kind : uint8_t { kNoOpinion, kAllow, kDeny };
+  Kind kind = Kind::kNoOpinion;
+  // kDeny only: the MQTT 5 reason code sent to the client where the packet
+  // has one (>= 0x80; e.g. 0x87 not authorized, 0x97 quota exceeded).
+  uint8_t reason_code = 0x87;
+
+  static Decision NoOpinion() { return {}; }
+  static Decision Allow() { return {Kind::kAllow, 0}; }
+  static Decision Deny(uint8_t reason_code = 0x87) { return {Kind::kDeny, reason_code}; }
+};
+
+// The answer to OnAuthenticate. Deny's reason code goes into CONNACK
+// (see the file comment for 3.1.1).
+using AuthDecision = Decision;
+
+// CONNECT as OnAuthenticate sees it.
+struct ConnectRequest {
+  ClientInfo client;  // client_id is the assigned one if the client sent none
+  // The Password field: bytes, not necessarily text.
+  std::optional<std::string_view> password;
+  // The MQTT 5 Authentication Method that an EnhancedAuthenticator already
+  // accepted for this CONNECT; empty when there was none.
+  std::string_view auth_method;
+  bool clean_start = false;
+};
+
+// A message as a hook sees it. Views valid only during the call.
+struct MessageView {
+  std::string_view topic;
+  std::string_view payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::string_view publisher;  // client id; empty for a message the broker made
+  // MQTT 5 User Properties, in order.
+  std::vector<std::pair<std::string_view, std::string_view>> user_properties;
+};
+
+// OnMessageArrived's view of an incoming PUBLISH, with the means to rewrite
+// it. Only what a hook sets is copied; the rest stays shared with the packet.
+struct ArrivedMessage {
+  MessageView message;
+  // Rewrites (empty optional: unchanged). A rewritten topic must be a valid
+  // topic name without wildcards; an invalid one rejects the message.
+  std::optional<std::string> new_topic;
+  std::optional<std::string> new_payload;
+  std::optional<std::vector<std::pair<std::string, std::string>>> new_user_properties;
+};
+
+// What to do with an incoming message.
+struct MessageVerdict {
+  enum class Kind : uint8_t {
+    kAccept,  // route it (rewritten if the hook set anything)
+    kDrop,    // acknowledge it as if delivered, route nothing
+    kReject,  // MQTT 5: PUBACK/PUBREC with reason_code; 3.1.1: ack and drop
+  };
+  Kind kind = Kind::kAccept;
+  uint8_t reason_code = 0x87;
+
+  static MessageVerdict Accept() { return {}; }
+  static MessageVerdict Drop() { return {Kind::kDrop, 0}; }
+  static MessageVerdict Reject(uint8_t reason_code = 0x87) { return {Kind::kReject, reason_code}; }
+};
+
+// A SUBSCRIBE entry as OnSubscribe sees it.
+struct SubscribeRequest {
+  std::string_view filter;  // as written, "$share/{group}/{filter}" included
+  // The QoS the client asked for, already capped at the broker's Maximum
+  // QoS. A hook may lower it (not raise it); SUBACK grants the result.
+  uint8_t qos = 0;
+  // Filters the session holds now (not counting this one if it is new).
+  size_t subscription_count = 0;
+  bool shared = false;  // a "$share/..." filter
+};
+
+// Why a message did not reach a subscriber (or anybody).
+enum class DropReason : uint8_t {
+  kNoSubscribers,     // nobody matched (client_id is empty)
+  kQueueFull,         // the session's queue is at --max-queued-messages/bytes
+  kSlowSubscriber,    // QoS 0 to a connection with too much unsent output
+  kExpired,           // Message Expiry Interval ran out before sending
+  kTooLarge,          // above the subscriber's Maximum Packet Size
+  kNotAuthorized,     // OnDeliverCheck (receive ACL) refused it
+  kRejectedByHook,    // OnMessageArrived said kDrop or kReject (client_id: publisher)
+  kPublishNotAllowed  // OnPublishCheck refused it (client_id: publisher)
+};
+const char* ToString(DropReason reason);
+
+// Why a network connection ended.
+enum class DisconnectReason : uint8_t {
+  kClientDisconnect,          // DISCONNECT from the client
+  kClientDisconnectWithWill,  // MQTT 5 DISCONNECT 0x04
+  kConnectionLost,            // the socket closed without DISCONNECT
+  kKeepAliveTimeout,
+  kProtocolError,  // the broker closed it for breaking a rule
+  kTakenOver,      // another connection with the same client id
+  kServerShutdown,
+  kNotAuthorized,  // failed re-authentication
+};
+const char* ToString(DisconnectReason reason);
+
+// Why a session ended.
+enum class SessionEndReason : uint8_t {
+  kClosed,        // its connection ended and it was not persistent
+  kCleanStart,    // a new connection asked for a clean start
+  kExpired,       // its Session Expiry Interval ran out while offline
+  kInlineClosed,  // an InlineClient was destroyed
+};
+const char* ToString(SessionEndReason reason);
+
+// Bits of Hooks::Events(): which calls a hook wants. A hook that leaves a
+// bit out is not called for those events (so per-message events cost
+// nothing for a hook that only authenticates).
+enum HookEvents : uint32_t {
+  kHookConnection = 1u << 0,  // accept, authenticate, session and disconnect events
+  kHookPublish = 1u << 1,     // OnPublishCheck, OnMessageArrived
+  kHookSubscribe = 1u << 2,   // OnSubscribe(d), OnUnsubscribe(d)
+  kHookDeliver = 1u << 3,     // OnDeliverCheck, OnMessageDelivered
+  kHookDropped = 1u << 4,     // OnMessageDropped
+  kHookWill = 1u << 5,        // OnWillSent
+  kHookBroker = 1u << 6,      // OnBrokerStarted, OnBrokerStopping
+  kHookAll = 0x7F,
+};
+
+class Hooks {
+ public:
+  virtual ~Hooks() = default;
+
+  // Read once when the broker starts.
+  virtual uint32_t Events() const { return kHookAll; }
+
+  // ---- Connections (kHookConnection) ---------------------------------------
+  // A TCP connection was accepted, before any byte is read. Deny closes it.
+  virtual Decision OnAccept(std::string_view remote_address, int shard) {
+    (void)remote_address;
+    (void)shard;
+    return Decision::NoOpinion();
+  }
+  // CONNECT, on the client id's home shard, after the broker's own checks
+  // (client id, will) and before any session is touched. Deny answers CONNACK
+  // with the reason code (see the file comment).
+  virtual AuthDecision OnAuthenticate(const ConnectRequest& request) {
+    (void)request;
+    return AuthDecision::NoOpinion();
+  }
+  // CONNACK was sent: a new session (resumed = false) or one carried over
+  // from an earlier connection (resumed = true; Session Present = 1).
+  virtual void OnSessionEstablished(const ClientInfo& client) { (void)client; }
+  virtual void OnSessionResumed(const ClientInfo& client) { (void)client; }
+  // A session ended (subscriptions and queued messages are gone). For an
+  // expired session `client` has only client_id and shard.
+  virtual void OnSessionTerminated(const ClientInfo& client, SessionEndReason why) {
+    (void)client;
+    (void)why;
+  }
+  // A connected client's network connection ended (after CONNACK only).
+  virtual void OnClientDisconnected(const ClientInfo& client, DisconnectReason why) {
+    (void)client;
+    (void)why;
+  }
+
+  // ---- Publishing (kHookPublish) -------------------------------------------
+  // The publish ACL: may this client publish to `topic`? Not asked for an
+  // InlineClient (the embedding program is trusted) nor for wills (a will
+  // is published when its client is gone; OnWillSent reports it).
+  virtual Decision OnPublishCheck(const ClientInfo& client, std::string_view topic, uint8_t qos,
+                                  bool retain) {
+    (void)client;
+    (void)topic;
+    (void)qos;
+    (void)retain;
+    return Decision::NoOpinion();
+  }
+  // An application message arrived (after OnPublishCheck allowed it), from
+  // a client or an InlineClient; the hook may rewrite, drop or reject it.
+  // Hooks are called in order, each seeing the previous one's rewrites, until
+  // one drops or rejects.
+  virtual MessageVerdict OnMessageArrived(const ClientInfo& publisher, ArrivedMessage& message) {
+    (void)publisher;
+    (void)message;
+    return MessageVerdict::Accept();
+  }
+
+  // ---- Subscriptions (kHookSubscribe) --------------------------------------
+  // The subscribe ACL, one call per filter of a SUBSCRIBE: Deny refuses that
+  // filter (SUBACK 0x87 / 0x80); lowering request.qos downgrades the grant.
+  virtual Decision OnSubscribe(const ClientInfo& client, SubscribeRequest& request) {
+    (void)client;
+    (void)request;
+    return Decision::NoOpinion();
+  }
+  // The filter is in the session's subscriptions with `granted_qos`.
+  virtual void OnSubscribed(const ClientInfo& client, std::string_view filter,
+                            uint8_t granted_qos) {
+    (void)client;
+    (void)filter;
+    (void)granted_qos;
+  }
+  // Before an UNSUBSCRIBE entry takes effect; Deny keeps the subscription.
+  virtual Decision OnUnsubscribe(const ClientInfo& client, std::string_view filter) {
+    (void)client;
+    (void)filter;
+    return Decision::NoOpinion();
+  }
+  // After: `existed` says whether there was such a subscription.
+  virtual void OnUnsubscribed(const ClientInfo& client, std::string_view filter, bool existed) {
+    (void)client;
+    (void)filter;
+    (void)existed;
+  }
+
+  // ---- Delivery (kHookDeliver, kHookDropped) --------------------------------
+  // The receive ACL, once per message and subscriber before it is sent or
+  // queued (Mosquitto's read check at delivery). Deny drops it for this
+  // subscriber only.
+  virtual Decision OnDeliverCheck(const ClientInfo& subscriber, const MessageView& message) {
+    (void)subscriber;
+    (void)message;
+    return Decision::NoOpinion();
+  }
+  // A PUBLISH was queued on the subscriber's socket (first send, not
+  // resends), or an InlineClient's callback returned. `qos` as sent.
+  virtual void OnMessageDelivered(const ClientInfo& subscriber, const MessageView& message,
+                                  uint8_t qos) {
+    (void)subscriber;
+    (void)message;
+    (void)qos;
+  }
+  // A message was not delivered to `client_id` (see DropReason).
+  virtual void OnMessageDropped(std::string_view client_id, const MessageView& message,
+                                DropReason why) {
+    (void)client_id;
+    (void)message;
+    (void)why;
+  }
+
+  // ---- Wills (kHookWill) ----------------------------------------------------
+  // A will message is about to be routed, on its client's home shard.
+  virtual void OnWillSent(std::string_view client_id, const MessageView& will) {
+    (void)client_id;
+    (void)will;
+  }
+
+  // ---- Broker (kHookBroker), on the controlling thread -----------------------
+  // Start() succeeded: listeners accept. Called on the thread that called
+  // Start(), before it returns.
+  virtual void OnBrokerStarted() {}
+  // The first Close() (or the destructor) began a graceful stop; called on
+  // that thread before the shards are told.
+  virtual void OnBrokerStopping() {}
+};
+
+}  // namespace shardmq
