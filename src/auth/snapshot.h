@@ -7,16 +7,21 @@
 //   const AuthConfig& config = reader.Get();        // per CONNECT
 //   current.Publish(std::move(next));               // control thread
 //
-// Costs. Publish() and Load() go through std::atomic<std::shared_ptr>,
-// which libstdc++ 12 implements with a spin lock in the control block
-// pointer (is_always_lock_free is false) plus a reference count update on a
-// shared cache line: fine for reloads, not for every packet. Reader::Get()
-// does one acquire load of a 64-bit generation counter (a read of a line
-// that changes only on reload, so it stays shared in every core's cache)
-// and takes the Load() path only after a Publish(). The old value stays
-// alive as long as a Reader or a caller's shared_ptr holds it, so a
-// connection that authenticated against the old files may finish its check
-// against them.
+// Costs. Publish() and Load() take a mutex and copy a shared_ptr (a
+// reference count update on a shared cache line): fine for reloads, not for
+// every packet. Reader::Get() does one acquire load of a 64-bit generation
+// counter (a line that changes only on reload, so it stays shared in every
+// core's cache) and takes the Load() path only after a Publish(). The old
+// value stays alive as long as a Reader or a caller's shared_ptr holds it,
+// so a connection that authenticated against the old files may finish its
+// check against them.
+//
+// Why not std::atomic<std::shared_ptr>: libstdc++ 12 has it, but not
+// lock-free (a spin lock bit in the control block pointer), and its load()
+// releases that lock with memory_order_relaxed, so a load and a later store
+// are not ordered: ThreadSanitizer reports a data race on the stored
+// pointer (seen with tests/auth/auth_config_test.cc). A mutex costs the same
+// on this path and is correct by the book.
 //
 // Concurrency: Snapshot is safe from any number of threads. A Reader belongs
 // to one thread (a shard); Get()'s reference is valid until that thread's
@@ -26,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 namespace shardmq::auth {
@@ -34,20 +40,30 @@ template <typename T>
 class Snapshot {
  public:
   explicit Snapshot(std::shared_ptr<const T> initial) : value_(std::move(initial)) {}
+  // Publish() (and Load()) may be called from any thread at once.
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
   // The current value (never null if the initial one and every published
   // one were not). Takes the spin lock; see the file comment.
-  std::shared_ptr<const T> Load() const { return value_.load(std::memory_order_acquire); }
+  std::shared_ptr<const T> Load() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return value_;
+  }
 
   // Makes `next` the current value for every later Load() and Reader::Get().
   void Publish(std::shared_ptr<const T> next) {
-    value_.store(std::move(next), std::memory_order_release);
-    // Release after the store: a reader that sees the new generation
-    // (acquire) then loads at least this value. A reader that sees the old
-    // generation but already the new value merely loads once more later.
-    generation_.fetch_add(1, std::memory_order_release);
+    std::shared_ptr<const T> old;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      old = std::exchange(value_, std::move(next));
+      // Bumped after the value changes: a reader that sees the new
+      // generation (acquire) then loads at least this value. A reader that
+      // sees the old generation but already the new value merely loads once
+      // more later.
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    // `old` (maybe the last reference) is destroyed here, outside the lock.
   }
 
   // How many times Publish() has run.
@@ -81,7 +97,8 @@ class Snapshot {
   };
 
  private:
-  std::atomic<std::shared_ptr<const T>> value_;
+  mutable std::mutex mutex_;  // Guards value_; see "Costs" above.
+  std::shared_ptr<const T> value_;
   std::atomic<uint64_t> generation_{0};
 };
 
