@@ -120,6 +120,7 @@ def run_on_tty(args, typed):
         os.execv(str(TOOL), [str(TOOL), *map(str, args)])
     shown = b""
     pending = list(typed)
+    answered = 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.1)
@@ -131,9 +132,21 @@ def run_on_tty(args, typed):
             if not chunk:
                 break
             shown += chunk
-            if pending and shown.rstrip().endswith(b":"):
+            # Type only after a new prompt: the tool drops what was typed
+            # before it turns echo off (TCSAFLUSH), as getpass does.
+            if pending and shown.lower().count(b"password:") > answered:
+                answered += 1
                 os.write(fd, pending.pop(0).encode() + b"\n")
-    _, status = os.waitpid(pid, 0)
+    give_up = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > give_up:
+            os.kill(pid, 9)  # Never hang the suite on a tool that still waits for input.
+            _, status = os.waitpid(pid, 0)
+            break
+        time.sleep(0.05)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
 

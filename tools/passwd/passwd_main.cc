@@ -144,12 +144,14 @@ void RestoreTerminalAndExit(int sig) {
 }
 
 std::optional<std::string> PromptNoEcho(const char* prompt) {
-  std::cerr << prompt << std::flush;
   termios quiet = saved_termios;
   quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
   quiet.c_lflag |= ECHONL;  // Still move to the next line on Enter.
   echo_off = 1;
+  // Echo off before the prompt: what is typed after seeing it is neither
+  // shown nor thrown away (TCSAFLUSH drops only what was typed before).
   tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  std::cerr << prompt << std::flush;
   std::string line;
   bool ok = static_cast<bool>(std::getline(std::cin, line));
   tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
