@@ -48,7 +48,7 @@ struct Limits {
   uint16_t topic_alias_maximum = 64;
   // Check the payload of a PUBLISH whose Payload Format Indicator says UTF-8,
   // and refuse it (PUBACK/PUBREC 0x99, or DISCONNECT 0x99 for QoS 0) when it
-  // is not valid UTF-8 [MQTT-3.3.2-?]. Off by default: it reads every byte.
+  // is not valid UTF-8 (section 3.3.2.3.2). Off by default: it reads every byte.
   bool validate_utf8_payload = false;
   // A socket that has not completed CONNECT by then is closed.
   uint32_t connect_timeout_ms = 10000;

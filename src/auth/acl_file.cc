@@ -99,6 +99,7 @@ absl::StatusOr<AclFile> AclFile::Load(std::string_view path) {
 absl::StatusOr<AclFile> AclFile::Parse(std::string_view contents, std::string_view name) {
   AclFile file;
   std::vector<Entry>* section = &file.anonymous_;
+  LimitSection* limits = &file.global_limits_;
   absl::Status status = ForEachLine(contents, [&](int line_no, std::string_view line) {
     std::string_view rest = StripBlanks(line);
     if (rest.empty() || rest.front() == '#') return absl::OkStatus();
@@ -110,11 +111,16 @@ absl::StatusOr<AclFile> AclFile::Parse(std::string_view contents, std::string_vi
     if (keyword == "user") {
       if (rest.empty()) return error("missing user name");
       section = &file.users_[Absl(rest)];
+      limits = &file.user_limits_[Absl(rest)];
       return absl::OkStatus();
+    }
+    if (keyword == "limit") {
+      absl::Status s = ParseLimitLine(rest, *limits);
+      return s.ok() ? s : error(std::string_view(s.message().data(), s.message().size()));
     }
     if (keyword != "topic" && keyword != "pattern") {
       return error(
-          absl::StrFormat("unknown keyword \"%s\" (want topic, user or pattern)", keyword));
+          absl::StrFormat("unknown keyword \"%s\" (want topic, user, pattern or limit)", keyword));
     }
     Entry entry;
     std::string_view after_access = rest;
@@ -209,6 +215,15 @@ bool AclFile::MaySubscribe(std::optional<std::string_view> username, std::string
     filter = shared->filter;
   }
   return Check(username, client_id, filter, Kind::kFilter, kRead);
+}
+
+UserLimits AclFile::LimitsFor(std::optional<std::string_view> username) const {
+  const LimitSection* user = nullptr;
+  if (username.has_value()) {
+    auto it = user_limits_.find(Absl(*username));
+    if (it != user_limits_.end()) user = &it->second;
+  }
+  return ResolveLimits(global_limits_, user);
 }
 
 bool AclFile::MayReceive(std::optional<std::string_view> username, std::string_view client_id,

@@ -20,6 +20,32 @@
 // takes the rest of the line as the name; a second section for the same name
 // adds to the first. Any other line stops loading with "FILE:LINE: why".
 //
+// Per-user limits (a shardmq extension; Mosquitto 2.0 refuses a file that
+// contains them with 'Invalid line in acl_file ...: limit', so keep limits
+// out of files Mosquitto must also load):
+//
+//   limit max_qos 1                    before any "user": every client,
+//   limit shared_subscriptions deny    anonymous ones included
+//   user alice
+//   limit max_qos 2                    alice only: overrides the global 1
+//   limit publish_rate unlimited       alice only: cancels a global rate
+//
+// "limit NAME VALUE", one value per line:
+//   max_qos 0|1|2                     highest QoS granted in SUBACK and
+//                                     accepted in PUBLISH
+//   shared_subscriptions allow|deny   whether "$share/..." filters are allowed
+//   max_subscriptions N|unlimited     filters one session may hold at once
+//   publish_rate N|unlimited          PUBLISH packets per second, per connection
+//   max_connections N|unlimited       connections with this username at once
+// N is 1..4294967295 (no 0: forbid with topic grants or the password file
+// instead). Note the placement rule differs from "topic": a "topic" line
+// before any "user" is for anonymous clients only, a "limit" line there is
+// for everybody. A user's value replaces the global one setting by setting
+// (it may raise it; "unlimited" removes it). A setting given twice for the
+// same section (also across repeated "user NAME" sections) stops loading.
+// LimitsFor() returns the resolved values; an empty field means the file sets
+// no limit, and the broker's own flags decide (apply the stricter of both).
+//
 // Semantics of a check (one request by one client):
 //   1. Which entries apply: the "topic" entries of the client's user section
 //      when it has a username (none if the file has no section for it); the
@@ -72,6 +98,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "auth/acl_limits.h"
 
 namespace shardmq::auth {
 
@@ -96,6 +123,11 @@ class AclFile {
   bool MayReceive(std::optional<std::string_view> username, std::string_view client_id,
                   std::string_view topic) const;
 
+  // The limits for a client with this username (none: anonymous), the
+  // global "limit" lines overridden by the user's section. Cheap (one hash
+  // lookup, no allocation): call it once per CONNECT and keep the result.
+  UserLimits LimitsFor(std::optional<std::string_view> username) const;
+
  private:
   enum Access : uint8_t { kRead = 1, kWrite = 2, kReadWrite = 3 };
   struct Entry {
@@ -115,6 +147,8 @@ class AclFile {
   std::vector<Entry> patterns_;
   bool patterns_use_username_ = false;
   bool patterns_use_client_id_ = false;
+  LimitSection global_limits_;
+  absl::flat_hash_map<std::string, LimitSection> user_limits_;
 };
 
 }  // namespace shardmq::auth

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <charconv>
 #include <utility>
 
@@ -146,6 +147,9 @@ absl::StatusOr<PasswordFile> PasswordFile::Parse(std::string_view contents, std:
       return absl::InvalidArgumentError(
           absl::StrFormat("%s:%d: user \"%s\": %s", name, line_no, user, hash.status().message()));
     }
+    if (hash->kind == PasswordHash::Kind::kPbkdf2Sha512) {
+      file.dummy_iterations_ = std::max(file.dummy_iterations_, hash->iterations);
+    }
     if (!file.users_.emplace(std::string(user), *std::move(hash)).second) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s:%d: duplicate user \"%s\"", name, line_no, user));
@@ -161,14 +165,11 @@ bool PasswordFile::HasUser(std::string_view user) const { return users_.contains
 bool PasswordFile::Check(std::string_view user, std::string_view password) const {
   auto it = users_.find(Absl(user));
   if (it == users_.end()) {
-    // Spend about the same time as for a real user, then refuse.
-    static const PasswordHash dummy = [] {
-      PasswordHash h;
-      h.iterations = kMosquittoDefaultIterations;
-      h.salt.assign(kSaltBytes, 'x');
-      h.hash.assign(kHashBytes, '\0');
-      return h;
-    }();
+    // Spend at least the time of a real user, then refuse.
+    PasswordHash dummy;
+    dummy.iterations = dummy_iterations_;
+    dummy.salt.assign(kSaltBytes, 'x');
+    dummy.hash.assign(kHashBytes, '\0');
     (void)VerifyPassword(dummy, password);
     return false;
   }

@@ -66,8 +66,10 @@ class PasswordFile {
   static absl::StatusOr<PasswordFile> Parse(std::string_view contents, std::string_view name);
 
   // True when `user` is in the file and `password` is right. An unknown user
-  // costs one hash too (against a dummy entry), so timing does not tell
-  // whether a user exists.
+  // costs one hash too, against a dummy entry with the highest "$7$"
+  // iteration count in the file, so an unknown user is never answered faster
+  // than a known one (a known user whose hash has fewer iterations, e.g. an
+  // old Mosquitto entry, still answers faster: rehash it with shardmq-passwd).
   bool Check(std::string_view user, std::string_view password) const;
 
   bool HasUser(std::string_view user) const;
@@ -75,6 +77,7 @@ class PasswordFile {
 
  private:
   absl::flat_hash_map<std::string, PasswordHash> users_;
+  int dummy_iterations_ = kMosquittoDefaultIterations;  // For unknown users; see Check().
 };
 
 }  // namespace shardmq::auth

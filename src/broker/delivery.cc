@@ -2,6 +2,9 @@
 // shard and to the other shards that have one (DESIGN.md, steps 4 and 5), and
 // the per-session QoS flow: in-flight window, queue, resend.
 #include <algorithm>
+#include <optional>
+#include <type_traits>
+#include <variant>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
@@ -462,10 +465,52 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
   return true;
 }
 
-void BrokerShard::SendPacket(Connection& conn, const mqtt::Packet& packet) {
-  size_t size = mqtt::EncodedSize(packet, conn.version);
+namespace {
+
+// The properties of packets that may carry a Reason String or User Property,
+// or nullptr.
+mqtt::Properties* DiagnosticProperties(mqtt::Packet& packet) {
+  return std::visit(
+      [](auto& p) -> mqtt::Properties* {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, mqtt::PingReq> || std::is_same_v<T, mqtt::PingResp>) {
+          return nullptr;
+        } else if constexpr (std::is_same_v<T, mqtt::Connect> || std::is_same_v<T, mqtt::Publish>) {
+          return nullptr;  // the broker never sends CONNECT; PUBLISH keeps its own
+        } else {
+          return &p.properties;
+        }
+      },
+      packet);
+}
+
+}  // namespace
+
+void BrokerShard::SendPacket(Connection& conn, const mqtt::Packet& original) {
+  const mqtt::Packet* packet = &original;
+  std::optional<mqtt::Packet> stripped;
+  size_t size = mqtt::EncodedSize(*packet, conn.version);
+  if (conn.version == mqtt::ProtocolVersion::kV5) {
+    const mqtt::PacketType type = mqtt::GetPacketType(original);
+    // Request Problem Information 0: Reason String and User Property only on
+    // PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. And never a packet
+    // larger than the client's Maximum Packet Size: those two go first
+    // [MQTT-3.1.2-24, 3.4.2.2.2].
+    const bool diagnostics_allowed = conn.problem_information ||
+                                     type == mqtt::PacketType::kConnack ||
+                                     type == mqtt::PacketType::kDisconnect;
+    if (!diagnostics_allowed || size > conn.client_max_packet_size) {
+      stripped = original;
+      if (mqtt::Properties* props = DiagnosticProperties(*stripped)) {
+        props->reason_string.reset();
+        props->user_properties.clear();
+      }
+      packet = &*stripped;
+      size = mqtt::EncodedSize(*packet, conn.version);
+    }
+  }
   if (encode_buffer_.size() < size) encode_buffer_.resize(size);
-  size_t written = mqtt::Encode(packet, conn.version, absl::MakeSpan(encode_buffer_));
+  size_t written = mqtt::Encode(*packet, conn.version, absl::MakeSpan(encode_buffer_));
   shard_.Send(conn.id, absl::MakeConstSpan(encode_buffer_.data(), written));
 }
 

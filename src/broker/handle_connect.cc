@@ -133,7 +133,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     fields.publisher = client_id;
     // Only topic, payload and flags are kept in this Message; the properties
     // are applied when the will is published (PublishWill), which is also
-    // when its Message Expiry Interval starts [MQTT-3.1.3-?, 3.1.3.2.4].
+    // when its Message Expiry Interval starts (section 3.1.3.2.4).
     if (v5) will->properties = std::make_unique<WillProperties>(will_properties);
     will->message = MessageRef::Adopt(Message::Make(fields));
     conn.will = std::move(will);

@@ -181,7 +181,7 @@ void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {
       }
       if (conn.version == mqtt::ProtocolVersion::kV5 &&
           static_cast<uint8_t>(ack.reason_code) >= 0x80) {
-        // MQTT 5: a failure PUBREC ends the flow [MQTT-4.3.3-?]; no PUBREL.
+        // MQTT 5: a failure PUBREC ends the flow (section 4.3.3); no PUBREL.
         session.inflight.erase(it);
         PumpQueue(session);
         return;
@@ -195,7 +195,7 @@ void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {
     }
     case mqtt::PacketType::kPubrel: {
       // Release the stored id and answer PUBCOMP, even for an id we no
-      // longer know (a PUBREL resent after reconnect) [MQTT-4.3.3-?].
+      // longer know (a PUBREL resent after reconnect, section 4.3.3).
       bool known = session.inbound_qos2.erase(ack.packet_id) > 0;
       mqtt::PubAck pubcomp;
       pubcomp.type = mqtt::PacketType::kPubcomp;

@@ -77,7 +77,7 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
       options.no_local = entry.options.no_local;
       options.retain_as_published = entry.options.retain_as_published;
       options.retain_handling = entry.options.retain_handling;
-      // One identifier per SUBSCRIBE, for all of its filters [MQTT-3.8.2-?].
+      // One identifier per SUBSCRIBE, for all of its filters (section 3.8.2.1.2).
       if (!subscribe.properties.subscription_identifiers.empty()) {
         options.subscription_id = subscribe.properties.subscription_identifiers.front();
       }
@@ -110,7 +110,7 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
   }
   // Retained messages follow SUBACK unless Retain Handling says never (2) or
   // only for a new subscription (1) and this one existed [MQTT-3.3.1-9,
-  // -10, -11]. Shared subscriptions get none [MQTT-3.8.4-?, 4.8.2].
+  // -10, -11]. Shared subscriptions get none (section 4.8.2).
   const bool send_retained =
       options.retain_handling == 0 || (options.retain_handling == 1 && !result.replaced_existing);
   if (send_retained && !mqtt::IsSharedSubscription(filter)) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -175,6 +176,27 @@ TEST(PasswordFileTest, MissingFile) {
   absl::StatusOr<PasswordFile> file = PasswordFile::Load("/nonexistent/passwd");
   ASSERT_FALSE(file.ok());
   EXPECT_THAT(std::string(file.status().message()), StartsWith("/nonexistent/passwd: cannot open"));
+}
+
+// An unknown user is hashed with the file's highest iteration count, so it
+// is not answered faster than a known one. Only a lower bound on time is
+// checked: a loaded machine makes it slower, never faster.
+TEST(PasswordFileTest, UnknownUserCostsTheFilesIterations) {
+  constexpr int kIterations = 200'000;  // ~100 ms at 0.5 us per iteration.
+  absl::StatusOr<std::string> hash = HashPassword("pw", kIterations);
+  ASSERT_TRUE(hash.ok());
+  absl::StatusOr<PasswordFile> file = PasswordFile::Parse(
+      absl::StrFormat("old:%s\nnew:%s\n", *HashPassword("pw", 1), *hash), "mem");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(file->Check("nobody", "pw"));
+  auto unknown = std::chrono::steady_clock::now() - start;
+  start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(file->Check("old", "pw"));
+  auto cheap = std::chrono::steady_clock::now() - start;
+  // 200,000 iterations take well over 10 ms on any current CPU; one does not.
+  EXPECT_GT(unknown, std::chrono::milliseconds(10));
+  EXPECT_GT(unknown, cheap * 10);
 }
 
 TEST(PasswordFileTest, CrLfLines) {

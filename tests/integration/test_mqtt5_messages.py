@@ -419,7 +419,7 @@ def test_request_response_information(start_broker, shards):
 def test_server_maximum_packet_size_advertised_and_enforced(start_broker, shards):
     """With --max-packet-size=1024 the CONNACK says Maximum Packet Size 1024; a
     packet of exactly 1024 bytes is accepted, a bigger one gets DISCONNECT 0x95
-    Packet too large and the connection closes [MQTT-3.2.2-?, 4.13]."""
+    Packet too large and the connection closes (sections 3.2.2.3.6, 4.13)."""
     broker = start_broker(flag("max_packet_size", SMALL_PACKET_LIMIT), shards=shards)
     client, connack = connected5(broker.port, "mps")
     assert connack["props"].get(MAXIMUM_PACKET_SIZE) == SMALL_PACKET_LIMIT, connack
@@ -438,7 +438,7 @@ def test_server_maximum_packet_size_advertised_and_enforced(start_broker, shards
 @SHARDS
 def test_default_maximum_packet_size_is_advertised(start_broker, shards):
     """The default limit (1 MiB today) is advertised too: without the property
-    a client may assume no limit [MQTT-3.2.2-?]."""
+    a client may assume no limit (section 3.2.2.3.6)."""
     broker = start_broker(shards=shards)
     _, connack = connected5(broker.port, "mpsdefault")
     assert connack["props"].get(MAXIMUM_PACKET_SIZE) == 1 << 20, connack

@@ -248,7 +248,7 @@ def test_retained_message_carries_subscription_identifier(start_broker, shards):
 @pytest.mark.parametrize("case", ["zero_in_subscribe", "in_client_publish"])
 def test_subscription_identifier_protocol_errors(start_broker, shards, case):
     """Subscription Identifier 0 in SUBSCRIBE is a Protocol Error
-    [MQTT-3.8.2-?, 3.8.2.1.2]; a PUBLISH from a client must not carry one
+    (section 3.8.2.1.2); a PUBLISH from a client must not carry one
     [MQTT-3.3.4-6]: DISCONNECT 0x82 and close."""
     broker = start_broker(shards=shards)
     client, _ = connected5(broker.port, f"siderr{case}")
