@@ -84,6 +84,17 @@ ABSL_FLAG(std::string, auth_method_demo, "",
           "A secret enabling the example MQTT 5 enhanced authentication method "
           "\"shardmq-challenge\" (the client answers a nonce with hex HMAC-SHA256(secret, "
           "nonce)). An illustration of the authentication hook, not a security feature.");
+ABSL_FLAG(std::string, password_file, "",
+          "Mosquitto-format password file (user:hash lines, as mosquitto_passwd or "
+          "shardmq-passwd write them). Clients with a user name must give its password. "
+          "Reloaded on SIGHUP.");
+ABSL_FLAG(std::string, acl_file, "",
+          "Mosquitto-format ACL file (user / topic / pattern / limit lines) checked on "
+          "PUBLISH, SUBSCRIBE and each delivery. Reloaded on SIGHUP.");
+ABSL_FLAG(std::string, allow_anonymous, "auto",
+          "Accept clients without a (checked) user name: true, false, or auto = true "
+          "without --password-file and false with one, as Mosquitto 2.0 does once "
+          "authentication is configured. A bare --allow-anonymous means true.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -118,6 +129,9 @@ constexpr std::string_view kFlagOrder[] = {"shards",
                                            "server_reference",
                                            "response_information",
                                            "auth_method_demo",
+                                           "password_file",
+                                           "acl_file",
+                                           "allow_anonymous",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -210,7 +224,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     std::string value;
     if (equals != std::string_view::npos) {
       value = std::string(arg.substr(equals + 1));
-    } else if (flag->IsOfType<bool>()) {
+    } else if (flag->IsOfType<bool>() || name == "allow_anonymous") {
       value = "true";  // a bare boolean flag turns it on
     } else if (i + 1 < argc) {
       value = argv[++i];
@@ -341,6 +355,19 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     options.authenticator = std::make_shared<auth::ChallengeAuthenticator>(secret);
   }
 
+  config.password_file = absl::GetFlag(FLAGS_password_file);
+  config.acl_file = absl::GetFlag(FLAGS_acl_file);
+  std::string anonymous = absl::GetFlag(FLAGS_allow_anonymous);
+  if (anonymous == "auto") {
+    config.allow_anonymous = config.password_file.empty();
+  } else if (anonymous == "true" || anonymous == "1" || anonymous == "yes") {
+    config.allow_anonymous = true;
+  } else if (anonymous == "false" || anonymous == "0" || anonymous == "no") {
+    config.allow_anonymous = false;
+  } else {
+    return FlagError("allow_anonymous", anonymous, "must be true, false or auto");
+  }
+
   std::string level = absl::GetFlag(FLAGS_log_level);
   if (!base::ParseLogLevel(level, &config.log_level)) {
     return FlagError("log_level", level, "must be debug, info, warning or error");
@@ -359,7 +386,9 @@ std::string HelpText() {
     absl::StrAppendFormat(&text, "  --%s (default: %s)\n      %s\n", DashedName(name),
                           flag->DefaultValue(), flag->Help());
   }
-  text += "\nSIGINT/SIGTERM stop the broker gracefully; a second signal exits at once.\n";
+  text +=
+      "\nSIGINT/SIGTERM stop the broker gracefully; a second signal exits at once.\n"
+      "SIGHUP reloads --password-file and --acl-file (a bad file keeps the old ones).\n";
   return text;
 }
 

@@ -17,6 +17,10 @@ namespace shardmq::daemon {
 struct DaemonConfig {
   Options options;
   base::LogLevel log_level = base::LogLevel::kInfo;
+  // Built-in authentication (FileAuthHooks); empty paths: not used.
+  std::string password_file;
+  std::string acl_file;
+  bool allow_anonymous = true;
   // Set when --help was asked for; the caller prints HelpText() and exits 0.
   bool help = false;
   bool version = false;

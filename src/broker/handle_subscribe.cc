@@ -61,7 +61,8 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
       SubscribeRequest request;
       request.filter = filter;
       request.qos = options.qos;
-      request.subscription_count = session.subscriptions.size();
+      request.subscription_count =
+          session.subscriptions.size() - (session.subscriptions.contains(filter) ? 1 : 0);
       request.shared = mqtt::IsSharedSubscription(filter);
       Decision decision = context_.hooks.Subscribe(InfoFor(session), request);
       if (decision.kind == Decision::Kind::kDeny) {
