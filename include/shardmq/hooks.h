@@ -67,6 +67,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,7 +92,8 @@ struct ClientInfo {
 
 // A yes/no answer of a hook, or "ask the next hook".
 struct Decision {
-  enum class Kind : uint8_t { kNoOpinion, kAllow, kDeny };
+  // kPending: OnAuthenticate only, see ConnectRequest::Defer().
+  enum class Kind : uint8_t { kNoOpinion, kAllow, kDeny, kPending };
   Kind kind = Kind::kNoOpinion;
   // kDeny only: the MQTT 5 reason code sent to the client where the packet
   // has one (>= 0x80; e.g. 0x87 not authorized, 0x97 quota exceeded).
@@ -100,11 +102,47 @@ struct Decision {
   static Decision NoOpinion() { return {}; }
   static Decision Allow() { return {Kind::kAllow, 0}; }
   static Decision Deny(uint8_t reason_code = 0x87) { return {Kind::kDeny, reason_code}; }
+  static Decision Pending() { return {Kind::kPending, 0}; }
 };
 
 // The answer to OnAuthenticate. Deny's reason code goes into CONNACK
 // (see the file comment for 3.1.1).
 using AuthDecision = Decision;
+
+// The answer to an authentication that OnAuthenticate deferred
+// (ConnectRequest::Defer). Move-only. Complete() may be called from any
+// thread, once (later calls do nothing): Allow or NoOpinion lets the client
+// in, Deny refuses it with the reason code. Destroying it without
+// completing refuses the client (0x87 not authorized), so a lost request
+// cannot leave a connection waiting for ever (the connect timeout would
+// close it anyway).
+class AuthCompletion {
+ public:
+  using Sink = std::function<void(AuthDecision)>;
+  AuthCompletion() = default;
+  explicit AuthCompletion(Sink sink) : sink_(std::move(sink)) {}
+  AuthCompletion(AuthCompletion&&) = default;
+  AuthCompletion& operator=(AuthCompletion&& other) {
+    if (this != &other) {
+      Complete(AuthDecision::Deny());
+      sink_ = std::move(other.sink_);
+      other.sink_ = nullptr;
+    }
+    return *this;
+  }
+  ~AuthCompletion() { Complete(AuthDecision::Deny()); }
+
+  void Complete(AuthDecision decision) {
+    if (!sink_) return;
+    Sink sink = std::move(sink_);
+    sink_ = nullptr;
+    sink(decision);
+  }
+  explicit operator bool() const { return static_cast<bool>(sink_); }
+
+ private:
+  Sink sink_;
+};
 
 // CONNECT as OnAuthenticate sees it.
 struct ConnectRequest {
@@ -115,6 +153,18 @@ struct ConnectRequest {
   // accepted for this CONNECT; empty when there was none.
   std::string_view auth_method;
   bool clean_start = false;
+
+  // Asynchronous authentication, for back ends too slow to ask on a shard
+  // thread (LDAP, HTTP, a database): call Defer() inside OnAuthenticate,
+  // hand the AuthCompletion to a thread of yours, and return
+  // AuthDecision::Pending(). The connection waits (its further packets are
+  // held, unread, and the connect timeout keeps running) until Complete();
+  // then the broker carries on with CONNECT on the connection's shard. A
+  // pending answer is final: later hooks are not asked.
+  AuthCompletion Defer() const { return defer ? defer() : AuthCompletion(); }
+
+  // Internal: set by the broker.
+  std::function<AuthCompletion()> defer;
 };
 
 // A message as a hook sees it. Views valid only during the call.
@@ -230,7 +280,8 @@ class Hooks {
   }
   // CONNECT, on the client id's home shard, after the broker's own checks
   // (client id, will) and before any session is touched. Deny answers CONNACK
-  // with the reason code (see the file comment).
+  // with the reason code (see the file comment); Pending defers the answer
+  // (ConnectRequest::Defer).
   virtual AuthDecision OnAuthenticate(const ConnectRequest& request) {
     (void)request;
     return AuthDecision::NoOpinion();

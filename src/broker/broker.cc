@@ -37,6 +37,7 @@ class Broker::Impl {
     context_.response_information = options_.response_information;
     context_.authenticator = options_.authenticator;
     for (const std::shared_ptr<Hooks>& hooks : options_.hooks) context_.hooks.Add(hooks);
+    context_.link = link_;
     for (int i = 0; i < options_.shards; ++i) {
       context_.stats.push_back(std::make_unique<broker::ShardStats>());
     }

@@ -18,6 +18,8 @@
 
 namespace shardmq::broker {
 
+class BrokerLink;  // broker/broker_link.h
+
 struct ShardStats {
   // Written by one shard with relaxed load+store (no locked instruction).
   static void Inc(std::atomic<uint64_t>& counter, uint64_t n = 1) {
@@ -53,6 +55,8 @@ struct BrokerContext {
   std::shared_ptr<shardmq::EnhancedAuthenticator> authenticator;
   // The embedder's hooks (shardmq/hooks.h), fixed before the shards start.
   HookDispatch hooks;
+  // How deferred authentications come back to their shard (any thread).
+  std::shared_ptr<BrokerLink> link;
   int shard_count = 1;
   std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
 };

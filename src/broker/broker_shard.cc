@@ -54,7 +54,8 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
         Connection* c = Find(id);
         // An authentication exchange must finish in the same time.
         if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
-                             c->state == Connection::State::kAuthenticating)) {
+                             c->state == Connection::State::kAuthenticating ||
+                             c->state == Connection::State::kAuthPending)) {
           c->connect_timer = {};
           SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
                       context_.limits.connect_timeout_ms);
@@ -73,6 +74,16 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
       HandleBeforeConnect(*conn, bytes);
       return;
     case Connection::State::kClosing:
+      return;
+    case Connection::State::kAuthPending:
+      // Reading is paused; these are bytes the kernel had already read.
+      // Bounded: beyond one largest packet more the client is flooding.
+      if (conn->held->input.size() + bytes.size() > context_.limits.max_packet_size + 65536) {
+        conn->state = Connection::State::kClosing;
+        shard_.Abort(id);
+        return;
+      }
+      conn->held->input.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       return;
     case Connection::State::kAuthenticating:
     case Connection::State::kConnected:
@@ -136,7 +147,8 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
     // On the home shard, so the exchange and then the session live together.
     progress = BeginConnectAuth(conn, connect, input.first(result.consumed));
   }
-  if (progress == AuthProgress::kProceed) HandleConnect(conn, connect);
+  if (progress == AuthProgress::kProceed)
+    HandleConnect(conn, connect, input.first(result.consumed));
   conn.pending_connect.reset();
   if (conn.state != Connection::State::kClosing && !rest.empty()) {
     OnData(conn.id,
@@ -207,7 +219,8 @@ void BrokerShard::DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason,
   }
   SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
               conn.session ? conn.session->client_id : std::string("-"), what);
-  if (conn.state == Connection::State::kAuthenticating) {
+  if (conn.state == Connection::State::kAuthenticating ||
+      conn.state == Connection::State::kAuthPending) {
     // No packet but CONNACK may precede CONNACK [MQTT-3.2.0-1].
     mqtt::Properties properties;
     if (conn.problem_information && !what.empty()) properties.reason_string = what;

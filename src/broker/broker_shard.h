@@ -105,7 +105,14 @@ class BrokerShard final : public shard::ShardHandler {
   // Input.
   void HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t> bytes);
   bool HandlePacket(Connection& conn, const mqtt::Packet& packet);
-  void HandleConnect(Connection& conn, const mqtt::Connect& connect);
+  // `connect_bytes`: the packet, kept if an authentication hook defers.
+  // `auth_decided`: the hooks already answered (a deferred answer came).
+  void HandleConnect(Connection& conn, const mqtt::Connect& connect,
+                     absl::Span<const uint8_t> connect_bytes, bool auth_decided = false);
+  // A deferred authentication's answer, on the connection's shard.
+  void FinishDeferredAuth(shard::ConnId id, AuthDecision decision);
+  // Hooks' refusal code as the client's version can say it.
+  static mqtt::ReasonCode AuthRefusal(const AuthDecision& decision, bool v5);
   void HandlePublish(Connection& conn, const mqtt::Publish& publish);
   // The topic a PUBLISH is for, after its Topic Alias (MQTT 5); nullopt when
   // the alias is invalid and the connection is being closed.

@@ -35,6 +35,9 @@ struct Connection {
     // CONNECT named an Authentication Method; only AUTH and DISCONNECT are
     // acceptable until the exchange ends in CONNACK (handle_auth.cc).
     kAuthenticating,
+    // An authentication hook deferred its answer (ConnectRequest::Defer):
+    // reading is paused and what arrives meanwhile is held.
+    kAuthPending,
     kConnected,
     kClosing,  // the broker decided to close; further input is ignored
   };
@@ -55,6 +58,12 @@ struct Connection {
   // MQTT 5 enhanced authentication: the method and any exchange in progress;
   // nullptr when CONNECT named no Authentication Method.
   std::unique_ptr<AuthState> auth;
+  // kAuthPending only: the CONNECT to carry on with and the bytes after it.
+  struct HeldConnect {
+    std::string connect;
+    std::string input;
+  };
+  std::unique_ptr<HeldConnect> held;
   // Keep Alive in force, in seconds (the client's, or Server Keep Alive);
   // 0 turns the check off.
   uint16_t keep_alive = 0;

@@ -180,7 +180,9 @@ void BrokerShard::HandleAuth(Connection& conn, const mqtt::Auth& auth) {
                       "CONNECT no longer decodes");
         return;
       }
-      HandleConnect(conn, std::get<mqtt::Connect>(packet));
+      HandleConnect(
+          conn, std::get<mqtt::Connect>(packet),
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
       return;
     }
     case AuthStep::Outcome::kFail:

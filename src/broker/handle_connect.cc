@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/log.h"
+#include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 
@@ -42,15 +43,22 @@ bool BrokerShard::RedirectConnect(Connection& conn, const mqtt::Connect& connect
   return true;
 }
 
-void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) {
+mqtt::ReasonCode BrokerShard::AuthRefusal(const AuthDecision& decision, bool v5) {
+  mqtt::ReasonCode reason = decision.reason_code >= 0x80
+                                ? static_cast<mqtt::ReasonCode>(decision.reason_code)
+                                : mqtt::ReasonCode::kNotAuthorized;
+  // 3.x has two refusals: bad user name or password (0x04), and not
+  // authorized (0x05) for everything else.
+  if (!v5 && reason != mqtt::ReasonCode::kBadUserNameOrPassword) {
+    reason = mqtt::ReasonCode::kNotAuthorized;
+  }
+  return reason;
+}
+
+void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
+                                absl::Span<const uint8_t> connect_bytes, bool auth_decided) {
   conn.version = connect.version;
   const bool v5 = connect.version == mqtt::ProtocolVersion::kV5;
-  ShardStats::Inc(stats_.connects);
-  // The CONNECT (and any authentication exchange) is complete.
-  if (conn.connect_timer.valid()) {
-    shard_.CancelTimer(conn.connect_timer);
-    conn.connect_timer = {};
-  }
 
   std::string client_id(connect.client_id);
   bool assigned_id = false;
@@ -80,7 +88,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     }
   }
 
-  if (HooksWant(kHookConnection)) {
+  if (!auth_decided && HooksWant(kHookConnection)) {
     ConnectRequest request;
     request.client.client_id = client_id;
     request.client.username = connect.username;
@@ -93,22 +101,38 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     }
     if (conn.auth != nullptr) request.auth_method = AuthMethodOf(conn);
     request.clean_start = connect.clean_start;
+    // The answer comes back to this shard through the external mailbox; the
+    // ConnId's generation makes a late answer for a closed socket harmless.
+    request.defer = [link = context_.link, shard = shard_.id(), id = conn.id] {
+      return AuthCompletion([link, shard, id](AuthDecision decision) {
+        link->Post(shard, [id, decision](shard::ShardHandler& handler) {
+          static_cast<BrokerShard&>(handler).FinishDeferredAuth(id, decision);
+        });
+      });
+    };
     AuthDecision decision = context_.hooks.Authenticate(request);
     if (decision.kind == Decision::Kind::kDeny) {
       ShardStats::Inc(stats_.auth_failures);
       SHARDMQ_LOG(kDebug, "refusing %s (%s): an authentication hook said 0x%02x", conn.peer,
                   client_id, decision.reason_code);
-      // 3.x has two refusals: bad user name or password (0x04), and not
-      // authorized (0x05) for everything else.
-      mqtt::ReasonCode reason = decision.reason_code >= 0x80
-                                    ? static_cast<mqtt::ReasonCode>(decision.reason_code)
-                                    : mqtt::ReasonCode::kNotAuthorized;
-      if (!v5 && reason != mqtt::ReasonCode::kBadUserNameOrPassword) {
-        reason = mqtt::ReasonCode::kNotAuthorized;
-      }
-      ConnackAndClose(conn, connect.version, reason);
+      ConnackAndClose(conn, connect.version, AuthRefusal(decision, v5));
       return;
     }
+    if (decision.kind == Decision::Kind::kPending) {
+      // Hold everything until the answer; the connect timeout still runs.
+      conn.held = std::make_unique<Connection::HeldConnect>();
+      conn.held->connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
+                                connect_bytes.size());
+      conn.state = Connection::State::kAuthPending;
+      shard_.PauseReading(conn.id);
+      return;
+    }
+  }
+  ShardStats::Inc(stats_.connects);
+  // The CONNECT (and any authentication exchange) is complete.
+  if (conn.connect_timer.valid()) {
+    shard_.CancelTimer(conn.connect_timer);
+    conn.connect_timer = {};
   }
 
   if (connect.will.has_value()) {
@@ -271,6 +295,38 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect) 
     // original packet ids [MQTT-4.4.0-1], then whatever queued meanwhile.
     ResendInflight(*session);
     PumpQueue(*session);
+  }
+}
+
+void BrokerShard::FinishDeferredAuth(shard::ConnId id, AuthDecision decision) {
+  Connection* conn = Find(id);
+  if (conn == nullptr || conn->state != Connection::State::kAuthPending) return;
+  std::unique_ptr<Connection::HeldConnect> held = std::move(conn->held);
+  conn->state = Connection::State::kAwaitingConnect;
+  const bool v5 = conn->version == mqtt::ProtocolVersion::kV5;
+  if (decision.kind == Decision::Kind::kDeny || decision.kind == Decision::Kind::kPending) {
+    ShardStats::Inc(stats_.auth_failures);
+    if (decision.kind == Decision::Kind::kPending) decision = AuthDecision::Deny(0x80);
+    ConnackAndClose(*conn, conn->version, AuthRefusal(decision, v5));
+    return;
+  }
+  // Decode the kept CONNECT again: a packet of our own, as after AUTH.
+  auto bytes = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->connect.data()),
+                                         held->connect.size());
+  mqtt::Packet packet;
+  if (mqtt::DecodePacket(bytes, decode_options_, &packet).status != mqtt::DecodeStatus::kOk) {
+    ProtocolClose(*conn, mqtt::ReasonCode::kImplementationSpecificError,
+                  "CONNECT no longer decodes");
+    return;
+  }
+  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true);
+  conn = Find(id);
+  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
+  // Back-pressure may want it paused still (ApplyPauseState in HandleConnect).
+  if (!conn->reading_paused) shard_.ResumeReading(id);
+  if (!held->input.empty()) {
+    OnData(id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->input.data()),
+                                         held->input.size()));
   }
 }
 

@@ -463,6 +463,74 @@ TEST_P(HooksTest, InlineClientSubscribesAndPublishesLikeANetworkClient) {
   EXPECT_EQ(hooks_->WaitFor("terminated app"), "terminated app inline client closed");
 }
 
+// OnAuthenticate defers; another thread answers later. Packets the client
+// sent right after CONNECT are held and handled once it is let in.
+class SlowBackendHooks : public Hooks {
+ public:
+  ~SlowBackendHooks() override {
+    for (std::thread& t : threads_) t.join();
+  }
+  AuthDecision OnAuthenticate(const ConnectRequest& request) override {
+    AuthCompletion completion = request.Defer();
+    const bool good = request.password == "late-but-right";
+    const bool forget = request.client.username == "forgotten";
+    std::lock_guard<std::mutex> lock(mutex_);
+    threads_.emplace_back([completion = std::move(completion), good, forget]() mutable {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (forget) return;  // dropped unanswered: refused
+      completion.Complete(good ? AuthDecision::Allow() : AuthDecision::Deny(0x86));
+    });
+    return AuthDecision::Pending();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
+};
+
+TEST_P(HooksTest, DeferredAuthenticationHoldsPacketsUntilTheAnswer) {
+  auto slow = std::make_shared<SlowBackendHooks>();
+  Options options;
+  options.shards = 2;
+  options.listeners = {"127.0.0.1:0"};
+  options.hooks.push_back(slow);
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok());
+  broker_ = *std::move(broker);
+  ASSERT_TRUE(broker_->Start().ok());
+  const std::string address = broker_->BoundAddresses().at(0);
+  port_ = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+
+  // CONNECT and SUBSCRIBE in one go, before any CONNACK.
+  auto client = Client(version());
+  mqtt::Connect connect;
+  connect.version = version();
+  connect.client_id = "slow";
+  connect.username = "alice";
+  const std::string password = "late-but-right";
+  connect.password =
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(password.data()), password.size());
+  client->Send(connect);
+  mqtt::Subscribe subscribe;
+  subscribe.packet_id = 7;
+  subscribe.subscriptions.push_back({"t", {1}});
+  client->Send(subscribe);
+  const auto sent = std::chrono::steady_clock::now();
+  auto connack = client->NextOf(PacketType::kConnack);
+  ASSERT_TRUE(connack);
+  EXPECT_EQ(connack->code, 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(90));
+  auto suback = client->NextOf(PacketType::kSuback);
+  ASSERT_TRUE(suback);
+  EXPECT_EQ(suback->packet_id, 7);
+  EXPECT_EQ(suback->codes, std::vector<uint8_t>{1});
+
+  auto refused = Client(version());
+  EXPECT_EQ(refused->Connect("r", "bob", "wrong"), v5() ? 0x86 : 0x04);
+  auto forgotten = Client(version());
+  EXPECT_EQ(forgotten->Connect("f", "forgotten", "x"), v5() ? 0x87 : 0x05);
+}
+
 TEST(InlineClient, UnavailableAfterTheBrokerStops) {
   Options options;
   options.shards = 1;
