@@ -67,7 +67,9 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
   // rewrites live here until the message is built.
   std::optional<ArrivedMessage> arrived;
   std::optional<mqtt::Properties> rewritten_properties;
-  if (HooksWant(kHookPublish)) [[unlikely]] {
+  // (A QoS 2 PUBLISH resent before PUBREL was judged the first time.)
+  if (HooksWant(kHookPublish) &&
+      !(publish.qos == 2 && session.inbound_qos2.contains(publish.packet_id))) [[unlikely]] {
     const ClientInfo client = InfoFor(session);
     MessageVerdict verdict;
     Decision allowed = context_.hooks.PublishCheck(client, *topic, publish.qos, publish.retain);
