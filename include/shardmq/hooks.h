@@ -28,8 +28,8 @@
 //
 // What the client sees when a hook refuses:
 //   accept            the socket is closed, nothing is sent
-//   authenticate      MQTT 5: CONNACK with the hook's reason code (0x86 bad
-//                     user name or password, 0x87 not authorized, 0x8A
+//   authenticate,     MQTT 5: CONNACK with the hook's reason code (0x86 bad
+//   will ACL          user name or password, 0x87 not authorized, 0x8A
 //                     banned, ...). 3.1/3.1.1: CONNACK return code 0x04 for
 //                     0x86, 0x05 for every other refusal.
 //   publish ACL,      MQTT 5: PUBACK (QoS 1) or PUBREC (QoS 2) with the
@@ -303,9 +303,11 @@ class Hooks {
   }
 
   // ---- Publishing (kHookPublish) -------------------------------------------
-  // The publish ACL: may this client publish to `topic`? Not asked for an
-  // InlineClient (the embedding program is trusted) nor for wills (a will
-  // is published when its client is gone; OnWillSent reports it).
+  // The publish ACL: may this client publish to `topic`? Also asked for a
+  // CONNECT's will, before any session is touched: Deny then refuses the
+  // CONNECT (MQTT 5 CONNACK with the code, 3.1.1 0x05), since a will is
+  // published when the client can no longer be told. Not asked for an
+  // InlineClient (the embedding program is trusted).
   virtual Decision OnPublishCheck(const ClientInfo& client, std::string_view topic, uint8_t qos,
                                   bool retain) {
     (void)client;

@@ -146,6 +146,24 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kRetainNotSupported);
       return;
     }
+    if (HooksWant(kHookPublish)) {
+      // The will is this client's PUBLISH, made later: the publish ACL
+      // decides now, while the client can still be told (as Mosquitto 2.0).
+      ClientInfo client;
+      client.client_id = client_id;
+      client.username = connect.username;
+      client.remote_address = conn.peer;
+      client.protocol_version = static_cast<int>(connect.version);
+      client.shard = shard_.id();
+      Decision decision = context_.hooks.PublishCheck(client, connect.will->topic,
+                                                      connect.will->qos, connect.will->retain);
+      if (decision.kind == Decision::Kind::kDeny) {
+        SHARDMQ_LOG(kDebug, "refusing %s (%s): will topic \"%s\" not allowed", conn.peer, client_id,
+                    connect.will->topic);
+        ConnackAndClose(conn, connect.version, AuthRefusal(decision, v5));
+        return;
+      }
+    }
     auto will = std::make_unique<WillMessage>();
     const mqtt::Properties& will_properties = connect.will->properties;
     will->delay_interval = will_properties.will_delay_interval.value_or(0);

@@ -276,6 +276,22 @@ TEST_P(HooksTest, PublishAclRefusalIsAnsweredAsTheVersionAllows) {
   EXPECT_EQ(got->topic, "open/a");
 }
 
+TEST_P(HooksTest, WillToAForbiddenTopicRefusesTheConnect) {
+  hooks_->publish_check = [](const ClientInfo&, std::string_view topic, uint8_t) {
+    return topic.starts_with("secret/") ? Decision::Deny() : Decision::NoOpinion();
+  };
+  Start();
+  mqtt::Will will;
+  will.topic = "secret/will";
+  auto client = Client(version());
+  EXPECT_EQ(client->Connect("w1", std::nullopt, std::nullopt, true, will), v5() ? 0x87 : 0x05);
+  EXPECT_TRUE(client->WaitClosed());
+  EXPECT_EQ(hooks_->WaitFor("publish-check w1"), "publish-check w1 secret/will 0 0");
+  will.topic = "open/will";
+  auto allowed = Client(version());
+  EXPECT_EQ(allowed->Connect("w2", std::nullopt, std::nullopt, true, will), 0);
+}
+
 TEST_P(HooksTest, SubscribeAclRefusesAndDowngrades) {
   hooks_->subscribe = [](SubscribeRequest& r) {
     if (r.filter.starts_with("secret")) return Decision::Deny();

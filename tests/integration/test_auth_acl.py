@@ -196,6 +196,17 @@ def test_v5_refusals_carry_reason_codes(start_broker, auth_files):
     alice.close()
 
 
+def test_will_to_a_forbidden_topic_is_refused(start_broker, auth_files):
+    passwd, acl = auth_files
+    broker = start_broker(f"--password-file={passwd}", f"--acl-file={acl}")
+    out = subprocess.run([MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(broker.port), "-u", "alice",
+                          "-P", "wonderland", "-t", "alice/#", "--will-topic", "bob/will",
+                          "--will-payload", "x", "-C", "1", "-W", "2"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    assert "not authori" in (out.stdout + out.stderr).lower(), out
+
+
 def test_per_user_limits(start_broker, auth_files):
     passwd, acl = auth_files
     broker = start_broker(f"--password-file={passwd}", f"--acl-file={acl}")
