@@ -320,7 +320,19 @@ class BrokerShard final : public shard::ShardHandler {
     std::unique_ptr<WillMessage> delayed_will;
   };
   absl::flat_hash_map<const Session*, OfflineState> offline_;
-  absl::flat_hash_map<const Session*, SessionExtra> extras_;
+  // Boxed: ClientInfo views point into an extra while hooks run, and must
+  // not move when the map grows.
+  absl::flat_hash_map<const Session*, std::unique_ptr<SessionExtra>> extras_;
+  bool IsInlineSession(const Session& session) const {
+    if (extras_.empty()) return false;
+    auto it = extras_.find(&session);
+    return it != extras_.end() && it->second->inline_sink != nullptr;
+  }
+  SessionExtra& EnsureExtra(const Session* session) {
+    std::unique_ptr<SessionExtra>& extra = extras_[session];
+    if (extra == nullptr) extra = std::make_unique<SessionExtra>();
+    return *extra;
+  }
   // The authenticator's Methods(), asked once (shardmq/auth.h).
   std::vector<std::string> auth_methods_;
   // Limits every connection's decoder starts with; the version is set at CONNECT.

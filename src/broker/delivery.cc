@@ -181,8 +181,8 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
   if (conn == nullptr && !extras_.empty()) {
     // Perhaps an InlineClient: its callbacks are its connection.
     auto extra = extras_.find(&session);
-    if (extra != extras_.end() && extra->second.inline_sink != nullptr) {
-      std::shared_ptr<InlineSink> sink = extra->second.inline_sink;  // callbacks may end it
+    if (extra != extras_.end() && extra->second->inline_sink != nullptr) {
+      std::shared_ptr<InlineSink> sink = extra->second->inline_sink;  // callbacks may end it
       DeliverInline(session, *sink, message, qos, retain, shared_group);
       return;
     }

@@ -81,7 +81,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   if (!extras_.empty()) {
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
       auto extra = extras_.find(it->second.get());
-      if (extra != extras_.end() && extra->second.inline_sink != nullptr) {
+      if (extra != extras_.end() && extra->second->inline_sink != nullptr) {
         ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kClientIdentifierNotValid);
         return;
       }
@@ -240,7 +240,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   conn.session = session;
   if (!context_.hooks.empty()) {
     // Who this session is, for hooks about it (also later, while offline).
-    SessionExtra& extra = extras_[session];
+    SessionExtra& extra = EnsureExtra(session);
     if (connect.username.has_value()) {
       extra.username = std::string(*connect.username);
     } else {

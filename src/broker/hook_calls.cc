@@ -26,7 +26,7 @@ ClientInfo BrokerShard::InfoFor(const Session& session) const {
   info.shard = shard_.id();
   auto it = extras_.find(&session);
   if (it != extras_.end()) {
-    const SessionExtra& extra = it->second;
+    const SessionExtra& extra = *it->second;
     if (extra.username.has_value()) info.username = *extra.username;
     info.remote_address = extra.peer;
     info.protocol_version = extra.protocol_version;

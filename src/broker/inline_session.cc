@@ -36,7 +36,7 @@ void BrokerShard::InlineOpen(const std::string& client_id, std::shared_ptr<Inlin
   auto created = std::make_unique<Session>(client_id);
   Session* session = created.get();
   sessions_.emplace(client_id, std::move(created));
-  SessionExtra& extra = extras_[session];
+  SessionExtra& extra = EnsureExtra(session);
   extra.peer = "inline";
   extra.inline_sink = std::move(sink);
   if (HooksWant(kHookConnection)) context_.hooks.SessionEstablished(InfoFor(*session), false);
@@ -47,7 +47,7 @@ void BrokerShard::InlineClose(const std::string& client_id) {
   auto it = sessions_.find(client_id);
   if (it == sessions_.end()) return;
   auto extra = extras_.find(it->second.get());
-  if (extra == extras_.end() || extra->second.inline_sink == nullptr) return;
+  if (extra == extras_.end() || extra->second->inline_sink == nullptr) return;
   EndSession(*it->second, SessionEndReason::kInlineClosed);
 }
 
@@ -94,7 +94,7 @@ void BrokerShard::InlineSubscribe(const std::string& client_id, const std::strin
   }
   Session& session = *it->second;
   auto extra = extras_.find(&session);
-  if (extra == extras_.end() || extra->second.inline_sink == nullptr) {
+  if (extra == extras_.end() || extra->second->inline_sink == nullptr) {
     done(absl::FailedPreconditionError("not an inline client's session"));
     return;
   }
@@ -106,7 +106,7 @@ void BrokerShard::InlineSubscribe(const std::string& client_id, const std::strin
     return;
   }
   // Before AddSubscription: retained messages go to this callback.
-  extra->second.inline_sink->callbacks[filter] = std::move(callback);
+  extra->second->inline_sink->callbacks[filter] = std::move(callback);
   topic::SubscriptionOptions options;
   options.qos = std::min(qos, context_.limits.max_qos);
   PendingSuback pending;
@@ -135,8 +135,8 @@ void BrokerShard::InlineUnsubscribe(const std::string& client_id, const std::str
   const bool existed = session.subscriptions.contains(filter);
   if (existed) RemoveSubscription(session, filter);
   auto extra = extras_.find(&session);
-  if (extra != extras_.end() && extra->second.inline_sink != nullptr) {
-    extra->second.inline_sink->callbacks.erase(filter);
+  if (extra != extras_.end() && extra->second->inline_sink != nullptr) {
+    extra->second->inline_sink->callbacks.erase(filter);
   }
   if (HooksWant(kHookSubscribe)) context_.hooks.Unsubscribed(InfoFor(session), filter, existed);
   if (existed) {

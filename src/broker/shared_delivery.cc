@@ -94,7 +94,8 @@ bool BrokerShard::DeliverToLocalMember(const MessageRef& message, const std::str
     const topic::Subscription& pick = members->PickRoundRobin();
     auto* session = reinterpret_cast<Session*>(pick.subscriber);
     if (session == exclude) continue;
-    if (session->connection == nullptr) {
+    // (An InlineClient has no connection but is always there.)
+    if (session->connection == nullptr && !IsInlineSession(*session)) {
       if (fallback == nullptr) fallback = &pick;
       continue;
     }

@@ -547,6 +547,26 @@ TEST_P(HooksTest, DeferredAuthenticationHoldsPacketsUntilTheAnswer) {
   EXPECT_EQ(forgotten->Connect("f", "forgotten", "x"), v5() ? 0x87 : 0x05);
 }
 
+TEST_P(HooksTest, InlineClientTakesItsShareOfASharedSubscription) {
+  Start(/*shards=*/1);
+  auto worker = broker_->NewInlineClient("inline-worker");
+  ASSERT_TRUE(worker.ok());
+  std::atomic<int> inline_got{0};
+  auto granted = (*worker)->Subscribe("$share/g/jobs", 1, [&](const InlineMessage& m) {
+    EXPECT_EQ(m.filter, "$share/g/jobs");
+    ++inline_got;
+  });
+  ASSERT_TRUE(granted.ok());
+  auto network = Connected("net-worker", version());
+  ASSERT_TRUE(network->Subscribe("$share/g/jobs", 1));
+  auto pub = Connected("boss", version());
+  for (uint16_t i = 0; i < 4; ++i) ASSERT_TRUE(pub->Publish("jobs", "j", 1, false, 20 + i));
+  int network_got = 0;
+  while (network->NextOf(PacketType::kPublish, 500)) ++network_got;
+  EXPECT_EQ(network_got + inline_got.load(), 4);
+  EXPECT_EQ(inline_got.load(), 2);  // round robin over both members
+}
+
 TEST(InlineClient, UnavailableAfterTheBrokerStops) {
   Options options;
   options.shards = 1;
