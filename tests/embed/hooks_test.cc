@@ -567,6 +567,65 @@ TEST_P(HooksTest, InlineClientTakesItsShareOfASharedSubscription) {
   EXPECT_EQ(inline_got.load(), 2);  // round robin over both members
 }
 
+// Several hooks: called in registration order (Options::hooks, then
+// AddHook); the first decisive answer wins; Events() opts out.
+class OrderHook : public Hooks {
+ public:
+  OrderHook(std::string name, std::vector<std::string>* calls, std::mutex* mutex, Decision answer,
+            uint32_t events = kHookAll)
+      : name_(std::move(name)), calls_(calls), mutex_(mutex), answer_(answer), events_(events) {}
+  uint32_t Events() const override { return events_; }
+  AuthDecision OnAuthenticate(const ConnectRequest&) override {
+    Note("auth");
+    return answer_;
+  }
+  void OnSessionEstablished(const ClientInfo&) override { Note("established"); }
+  Decision OnSubscribe(const ClientInfo&, SubscribeRequest&) override {
+    Note("subscribe");
+    return Decision::NoOpinion();
+  }
+
+ private:
+  void Note(const std::string& what) {
+    std::lock_guard<std::mutex> lock(*mutex_);
+    calls_->push_back(name_ + ":" + what);
+  }
+  std::string name_;
+  std::vector<std::string>* calls_;
+  std::mutex* mutex_;
+  Decision answer_;
+  uint32_t events_;
+};
+
+TEST(HookChain, OrderFirstDecisiveAnswerAndOptOut) {
+  std::vector<std::string> calls;
+  std::mutex mutex;
+  Options options;
+  options.shards = 1;
+  options.listeners = {"127.0.0.1:0"};
+  options.hooks.push_back(
+      std::make_shared<OrderHook>("a", &calls, &mutex, Decision::NoOpinion(), kHookConnection));
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok());
+  ASSERT_TRUE(
+      (*broker)->AddHook(std::make_shared<OrderHook>("b", &calls, &mutex, Decision::Allow())).ok());
+  ASSERT_TRUE(
+      (*broker)->AddHook(std::make_shared<OrderHook>("c", &calls, &mutex, Decision::Deny())).ok());
+  ASSERT_TRUE((*broker)->Start().ok());
+  const std::string address = (*broker)->BoundAddresses().at(0);
+  TestClient client(ProtocolVersion::kV5);
+  ASSERT_TRUE(
+      client.Open(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)))));
+  // "c" would refuse, but "b" allowed first.
+  EXPECT_EQ(client.Connect("x"), 0);
+  ASSERT_TRUE(client.Subscribe("t", 0));
+  (*broker)->Close();
+  (*broker)->Wait();
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(calls, (std::vector<std::string>{"a:auth", "b:auth", "a:established", "b:established",
+                                             "c:established", "b:subscribe", "c:subscribe"}));
+}
+
 TEST(InlineClient, UnavailableAfterTheBrokerStops) {
   Options options;
   options.shards = 1;
