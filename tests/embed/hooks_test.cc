@@ -250,6 +250,20 @@ TEST_P(HooksTest, SessionLifecycleAndDisconnectReasons) {
   EXPECT_EQ(hooks_->WaitFor("terminated s2"), "terminated s2 clean start");
 }
 
+TEST_P(HooksTest, ExpiredSessionIsTerminated) {
+  if (!v5()) GTEST_SKIP() << "3.1.1 persistent sessions never expire";
+  Start();
+  {
+    auto client = Client(version());
+    EXPECT_EQ(client->Connect("e1", std::nullopt, std::nullopt, false, std::nullopt,
+                              /*session_expiry=*/1),
+              0);
+    client->Disconnect();
+  }
+  EXPECT_EQ(hooks_->WaitFor("disconnected e1"), "disconnected e1 client disconnected");
+  EXPECT_EQ(hooks_->WaitFor("terminated e1", 5000), "terminated e1 expired");
+}
+
 TEST_P(HooksTest, PublishAclRefusalIsAnsweredAsTheVersionAllows) {
   hooks_->publish_check = [](const ClientInfo&, std::string_view topic, uint8_t) {
     return topic.starts_with("secret/") ? Decision::Deny() : Decision::NoOpinion();

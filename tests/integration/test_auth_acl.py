@@ -255,3 +255,17 @@ def test_sighup_reload_keeps_connections(start_broker, auth_files):
     assert wait_until(lambda: ("alice/public/x", b"q") in alice.messages, 5)
     assert ("alice/private", b"p") not in alice.messages
     alice.close()
+
+
+def test_bad_auth_flags_stop_start_up(tmp_path):
+    """A typo or a missing file is fatal at start-up, with a message."""
+    from conftest import BINARY
+    bad_flag = subprocess.run([str(BINARY), "--allow-anonymous=maybe"], capture_output=True,
+                              text=True, timeout=20)
+    assert bad_flag.returncode == 2
+    assert "--allow-anonymous=maybe: must be true, false or auto" in bad_flag.stderr
+    missing = subprocess.run([str(BINARY), "--listen=127.0.0.1:0",
+                              f"--password-file={tmp_path / 'nope'}"],
+                             capture_output=True, text=True, timeout=20)
+    assert missing.returncode == 1
+    assert "nope" in missing.stderr
