@@ -48,22 +48,28 @@
 // Threads. Every hook except OnBrokerStarted / OnBrokerStopping runs on a
 // shard thread: the shard that owns the connection or session concerned
 // (OnAccept: the shard that accepted the socket; everything after CONNECT:
-// the client id's home shard; OnMessageDelivered / OnDeliverCheck /
-// OnMessageDropped: the subscriber's home shard). Several shards call the
-// same Hooks object at the same time, so an implementation must be
-// thread-safe (per-shard state indexed by ClientInfo::shard needs no lock).
-// A hook runs inside the shard's event loop, between packets of every client
-// on that shard: it must never block (no file or network I/O, no waiting on a
-// lock another thread holds for long, no sleeping). Hand slow work to a
-// thread of your own (a queue it reads) and answer from what you already
-// know; to act on the broker from that thread, use an InlineClient
-// (shardmq/inline_client.h), which is safe from any thread.
-// The string_views in arguments are valid only during the call: copy what you
-// keep.
+// the client id's home shard; OnDeliverCheck / OnMessageDelivered: the
+// subscriber's home shard; OnMessageDropped: the subscriber's home shard, or
+// the publisher's for kNoSubscribers, kRejectedByHook and
+// kPublishNotAllowed). Several shards call the same Hooks object at the same
+// time, so an implementation must be thread-safe (per-shard state indexed by
+// ClientInfo::shard needs no lock). A hook runs inside the shard's event
+// loop, between packets of every client on that shard: it must never block
+// (no file or network I/O, no waiting on a lock another thread holds for
+// long, no sleeping). Hand slow work to a thread of your own (a queue it
+// reads) and answer from what you already know; an authentication that needs
+// a slow back end is deferred (ConnectRequest::Defer) and answered from that
+// thread; to publish or subscribe from it, use an InlineClient
+// (shardmq/inline_client.h). Both are safe from any thread: they reach the
+// shard through its external mailbox (a mutex-protected queue and an eventfd
+// wake-up, src/shard/external_mailbox.h). The string_views in arguments are
+// valid only during the call: copy what you keep.
 //
-// Cost. With no hook registered the broker checks one pointer and makes no
-// virtual call and no allocation. With hooks registered, each event costs one
-// virtual call per hook; Events() lets a hook opt out of the per-message ones.
+// Cost. With no hook registered the broker tests one bit of a word it already
+// holds (HookEvents) where it would call a hook, and makes no virtual call
+// and no allocation. With hooks registered, each event costs one virtual call
+// per hook that wants it; Events() lets a hook opt out of the per-message
+// ones (OnDeliverCheck and OnMessageDelivered run once per subscriber).
 #pragma once
 
 #include <cstdint>
