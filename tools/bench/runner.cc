@@ -29,7 +29,7 @@ ClientSpec Pub(const Config& c, uint32_t i, std::string topic) {
   ClientSpec s;
   s.role = Role::kPublisher;
   s.index = i;
-  s.client_id = absl::StrFormat("%sp%d", ClientPrefix(c), i);
+  s.client_id = IdOnShard(absl::StrFormat("%sp%d", ClientPrefix(c), i), c.pub_shard, c.home_shards);
   s.topic = std::move(topic);
   return s;
 }
@@ -37,7 +37,7 @@ ClientSpec Sub(const Config& c, uint32_t i, std::string filter) {
   ClientSpec s;
   s.role = Role::kSubscriber;
   s.index = i;
-  s.client_id = absl::StrFormat("%ss%d", ClientPrefix(c), i);
+  s.client_id = IdOnShard(absl::StrFormat("%ss%d", ClientPrefix(c), i), c.sub_shard, c.home_shards);
   s.filter = std::move(filter);
   return s;
 }
