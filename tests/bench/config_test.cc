@@ -137,8 +137,7 @@ TEST(PlanTest, HomeShardFlagsSteerClientIdsToTheirShard) {
   c.sub_shard = 1;
   ASSERT_TRUE(Validate(c).ok());
   for (const ClientSpec& s : PlanClients(c)) {
-    EXPECT_EQ(broker::HomeShard(s.client_id, 2), s.role == Role::kPublisher ? 0 : 1)
-        << s.client_id;
+    EXPECT_EQ(broker::HomeShard(s.client_id, 2), s.role == Role::kPublisher ? 0 : 1) << s.client_id;
   }
   c.sub_shard = 2;
   EXPECT_FALSE(Validate(c).ok());

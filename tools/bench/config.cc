@@ -95,7 +95,8 @@ absl::Status Validate(const Config& c) {
   if (c.keepalive < 0 || c.keepalive > 65535) return Bad("keepalive", "is not 0..65535");
   if (c.allow_loss && c.strict) return Bad("strict", "contradicts --allow-loss");
   if (c.home_shards < 0 || c.home_shards > 1024) return Bad("home-shards", "is not 0..1024");
-  for (auto [name, v] : {std::pair{"pub-shard", c.pub_shard}, std::pair{"sub-shard", c.sub_shard}}) {
+  for (auto [name, v] :
+       {std::pair{"pub-shard", c.pub_shard}, std::pair{"sub-shard", c.sub_shard}}) {
     if (v >= 0 && v >= c.home_shards) {
       return Bad(name, absl::StrFormat("%d needs --home-shards > %d", v, v));
     }

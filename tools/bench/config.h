@@ -54,7 +54,7 @@ struct Config {
   int home_shards = 0;
   int pub_shard = -1;
   int sub_shard = -1;
-  std::string topic_prefix;   // Default: "bench/<pid>".
+  std::string topic_prefix;  // Default: "bench/<pid>".
   int broker_pid = 0;
   int keepalive = 0;
   bool json = false;
