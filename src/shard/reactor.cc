@@ -76,6 +76,13 @@ constexpr size_t kCopyBlock = 2048;
 // one 128 KiB send per loop turn. Idle connections keep small blocks.
 constexpr size_t kMaxCopyBlock = 64 * 1024;
 constexpr uint32_t kMailHandoff = kMailKindReservedBase + 1;
+constexpr uint32_t kMailReturnBatch = kMailKindReservedBase + 2;
+// Objects per return batch: 1 KiB batches, one mailbox slot per 127 frees.
+constexpr uint32_t kReturnBatchSize = 127;
+
+// The shard whose loop runs on this thread (Run() sets it), for
+// RefCounted::DropLast().
+thread_local Shard* tls_shard = nullptr;
 
 uint64_t Ud(Op op, uint32_t index, uint32_t gen) {
   return (uint64_t{op} << 56) | (uint64_t{gen & kGenMask} << 32) | index;
@@ -117,6 +124,11 @@ struct Shard::Listener {
   int index = 0;
   bool armed = false;
   bool closed = false;
+};
+
+struct Shard::ReturnBatch {
+  uint32_t count = 0;
+  const RefCounted* items[kReturnBatchSize];
 };
 
 struct Shard::HandoffPayload {
@@ -161,6 +173,8 @@ Shard::Shard(ShardGroup* group, int id, int shard_count)
   overflow_.resize(shard_count);
   paused_by_.resize(shard_count);
   needs_wake_check_.assign(shard_count, false);
+  wake_wanted_.assign(shard_count, false);
+  return_batch_.assign(shard_count, nullptr);
 }
 
 Shard::~Shard() {
@@ -178,9 +192,53 @@ Shard::~Shard() {
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
-void Shard::DiscardHandoff(void* payload) {
-  std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(payload));
+bool Shard::DiscardInternalMail(const MailItem& item) {
+  if (item.kind == kMailReturnBatch) {
+    FreeReturnBatch(static_cast<ReturnBatch*>(item.ptr));
+    return false;
+  }
+  std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
   ::close(h->fd);
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Return batches
+
+void RefCounted::DropLast() const {
+  Shard* s = tls_shard;
+  if (s != nullptr && owner_ >= 0 && owner_ != s->id_ && owner_ < s->shard_count_) {
+    s->ReturnToOwner(this);
+  } else {
+    delete this;
+  }
+}
+
+void Shard::ReturnToOwner(const RefCounted* obj) {
+  const int owner = obj->owner_;
+  ReturnBatch*& b = return_batch_[owner];
+  if (b == nullptr) b = new ReturnBatch;
+  b->items[b->count++] = obj;
+  ShardCounters::Inc(counters_.refs_returned);
+  if (b->count == kReturnBatchSize) {
+    PostImpl(owner, MailItem{kMailReturnBatch, 0, b, 0}, /*pause_current=*/false);
+    ShardCounters::Inc(counters_.return_batches);
+    b = nullptr;
+  }
+}
+
+void Shard::PostReturnBatches() {
+  for (int t = 0; t < shard_count_; ++t) {
+    if (return_batch_[t] == nullptr) continue;
+    PostImpl(t, MailItem{kMailReturnBatch, 0, return_batch_[t], 0}, /*pause_current=*/false);
+    ShardCounters::Inc(counters_.return_batches);
+    return_batch_[t] = nullptr;
+  }
+}
+
+void Shard::FreeReturnBatch(ReturnBatch* batch) {
+  for (uint32_t i = 0; i < batch->count; ++i) delete batch->items[i];
+  delete batch;
 }
 
 void Shard::AddListener(int fd, int listener_index) {
@@ -549,6 +607,7 @@ bool Shard::Post(int target_shard, const MailItem& item) {
 }
 
 bool Shard::PostImpl(int target, const MailItem& item, bool pause_current) {
+  if (item.kind != kMailReturnBatch) wake_wanted_[target] = true;
   std::deque<MailItem>& of = overflow_[target];
   if (of.empty() && outbound_[target]->TryPush(item)) {
     ShardCounters::Inc(counters_.mail_pushed);
@@ -830,6 +889,12 @@ void Shard::DrainMailboxes() {
 }
 
 void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
+  if (item.kind == kMailReturnBatch) {
+    auto* batch = static_cast<ReturnBatch*>(item.ptr);
+    ShardCounters::Inc(counters_.refs_freed_for_others, batch->count);
+    FreeReturnBatch(batch);
+    return;
+  }
   if (item.kind == kMailHandoff) {
     std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
     if (stopping_) {
@@ -846,6 +911,7 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
 }
 
 void Shard::FlushOutboundMail() {
+  PostReturnBatches();
   bool overflow_left = false;
   for (int t = 0; t < shard_count_; ++t) {
     if (t == id_) continue;
@@ -863,7 +929,11 @@ void Shard::FlushOutboundMail() {
       }
       paused_by_[t].clear();
     }
-    if (ring.Publish() > 0) WakeTarget(t);
+    if (ring.Publish() > 0 && wake_wanted_[t]) {
+      WakeTarget(t);
+      // Items still in overflow may need a wake when they move on.
+      if (of.empty()) wake_wanted_[t] = false;
+    }
     overflow_left |= !of.empty();
   }
   if (!overflow_left && has_overflow_.load(std::memory_order_relaxed)) {
@@ -1008,6 +1078,8 @@ void Shard::Run() {
     ++inflight_ops_;
   }
   io_uring_submit(&ring_);
+  internal::tls_shard_id = id_;
+  tls_shard = this;
   while (!done_) {
     now_ = Clock::now();
     ShardCounters::Inc(counters_.loop_turns);
@@ -1030,6 +1102,14 @@ void Shard::Run() {
     if (stopping_) ShutdownTick();
     if (done_) break;
     WaitForWork();
+  }
+  // From here on a last Unref() deletes at once; free what is still batched
+  // here (a cross-thread free, as any thread may do).
+  tls_shard = nullptr;
+  internal::tls_shard_id = -1;
+  for (ReturnBatch*& b : return_batch_) {
+    if (b != nullptr) FreeReturnBatch(b);
+    b = nullptr;
   }
   io_uring_submit(&ring_);  // e.g. a last MSG_RING wake, while every ring is alive
   // Wait until every shard has left its loop: after that nobody sends MSG_RING

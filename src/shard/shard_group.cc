@@ -387,9 +387,10 @@ ShutdownReport ShardGroup::Join() {
       if (s == t) continue;
       auto deliver = [&](const MailItem& m) {
         if (m.kind >= kMailKindReservedBase) {
-          Shard::DiscardHandoff(m.ptr);
-          open_connections_.fetch_sub(1, std::memory_order_relaxed);
-          ++reports[t].handoffs_closed;
+          if (Shard::DiscardInternalMail(m)) {
+            open_connections_.fetch_sub(1, std::memory_order_relaxed);
+            ++reports[t].handoffs_closed;
+          }
         } else {
           handlers_[t]->OnMail(s, m);
           ++reports[t].mail_delivered_late;
