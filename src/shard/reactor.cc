@@ -710,9 +710,19 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
       ShardCounters::Inc(counters_.rejected_max_connections);
       ::close(fd);
     } else {
-      if (group_->options_.tcp_nodelay) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      if (group_->options_.tcp_nodelay && !nodelay_inherited_) {
+        // The listener has TCP_NODELAY; if the first accepted socket shows
+        // it inherited it, skip this syscall for every later connection.
+        int on = 0;
+        socklen_t len = sizeof(on);
+        if (!nodelay_checked_ && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 &&
+            on != 0) {
+          nodelay_inherited_ = true;
+        } else {
+          int one = 1;
+          setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        nodelay_checked_ = true;
       }
       ShardCounters::Inc(counters_.accepted);
       AdoptConnection(fd, PeerOf(fd, l.index), {});

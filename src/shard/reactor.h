@@ -313,6 +313,8 @@ class Shard {
   std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;
+  bool nodelay_checked_ = false;    // the first accepted socket was looked at
+  bool nodelay_inherited_ = false;  // accepted sockets inherit TCP_NODELAY
 
   // Mailboxes. inbound_[s] is the ring s -> this shard (owned by the group);
   // outbound_[t] is the ring this -> t. overflow_[t] holds items that did not
