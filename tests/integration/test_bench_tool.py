@@ -231,3 +231,19 @@ def test_conn_waits_for_the_handshake_when_connect_has_not_finished():
     assert code == 0, err
     assert result["connections"] == 6
     assert result["pipelined_connects"] < 6
+
+
+def test_large_payload_publisher_keeps_going(start_broker):
+    # 16 KiB payloads: 64 of them fill the 1 MiB output bound. The publisher
+    # must resume once its output drains (it used to stall after 64).
+    broker = start_broker(shards=1)
+    code, result, err = run_bench("--scenario=p2p", "--pairs=1", "--payload=16384",
+                                  f"--port={broker.port}", "--duration=1s", "--warmup=0s")
+    assert code == 0, err
+    assert result["sent_total"] > 1000  # QoS 0: the broker may drop some for the slow reader
+    code, result, err = run_bench("--scenario=p2p", "--pairs=1", "--payload=16384", "--qos=1",
+                                  "--inflight=200", f"--port={broker.port}", "--duration=1s",
+                                  "--warmup=0s")
+    assert code == 0, err
+    assert result["sent_total"] > 1000
+    assert result["lost"] == result["duplicated"] == result["reordered"] == 0

@@ -117,11 +117,18 @@ void Worker::Run() {
     if (phase_ == Phase::kStop) break;
     if (phase_ == Phase::kConnect) OpenMoreConnections(now);
     ServiceSchedule(now);
-    for (Conn* c : dirty_) {
+    flushing_.swap(dirty_);
+    for (Conn* c : flushing_) {
       c->dirty = false;
       Flush(c);
+      // A publisher that stopped because its output passed kMaxPendingOut is
+      // not scheduled; if this write drained it, nothing else would restart
+      // it (EPOLLOUT never fires, and below --inflight/4 PUBLISHes no
+      // PINGRESP comes): payloads of 8 KiB and more used to stall after
+      // 1 MiB.
+      if (c->fd >= 0 && c->out.empty()) TrySend(c, now);
     }
-    dirty_.clear();
+    flushing_.clear();
     PublishCounters();
 
     uint64_t wait = kMaxWaitNs;

@@ -75,6 +75,7 @@ class Worker {
   int epoll_fd_ = -1;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> dirty_;
+  std::vector<Conn*> flushing_;  // dirty_ of this turn while it is flushed
   // Publishers due to send, by due time (rate 0: by when they became ready).
   using Due = std::pair<uint64_t, Conn*>;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> schedule_;
