@@ -237,7 +237,10 @@ void Shard::PostReturnBatches() {
 }
 
 void Shard::FreeReturnBatch(ReturnBatch* batch) {
-  for (uint32_t i = 0; i < batch->count; ++i) delete batch->items[i];
+  for (uint32_t i = 0; i < batch->count; ++i) {
+    if (i + 8 < batch->count) __builtin_prefetch(batch->items[i + 8], 1);
+    delete batch->items[i];
+  }
   delete batch;
 }
 
@@ -883,13 +886,19 @@ void Shard::DispatchDeferredCloses() {
 void Shard::DrainMailboxes() {
   for (int s = 0; s < shard_count_; ++s) {
     if (s == id_) continue;
-    const size_t n = inbound_[s]->Drain(kMailBatch, [&](const MailItem& m) {
-      if (m.kind >= kMailKindReservedBase) {
-        HandleInternalMail(s, m);
-      } else {
-        handler_->OnMail(s, m);
-      }
-    });
+    const size_t n = inbound_[s]->Drain(
+        kMailBatch,
+        [&](const MailItem& m) {
+          if (m.kind >= kMailKindReservedBase) {
+            HandleInternalMail(s, m);
+          } else {
+            handler_->OnMail(s, m);
+          }
+        },
+        // The object an item points to (e.g. a Message) was written on the
+        // sender's core: start fetching it a few items early. Prefetching
+        // never faults, whatever `ptr` is.
+        [](const MailItem& m) { __builtin_prefetch(m.ptr); });
     if (n > 0) {
       ShardCounters::Inc(counters_.mail_received, n);
       // The source is waiting for room: tell it (only if it sleeps).
