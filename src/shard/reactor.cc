@@ -80,6 +80,11 @@ constexpr size_t kCopyBlock = 2048;
 // one 128 KiB send per loop turn. Idle connections keep small blocks.
 constexpr size_t kMaxCopyBlock = 64 * 1024;
 constexpr uint32_t kMailHandoff = kMailKindReservedBase + 1;
+// IORING_FEAT_MIN_TIMEOUT (Linux 6.12; newer than our liburing headers): the
+// getevents argument's `pad` field is min_wait_usec.
+constexpr unsigned kFeatMinTimeout = 1U << 15;
+// Completions that end a batched wait early (Options::batch_wait).
+constexpr unsigned kBatchWaitEvents = 64;
 constexpr uint32_t kMailReturnBatch = kMailKindReservedBase + 2;
 // Objects per return batch: 1 KiB batches, one mailbox slot per 127 frees.
 constexpr uint32_t kReturnBatchSize = 127;
@@ -266,6 +271,11 @@ absl::Status Shard::InitOnThread(unsigned ring_flags) {
   }
   ring_ready_ = true;
   ring_flags_ = ring_flags;
+  const auto batch_wait = group_->options_.batch_wait.count();
+  if (batch_wait > 0 && (p.features & kFeatMinTimeout) &&
+      (ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
+    batch_wait_us_ = static_cast<uint32_t>(std::min<int64_t>(batch_wait, 1'000'000));
+  }
   now_ = Clock::now();  // so timers scheduled by the handler factory are relative to now
 
   const auto& o = group_->options_;
@@ -1022,7 +1032,24 @@ void Shard::WaitForWork() {
   }
   ShardCounters::Inc(counters_.sleeps);
   io_uring_cqe* cqe = nullptr;
-  if (wait == Clock::duration::max()) {
+  if (batch_wait_us_ > 0) {
+    // Sleep until kBatchWaitEvents completions are pending, or batch_wait
+    // has passed with at least one (or the timer deadline). With
+    // DEFER_TASKRUN the kernel does not even wake us before either.
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+    __kernel_timespec ts{};
+    io_uring_getevents_arg arg{};
+    arg.pad = batch_wait_us_;  // min_wait_usec
+    if (wait != Clock::duration::max()) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+      ts.tv_sec = ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
+      arg.ts = reinterpret_cast<uint64_t>(&ts);
+    }
+    io_uring_enter2(ring_.ring_fd, 0, kBatchWaitEvents,
+                    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                    reinterpret_cast<sigset_t*>(&arg), sizeof(arg));
+  } else if (wait == Clock::duration::max()) {
     io_uring_submit_and_wait(&ring_, 1);
   } else {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();

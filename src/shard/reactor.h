@@ -209,6 +209,8 @@ class Shard {
 
   // ---- Introspection (any thread) ----------------------------------------
   const ShardCounters& counters() const { return counters_; }
+  // Whether Options::batch_wait is in effect (the kernel supports it).
+  bool batch_wait_active() const { return batch_wait_us_ > 0; }
   // Connections currently open on this shard (shard thread only).
   size_t open_connections() const { return open_count_; }
 
@@ -288,6 +290,7 @@ class Shard {
   io_uring ring_{};
   bool ring_ready_ = false;
   unsigned ring_flags_ = 0;
+  uint32_t batch_wait_us_ = 0;  // Options::batch_wait, 0 if off or unsupported
   Clock::time_point now_{};
 
   // Provided buffer ring (shared by all connections of this shard).
