@@ -111,6 +111,14 @@ struct Options {
   // threads are not pinned and the kernel schedules them.
   std::vector<int> cpu_affinity;
 
+  // Batched waiting, in microseconds (0: off). An idle shard then sleeps
+  // until many completions are pending or this much time has passed, so one
+  // wake-up serves many messages: much less CPU per message at low rates,
+  // for up to this much added latency while traffic is light. Needs Linux
+  // 6.12 (io_uring min_wait); ignored elsewhere. bench/RESULTS.md has the
+  // measured trade-off.
+  uint32_t batch_wait_us = 0;
+
   // Connections open at once over all shards; beyond it new connections are
   // closed as soon as they are accepted (and counted).
   uint32_t max_connections = 1'000'000;

@@ -44,6 +44,7 @@ class Broker::Impl {
     group_options_.shard_count = options_.shards;
     group_options_.cpus = options_.cpu_affinity;
     group_options_.max_connections = options_.max_connections;
+    group_options_.batch_wait = std::chrono::microseconds(options_.batch_wait_us);
     for (const std::string& text : options_.listeners) {
       auto parsed = net::ParseListenAddress(text);
       if (!parsed.ok()) {

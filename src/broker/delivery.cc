@@ -364,10 +364,13 @@ void BrokerShard::ResendInflight(Session& session) {
       pubrel.packet_id = packet_id;
       SendPacket(*conn, pubrel);
     } else {
-      // A resend is the same PUBLISH with DUP set [MQTT-3.3.1-1]. (If the
-      // client lowered its Maximum Packet Size since, it is dropped.)
-      SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true, inflight.retain,
-                  inflight.subscription_ids);
+      // A resend is the same PUBLISH with DUP set [MQTT-3.3.1-1]. If the
+      // client lowered its Maximum Packet Size since, it no longer fits: it is
+      // dropped for this client, as if acknowledged [MQTT-3.1.2-25].
+      if (!SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true,
+                       inflight.retain, inflight.subscription_ids)) {
+        session.inflight.erase(packet_id);
+      }
     }
   }
 }

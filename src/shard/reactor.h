@@ -118,6 +118,12 @@ struct ShardCounters {
   std::atomic<uint64_t> sleeps{0};           // times this shard blocked
   std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
   std::atomic<uint64_t> timers_fired{0};
+  // RefCounted objects whose last reference this shard dropped and sent back
+  // to the shard that made them, and the batches they travelled in.
+  std::atomic<uint64_t> refs_returned{0};
+  std::atomic<uint64_t> return_batches{0};
+  // Returned objects this shard freed for other shards' last Unref().
+  std::atomic<uint64_t> refs_freed_for_others{0};
 
   static void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -203,6 +209,8 @@ class Shard {
 
   // ---- Introspection (any thread) ----------------------------------------
   const ShardCounters& counters() const { return counters_; }
+  // Whether Options::batch_wait is in effect (the kernel supports it).
+  bool batch_wait_active() const { return batch_wait_us_ > 0; }
   // Connections currently open on this shard (shard thread only).
   size_t open_connections() const { return open_count_; }
 
@@ -215,7 +223,9 @@ class Shard {
   struct SendCtx;
   struct Listener;
   struct HandoffPayload;
+  struct ReturnBatch;
   enum class ConnState : uint8_t;
+  friend class RefCounted;
 
   Shard(ShardGroup* group, int id, int shard_count);
   Shard(const Shard&) = delete;
@@ -224,8 +234,9 @@ class Shard {
   // Thread entry and set-up (called by ShardGroup).
   absl::Status InitOnThread(unsigned ring_flags);
   void AddListener(int fd, int listener_index);
-  // Closes the fd of an undelivered hand-off mail item and frees it.
-  static void DiscardHandoff(void* payload);
+  // Releases a runtime mail item that Join() found undelivered: closes a
+  // hand-off's fd (returns true) or frees a return batch (returns false).
+  static bool DiscardInternalMail(const MailItem& item);
   void Run();
   void RequestStop();  // any thread
 
@@ -261,6 +272,11 @@ class Shard {
   void MarkDirty(uint32_t index);
   void ArmAccept(uint32_t listener_index);
   bool PostImpl(int target, const MailItem& item, bool pause_current);
+  // Return batches (see RefCounted): queue `obj` for its owner, post full and
+  // (once per turn) partial batches, free what other shards sent back.
+  void ReturnToOwner(const RefCounted* obj);
+  void PostReturnBatches();
+  static void FreeReturnBatch(ReturnBatch* batch);
   void ReturnBuffer(uint16_t bid);
 
   // Submission helpers.
@@ -274,6 +290,7 @@ class Shard {
   io_uring ring_{};
   bool ring_ready_ = false;
   unsigned ring_flags_ = 0;
+  uint32_t batch_wait_us_ = 0;  // Options::batch_wait, 0 if off or unsupported
   Clock::time_point now_{};
 
   // Provided buffer ring (shared by all connections of this shard).
@@ -299,6 +316,8 @@ class Shard {
   std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;
+  bool nodelay_checked_ = false;    // the first accepted socket was looked at
+  bool nodelay_inherited_ = false;  // accepted sockets inherit TCP_NODELAY
 
   // Mailboxes. inbound_[s] is the ring s -> this shard (owned by the group);
   // outbound_[t] is the ring this -> t. overflow_[t] holds items that did not
@@ -308,6 +327,11 @@ class Shard {
   std::vector<std::deque<MailItem>> overflow_;
   std::vector<std::vector<ConnId>> paused_by_;
   std::vector<bool> needs_wake_check_;
+  // Per target: something other than a return batch was posted and not yet
+  // announced, so a sleeping target must be woken. Return batches alone never
+  // wake a shard: they are freed at its next turn.
+  std::vector<bool> wake_wanted_;
+  std::vector<ReturnBatch*> return_batch_;  // per owner shard, being filled
 
   // Sleep/wake. `sleeping_` is set by this shard just before blocking and read
   // by producers after they publish (see WaitForWork / WakeTarget).

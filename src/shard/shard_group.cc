@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -201,7 +202,7 @@ absl::StatusOr<RingConfig> ProbeRing() {
 }
 
 absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t port, int backlog,
-                                 uint16_t* bound_port) {
+                                 bool tcp_nodelay, uint16_t* bound_port) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family;
@@ -230,6 +231,9 @@ absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t po
     return absl::InternalError(absl::StrFormat("SO_REUSEPORT: %s", strerror(errno)));
   }
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  // Linux copies TCP_NODELAY from a listener to the sockets it accepts, which
+  // saves a setsockopt per connection (the shard checks the first one).
+  if (tcp_nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, backlog) != 0) {
     const int err = errno;
     ::close(fd);
@@ -290,7 +294,8 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
     uint16_t port = a.port;
     for (int i = 0; i < n; ++i) {
       uint16_t bound = 0;
-      absl::StatusOr<int> fd = BindListener(a, port, options.listen_backlog, &bound);
+      absl::StatusOr<int> fd =
+          BindListener(a, port, options.listen_backlog, options.tcp_nodelay, &bound);
       if (!fd.ok()) return fd.status();  // ~Shard closes the listeners added so far
       g->shards_[i]->AddListener(*fd, static_cast<int>(li));
       port = bound;  // the other shards bind to the port the first one got
@@ -406,9 +411,10 @@ ShutdownReport ShardGroup::Join() {
       if (s == t) continue;
       auto deliver = [&](const MailItem& m) {
         if (m.kind >= kMailKindReservedBase) {
-          Shard::DiscardHandoff(m.ptr);
-          open_connections_.fetch_sub(1, std::memory_order_relaxed);
-          ++reports[t].handoffs_closed;
+          if (Shard::DiscardInternalMail(m)) {
+            open_connections_.fetch_sub(1, std::memory_order_relaxed);
+            ++reports[t].handoffs_closed;
+          }
         } else {
           handlers_[t]->OnMail(s, m);
           ++reports[t].mail_delivered_late;

@@ -54,16 +54,19 @@ class SpscRing {
   // but not yet published). The item is invisible to the consumer until
   // Publish().
   bool TryPush(const T& item) {
-    const uint64_t tail = prod_.staged_tail;
-    if (tail - prod_.head_cache > mask_) {
+    const uint64_t tail = priv_.staged_tail;
+    if (tail - priv_.head_cache > mask_) {
       // Looks full: refresh the cached head. Acquire pairs with the consumer's
       // release store of head_ in Drain(): once we see the new head, the
       // consumer has finished reading those slots, so overwriting them is safe.
-      prod_.head_cache = cons_.head.load(std::memory_order_acquire);
-      if (tail - prod_.head_cache > mask_) return false;
+      priv_.head_cache = cons_.head.load(std::memory_order_acquire);
+      if (tail - priv_.head_cache > mask_) return false;
     }
+    // The slots a few pushes ahead were last read by the consumer's core:
+    // start fetching them for writing now so the store below rarely waits.
+    __builtin_prefetch(&slots_[(tail + kPrefetchAhead) & mask_], 1);
     slots_[tail & mask_] = item;
-    prod_.staged_tail = tail + 1;
+    priv_.staged_tail = tail + 1;
     return true;
   }
 
@@ -72,14 +75,14 @@ class SpscRing {
   // Returns the number of items published by this call.
   size_t Publish() {
     const uint64_t published = prod_.tail.load(std::memory_order_relaxed);  // own variable
-    if (published == prod_.staged_tail) return 0;
-    prod_.tail.store(prod_.staged_tail, std::memory_order_release);
-    return prod_.staged_tail - published;
+    if (published == priv_.staged_tail) return 0;
+    prod_.tail.store(priv_.staged_tail, std::memory_order_release);
+    return priv_.staged_tail - published;
   }
 
   // Number of items staged by TryPush() and not yet published.
   size_t StagedCount() const {
-    return prod_.staged_tail - prod_.tail.load(std::memory_order_relaxed);
+    return priv_.staged_tail - prod_.tail.load(std::memory_order_relaxed);
   }
 
   // ---- Consumer thread only ------------------------------------------------
@@ -88,6 +91,12 @@ class SpscRing {
   // releases their slots with a single store. Returns the number consumed.
   template <typename Fn>
   size_t Drain(size_t max, Fn&& fn) {
+    return Drain(max, fn, [](const T&) {});
+  }
+  // The same, and calls ahead(item) for the item kPrefetchAhead places
+  // further on before fn(item) (e.g. to prefetch what the item points to).
+  template <typename Fn, typename Ahead>
+  size_t Drain(size_t max, Fn&& fn, Ahead&& ahead) {
     uint64_t head = cons_.head.load(std::memory_order_relaxed);  // own variable
     if (cons_.tail_cache == head) {
       // Looks empty: refresh. Acquire pairs with the producer's release in
@@ -97,7 +106,11 @@ class SpscRing {
     }
     uint64_t avail = cons_.tail_cache - head;
     if (avail > max) avail = max;
-    for (uint64_t i = 0; i < avail; ++i) fn(slots_[(head + i) & mask_]);
+    for (uint64_t i = 0; i < avail && i < kPrefetchAhead; ++i) ahead(slots_[(head + i) & mask_]);
+    for (uint64_t i = 0; i < avail; ++i) {
+      if (i + kPrefetchAhead < avail) ahead(slots_[(head + i + kPrefetchAhead) & mask_]);
+      fn(slots_[(head + i) & mask_]);
+    }
     // Release: our reads of the slots happen-before the producer reuses them
     // (it acquires head_ in TryPush()).
     cons_.head.store(head + avail, std::memory_order_release);
@@ -113,10 +126,18 @@ class SpscRing {
   }
 
  private:
-  // Producer-owned line: the published tail (read by the consumer), the
-  // producer's private staged tail and its cached copy of the consumer head.
+  static constexpr uint64_t kPrefetchAhead = 8;
+
+  // Producer-owned line: the published tail, read by the consumer. Written
+  // once per Publish(), so the consumer's reads cost the producer one miss per
+  // batch.
   struct alignas(kCacheLineSize) ProducerSide {
     std::atomic<uint64_t> tail{0};
+  };
+  // The producer's private staged tail and cached consumer head, written on
+  // every push: on their own line so the consumer reading `tail` does not
+  // steal it from the producer mid-batch.
+  struct alignas(kCacheLineSize) ProducerPrivate {
     uint64_t staged_tail = 0;
     uint64_t head_cache = 0;
   };
@@ -128,6 +149,7 @@ class SpscRing {
   };
 
   ProducerSide prod_;
+  ProducerPrivate priv_;
   ConsumerSide cons_;
   alignas(kCacheLineSize) uint64_t mask_ = 0;
   std::unique_ptr<T[]> slots_;

@@ -76,30 +76,53 @@ struct TimerId {
   friend bool operator==(TimerId a, TimerId b) = default;
 };
 
+namespace internal {
+// The id of the shard whose loop runs on this thread; -1 on any other thread.
+// Set by Shard::Run() for the duration of the loop.
+inline thread_local int tls_shard_id = -1;
+}  // namespace internal
+
 // Intrusive, thread-safe reference count for immutable memory shared by many
 // sends (e.g. one MQTT payload fanned out to subscribers on several shards).
 // Starts at 1 (owned by the creator). Shard::SendShared() takes its own
 // reference and drops it exactly once when the kernel no longer needs the
-// bytes (send completed, or the connection died). The last Unref() deletes the
-// object on whichever thread drops it.
+// bytes (send completed, or the connection died).
+//
+// Where the object is freed: an object remembers the shard whose thread
+// constructed it (its owner). When the last reference is dropped on another
+// shard's running loop, the object is not deleted there: it goes into that
+// shard's return batch for the owner, which travels through the mailbox at the
+// end of the loop turn and is deleted by the owner. That turns one cross-thread
+// free per message (an atomic on the owner's heap page plus a later collection
+// pass) into a local free on the owner and one mailbox slot per batch. On any
+// other thread (tests, Join(), after the loop ended) the last Unref() deletes
+// at once.
 class RefCounted {
  public:
-  RefCounted() = default;
+  RefCounted() : owner_(static_cast<int16_t>(internal::tls_shard_id)) {}
   RefCounted(const RefCounted&) = delete;
   RefCounted& operator=(const RefCounted&) = delete;
 
   void Ref() const { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() const {
     // acq_rel: every other owner's use of the object happens-before delete.
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) DropLast();
   }
   uint32_t RefCountForTesting() const { return refs_.load(std::memory_order_relaxed); }
+  // The shard that constructed the object, or -1.
+  int owner_shard() const { return owner_; }
 
  protected:
   virtual ~RefCounted() = default;
 
  private:
+  friend class Shard;
+  // Deletes, or hands the object to the current shard's return batch for its
+  // owner (defined in reactor.cc).
+  void DropLast() const;
+
   mutable std::atomic<uint32_t> refs_{1};
+  const int16_t owner_;
 };
 
 // The simplest RefCounted: an owned, immutable byte vector.

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/str_format.h"
+#include "broker/client_id.h"
 #include "gtest/gtest.h"
 #include "runner.h"
 
@@ -117,6 +119,29 @@ TEST(PlanTest, ScenariosOpenTheRightClients) {
   c.scenario = Scenario::kConn;
   c.connections = 10;
   EXPECT_EQ(PlanClients(c).size(), 10u);
+}
+
+TEST(PlanTest, HomeShardFlagsSteerClientIdsToTheirShard) {
+  for (int shards : {2, 3, 4, 7}) {
+    for (int i = 0; i < 200; ++i) {
+      const std::string id = absl::StrFormat("smqb%d-p%d", shards, i);
+      // The bench's copy of the hash must agree with the broker's.
+      EXPECT_EQ(HomeShardOf(id, shards), broker::HomeShard(id, shards)) << id;
+    }
+  }
+  Config c;
+  c.scenario = Scenario::kP2p;
+  c.pairs = 20;
+  c.home_shards = 2;
+  c.pub_shard = 0;
+  c.sub_shard = 1;
+  ASSERT_TRUE(Validate(c).ok());
+  for (const ClientSpec& s : PlanClients(c)) {
+    EXPECT_EQ(broker::HomeShard(s.client_id, 2), s.role == Role::kPublisher ? 0 : 1) << s.client_id;
+  }
+  c.sub_shard = 2;
+  EXPECT_FALSE(Validate(c).ok());
+  EXPECT_EQ(IdOnShard("abc", -1, 2), "abc");
 }
 
 }  // namespace

@@ -101,9 +101,16 @@ class FakeBroker:
         self.forwarded = 0
         self.held = None
 
-    async def start(self):
-        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
+    async def start(self, backlog=100, serve_after=0.0):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(backlog)  # asyncio would listen only once it serves
+        self.server = await asyncio.start_server(self.serve, sock=sock, backlog=backlog,
+                                                 start_serving=serve_after == 0)
+        self.port = sock.getsockname()[1]
+        if serve_after:
+            asyncio.get_running_loop().call_later(
+                serve_after, lambda: asyncio.ensure_future(self.server.start_serving()))
 
     def forward(self, topic, payload):
         out = packet(0x30, struct.pack("!H", len(topic)) + topic + payload)  # QoS 0.
@@ -157,9 +164,9 @@ class FakeBroker:
             writer.close()
 
 
-async def bench_against_fake(fault, *args):
+async def bench_against_fake(fault, *args, **start):
     fake = FakeBroker(fault)
-    await fake.start()
+    await fake.start(**start)
     proc = await asyncio.create_subprocess_exec(
         BENCH, "--json", "--progress=false", f"--port={fake.port}", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -201,3 +208,42 @@ def test_refused_connect_fails_loudly():
     code, result, err = asyncio.run(bench_against_fake("refuse", *BENCH_ARGS))
     assert code == EXIT_BROKER
     assert "refused CONNECT" in err and "127.0.0.1:" in err
+
+
+def test_conn_storm_pipelines_connect_and_reports_broker_cpu(start_broker):
+    broker = start_broker(shards=1)
+    code, result, err = run_bench("--scenario=conn", "--connections=2000",
+                                  f"--port={broker.port}", f"--broker-pid={broker.process.pid}")
+    assert code == 0, err
+    assert result["connections"] == 2000
+    # On loopback the handshake is over inside connect(): CONNECT goes at once.
+    assert result["pipelined_connects"] > 1000
+    assert result["broker"]["cpu_us_per_conn"] >= 0
+    assert result["broker"]["bytes_per_connection"] > 0
+
+
+def test_conn_waits_for_the_handshake_when_connect_has_not_finished():
+    # A listener with a backlog of 1 that does not accept for a while: later
+    # SYNs are dropped, so those sockets are still connecting when the bench
+    # first tries to send CONNECT (EAGAIN) and must wait for EPOLLOUT.
+    code, result, err = asyncio.run(bench_against_fake(
+        None, "--scenario=conn", "--connections=6", backlog=1, serve_after=0.3))
+    assert code == 0, err
+    assert result["connections"] == 6
+    assert result["pipelined_connects"] < 6
+
+
+def test_large_payload_publisher_keeps_going(start_broker):
+    # 16 KiB payloads: 64 of them fill the 1 MiB output bound. The publisher
+    # must resume once its output drains (it used to stall after 64).
+    broker = start_broker(shards=1)
+    code, result, err = run_bench("--scenario=p2p", "--pairs=1", "--payload=16384",
+                                  f"--port={broker.port}", "--duration=1s", "--warmup=0s")
+    assert code == 0, err
+    assert result["sent_total"] > 1000  # QoS 0: the broker may drop some for the slow reader
+    code, result, err = run_bench("--scenario=p2p", "--pairs=1", "--payload=16384", "--qos=1",
+                                  "--inflight=200", f"--port={broker.port}", "--duration=1s",
+                                  "--warmup=0s")
+    assert code == 0, err
+    assert result["sent_total"] > 1000
+    assert result["lost"] == result["duplicated"] == result["reordered"] == 0

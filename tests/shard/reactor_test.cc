@@ -733,6 +733,39 @@ TEST(ReactorTest, CrossShardPingPongWakesSleepingShards) {
   g->Join();
 }
 
+TEST(ReactorTest, BatchWaitStillEchoesAndWakesForMail) {
+  // The same traffic as the ping-pong test with batched waiting on: every
+  // reply still comes (only later), mail still wakes a sleeping shard, and
+  // Stop() still ends the loops. No timing is asserted.
+  Hooks hooks;
+  std::atomic<int> pongs{0};
+  std::atomic<bool> active{false};
+  hooks.on_create = [&](Shard& s) { active = s.batch_wait_active(); };
+  hooks.on_data = [](Shard& s, ConnId id, absl::Span<const uint8_t>) {
+    s.Post(1 - s.id(), MailItem{1, 0, nullptr, id.Pack()});
+  };
+  hooks.on_mail = [&](Shard& s, int from, const MailItem& m) {
+    if (m.kind == 1) {
+      s.Post(from, MailItem{2, 0, nullptr, m.arg});
+    } else {
+      pongs++;
+      s.Send(ConnId::Unpack(m.arg), Bytes("pong"));
+    }
+  };
+  auto g = MakeGroup(&hooks, 2, [](ShardGroup::Options& o) { o.batch_wait = 2ms; });
+  ASSERT_TRUE(g);
+  int fd = Connect(g->BoundPorts()[0]);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(SendAll(fd, "p"));
+    ASSERT_EQ(ReadN(fd, 4), "pong");
+  }
+  EXPECT_EQ(pongs.load(), 20);
+  if (!active.load()) std::printf("note: kernel without IORING_FEAT_MIN_TIMEOUT, batch_wait off\n");
+  close(fd);
+  g->Stop();
+  g->Join();
+}
+
 TEST(ReactorTest, MailLeftAtStopIsDeliveredByJoin) {
   Hooks hooks;
   std::atomic<int> delivered{0};
@@ -746,6 +779,69 @@ TEST(ReactorTest, MailLeftAtStopIsDeliveredByJoin) {
   g->Stop();
   g->Join();
   EXPECT_EQ(delivered.load(), 300);
+}
+
+// Records which shard's thread ran its destructor (-1: not a shard loop).
+class Tracked final : public RefCounted {
+ public:
+  Tracked(std::atomic<int>* freed, std::atomic<int>* freed_elsewhere, int expect)
+      : freed_(freed), freed_elsewhere_(freed_elsewhere), expect_(expect) {}
+
+ private:
+  ~Tracked() override {
+    if (internal::tls_shard_id != expect_) ++*freed_elsewhere_;
+    ++*freed_;
+  }
+  std::atomic<int>* freed_;
+  std::atomic<int>* freed_elsewhere_;
+  int expect_;
+};
+
+TEST(ReactorTest, LastUnrefOnAnotherShardReturnsTheObjectToItsOwner) {
+  constexpr int kObjects = 300;  // two full return batches and a partial one
+  Hooks hooks;
+  std::atomic<int> freed{0}, freed_elsewhere{0}, owner{-1};
+  hooks.on_data = [&](Shard& s, ConnId, absl::Span<const uint8_t> b) {
+    if (b[0] != 'a') return;  // 'b' only wakes the owner up
+    owner = s.id();
+    for (int i = 0; i < kObjects; ++i) {
+      auto* t = new Tracked(&freed, &freed_elsewhere, s.id());
+      EXPECT_EQ(t->owner_shard(), s.id());
+      s.Post(1 - s.id(), MailItem{1, 0, t, 0});
+    }
+  };
+  hooks.on_mail = [](Shard&, int, const MailItem& m) { static_cast<Tracked*>(m.ptr)->Unref(); };
+  auto g = MakeGroup(&hooks, 2);
+  ASSERT_TRUE(g);
+  int fd = Connect(g->BoundPorts()[0]);
+  ASSERT_TRUE(SendAll(fd, "a"));
+  auto returned = [&] {
+    return owner.load() >= 0 ? g->counters(1 - owner.load()).refs_returned.load() : 0;
+  };
+  for (int i = 0; i < 10000 && returned() < kObjects; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(returned(), uint64_t{kObjects});
+  // Return batches never wake a sleeping owner; its next turn frees them.
+  ASSERT_TRUE(SendAll(fd, "b"));
+  for (int i = 0; i < 10000 && freed.load() < kObjects; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(freed.load(), kObjects);
+  EXPECT_EQ(freed_elsewhere.load(), 0);
+  EXPECT_EQ(g->counters(owner.load()).refs_freed_for_others.load(), uint64_t{kObjects});
+  // Batched: 127 objects a batch, plus a partial one per turn that freed some.
+  const uint64_t batches = g->counters(1 - owner.load()).return_batches.load();
+  EXPECT_GE(batches, 3u);
+  EXPECT_LE(batches, 10u);
+  close(fd);
+  g->Stop();
+  g->Join();
+}
+
+TEST(ReactorTest, LastUnrefOffAShardLoopDeletesAtOnce) {
+  std::atomic<int> freed{0}, freed_elsewhere{0};
+  auto* t = new Tracked(&freed, &freed_elsewhere, -1);
+  EXPECT_EQ(t->owner_shard(), -1);
+  t->Unref();
+  EXPECT_EQ(freed.load(), 1);
+  EXPECT_EQ(freed_elsewhere.load(), 0);
 }
 
 }  // namespace

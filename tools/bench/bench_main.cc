@@ -46,6 +46,10 @@ ABSL_FLAG(int, retained, 1000, "retained: retained messages (one topic each)");
 ABSL_FLAG(std::string, client_prefix, "",
           "client id prefix (ids are <prefix>p<i>, s<i>, c<i>); "
           "default smqb<pid>-");
+ABSL_FLAG(int, home_shards, 0,
+          "shardmq's --shards, for --pub-shard/--sub-shard (ids hash to a home shard)");
+ABSL_FLAG(int, pub_shard, -1, "publishers' home shard (needs --home-shards); -1 = any");
+ABSL_FLAG(int, sub_shard, -1, "subscribers' home shard (needs --home-shards); -1 = any");
 ABSL_FLAG(std::string, topic_prefix, "", "topic prefix; default bench/<pid>");
 ABSL_FLAG(int, broker_pid, 0, "broker process: report its CPU and RSS from /proc");
 ABSL_FLAG(int, keepalive, 0, "CONNECT keep alive seconds (0 = off)");
@@ -114,6 +118,9 @@ int Main(int argc, char** argv) {
   c.retained = absl::GetFlag(FLAGS_retained);
   c.client_prefix = absl::GetFlag(FLAGS_client_prefix);
   c.topic_prefix = absl::GetFlag(FLAGS_topic_prefix);
+  c.home_shards = absl::GetFlag(FLAGS_home_shards);
+  c.pub_shard = absl::GetFlag(FLAGS_pub_shard);
+  c.sub_shard = absl::GetFlag(FLAGS_sub_shard);
   c.broker_pid = absl::GetFlag(FLAGS_broker_pid);
   c.keepalive = absl::GetFlag(FLAGS_keepalive);
   c.json = absl::GetFlag(FLAGS_json);

@@ -94,7 +94,33 @@ absl::Status Validate(const Config& c) {
   if (c.broker_pid < 0) return Bad("broker-pid", "must not be negative");
   if (c.keepalive < 0 || c.keepalive > 65535) return Bad("keepalive", "is not 0..65535");
   if (c.allow_loss && c.strict) return Bad("strict", "contradicts --allow-loss");
+  if (c.home_shards < 0 || c.home_shards > 1024) return Bad("home-shards", "is not 0..1024");
+  for (auto [name, v] :
+       {std::pair{"pub-shard", c.pub_shard}, std::pair{"sub-shard", c.sub_shard}}) {
+    if (v >= 0 && v >= c.home_shards) {
+      return Bad(name, absl::StrFormat("%d needs --home-shards > %d", v, v));
+    }
+    if (v < -1) return Bad(name, "must be -1 (any) or a shard");
+  }
   return absl::OkStatus();
+}
+
+int HomeShardOf(std::string_view client_id, int shard_count) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char ch : client_id) {
+    hash ^= ch;
+    hash *= 0x100000001b3ull;
+  }
+  hash ^= hash >> 29;
+  return static_cast<int>(hash % static_cast<uint64_t>(shard_count));
+}
+
+std::string IdOnShard(std::string base, int shard, int shard_count) {
+  if (shard < 0 || shard_count <= 1 || HomeShardOf(base, shard_count) == shard) return base;
+  for (int n = 0;; ++n) {
+    std::string id = absl::StrFormat("%s-h%d", base, n);
+    if (HomeShardOf(id, shard_count) == shard) return id;
+  }
 }
 
 }  // namespace shardmq::bench

@@ -48,7 +48,13 @@ struct Config {
   int conn_parallel = 256;    // conn: handshakes in flight at once.
   int retained = 1000;        // retained.
   std::string client_prefix;  // Default: "smqb<pid>-".
-  std::string topic_prefix;   // Default: "bench/<pid>".
+  // Steer clients to a home shard of a shardmq run with `home_shards` shards
+  // (its hash(client id) mod N): ids get a suffix until they hash there.
+  // -1 = leave the id as it is.
+  int home_shards = 0;
+  int pub_shard = -1;
+  int sub_shard = -1;
+  std::string topic_prefix;  // Default: "bench/<pid>".
   int broker_pid = 0;
   int keepalive = 0;
   bool json = false;
@@ -60,6 +66,15 @@ struct Config {
   // The per-publisher window the run uses.
   int Window() const { return inflight > 0 ? inflight : (qos == 0 ? 1000 : 100); }
 };
+
+// The shard shardmq homes `client_id` on with `shard_count` shards (FNV-1a
+// with the high bits folded in; must match broker::HomeShard, which a test
+// checks).
+int HomeShardOf(std::string_view client_id, int shard_count);
+
+// `base` with the shortest suffix "-h<n>" whose home is `shard`; `base` itself
+// when `shard` < 0.
+std::string IdOnShard(std::string base, int shard, int shard_count);
 
 // Checks ranges and combinations; the message names the flag and value.
 absl::Status Validate(const Config& config);

@@ -1,5 +1,6 @@
 #include "proc_stats.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -40,6 +41,15 @@ std::optional<ProcSample> SampleProcess(int pid) {
   ProcSample s;
   const long ticks = sysconf(_SC_CLK_TCK);
   s.cpu_ns = (utime + stime) * (1'000'000'000ULL / static_cast<unsigned long long>(ticks));
+  if (DIR* dir = opendir(absl::StrFormat("/proc/%d/task", pid).c_str())) {
+    while (const dirent* e = readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      const auto sched = Slurp(absl::StrFormat("/proc/%d/task/%s/schedstat", pid, e->d_name));
+      unsigned long long ns = 0;
+      if (sched && std::sscanf(sched->c_str(), "%llu", &ns) == 1) s.sched_ns += ns;
+    }
+    closedir(dir);
+  }
   const size_t rss = status->find("VmRSS:");
   if (rss != std::string::npos) {
     unsigned long long kb = 0;

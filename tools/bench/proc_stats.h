@@ -8,7 +8,11 @@
 namespace shardmq::bench {
 
 struct ProcSample {
-  uint64_t cpu_ns = 0;     // utime + stime, all threads.
+  uint64_t cpu_ns = 0;  // utime + stime, all threads (clock-tick resolution).
+  // On-CPU time summed over the live threads' /proc/PID/task/*/schedstat
+  // (nanoseconds); 0 when schedstat is unavailable. Threads that exited are
+  // missing, so use it only across a span where the threads live on.
+  uint64_t sched_ns = 0;
   uint64_t rss_bytes = 0;  // VmRSS.
 };
 

@@ -99,6 +99,9 @@ std::string FormatTable(const Results& r) {
                         Us(h.max())));
     if (r.broker_sampled) {
       row("broker memory/connection", absl::StrFormat("%.0f B", r.broker_bytes_per_connection));
+      row("broker CPU/connection",
+          absl::StrFormat("%.2f us  (one broker core: %.0f conn/s)", r.broker_cpu_us_per_conn,
+                          r.broker_conn_capacity));
     }
   }
   if (c.scenario == Scenario::kRetained) {
@@ -137,20 +140,22 @@ std::string FormatJson(const Results& r) {
       r.publishers, r.subscribers, r.streams, r.window_s, r.sent_total, r.sent_in_window,
       r.received_total, r.expected_total, r.delivered_in_window, r.publish_rate(),
       r.delivered_rate(), LatencyJson(r.latency), r.lost, r.duplicated, r.reordered, r.foreign);
-  absl::StrAppendFormat(&out,
-                        "\"connections\": %d, \"connect_s\": %.3f, \"connect_rate\": %.1f, "
-                        "\"connect_latency_us\": %s, \"retained_received\": %d, "
-                        "\"retained_ms\": %.3f, ",
-                        r.connections, r.connect_s,
-                        r.connect_s > 0 ? r.connections / r.connect_s : 0.0,
-                        LatencyJson(r.connect_latency), r.retained_received, r.retained_ms);
+  absl::StrAppendFormat(
+      &out,
+      "\"connections\": %d, \"connect_s\": %.3f, \"connect_rate\": %.1f, "
+      "\"connect_latency_us\": %s, \"retained_received\": %d, "
+      "\"retained_ms\": %.3f, \"pipelined_connects\": %d, ",
+      r.connections, r.connect_s, r.connect_s > 0 ? r.connections / r.connect_s : 0.0,
+      LatencyJson(r.connect_latency), r.retained_received, r.retained_ms, r.pipelined_connects);
   if (r.broker_sampled) {
     absl::StrAppendFormat(&out,
                           "\"broker\": {\"pid\": %d, \"cpu_percent\": %.2f, "
                           "\"cpu_us_per_msg\": %.4f, \"rss_start\": %d, \"rss_end\": %d, "
-                          "\"bytes_per_connection\": %.1f}, ",
+                          "\"bytes_per_connection\": %.1f, \"cpu_us_per_conn\": %.3f, "
+                          "\"conn_capacity\": %.1f}, ",
                           c.broker_pid, r.broker_cpu_percent, r.broker_cpu_us_per_msg,
-                          r.broker_rss_start, r.broker_rss_end, r.broker_bytes_per_connection);
+                          r.broker_rss_start, r.broker_rss_end, r.broker_bytes_per_connection,
+                          r.broker_cpu_us_per_conn, r.broker_conn_capacity);
   }
   const std::string why = IntegrityFailure(r);
   absl::StrAppendFormat(&out, "\"error\": %s, \"integrity_failure\": %s, \"exit_code\": %d}",

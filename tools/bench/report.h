@@ -49,6 +49,13 @@ struct Results {
   double connect_s = 0;
   LatencyHistogram connect_latency;
   double broker_bytes_per_connection = 0;
+  // conn, with --broker-pid: broker CPU (utime+stime) from before the first
+  // connect until the last CONNACK, per connection; and the rate one broker
+  // core would sustain at that cost (1e6 / it) when the load generator is
+  // not the limit.
+  double broker_cpu_us_per_conn = 0;
+  double broker_conn_capacity = 0;
+  uint64_t pipelined_connects = 0;  // CONNECT sent without an EPOLLOUT wait
 
   // retained.
   double retained_ms = 0;

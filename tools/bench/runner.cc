@@ -29,7 +29,7 @@ ClientSpec Pub(const Config& c, uint32_t i, std::string topic) {
   ClientSpec s;
   s.role = Role::kPublisher;
   s.index = i;
-  s.client_id = absl::StrFormat("%sp%d", ClientPrefix(c), i);
+  s.client_id = IdOnShard(absl::StrFormat("%sp%d", ClientPrefix(c), i), c.pub_shard, c.home_shards);
   s.topic = std::move(topic);
   return s;
 }
@@ -37,7 +37,7 @@ ClientSpec Sub(const Config& c, uint32_t i, std::string filter) {
   ClientSpec s;
   s.role = Role::kSubscriber;
   s.index = i;
-  s.client_id = absl::StrFormat("%ss%d", ClientPrefix(c), i);
+  s.client_id = IdOnShard(absl::StrFormat("%ss%d", ClientPrefix(c), i), c.sub_shard, c.home_shards);
   s.filter = std::move(filter);
   return s;
 }
@@ -165,9 +165,10 @@ Results RunScenario(const Config& config) {
 
   // conn: broker memory before any of our connections exist.
   uint64_t rss_idle = 0;
+  std::optional<ProcSample> before_connect;
   if (config.broker_pid) {
-    if (const std::optional<ProcSample> s = SampleProcess(config.broker_pid))
-      rss_idle = s->rss_bytes;
+    before_connect = SampleProcess(config.broker_pid);
+    if (before_connect) rss_idle = before_connect->rss_bytes;
   }
   for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
 
@@ -200,6 +201,16 @@ Results RunScenario(const Config& config) {
     r.connections = static_cast<uint64_t>(total);
     r.connect_s = (shared.last_connack_ns.load() - shared.first_connect_ns.load()) / 1e9;
     if (config.broker_pid) {
+      const std::optional<ProcSample> connected_sample = SampleProcess(config.broker_pid);
+      if (before_connect && connected_sample) {
+        // schedstat (ns) when the kernel has it: utime+stime count 10 ms
+        // ticks, coarse against ~10 us per connection.
+        const bool precise = before_connect->sched_ns > 0 && connected_sample->sched_ns > 0;
+        const uint64_t cpu_ns = precise ? connected_sample->sched_ns - before_connect->sched_ns
+                                        : connected_sample->cpu_ns - before_connect->cpu_ns;
+        r.broker_cpu_us_per_conn = static_cast<double>(cpu_ns) / 1e3 / total;
+        if (r.broker_cpu_us_per_conn > 0) r.broker_conn_capacity = 1e6 / r.broker_cpu_us_per_conn;
+      }
       // Let the broker finish its per-connection allocations.
       std::this_thread::sleep_for(std::chrono::seconds(1));
       const std::optional<ProcSample> after = SampleProcess(config.broker_pid);
@@ -321,6 +332,7 @@ Results RunScenario(const Config& config) {
     r.delivered_in_window += w->measured();
     r.sent_in_window += w->sent_in_window();
     r.foreign += w->foreign();
+    r.pipelined_connects += w->pipelined_connects();
   }
   if (r.broker_sampled && r.delivered_in_window > 0 && config.scenario != Scenario::kConn) {
     r.broker_cpu_us_per_msg = r.broker_cpu_percent / 100.0 * r.window_s * 1e6 /

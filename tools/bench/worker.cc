@@ -117,11 +117,18 @@ void Worker::Run() {
     if (phase_ == Phase::kStop) break;
     if (phase_ == Phase::kConnect) OpenMoreConnections(now);
     ServiceSchedule(now);
-    for (Conn* c : dirty_) {
+    flushing_.swap(dirty_);
+    for (Conn* c : flushing_) {
       c->dirty = false;
       Flush(c);
+      // A publisher that stopped because its output passed kMaxPendingOut is
+      // not scheduled; if this write drained it, nothing else would restart
+      // it (EPOLLOUT never fires, and below --inflight/4 PUBLISHes no
+      // PINGRESP comes): payloads of 8 KiB and more used to stall after
+      // 1 MiB.
+      if (c->fd >= 0 && c->out.empty()) TrySend(c, now);
     }
-    dirty_.clear();
+    flushing_.clear();
     PublishCounters();
 
     uint64_t wait = kMaxWaitNs;
@@ -251,8 +258,11 @@ void Worker::StartConnect(Conn* c, uint64_t now) {
     CloseWithError(c, absl::StrFormat("socket(): %s (raise ulimit -n?)", strerror(errno)));
     return;
   }
-  const int one = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // The conn scenario sends nothing after CONNECT: Nagle cannot delay it.
+  if (config_.scenario != Scenario::kConn) {
+    const int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   if (connect(c->fd, reinterpret_cast<const sockaddr*>(&shared_->address), shared_->address_len) <
           0 &&
       errno != EINPROGRESS) {
@@ -260,11 +270,37 @@ void Worker::StartConnect(Conn* c, uint64_t now) {
                    absl::StrFormat("cannot connect to %s: %s", Describe(config_), strerror(errno)));
     return;
   }
+  // Pipelined CONNECT: on loopback the handshake has usually finished inside
+  // connect(), so send CONNECT at once instead of waiting for EPOLLOUT (which
+  // costs an epoll round trip, SO_ERROR and an epoll_ctl per connection). If
+  // the socket is not writable yet (EAGAIN while SYN_SENT), the packet stays
+  // in `out` and goes when EPOLLOUT says the connection is up.
+  EncodeConnect(c);
   c->state = Conn::State::kTcp;
+  bool writable = true;
+  while (!c->out.empty()) {
+    const ssize_t n = send(c->fd, c->out.data(), c->out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      c->out.Consume(static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == ENOTCONN)) {
+      writable = false;
+      break;
+    } else {
+      CloseWithError(c, absl::StrFormat("cannot connect to %s: %s", Describe(config_),
+                                        strerror(n < 0 ? errno : EPIPE)));
+      return;
+    }
+  }
+  if (writable) {
+    c->state = Conn::State::kConnack;
+    ++pipelined_connects_;
+  }
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+  ev.events = EPOLLIN | EPOLLRDHUP | (writable ? 0u : uint32_t{EPOLLOUT});
   ev.data.ptr = c;
-  c->want_write = true;
+  c->want_write = !writable;
   SHARDMQ_CHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &ev) == 0);
 }
 
@@ -296,7 +332,7 @@ void Worker::OnWritable(Conn* c) {
       return;
     }
     c->state = Conn::State::kConnack;
-    SendConnect(c);
+    Flush(c);  // the CONNECT StartConnect could not send yet
     return;
   }
   Flush(c);
@@ -331,7 +367,7 @@ void Worker::Flush(Conn* c) {
   if (c->fd >= 0) WantWrite(c, false);
 }
 
-void Worker::SendConnect(Conn* c) {
+void Worker::EncodeConnect(Conn* c) {
   mqtt::Connect p;
   p.version = config_.version();
   p.clean_start = true;
@@ -339,7 +375,6 @@ void Worker::SendConnect(Conn* c) {
   p.client_id = c->spec.client_id;
   const size_t size = mqtt::EncodedSize(p, config_.version());
   mqtt::Encode(p, config_.version(), c->out.Append(size));
-  Flush(c);
 }
 
 void Worker::SendSubscribe(Conn* c) {

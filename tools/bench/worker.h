@@ -41,6 +41,8 @@ class Worker {
   uint64_t measured() const { return measured_; }  // Deliveries in the window.
   uint64_t sent_in_window() const { return sent_in_window_; }
   uint64_t foreign() const { return foreign_; }  // Payloads without our stamp.
+  // Connections whose CONNECT went out inside StartConnect (no EPOLLOUT wait).
+  uint64_t pipelined_connects() const { return pipelined_connects_; }
   // Subscriber index -> its streams keyed by publisher id.
   std::vector<std::pair<uint32_t, const absl::flat_hash_map<uint32_t, SeqTracker>*>> Streams()
       const;
@@ -52,7 +54,7 @@ class Worker {
   void OnReadable(Conn* c);
   bool OnPacket(Conn* c, const mqtt::Packet& packet);
   void OnPublish(Conn* c, const mqtt::Publish& publish);
-  void SendConnect(Conn* c);
+  void EncodeConnect(Conn* c);
   void SendSubscribe(Conn* c);
   void TrySend(Conn* c, uint64_t now);
   bool WindowOpen(const Conn* c) const;
@@ -73,6 +75,7 @@ class Worker {
   int epoll_fd_ = -1;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> dirty_;
+  std::vector<Conn*> flushing_;  // dirty_ of this turn while it is flushed
   // Publishers due to send, by due time (rate 0: by when they became ready).
   using Due = std::pair<uint64_t, Conn*>;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> schedule_;
@@ -89,6 +92,7 @@ class Worker {
   uint64_t measured_ = 0;
   uint64_t sent_in_window_ = 0;
   uint64_t foreign_ = 0;
+  uint64_t pipelined_connects_ = 0;
   uint64_t recv_now_ = 0;
   // The measurement window, copied from Shared when the phase reaches kPublish.
   uint64_t measure_start_ns_ = 0;
