@@ -339,10 +339,14 @@ TEST_P(HooksTest, UnsubscribeHooks) {
   ASSERT_TRUE(client->Subscribe("drop", 0, 3));
   auto kept = client->Unsubscribe("keep", 4);
   ASSERT_TRUE(kept);
-  if (v5()) EXPECT_EQ(kept->codes, std::vector<uint8_t>{0x87});
+  if (v5()) {
+    EXPECT_EQ(kept->codes, std::vector<uint8_t>{0x87});
+  }
   auto dropped = client->Unsubscribe("drop", 5);
   ASSERT_TRUE(dropped);
-  if (v5()) EXPECT_EQ(dropped->codes, std::vector<uint8_t>{0x00});
+  if (v5()) {
+    EXPECT_EQ(dropped->codes, std::vector<uint8_t>{0x00});
+  }
   EXPECT_EQ(hooks_->WaitFor("unsubscribed c1 drop"), "unsubscribed c1 drop 1");
   EXPECT_FALSE(hooks_->Saw("unsubscribed c1 keep"));
   // The refused one still delivers.
