@@ -52,6 +52,7 @@ namespace shardmq::shard {
 
 class Shard;
 class ShardGroup;
+class TlsSession;
 
 // Implemented by the upper layer (the broker); one instance per shard, created
 // by the ShardGroup's factory on the shard's thread. Every call happens on that
@@ -194,6 +195,15 @@ class Shard {
   void* UserData(ConnId id) const;
   bool IsOpen(ConnId id) const;
 
+  // ---- TLS (connections accepted on a TLS listener) ----------------------
+  // Whether the connection is TLS. Its handler sees only plaintext: OnData
+  // starts after the handshake, Send/SendShared encrypt (SendShared copies).
+  bool IsTls(ConnId id) const;
+  // The verified client certificate's subject CN (else first DNS SAN); empty
+  // for plain TCP, before the handshake, or without a verified certificate.
+  // Survives a hand-off (the TLS state moves with the fd).
+  std::string TlsPeerIdentity(ConnId id) const;
+
   // ---- Cross-shard mail --------------------------------------------------
   // Posts `item` to `target_shard` (!= id()). Never loses: if the mailbox is
   // full the item is kept in an in-order per-target overflow queue, and the
@@ -259,7 +269,14 @@ class Shard {
   void FinalDrain();
 
   // Connections.
-  ConnId AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial);
+  ConnId AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial,
+                         std::unique_ptr<TlsSession> tls = nullptr);
+  // Runs the TLS transform after ciphertext arrived: handshake records and
+  // alerts go to the output queue, plaintext to OnData.
+  void PumpTls(uint32_t index);
+  // Moves the session's pending ciphertext into the output queue.
+  void QueueTlsOutput(uint32_t index);
+  bool QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes);
   Conn* Lookup(ConnId id);
   const Conn* Lookup(ConnId id) const;
   void ArmRecv(uint32_t index);
@@ -312,7 +329,8 @@ class Shard {
     void* user_data;
   };
   std::vector<DeferredClose> deferred_closes_;
-  ConnId current_conn_{};  // the connection whose OnData is running
+  ConnId current_conn_{};           // the connection whose OnData is running
+  std::vector<uint8_t> tls_plain_;  // decrypted bytes for one OnData call
   std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;
