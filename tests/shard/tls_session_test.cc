@@ -3,6 +3,9 @@
 // Certificates are made with the openssl command line in a temp dir.
 #include "shard/tls_session.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +14,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "shard/shard_group.h"
 
 namespace shardmq::shard {
 namespace {
@@ -180,6 +184,117 @@ TEST_F(TlsSessionTest, GarbageIsAFatalError) {
   uint8_t buf[64];
   EXPECT_EQ(server->Read(absl::MakeSpan(buf)), -1);
   EXPECT_TRUE(server->failed());
+}
+
+// The reactor with a TLS listener over real sockets: the handler sees only
+// plaintext, and a connection handed to another shard mid-stream keeps its
+// TLS state, its certificate identity and the bytes that arrived meanwhile.
+class EchoHandler : public ShardHandler {
+ public:
+  explicit EchoHandler(Shard& shard) : shard_(shard) {}
+  void OnOpen(ConnId id, const PeerInfo&, absl::Span<const uint8_t> initial) override {
+    if (initial.empty()) return;
+    Reply(id, "moved:" + std::string(initial.begin(), initial.end()));
+  }
+  void OnData(ConnId id, absl::Span<const uint8_t> bytes) override {
+    std::string text(bytes.begin(), bytes.end());
+    if (text.rfind("move:", 0) == 0) {
+      shard_.HandOff(id, (shard_.id() + 1) % shard_.shard_count(), Bytes(text.substr(5)));
+      return;
+    }
+    Reply(id, text);
+  }
+  void OnClosed(ConnId, CloseReason, void*) override {}
+  void OnMail(int, const MailItem&) override {}
+
+ private:
+  void Reply(ConnId id, const std::string& what) {
+    const std::string reply =
+        absl::StrFormat("[%d %s %s %s]", shard_.id(), shard_.IsTls(id) ? "tls" : "plain",
+                        shard_.TlsPeerIdentity(id), what);
+    shard_.Send(id, Bytes(reply));
+  }
+  Shard& shard_;
+};
+
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, std::shared_ptr<TlsContext> ctx) : tls_(TlsSession::Create(ctx)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  }
+  ~TlsClient() { close(fd_); }
+  bool connected() const { return connected_; }
+  void Write(const std::string& text) {
+    tls_->Write(Bytes(text));
+    Flush();
+  }
+  // Reads until `n` plaintext bytes arrived (or the connection ends).
+  std::string Read(size_t n) {
+    std::string out;
+    uint8_t buf[4096];
+    while (out.size() < n) {
+      int r;
+      while ((r = tls_->Read(absl::MakeSpan(buf))) > 0) out.append(buf, buf + r);
+      Flush();
+      if (r < 0 || out.size() >= n) break;
+      const ssize_t got = recv(fd_, buf, sizeof(buf), 0);
+      if (got <= 0) break;
+      tls_->Feed(absl::Span<const uint8_t>(buf, static_cast<size_t>(got)));
+    }
+    return out;
+  }
+
+ private:
+  void Flush() {
+    tls_->DrainCiphertext([&](absl::Span<const uint8_t> c) {
+      ASSERT_EQ(send(fd_, c.data(), c.size(), MSG_NOSIGNAL), static_cast<ssize_t>(c.size()));
+    });
+  }
+  std::unique_ptr<TlsSession> tls_;
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST_F(TlsSessionTest, ReactorTlsListenerWithHandOff) {
+  ShardGroup::Options o;
+  o.shard_count = 2;
+  o.listeners = {{"127.0.0.1", 0, Server(true)}};
+  auto group = ShardGroup::Create(o, [](Shard& s) { return std::make_unique<EchoHandler>(s); });
+  ASSERT_TRUE(group.ok()) << group.status();
+  ASSERT_TRUE((*group)->Start().ok());
+  const uint16_t port = (*group)->BoundPorts()[0];
+  for (int i = 0; i < 6; ++i) {  // connections land on both shards
+    TlsClient client(port, Client("client"));
+    ASSERT_TRUE(client.connected());
+    client.Write("hello");
+    const std::string first = client.Read(1);
+    ASSERT_GE(first.size(), 3u);
+    const int shard = first[1] - '0';
+    const std::string rest = client.Read(std::string("[0 tls alice hello]").size() - first.size());
+    EXPECT_EQ(first + rest, absl::StrFormat("[%d tls alice hello]", shard));
+    // Two records in one write: the second arrives while the first hands off.
+    client.Write("move:abc");
+    client.Write("xyz");
+    const std::string moved = absl::StrFormat("[%d tls alice moved:abc]", 1 - shard);
+    const std::string echoed = absl::StrFormat("[%d tls alice xyz]", 1 - shard);
+    EXPECT_EQ(client.Read(moved.size() + echoed.size()), moved + echoed);
+  }
+  {
+    // A certificate from another CA: no plaintext ever reaches the handler.
+    TlsClient rogue(port, Client("rogue"));
+    ASSERT_TRUE(rogue.connected());
+    rogue.Write("hello");
+    EXPECT_EQ(rogue.Read(1), "");
+  }
+  (*group)->Stop();
+  (*group)->Join();
 }
 
 TEST(TlsContextTest, ErrorsNameTheFlagAndFile) {
