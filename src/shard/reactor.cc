@@ -56,6 +56,9 @@ std::string PeerInfo::ToString() const {
 
 namespace {
 
+// Plaintext encrypted per SSL_write in Send (a bit over one 16 KiB record).
+constexpr size_t kTlsWriteSlice = 16 * 1024;
+
 // user_data layout: op (8 bits) | generation low 24 bits | index (32 bits).
 enum Op : uint8_t {
   kOpAccept = 1,
@@ -524,12 +527,17 @@ bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
   if (c == nullptr) return false;
   if (bytes.empty()) return true;
   if (c->tls != nullptr) {
-    if (!c->tls->Write(bytes)) {
-      SHARDMQ_LOG(kDebug, "shard %d: TLS write failed: %s", id_, c->tls->error().c_str());
-      StartClosing(id.index, CloseReason::kError, /*flush=*/false);
-      return false;
+    // Slices keep the memory write BIO (which never shrinks) at about one
+    // record per connection, however large the message.
+    for (size_t pos = 0; pos < bytes.size(); pos += kTlsWriteSlice) {
+      if (!c->tls->Write(bytes.subspan(pos, kTlsWriteSlice))) {
+        SHARDMQ_LOG(kDebug, "shard %d: TLS write failed: %s", id_, c->tls->error().c_str());
+        ShardCounters::Inc(counters_.tls_failures);
+        StartClosing(id.index, CloseReason::kError, /*flush=*/false);
+        return false;
+      }
+      QueueTlsOutput(id.index);
     }
-    QueueTlsOutput(id.index);
     return true;
   }
   return QueueCopy(id.index, bytes);
@@ -684,6 +692,7 @@ void Shard::PumpTls(uint32_t index) {
     if (n < 0) {
       SHARDMQ_LOG(kDebug, "shard %d: TLS connection refused/failed: %s", id_,
                   c.tls->error().c_str());
+      ShardCounters::Inc(counters_.tls_failures);
       // Flush so the alert reaches the client; reading stops.
       StartClosing(index, CloseReason::kError, /*flush=*/true);
       return;

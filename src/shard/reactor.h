@@ -119,6 +119,9 @@ struct ShardCounters {
   std::atomic<uint64_t> sleeps{0};           // times this shard blocked
   std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
   std::atomic<uint64_t> timers_fired{0};
+  // TLS connections closed for a failed handshake (bad or missing client
+  // certificate, plain TCP on a TLS port) or a TLS protocol error.
+  std::atomic<uint64_t> tls_failures{0};
   // RefCounted objects whose last reference this shard dropped and sent back
   // to the shard that made them, and the batches they travelled in.
   std::atomic<uint64_t> refs_returned{0};
