@@ -86,6 +86,10 @@ absl::Status Configure(SSL_CTX* ctx, const TlsConfig& config, bool server) {
       if (names != nullptr) SSL_CTX_set_client_CA_list(ctx, names);
       ERR_clear_error();
     }
+    // Resumption uses stateless tickets; a server-side session cache would
+    // keep every client's session (and certificate) in memory, shared by all
+    // shards behind a lock.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   } else if (!config.ca_file.empty()) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   }
