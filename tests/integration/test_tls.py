@@ -186,6 +186,20 @@ def test_plain_tcp_client_on_tls_port_refused(start_broker, certs):
         assert not data.startswith(b"\x20"), data
 
 
+def test_stalled_handshake_closed_by_connect_timeout(start_broker, certs):
+    broker = start_broker(*tls_args(certs), "--connect-timeout-ms=300", shards=1,
+                          listen="tls://127.0.0.1:0")
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as silent, \
+            socket.create_connection(("127.0.0.1", broker.port), timeout=5) as half:
+        half.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello
+        start = time.monotonic()
+        # Stalled handshakes do not hold the (single) shard: others get served.
+        assert mosquitto_pub(broker.port, "x", "ok", client_tls(certs)).returncode == 0
+        assert silent.recv(10) == b""
+        assert half.recv(10) == b""
+        assert time.monotonic() - start < 4
+
+
 def test_bad_tls_flags_name_the_flag_and_file(certs, tmp_path):
     def run(*args):
         return subprocess.run([str(BINARY), "--shards=1", *args], capture_output=True, text=True,
