@@ -66,7 +66,9 @@ class ShardHandler {
   // A connection was accepted on this shard, or handed off to it. For a
   // hand-off, `initial_bytes` are the bytes the old shard had already read
   // (they come before anything OnData delivers). The span is valid only during
-  // the call.
+  // the call. On a TLS listener OnOpen comes at accept, before the handshake,
+  // so the handler's connect timeout also bounds a stalled handshake; bytes
+  // (initial_bytes, OnData) are always plaintext.
   virtual void OnOpen(ConnId id, const PeerInfo& peer, absl::Span<const uint8_t> initial_bytes) = 0;
 
   // Bytes received. The span points into the shard's provided-buffer ring and
