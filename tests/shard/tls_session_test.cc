@@ -180,7 +180,7 @@ TEST_F(TlsSessionTest, MissingClientCertificateRefusedOnlyWhenRequired) {
 
 TEST_F(TlsSessionTest, GarbageIsAFatalError) {
   auto server = TlsSession::Create(Server(false));
-  server->Feed(Bytes(std::string("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c", 14)));
+  server->Feed(Bytes(std::string("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c", 12)));
   uint8_t buf[64];
   EXPECT_EQ(server->Read(absl::MakeSpan(buf)), -1);
   EXPECT_TRUE(server->failed());
