@@ -21,8 +21,17 @@ ABSL_FLAG(int32_t, shards, 0,
           "Number of shards (threads, each with its own io_uring ring). 0 = one per CPU the "
           "process may run on.");
 ABSL_FLAG(std::vector<std::string>, listen, {"0.0.0.0:1883"},
-          "Address to accept MQTT connections on: host:port or tcp://host:port; IPv6 as "
-          "[addr]:port. Repeat the flag (or separate with commas) for several listeners.");
+          "Address to accept MQTT connections on: host:port, tcp://host:port or "
+          "tls://host:port (needs --tls-cert and --tls-key); IPv6 as [addr]:port. Repeat the "
+          "flag (or separate with commas) for several listeners.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for tls:// listeners (TLS 1.2 and 1.3).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls-cert.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificates: tls:// listeners ask for a client certificate and verify one "
+          "that is presented; its subject CN (else first DNS SAN) identifies the client.");
+ABSL_FLAG(bool, tls_require_client_cert, false,
+          "Refuse TLS clients without a certificate signed by --tls-ca.");
 ABSL_FLAG(std::string, cpu_affinity, "none",
           "CPUs to pin shard threads to, shard i on the i-th CPU of the list (cycled): "
           "\"auto\" (the CPUs the process may run on), \"none\", or a list like 0,2,4-7.");
@@ -109,6 +118,10 @@ namespace {
 // Flags in the order --help shows them.
 constexpr std::string_view kFlagOrder[] = {"shards",
                                            "listen",
+                                           "tls_cert",
+                                           "tls_key",
+                                           "tls_ca",
+                                           "tls_require_client_cert",
                                            "cpu_affinity",
                                            "max_connections",
                                            "batch_wait_us",
@@ -263,9 +276,34 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   if (options.listeners.empty()) {
     return FlagError("listen", "", "at least one listener is needed");
   }
+  bool any_tls = false;
   for (const std::string& listener : options.listeners) {
-    if (auto parsed = net::ParseListenAddress(listener); !parsed.ok()) {
+    auto parsed = net::ParseListenAddress(listener);
+    if (!parsed.ok()) {
       return FlagError("listen", listener, std::string(parsed.status().message()));
+    }
+    any_tls = any_tls || parsed->transport == net::Transport::kTls;
+  }
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.tls.require_client_cert = absl::GetFlag(FLAGS_tls_require_client_cert);
+  // TLS settings without a TLS listener are almost certainly a forgotten
+  // tls:// prefix: say so rather than serve plain TCP silently.
+  if (!any_tls) {
+    if (!options.tls.cert_file.empty()) {
+      return FlagError("tls_cert", options.tls.cert_file,
+                       "has no effect without a tls:// --listen");
+    }
+    if (!options.tls.key_file.empty()) {
+      return FlagError("tls_key", options.tls.key_file, "has no effect without a tls:// --listen");
+    }
+    if (!options.tls.ca_file.empty()) {
+      return FlagError("tls_ca", options.tls.ca_file, "has no effect without a tls:// --listen");
+    }
+    if (options.tls.require_client_cert) {
+      return FlagError("tls_require_client_cert", "true",
+                       "has no effect without a tls:// --listen");
     }
   }
 

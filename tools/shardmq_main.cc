@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "daemon_flags.h"
 #include "file_auth_hooks.h"
+#include "net/listen_address.h"
 #include "shardmq/broker.h"
 
 namespace {
@@ -144,8 +145,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardmq: cannot start: %s\n", std::string(started.message()).c_str());
     return 1;
   }
-  for (const std::string& address : (*broker)->BoundAddresses()) {
-    SHARDMQ_LOG(kInfo, "listener tcp://%s: accepting on every shard (SO_REUSEPORT)", address);
+  // BoundAddresses() has one entry per configured listener, in order.
+  const std::vector<std::string> bound = (*broker)->BoundAddresses();
+  for (size_t i = 0; i < bound.size(); ++i) {
+    auto parsed = shardmq::net::ParseListenAddress(config->options.listeners[i]);
+    const bool tls = parsed.ok() && parsed->transport == shardmq::net::Transport::kTls;
+    SHARDMQ_LOG(kInfo, "listener %s://%s: accepting on every shard (SO_REUSEPORT)%s",
+                tls ? "tls" : "tcp", bound[i],
+                tls ? (config->options.tls.require_client_cert ? ", client certificate required"
+                       : !config->options.tls.ca_file.empty()  ? ", client certificate optional"
+                                                               : "")
+                    : "");
   }
   SHARDMQ_LOG(kInfo, "shardmq %s started: %d shards, listening on %s", SHARDMQ_VERSION,
               (*broker)->shard_count(), absl::StrJoin((*broker)->BoundAddresses(), ", "));

@@ -79,6 +79,9 @@ struct AuthRequest {
   std::optional<std::string_view> username;
   // False for CONNECT, true for re-authentication of a connected client.
   bool reauthenticate = false;
+  // On a TLS listener with --tls-ca: the verified client certificate's subject
+  // CN (else its first DNS SAN); empty otherwise.
+  std::string_view certificate_identity;
 };
 
 // The state of one exchange on one connection (a nonce, a SCRAM state ...).

@@ -89,8 +89,9 @@ struct ClientInfo {
   std::string_view remote_address;           // "127.0.0.1:50312"; "inline" for an InlineClient
   // The protocol level of CONNECT: 3 (3.1), 4 (3.1.1) or 5; 0 for an InlineClient.
   int protocol_version = 0;
-  // The subject CN (or SAN) of a verified client certificate. Always empty
-  // until TLS listeners exist (issue 7, "TLS").
+  // The identity of the client certificate a tls:// listener verified (its
+  // subject CN or SAN, as shardmq/auth.h's AuthRequest has it); empty for
+  // plain TCP, inline clients and TLS clients without a certificate.
   std::string_view certificate_identity;
   int shard = 0;  // the shard thread this call runs on
   bool inline_client = false;

@@ -107,6 +107,19 @@ struct Options {
   // Broker::BoundAddresses() tells which.
   std::vector<std::string> listeners = {"0.0.0.0:1883"};
 
+  // Certificate, key and CA for "tls://host:port" listeners (TLS 1.2 and
+  // 1.3, OpenSSL). With ca_file set, a client certificate is asked for and,
+  // if presented, verified; require_client_cert refuses clients without one.
+  // A verified certificate's subject CN (else first DNS SAN) is the
+  // connection's certificate identity.
+  struct Tls {
+    std::string cert_file;
+    std::string key_file;
+    std::string ca_file;
+    bool require_client_cert = false;
+  };
+  Tls tls;
+
   // CPU for each shard thread, shard i on cpu_affinity[i % size]. Empty: the
   // threads are not pinned and the kernel schedules them.
   std::vector<int> cpu_affinity;

@@ -11,6 +11,7 @@
 #include "broker/broker_shard.h"
 #include "net/listen_address.h"
 #include "shard/shard_group.h"
+#include "shard/tls_session.h"
 
 namespace shardmq {
 
@@ -62,7 +63,21 @@ class Broker::Impl {
         inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
         port = ntohs(v6->sin6_port);
       }
-      group_options_.listeners.push_back({host, port});
+      std::shared_ptr<const shard::TlsContext> tls;
+      if (parsed->transport == net::Transport::kTls) {
+        if (tls_context_ == nullptr) {
+          auto ctx = shard::TlsContext::CreateServer({options_.tls.cert_file, options_.tls.key_file,
+                                                      options_.tls.ca_file,
+                                                      options_.tls.require_client_cert});
+          if (!ctx.ok()) {
+            return absl::InvalidArgumentError(
+                absl::StrFormat("listener %s: %s", text, std::string(ctx.status().message())));
+          }
+          tls_context_ = *std::move(ctx);
+        }
+        tls = tls_context_;
+      }
+      group_options_.listeners.push_back({host, port, std::move(tls)});
     }
     return absl::OkStatus();
   }
@@ -141,6 +156,8 @@ class Broker::Impl {
  private:
   Options options_;
   shard::ShardGroup::Options group_options_;
+  // One SSL_CTX shared (read-only) by every shard and TLS listener.
+  std::shared_ptr<const shard::TlsContext> tls_context_;
   broker::BrokerContext context_;
   std::unique_ptr<shard::ShardGroup> group_;
   // Inline clients' way in; cut when the shards are joined.

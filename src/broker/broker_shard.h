@@ -80,7 +80,7 @@ class BrokerShard final : public shard::ShardHandler {
     std::optional<std::string> username;
     std::string peer;
     int protocol_version = 0;
-    std::string certificate_identity;  // TLS, later
+    std::string certificate_identity;  // from a tls:// listener's client certificate
     std::shared_ptr<InlineSink> inline_sink;
   };
   // For hooks: who `session` is. Valid while `session` and its extra live.

@@ -74,6 +74,8 @@ BrokerShard::AuthProgress BrokerShard::BeginConnectAuth(Connection& conn,
   request.method = method;
   request.client_id = connect.client_id;
   request.username = connect.username;
+  const std::string identity = shard_.TlsPeerIdentity(conn.id);
+  request.certificate_identity = identity;
   conn.auth->exchange = context_.authenticator->Begin(request);
   AuthStep step = conn.auth->exchange != nullptr
                       ? conn.auth->exchange->Step(AuthData(connect.properties))
@@ -141,6 +143,8 @@ void BrokerShard::HandleAuth(Connection& conn, const mqtt::Auth& auth) {
     request.method = state.method;
     request.client_id = conn.session != nullptr ? conn.session->client_id : std::string_view();
     request.reauthenticate = true;
+    const std::string identity = shard_.TlsPeerIdentity(conn.id);
+    request.certificate_identity = identity;
     state.exchange = context_.authenticator->Begin(request);
     if (state.exchange == nullptr) {
       DisconnectAndClose(conn, mqtt::ReasonCode::kUnspecifiedError,

@@ -88,8 +88,12 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     }
   }
 
+  // The verified client certificate's subject (TLS listeners), for hooks.
+  std::string certificate_identity;
+  if (!context_.hooks.empty()) certificate_identity = shard_.TlsPeerIdentity(conn.id);
   if (!auth_decided && HooksWant(kHookConnection)) {
     ConnectRequest request;
+    request.client.certificate_identity = certificate_identity;
     request.client.client_id = client_id;
     request.client.username = connect.username;
     request.client.remote_address = conn.peer;
@@ -155,6 +159,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       client.remote_address = conn.peer;
       client.protocol_version = static_cast<int>(connect.version);
       client.shard = shard_.id();
+      client.certificate_identity = certificate_identity;
       Decision decision = context_.hooks.PublishCheck(client, connect.will->topic,
                                                       connect.will->qos, connect.will->retain);
       if (decision.kind == Decision::Kind::kDeny) {
@@ -248,6 +253,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     }
     extra.peer = conn.peer;
     extra.protocol_version = static_cast<int>(connect.version);
+    extra.certificate_identity = std::move(certificate_identity);
   }
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;

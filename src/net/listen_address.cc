@@ -23,8 +23,10 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
   std::string_view rest = text;
   if (size_t scheme_end = rest.find("://"); scheme_end != std::string_view::npos) {
     std::string_view scheme = rest.substr(0, scheme_end);
-    if (scheme != "tcp") {
-      return Invalid(text, absl::StrFormat("unknown scheme \"%s\" (supported: tcp)", scheme));
+    if (scheme == "tls") {
+      result.transport = Transport::kTls;
+    } else if (scheme != "tcp") {
+      return Invalid(text, absl::StrFormat("unknown scheme \"%s\" (supported: tcp, tls)", scheme));
     }
     rest.remove_prefix(scheme_end + 3);
   }

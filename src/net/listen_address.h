@@ -1,9 +1,9 @@
 // Parsing of listener addresses as users write them on the command line.
 //
-// Accepted forms: "host:port", "tcp://host:port", "[v6addr]:port",
-// "tcp://[v6addr]:port", and ":port" (all IPv4 interfaces). Hosts are numeric
-// addresses or "localhost"; names are not resolved, so start-up never waits
-// on DNS. Port 0 asks the kernel for a free port.
+// Accepted forms: "host:port", "tcp://host:port", "tls://host:port",
+// "[v6addr]:port", "tcp://[v6addr]:port", "tls://[v6addr]:port", and ":port" (all IPv4 interfaces).
+// Hosts are numeric addresses or "localhost"; names are not resolved, so start-up never waits on
+// DNS. Port 0 asks the kernel for a free port.
 #pragma once
 
 #include <netinet/in.h>
@@ -17,7 +17,7 @@
 
 namespace shardmq::net {
 
-enum class Transport { kTcp };
+enum class Transport { kTcp, kTls };
 
 struct ListenAddress {
   Transport transport = Transport::kTcp;

@@ -17,6 +17,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "shard/shard_group.h"
+#include "shard/tls_session.h"
 
 namespace shardmq::shard {
 
@@ -54,6 +55,9 @@ std::string PeerInfo::ToString() const {
 }
 
 namespace {
+
+// Plaintext encrypted per SSL_write in Send (a bit over one 16 KiB record).
+constexpr size_t kTlsWriteSlice = 16 * 1024;
 
 // user_data layout: op (8 bits) | generation low 24 bits | index (32 bits).
 enum Op : uint8_t {
@@ -144,7 +148,10 @@ struct Shard::HandoffPayload {
   int target = -1;
   int fd = -1;
   int listener_index = -1;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes;  // plaintext already read (the handler's view)
+  // TLS connections: the session moves with the fd (one thread at a time
+  // uses it); ciphertext that arrived during the hand-off is in its read BIO.
+  std::unique_ptr<TlsSession> tls;
 };
 
 // A connection slot. About 96 bytes while idle (no output, no hand-off): the
@@ -170,6 +177,7 @@ struct Shard::Conn {
   std::vector<OutChunk> out;
   SendCtx* send_ctx = nullptr;
   std::unique_ptr<HandoffPayload> handoff;
+  std::unique_ptr<TlsSession> tls;  // null for plain TCP
 };
 
 Shard::Shard(ShardGroup* group, int id, int shard_count)
@@ -386,7 +394,8 @@ void Shard::MarkDirty(uint32_t index) {
   }
 }
 
-ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial) {
+ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial,
+                              std::unique_ptr<TlsSession> tls) {
   uint32_t index;
   if (free_head_ != UINT32_MAX) {
     index = free_head_;
@@ -399,12 +408,19 @@ ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uin
   c.fd = fd;
   c.state = ConnState::kOpen;
   c.listener_index = static_cast<int8_t>(peer.listener_index);
+  c.tls = std::move(tls);
   ++open_count_;
   const ConnId id{index, c.generation};
   ArmRecv(index);
   current_conn_ = id;
   handler_->OnOpen(id, peer, initial);
   current_conn_ = ConnId{};
+  // A handed-off session may hold ciphertext (or decrypted records) that no
+  // receive completion will announce here.
+  if (conns_[index].tls != nullptr && conns_[index].state == ConnState::kOpen &&
+      conns_[index].generation == id.generation) {
+    PumpTls(index);
+  }
   return id;
 }
 
@@ -472,6 +488,7 @@ void Shard::MaybeFinalize(uint32_t index) {
     std::unique_ptr<HandoffPayload> h = std::move(c.handoff);
     h->fd = c.fd;
     h->listener_index = c.listener_index;
+    h->tls = std::move(c.tls);
     const int target = h->target;
     ShardCounters::Inc(counters_.handoffs_out);
     PostImpl(target, MailItem{kMailHandoff, 0, h.release(), 0}, /*pause_current=*/false);
@@ -488,6 +505,7 @@ void Shard::MaybeFinalize(uint32_t index) {
     }
   }
   c.handoff.reset();
+  c.tls.reset();
   c.fd = -1;
   c.state = ConnState::kFree;
   c.generation = (c.generation + 1) & kGenMask;
@@ -508,6 +526,26 @@ bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
   Conn* c = Lookup(id);
   if (c == nullptr) return false;
   if (bytes.empty()) return true;
+  if (c->tls != nullptr) {
+    // Slices keep the memory write BIO (which never shrinks) at about one
+    // record per connection, however large the message.
+    for (size_t pos = 0; pos < bytes.size(); pos += kTlsWriteSlice) {
+      if (!c->tls->Write(bytes.subspan(pos, kTlsWriteSlice))) {
+        SHARDMQ_LOG(kDebug, "shard %d: TLS write failed: %s", id_, c->tls->error().c_str());
+        ShardCounters::Inc(counters_.tls_failures);
+        StartClosing(id.index, CloseReason::kError, /*flush=*/false);
+        return false;
+      }
+      QueueTlsOutput(id.index);
+    }
+    return true;
+  }
+  return QueueCopy(id.index, bytes);
+}
+
+bool Shard::QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes) {
+  Conn* c = &conns_[index];
+  const ConnId id{index, c->generation};
   if (!c->out.empty()) {
     OutChunk& last = c->out.back();
     if (last.owned != nullptr && last.cap - last.len >= bytes.size()) {
@@ -543,6 +581,9 @@ bool Shard::SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCoun
   Conn* c = Lookup(id);
   if (c == nullptr) return false;
   if (bytes.empty()) return true;
+  // Ciphertext differs per connection, so sharing is impossible: encrypt now
+  // (which copies) and take no reference.
+  if (c->tls != nullptr) return Send(id, bytes);
   SHARDMQ_CHECK(bytes.size() < (size_t{1} << 32));
   if (owner != nullptr) owner->Ref();
   c->out.push_back(OutChunk{bytes.data(), static_cast<uint32_t>(bytes.size()), 0, nullptr, owner});
@@ -558,7 +599,13 @@ size_t Shard::QueuedBytes(ConnId id) const {
 }
 
 bool Shard::Close(ConnId id) {
-  if (Lookup(id) == nullptr) return false;
+  Conn* c = Lookup(id);
+  if (c == nullptr) return false;
+  if (c->tls != nullptr) {
+    // close_notify tells the client the stream ended on purpose.
+    c->tls->Shutdown();
+    QueueTlsOutput(id.index);
+  }
   StartClosing(id.index, CloseReason::kClosedByUs, /*flush=*/true);
   return true;
 }
@@ -616,6 +663,48 @@ void* Shard::UserData(ConnId id) const {
 }
 
 bool Shard::IsOpen(ConnId id) const { return Lookup(id) != nullptr; }
+
+bool Shard::IsTls(ConnId id) const {
+  const Conn* c = Lookup(id);
+  return c != nullptr && c->tls != nullptr;
+}
+
+std::string Shard::TlsPeerIdentity(ConnId id) const {
+  const Conn* c = Lookup(id);
+  return c == nullptr || c->tls == nullptr ? std::string() : c->tls->peer_identity();
+}
+
+void Shard::QueueTlsOutput(uint32_t index) {
+  Conn& c = conns_[index];
+  if (c.tls == nullptr || !c.tls->HasCiphertext()) return;
+  c.tls->DrainCiphertext([&](absl::Span<const uint8_t> chunk) { QueueCopy(index, chunk); });
+}
+
+void Shard::PumpTls(uint32_t index) {
+  if (tls_plain_.size() < buf_size_) tls_plain_.resize(std::max<size_t>(buf_size_, 16 * 1024));
+  const uint32_t generation = conns_[index].generation;
+  for (;;) {
+    Conn& c = conns_[index];
+    if (c.generation != generation || c.state != ConnState::kOpen || c.tls == nullptr) return;
+    const int n = c.tls->Read(absl::MakeSpan(tls_plain_));
+    QueueTlsOutput(index);  // handshake records, alerts, session tickets
+    if (n == 0) return;
+    if (n < 0) {
+      SHARDMQ_LOG(kDebug, "shard %d: TLS connection refused/failed: %s", id_,
+                  c.tls->error().c_str());
+      ShardCounters::Inc(counters_.tls_failures);
+      // Flush so the alert reaches the client; reading stops.
+      StartClosing(index, CloseReason::kError, /*flush=*/true);
+      return;
+    }
+    const ConnId id{index, generation};
+    current_conn_ = id;
+    // May close, pause or hand off: the loop re-checks the state, and a
+    // handed-off session keeps what it has not decrypted yet.
+    handler_->OnData(id, absl::Span<const uint8_t>(tls_plain_.data(), static_cast<size_t>(n)));
+    current_conn_ = ConnId{};
+  }
+}
 
 bool Shard::Post(int target_shard, const MailItem& item) {
   SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
@@ -742,7 +831,17 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
         nodelay_checked_ = true;
       }
       ShardCounters::Inc(counters_.accepted);
-      AdoptConnection(fd, PeerOf(fd, l.index), {});
+      std::unique_ptr<TlsSession> tls;
+      if (const auto& ctx = group_->options_.listeners[l.index].tls; ctx != nullptr) {
+        tls = TlsSession::Create(ctx);
+      }
+      if (group_->options_.listeners[l.index].tls != nullptr && tls == nullptr) {
+        group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+        ShardCounters::Inc(counters_.accept_errors);
+        ::close(fd);
+      } else {
+        AdoptConnection(fd, PeerOf(fd, l.index), {}, std::move(tls));
+      }
     }
   } else if (res != -ECANCELED) {
     ShardCounters::Inc(counters_.accept_errors);
@@ -771,7 +870,12 @@ void Shard::OnRecvCqe(uint32_t index, int res, uint32_t flags) {
       const absl::Span<const uint8_t> data(buffers_ + size_t{bid} * buf_size_,
                                            static_cast<size_t>(res));
       Conn& c = conns_[index];
-      if (c.state == ConnState::kOpen && !final_drain_) {
+      if (c.tls != nullptr &&
+          (c.state == ConnState::kOpen || (c.state == ConnState::kHandingOff && !c.abort))) {
+        // Ciphertext: decrypted here, or by the target shard after a hand-off.
+        c.tls->Feed(data);
+        if (c.state == ConnState::kOpen && !final_drain_) PumpTls(index);
+      } else if (c.state == ConnState::kOpen && !final_drain_) {
         const ConnId id{index, c.generation};
         current_conn_ = id;
         handler_->OnData(id, data);  // may close, pause, hand off, post ...
@@ -937,7 +1041,7 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
       return;
     }
     ShardCounters::Inc(counters_.handoffs_in);
-    AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->bytes);
+    AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->bytes, std::move(h->tls));
     return;
   }
   SHARDMQ_LOG(kError, "shard %d: unknown internal mail kind %#x", id_, item.kind);

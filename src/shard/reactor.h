@@ -52,6 +52,7 @@ namespace shardmq::shard {
 
 class Shard;
 class ShardGroup;
+class TlsSession;
 
 // Implemented by the upper layer (the broker); one instance per shard, created
 // by the ShardGroup's factory on the shard's thread. Every call happens on that
@@ -65,7 +66,9 @@ class ShardHandler {
   // A connection was accepted on this shard, or handed off to it. For a
   // hand-off, `initial_bytes` are the bytes the old shard had already read
   // (they come before anything OnData delivers). The span is valid only during
-  // the call.
+  // the call. On a TLS listener OnOpen comes at accept, before the handshake,
+  // so the handler's connect timeout also bounds a stalled handshake; bytes
+  // (initial_bytes, OnData) are always plaintext.
   virtual void OnOpen(ConnId id, const PeerInfo& peer, absl::Span<const uint8_t> initial_bytes) = 0;
 
   // Bytes received. The span points into the shard's provided-buffer ring and
@@ -118,6 +121,9 @@ struct ShardCounters {
   std::atomic<uint64_t> sleeps{0};           // times this shard blocked
   std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
   std::atomic<uint64_t> timers_fired{0};
+  // TLS connections closed for a failed handshake (bad or missing client
+  // certificate, plain TCP on a TLS port) or a TLS protocol error.
+  std::atomic<uint64_t> tls_failures{0};
   // RefCounted objects whose last reference this shard dropped and sent back
   // to the shard that made them, and the batches they travelled in.
   std::atomic<uint64_t> refs_returned{0};
@@ -194,6 +200,15 @@ class Shard {
   void* UserData(ConnId id) const;
   bool IsOpen(ConnId id) const;
 
+  // ---- TLS (connections accepted on a TLS listener) ----------------------
+  // Whether the connection is TLS. Its handler sees only plaintext: OnData
+  // starts after the handshake, Send/SendShared encrypt (SendShared copies).
+  bool IsTls(ConnId id) const;
+  // The verified client certificate's subject CN (else first DNS SAN); empty
+  // for plain TCP, before the handshake, or without a verified certificate.
+  // Survives a hand-off (the TLS state moves with the fd).
+  std::string TlsPeerIdentity(ConnId id) const;
+
   // ---- Cross-shard mail --------------------------------------------------
   // Posts `item` to `target_shard` (!= id()). Never loses: if the mailbox is
   // full the item is kept in an in-order per-target overflow queue, and the
@@ -259,7 +274,14 @@ class Shard {
   void FinalDrain();
 
   // Connections.
-  ConnId AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial);
+  ConnId AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial,
+                         std::unique_ptr<TlsSession> tls = nullptr);
+  // Runs the TLS transform after ciphertext arrived: handshake records and
+  // alerts go to the output queue, plaintext to OnData.
+  void PumpTls(uint32_t index);
+  // Moves the session's pending ciphertext into the output queue.
+  void QueueTlsOutput(uint32_t index);
+  bool QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes);
   Conn* Lookup(ConnId id);
   const Conn* Lookup(ConnId id) const;
   void ArmRecv(uint32_t index);
@@ -312,7 +334,8 @@ class Shard {
     void* user_data;
   };
   std::vector<DeferredClose> deferred_closes_;
-  ConnId current_conn_{};  // the connection whose OnData is running
+  ConnId current_conn_{};           // the connection whose OnData is running
+  std::vector<uint8_t> tls_plain_;  // decrypted bytes for one OnData call
   std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "shard/external_mailbox.h"
 #include "shard/reactor.h"
+#include "shard/tls_session.h"
 
 namespace shardmq::shard {
 
@@ -40,6 +41,9 @@ class ShardGroup {
   struct ListenAddress {
     std::string host;   // numeric IPv4 or IPv6 address ("0.0.0.0", "::1", ...)
     uint16_t port = 0;  // 0: the kernel picks one; every shard shares it
+    // Set: a TLS listener; every accepted connection gets a TlsSession and
+    // the handler sees only plaintext.
+    std::shared_ptr<const TlsContext> tls;
   };
 
   struct Options {

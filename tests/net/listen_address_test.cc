@@ -29,7 +29,7 @@ TEST(ListenAddressTest, RejectsBadInputWithAMessageThatQuotesIt) {
   EXPECT_EQ(RoundTrip("1.2.3:80"), "\"1.2.3:80\": \"1.2.3\" is not an IPv4 or IPv6 address");
   EXPECT_EQ(RoundTrip("::1:80"), "\"::1:80\": an IPv6 address is written [address]:port");
   EXPECT_EQ(RoundTrip("udp://1.2.3.4:80"),
-            "\"udp://1.2.3.4:80\": unknown scheme \"udp\" (supported: tcp)");
+            "\"udp://1.2.3.4:80\": unknown scheme \"udp\" (supported: tcp, tls)");
   EXPECT_EQ(RoundTrip("[::1]"), "\"[::1]\": an IPv6 address is written [address]:port");
 }
 
