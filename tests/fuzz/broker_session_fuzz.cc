@@ -65,9 +65,9 @@ class Script {
 // Names that make sessions collide (takeover, resume) and filters that
 // overlap, share and use every wildcard form.
 constexpr std::array<const char*, 4> kClientIds = {"a", "b", "c", ""};
-constexpr std::array<const char*, 8> kTopics = {"a", "a/b", "a/b/c", "$SYS/x", "b", "",
-                                                "a/+", "x/y/z/w"};
-constexpr std::array<const char*, 8> kFilters = {"a/#", "+/b", "#", "$share/g/a/#",
+constexpr std::array<const char*, 8> kTopics = {"a", "a/b", "a/b/c", "$SYS/x",
+                                                "b", "",    "a/+",   "x/y/z/w"};
+constexpr std::array<const char*, 8> kFilters = {"a/#",        "+/b", "#",      "$share/g/a/#",
                                                  "$share/h/#", "a/b", "$SYS/#", "a/+/c"};
 
 struct Broker {
@@ -135,8 +135,8 @@ void Drain(int fd, int ms) {
 std::string Encoded(const Packet& packet, ProtocolVersion version) {
   std::string out(EncodedSize(packet, version), '\0');
   if (out.empty()) return out;
-  size_t n = Encode(packet, version,
-                    absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size()));
+  size_t n =
+      Encode(packet, version, absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size()));
   out.resize(n);
   return out;
 }
@@ -161,7 +161,7 @@ void PlayOne(Script& s, std::array<Conn, 3>& conns, uint16_t port) {
   const uint8_t op = s.Byte();
   Conn& c = conns[(op >> 4) % conns.size()];
   if (c.fd < 0 && (op & 0x0F) != 0) return;  // most actions need a connection
-  std::string strings[3];                     // storage for views in packets
+  std::string strings[3];                    // storage for views in packets
   switch (op & 0x0F) {
     case 0: {  // (re)connect
       if (c.fd >= 0) ::close(c.fd);
@@ -271,8 +271,8 @@ void PlayOne(Script& s, std::array<Conn, 3>& conns, uint16_t port) {
       Disconnect disconnect;
       const uint8_t b = s.Byte();
       if (c.version == ProtocolVersion::kV5) {
-        disconnect.reason_code = b & 1 ? ReasonCode::kDisconnectWithWillMessage
-                                       : ReasonCode::kNormalDisconnection;
+        disconnect.reason_code =
+            b & 1 ? ReasonCode::kDisconnectWithWillMessage : ReasonCode::kNormalDisconnection;
         if (b & 2) disconnect.properties.session_expiry_interval = b >> 4;
       }
       SendAll(c.fd, Encoded(disconnect, c.version));
@@ -280,8 +280,8 @@ void PlayOne(Script& s, std::array<Conn, 3>& conns, uint16_t port) {
     }
     case 9: {  // AUTH (MQTT 5 only has it; the broker must refuse it sanely)
       Auth auth;
-      auth.reason_code = s.Byte() & 1 ? ReasonCode::kReAuthenticate
-                                      : ReasonCode::kContinueAuthentication;
+      auth.reason_code =
+          s.Byte() & 1 ? ReasonCode::kReAuthenticate : ReasonCode::kContinueAuthentication;
       auth.properties.authentication_method = "none";
       SendAll(c.fd, Encoded(auth, ProtocolVersion::kV5));
       return;
