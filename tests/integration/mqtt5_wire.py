@@ -228,14 +228,7 @@ def parse_connack(pkt):
 def parse_publish(pkt):
     """Fields of a v5 PUBLISH, with its properties."""
     assert pkt.type == PUBLISH, pkt
-    qos = (pkt.flags >> 1) & 3
-    (length,) = struct.unpack_from("!H", pkt.body, 0)
-    topic = pkt.body[2:2 + length].decode()
-    pos = 2 + length
-    packet_id = None
-    if qos:
-        (packet_id,) = struct.unpack_from("!H", pkt.body, pos)
-        pos += 2
+    topic, qos, packet_id, pos = pkt.publish_header()
     properties, pos = parse_props(pkt.body, pos)
     return {"topic": topic, "payload": bytes(pkt.body[pos:]), "qos": qos,
             "retain": bool(pkt.flags & 1), "dup": bool(pkt.flags & 8), "packet_id": packet_id,

@@ -108,8 +108,8 @@ class Packet:
     def __repr__(self):
         return f"Packet(type={self.type}, flags={self.flags:#x}, body={self.body!r})"
 
-    # PUBLISH fields (3.x layout; v5 properties are skipped).
-    def publish_fields(self, version=4):
+    def publish_header(self):
+        """(topic, qos, packet id or None, offset after them) of a PUBLISH."""
         qos = (self.flags >> 1) & 3
         (length,) = struct.unpack_from("!H", self.body, 0)
         topic = self.body[2:2 + length].decode()
@@ -118,6 +118,11 @@ class Packet:
         if qos:
             (packet_id,) = struct.unpack_from("!H", self.body, pos)
             pos += 2
+        return topic, qos, packet_id, pos
+
+    # PUBLISH fields (3.x layout; v5 properties are skipped).
+    def publish_fields(self, version=4):
+        topic, qos, packet_id, pos = self.publish_header()
         if version == 5:
             plen, used = read_varint(self.body, pos)
             pos += used + plen
