@@ -13,8 +13,19 @@
 
 namespace shardmq::broker {
 
-// The shard in [0, shard_count) that owns `client_id`.
-int HomeShard(std::string_view client_id, int shard_count);
+// The shard in [0, shard_count) that owns `client_id`. Inline and free of
+// dependencies so that tools steering clients to a shard (shardmq-bench's
+// --pub-shard/--sub-shard) use this very function, not a copy.
+inline int HomeShard(std::string_view client_id, int shard_count) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : client_id) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  // Fold the high bits in: FNV-1a's low bits alone spread short ids poorly.
+  hash ^= hash >> 29;
+  return static_cast<int>(hash % static_cast<uint64_t>(shard_count));
+}
 
 // A new client id that is unique in this process and whose home shard is
 // `shard`, so a client that asked the broker for an id needs no hand-off.

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "absl/strings/str_format.h"
+#include "broker/client_id.h"
 #include "stamp.h"
 
 namespace shardmq::bench {
@@ -105,21 +106,11 @@ absl::Status Validate(const Config& c) {
   return absl::OkStatus();
 }
 
-int HomeShardOf(std::string_view client_id, int shard_count) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (unsigned char ch : client_id) {
-    hash ^= ch;
-    hash *= 0x100000001b3ull;
-  }
-  hash ^= hash >> 29;
-  return static_cast<int>(hash % static_cast<uint64_t>(shard_count));
-}
-
 std::string IdOnShard(std::string base, int shard, int shard_count) {
-  if (shard < 0 || shard_count <= 1 || HomeShardOf(base, shard_count) == shard) return base;
+  if (shard < 0 || shard_count <= 1 || broker::HomeShard(base, shard_count) == shard) return base;
   for (int n = 0;; ++n) {
     std::string id = absl::StrFormat("%s-h%d", base, n);
-    if (HomeShardOf(id, shard_count) == shard) return id;
+    if (broker::HomeShard(id, shard_count) == shard) return id;
   }
 }
 

@@ -67,11 +67,6 @@ struct Config {
   int Window() const { return inflight > 0 ? inflight : (qos == 0 ? 1000 : 100); }
 };
 
-// The shard shardmq homes `client_id` on with `shard_count` shards (FNV-1a
-// with the high bits folded in; must match broker::HomeShard, which a test
-// checks).
-int HomeShardOf(std::string_view client_id, int shard_count);
-
 // `base` with the shortest suffix "-h<n>" whose home is `shard`; `base` itself
 // when `shard` < 0.
 std::string IdOnShard(std::string base, int shard, int shard_count);
