@@ -37,6 +37,19 @@ ABSL_FLAG(std::string, cpu_affinity, "none",
           "\"auto\" (the CPUs the process may run on), \"none\", or a list like 0,2,4-7.");
 ABSL_FLAG(uint32_t, max_connections, 1000000,
           "Connections open at once over all shards; more are closed on accept.");
+ABSL_FLAG(uint32_t, max_connections_per_address, 0,
+          "Connections one source address may have open at once (0 = no limit); more are "
+          "closed on accept, counted and logged.");
+ABSL_FLAG(uint32_t, max_connect_rate_per_address, 0,
+          "New connections one source address may open per second, a second's worth at once "
+          "(0 = no limit); faster ones are closed on accept, counted and logged.");
+ABSL_FLAG(uint32_t, max_publish_rate, 0,
+          "PUBLISH packets per second one client may send, a second's worth at once (0 = no "
+          "limit); a faster client is throttled: the broker stops reading from it until it is "
+          "within the rate. An ACL file's `limit publish_rate` can set a user's own.");
+ABSL_FLAG(uint64_t, max_publish_bytes_rate, 0,
+          "Topic + payload bytes per second one client may publish (0 = no limit); a faster "
+          "client is throttled like --max-publish-rate.");
 ABSL_FLAG(uint32_t, max_packet_size, 1 << 20,
           "Largest MQTT packet accepted from a client, in bytes (at most 268435460); larger "
           "packets close the connection.");
@@ -124,6 +137,10 @@ constexpr std::string_view kFlagOrder[] = {"shards",
                                            "tls_require_client_cert",
                                            "cpu_affinity",
                                            "max_connections",
+                                           "max_connections_per_address",
+                                           "max_connect_rate_per_address",
+                                           "max_publish_rate",
+                                           "max_publish_bytes_rate",
                                            "batch_wait_us",
                                            "max_packet_size",
                                            "max_inflight",
@@ -324,6 +341,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   if (options.max_connections == 0) {
     return FlagError("max_connections", "0", "must be at least 1");
   }
+  options.max_connections_per_address = absl::GetFlag(FLAGS_max_connections_per_address);
+  options.max_connect_rate_per_address = absl::GetFlag(FLAGS_max_connect_rate_per_address);
 
   options.batch_wait_us = absl::GetFlag(FLAGS_batch_wait_us);
   if (absl::Status status = CheckRange("batch_wait_us", options.batch_wait_us, 0, 100'000);
@@ -354,6 +373,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
       static_cast<uint16_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_receive_maximum), 65535));
   limits.max_qos = static_cast<uint8_t>(std::min<uint32_t>(absl::GetFlag(FLAGS_max_qos), 2));
   limits.retain_available = absl::GetFlag(FLAGS_retain_available);
+  limits.max_publish_rate = absl::GetFlag(FLAGS_max_publish_rate);
+  limits.max_publish_bytes_rate = absl::GetFlag(FLAGS_max_publish_bytes_rate);
   for (absl::Status status : {
            CheckRange("max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
            CheckRange("max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),

@@ -37,6 +37,30 @@ struct ShutdownReport {
   uint64_t disconnects_sent = 0;  // MQTT 5 DISCONNECT 0x8B "server shutting down"
 };
 
+// Counters summed over every shard since Start(): what the broker accepted,
+// refused, closed and slowed down. Each field is read on its own (relaxed),
+// so a snapshot taken under traffic is consistent only per field.
+struct BrokerStats {
+  uint64_t connections_open = 0;  // sockets open now, before or after CONNECT
+  uint64_t connections_accepted = 0;
+  // Sockets closed at once on accept: Options::max_connections, and the
+  // per-source-address limits (max_connections_per_address,
+  // max_connect_rate_per_address).
+  uint64_t refused_max_connections = 0;
+  uint64_t refused_per_address = 0;
+  uint64_t refused_connect_rate = 0;
+  uint64_t connects = 0;              // CONNECTs accepted (CONNACK 0)
+  uint64_t auth_failures = 0;         // CONNECTs an authentication hook refused
+  uint64_t connect_timeouts = 0;      // no complete CONNECT in time
+  uint64_t keepalive_timeouts = 0;    // silent past 1.5 x Keep Alive
+  uint64_t protocol_errors = 0;       // malformed or forbidden packets
+  uint64_t publishers_throttled = 0;  // times a client went over its publish rate
+  uint64_t messages_received = 0;     // PUBLISH from clients
+  uint64_t messages_sent = 0;         // PUBLISH to clients
+  uint64_t dropped_queue_full = 0;    // a subscriber's queue was full
+  uint64_t dropped_qos0_slow = 0;     // QoS 0 to a subscriber not reading
+};
+
 class Broker {
  public:
   // Validates the options and prepares the shards; binds nothing yet.
@@ -79,6 +103,10 @@ class Broker {
 
   // The number of shards in use.
   int shard_count() const;
+
+  // Counters over all shards (see BrokerStats); any thread, after Start().
+  // All zero before.
+  BrokerStats Stats() const;
 
  private:
   class Impl;

@@ -151,6 +151,13 @@ class AuthCompletion {
   Sink sink_;
 };
 
+// Limits of one client that OnAuthenticate may tighten, for example from a
+// per-user setting; they start as Options::limits has them. 0: no limit.
+struct ClientLimits {
+  uint32_t publish_rate = 0;        // PUBLISH packets per second
+  uint64_t publish_bytes_rate = 0;  // topic + payload bytes per second
+};
+
 // CONNECT as OnAuthenticate sees it.
 struct ConnectRequest {
   ClientInfo client;  // client_id is the assigned one if the client sent none
@@ -160,6 +167,9 @@ struct ConnectRequest {
   // accepted for this CONNECT; empty when there was none.
   std::string_view auth_method;
   bool clean_start = false;
+  // This client's limits: a hook may change them during OnAuthenticate (not
+  // later, even when it defers). Never null when the broker calls.
+  ClientLimits* limits = nullptr;
 
   // Asynchronous authentication, for back ends too slow to ask on a shard
   // thread (LDAP, HTTP, a database): call Defer() inside OnAuthenticate,

@@ -52,6 +52,15 @@ struct Limits {
   bool validate_utf8_payload = false;
   // A socket that has not completed CONNECT by then is closed.
   uint32_t connect_timeout_ms = 10000;
+  // PUBLISH packets per second, and topic + payload bytes per second, one
+  // client may send (0: no limit); a second's worth may come at once. A
+  // client over either is throttled: the broker stops reading from its
+  // socket until it is back within the rate, so it slows down through TCP
+  // and nobody else notices (counted, and logged once a second at most).
+  // Authentication hooks may set a client's own, tighter values
+  // (ConnectRequest::limits), e.g. from an ACL file's `limit publish_rate`.
+  uint32_t max_publish_rate = 0;
+  uint64_t max_publish_bytes_rate = 0;
   // Topic filters no client may subscribe to (compared as written): SUBACK
   // answers them with 0x80 (unspecified error) in every version. For
   // operators and for the Paho interoperability suite's "test/nosubscribe".
@@ -135,6 +144,13 @@ struct Options {
   // Connections open at once over all shards; beyond it new connections are
   // closed as soon as they are accepted (and counted).
   uint32_t max_connections = 1'000'000;
+  // Per source address (IPv4, or whole IPv6 address): connections open at
+  // once, and new connections per second (a second's worth may come at
+  // once). Beyond either, new sockets are closed as soon as they are
+  // accepted, counted and logged (once a second at most). 0: no limit, the
+  // default: many clients may share one address behind NAT.
+  uint32_t max_connections_per_address = 0;
+  uint32_t max_connect_rate_per_address = 0;
 
   // Per-client and per-packet bounds.
   Limits limits;

@@ -45,6 +45,8 @@ class Broker::Impl {
     group_options_.shard_count = options_.shards;
     group_options_.cpus = options_.cpu_affinity;
     group_options_.max_connections = options_.max_connections;
+    group_options_.address_limits.max_per_address = options_.max_connections_per_address;
+    group_options_.address_limits.connects_per_second = options_.max_connect_rate_per_address;
     group_options_.batch_wait = std::chrono::microseconds(options_.batch_wait_us);
     for (const std::string& text : options_.listeners) {
       auto parsed = net::ParseListenAddress(text);
@@ -129,7 +131,9 @@ class Broker::Impl {
                   "shard %d: accepted %d connections (%d handed in, %d handed out), "
                   "%d CONNECTs, %d messages in, %d out; dropped %d QoS 0 to slow "
                   "subscribers, %d at full queues; %d publisher pauses, %d takeovers, "
-                  "%d keep-alive timeouts, %d protocol errors, %d wills",
+                  "%d keep-alive timeouts, %d protocol errors, %d wills; refused %d "
+                  "connections (%d over max, %d per address, %d connect rate), %d connect "
+                  "timeouts, %d publishers throttled",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),
                   counters.handoffs_out.load(std::memory_order_relaxed),
@@ -142,7 +146,15 @@ class Broker::Impl {
                   stats.takeovers.load(std::memory_order_relaxed),
                   stats.keepalive_timeouts.load(std::memory_order_relaxed),
                   stats.protocol_errors.load(std::memory_order_relaxed),
-                  stats.wills_published.load(std::memory_order_relaxed));
+                  stats.wills_published.load(std::memory_order_relaxed),
+                  counters.rejected_max_connections.load(std::memory_order_relaxed) +
+                      counters.rejected_per_address.load(std::memory_order_relaxed) +
+                      counters.rejected_connect_rate.load(std::memory_order_relaxed),
+                  counters.rejected_max_connections.load(std::memory_order_relaxed),
+                  counters.rejected_per_address.load(std::memory_order_relaxed),
+                  counters.rejected_connect_rate.load(std::memory_order_relaxed),
+                  stats.connect_timeouts.load(std::memory_order_relaxed),
+                  stats.publishers_throttled.load(std::memory_order_relaxed));
     }
     return report;
   }
@@ -152,6 +164,32 @@ class Broker::Impl {
   }
 
   int shard_count() const { return options_.shards; }
+
+  BrokerStats Stats() const {
+    BrokerStats out;
+    if (group_ == nullptr) return out;
+    auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    out.connections_open = static_cast<uint64_t>(std::max<int64_t>(0, group_->open_connections()));
+    for (int i = 0; i < context_.shard_count; ++i) {
+      const shard::ShardCounters& counters = group_->counters(i);
+      const broker::ShardStats& stats = *context_.stats[i];
+      out.connections_accepted += get(counters.accepted);
+      out.refused_max_connections += get(counters.rejected_max_connections);
+      out.refused_per_address += get(counters.rejected_per_address);
+      out.refused_connect_rate += get(counters.rejected_connect_rate);
+      out.connects += get(stats.connects);
+      out.auth_failures += get(stats.auth_failures);
+      out.connect_timeouts += get(stats.connect_timeouts);
+      out.keepalive_timeouts += get(stats.keepalive_timeouts);
+      out.protocol_errors += get(stats.protocol_errors);
+      out.publishers_throttled += get(stats.publishers_throttled);
+      out.messages_received += get(stats.messages_received);
+      out.messages_sent += get(stats.messages_sent);
+      out.dropped_queue_full += get(stats.dropped_queue_full);
+      out.dropped_qos0_slow += get(stats.dropped_qos0_slow);
+    }
+    return out;
+  }
 
  private:
   Options options_;
@@ -196,6 +234,7 @@ absl::Status Broker::Serve() {
 }
 
 std::vector<std::string> Broker::BoundAddresses() const { return impl_->BoundAddresses(); }
+BrokerStats Broker::Stats() const { return impl_->Stats(); }
 int Broker::shard_count() const { return impl_->shard_count(); }
 
 }  // namespace shardmq

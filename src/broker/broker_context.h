@@ -40,6 +40,10 @@ struct ShardStats {
   // Messages larger than a subscriber's Maximum Packet Size (MQTT 5).
   std::atomic<uint64_t> dropped_too_large{0};
   std::atomic<uint64_t> publisher_pauses{0};
+  // Times a client went over its publish rate and had its reading paused.
+  std::atomic<uint64_t> publishers_throttled{0};
+  // Sockets closed for not completing CONNECT within connect_timeout_ms.
+  std::atomic<uint64_t> connect_timeouts{0};
   std::atomic<uint64_t> wills_published{0};
   std::atomic<uint64_t> shutdown_disconnects{0};
   std::atomic<uint64_t> sessions_expired{0};

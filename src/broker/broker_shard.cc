@@ -57,6 +57,7 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
                              c->state == Connection::State::kAuthenticating ||
                              c->state == Connection::State::kAuthPending)) {
           c->connect_timer = {};
+          ShardStats::Inc(stats_.connect_timeouts);
           SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
                       context_.limits.connect_timeout_ms);
           c->state = Connection::State::kClosing;
@@ -89,10 +90,20 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
     case Connection::State::kConnected:
       break;
   }
+  if (conn->throttle != nullptr && conn->throttle->holding) {
+    // Read before the pause took hold: kept for when the throttle ends.
+    HoldThrottled(*conn, bytes);
+    return;
+  }
   mqtt::DecodeResult result = conn->decoder.Feed(
       bytes, [&](const mqtt::Packet& packet) { return HandlePacket(*conn, packet); });
   if (result.status == mqtt::DecodeStatus::kError && conn->state != Connection::State::kClosing) {
     ProtocolClose(*conn, result.reason, result.what);
+  } else if (result.status == mqtt::DecodeStatus::kOk &&
+             conn->state == Connection::State::kConnected && conn->throttle != nullptr &&
+             conn->throttle->holding) {
+    // The publisher went over its rate mid-chunk: the rest waits.
+    HoldThrottled(*conn, bytes.subspan(result.consumed));
   }
 }
 
@@ -198,7 +209,9 @@ bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
       ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "packet a client may not send");
       break;
   }
-  return conn.state == Connection::State::kConnected;
+  // A throttled publisher's next packets wait (publish_throttle.cc).
+  return conn.state == Connection::State::kConnected &&
+         (conn.throttle == nullptr || !conn.throttle->holding);
 }
 
 void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what) {
@@ -274,6 +287,9 @@ void BrokerShard::OnClosed(shard::ConnId, shard::CloseReason reason, void* user_
   if (conn == nullptr) return;
   if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
   if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);
+  if (conn->throttle != nullptr && conn->throttle->resume_timer.valid()) {
+    shard_.CancelTimer(conn->throttle->resume_timer);
+  }
   // A socket that died under a connected client: the will goes out
   // ([MQTT-3.1.2-8]); a hand-off is not an end of anything.
   if (reason != shard::CloseReason::kHandedOff) {

@@ -107,8 +107,10 @@ class BrokerShard final : public shard::ShardHandler {
   bool HandlePacket(Connection& conn, const mqtt::Packet& packet);
   // `connect_bytes`: the packet, kept if an authentication hook defers.
   // `auth_decided`: the hooks already answered (a deferred answer came).
+  // `decided_limits`: with auth_decided, the limits the hooks set.
   void HandleConnect(Connection& conn, const mqtt::Connect& connect,
-                     absl::Span<const uint8_t> connect_bytes, bool auth_decided = false);
+                     absl::Span<const uint8_t> connect_bytes, bool auth_decided = false,
+                     const ClientLimits* decided_limits = nullptr);
   // A deferred authentication's answer, on the connection's shard.
   void FinishDeferredAuth(shard::ConnId id, AuthDecision decision);
   // Hooks' refusal code as the client's version can say it.
@@ -231,6 +233,13 @@ class BrokerShard final : public shard::ShardHandler {
   // or resume its connection's reading accordingly.
   void ChangePublisherPause(const std::string& publisher, int delta);
   void ApplyPauseState(Connection& conn);
+  // Publish rate limits (publish_throttle.h): counts a PUBLISH and, past the
+  // client's burst, holds its reading until it is within its rate again.
+  void ThrottlePublisher(Connection& conn, uint64_t size);
+  void ScheduleThrottleEnd(Connection& conn, int64_t wait_ns);
+  // Keeps input of a throttled connection until the throttle ends.
+  void HoldThrottled(Connection& conn, absl::Span<const uint8_t> bytes);
+  void EndThrottle(shard::ConnId id);
 
   // Subscriptions and interest.
   void AddSubscription(Session& session, const std::string& filter,

@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "broker/message.h"
+#include "broker/publish_throttle.h"
 #include "broker/will.h"
 #include "mqtt/protocol_version.h"
 #include "mqtt/stream_decoder.h"
@@ -62,6 +63,7 @@ struct Connection {
   struct HeldConnect {
     std::string connect;
     std::string input;
+    ClientLimits limits;  // as the hooks set them before deferring
   };
   std::unique_ptr<HeldConnect> held;
   // Keep Alive in force, in seconds (the client's, or Server Keep Alive);
@@ -75,8 +77,11 @@ struct Connection {
   shard::TimerId keep_alive_timer;
   shard::TimerId connect_timer;
   std::string peer;
-  // Reading is paused because congested subscribers asked (back-pressure).
+  // Reading is paused because congested subscribers asked (back-pressure)
+  // or the client publishes faster than its limit (throttle->holding).
   bool reading_paused = false;
+  // Publish rate limits; nullptr when none applies to this client.
+  std::unique_ptr<PublishThrottle> throttle;
   // Why the connection ends, for Hooks::OnClientDisconnected; set by whoever
   // decides to close (default: the peer went away).
   DisconnectReason disconnect_reason = DisconnectReason::kConnectionLost;

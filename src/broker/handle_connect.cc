@@ -56,7 +56,8 @@ mqtt::ReasonCode BrokerShard::AuthRefusal(const AuthDecision& decision, bool v5)
 }
 
 void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
-                                absl::Span<const uint8_t> connect_bytes, bool auth_decided) {
+                                absl::Span<const uint8_t> connect_bytes, bool auth_decided,
+                                const ClientLimits* decided_limits) {
   conn.version = connect.version;
   const bool v5 = connect.version == mqtt::ProtocolVersion::kV5;
 
@@ -91,8 +92,11 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   // The verified client certificate's subject (TLS listeners), for hooks.
   std::string certificate_identity;
   if (!context_.hooks.empty()) certificate_identity = shard_.TlsPeerIdentity(conn.id);
+  ClientLimits limits{context_.limits.max_publish_rate, context_.limits.max_publish_bytes_rate};
+  if (decided_limits != nullptr) limits = *decided_limits;
   if (!auth_decided && HooksWant(kHookConnection)) {
     ConnectRequest request;
+    request.limits = &limits;
     request.client.certificate_identity = certificate_identity;
     request.client.client_id = client_id;
     request.client.username = connect.username;
@@ -127,6 +131,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       conn.held = std::make_unique<Connection::HeldConnect>();
       conn.held->connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
                                 connect_bytes.size());
+      conn.held->limits = limits;
       conn.state = Connection::State::kAuthPending;
       shard_.PauseReading(conn.id);
       return;
@@ -275,6 +280,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
 
   conn.decoder.set_protocol_version(connect.version);
+  if (PublishThrottle::Applies(limits)) conn.throttle = std::make_unique<PublishThrottle>(limits);
   // Congested subscribers may still be holding this client id back.
   ApplyPauseState(conn);
 
@@ -343,7 +349,8 @@ void BrokerShard::FinishDeferredAuth(shard::ConnId id, AuthDecision decision) {
                   "CONNECT no longer decodes");
     return;
   }
-  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true);
+  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true,
+                &held->limits);
   conn = Find(id);
   if (conn == nullptr || conn->state != Connection::State::kConnected) return;
   // Back-pressure may want it paused still (ApplyPauseState in HandleConnect).

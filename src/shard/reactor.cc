@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "base/check.h"
 #include "base/log.h"
+#include "base/log_throttle.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
 
@@ -148,6 +149,7 @@ struct Shard::HandoffPayload {
   int target = -1;
   int fd = -1;
   int listener_index = -1;
+  AddressLimiter::Key address_key = AddressLimiter::kNoKey;  // released where it closes
   std::vector<uint8_t> bytes;  // plaintext already read (the handler's view)
   // TLS connections: the session moves with the fd (one thread at a time
   // uses it); ciphertext that arrived during the hand-off is in its read BIO.
@@ -174,6 +176,8 @@ struct Shard::Conn {
   uint16_t bp_pauses = 0;  // mailbox overflows currently holding this reader
   void* user_data = nullptr;
   size_t queued = 0;
+  // Its count in the group's AddressLimiter, released when the fd closes.
+  AddressLimiter::Key address_key = AddressLimiter::kNoKey;
   std::vector<OutChunk> out;
   SendCtx* send_ctx = nullptr;
   std::unique_ptr<HandoffPayload> handoff;
@@ -209,13 +213,14 @@ Shard::~Shard() {
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
-bool Shard::DiscardInternalMail(const MailItem& item) {
+bool Shard::DiscardInternalMail(const MailItem& item, AddressLimiter::Key* address_key) {
   if (item.kind == kMailReturnBatch) {
     FreeReturnBatch(static_cast<ReturnBatch*>(item.ptr));
     return false;
   }
   std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
   ::close(h->fd);
+  *address_key = h->address_key;
   return true;
 }
 
@@ -394,8 +399,8 @@ void Shard::MarkDirty(uint32_t index) {
   }
 }
 
-ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial,
-                              std::unique_ptr<TlsSession> tls) {
+ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key address_key,
+                              absl::Span<const uint8_t> initial, std::unique_ptr<TlsSession> tls) {
   uint32_t index;
   if (free_head_ != UINT32_MAX) {
     index = free_head_;
@@ -408,6 +413,7 @@ ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uin
   c.fd = fd;
   c.state = ConnState::kOpen;
   c.listener_index = static_cast<int8_t>(peer.listener_index);
+  c.address_key = address_key;
   c.tls = std::move(tls);
   ++open_count_;
   const ConnId id{index, c.generation};
@@ -488,13 +494,14 @@ void Shard::MaybeFinalize(uint32_t index) {
     std::unique_ptr<HandoffPayload> h = std::move(c.handoff);
     h->fd = c.fd;
     h->listener_index = c.listener_index;
+    h->address_key = c.address_key;
     h->tls = std::move(c.tls);
     const int target = h->target;
     ShardCounters::Inc(counters_.handoffs_out);
     PostImpl(target, MailItem{kMailHandoff, 0, h.release(), 0}, /*pause_current=*/false);
   } else {
     ::close(c.fd);
-    group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    group_->ConnectionClosed(c.address_key, NowNs());
     ShardCounters::Inc(counters_.closed);
     if (stopping_) {
       if (c.abort) {
@@ -800,6 +807,60 @@ void Shard::HandleCqe(const io_uring_cqe* cqe) {
               static_cast<unsigned long long>(ud));
 }
 
+bool Shard::AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key) {
+  AddressLimiter& limiter = *group_->address_limiter_;
+  *key = limiter.KeyOf(peer.addr, peer.addr_len);
+  if (*key == AddressLimiter::kNoKey) return true;
+  switch (limiter.Admit(*key, NowNs())) {
+    case AddressLimiter::Verdict::kAdmit:
+      return true;
+    case AddressLimiter::Verdict::kTooMany:
+      ShardCounters::Inc(counters_.rejected_per_address);
+      SHARDMQ_LOG_THROTTLED(kWarning,
+                            "refused a connection from %s: it has %d open, the most one address "
+                            "may (--max-connections-per-address)",
+                            peer.ToString(), group_->options_.address_limits.max_per_address);
+      return false;
+    case AddressLimiter::Verdict::kTooFast:
+      ShardCounters::Inc(counters_.rejected_connect_rate);
+      SHARDMQ_LOG_THROTTLED(kWarning,
+                            "refused a connection from %s: more than %d new connections a "
+                            "second from it (--max-connect-rate-per-address)",
+                            peer.ToString(), group_->options_.address_limits.connects_per_second);
+      return false;
+  }
+  return false;
+}
+
+void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key) {
+  if (group_->options_.tcp_nodelay && !nodelay_inherited_) {
+    // The listener has TCP_NODELAY; if the first accepted socket shows
+    // it inherited it, skip this syscall for every later connection.
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (!nodelay_checked_ && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 &&
+        on != 0) {
+      nodelay_inherited_ = true;
+    } else {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    nodelay_checked_ = true;
+  }
+  ShardCounters::Inc(counters_.accepted);
+  std::unique_ptr<TlsSession> tls;
+  if (const auto& ctx = group_->options_.listeners[peer.listener_index].tls; ctx != nullptr) {
+    tls = TlsSession::Create(ctx);
+    if (tls == nullptr) {
+      ShardCounters::Inc(counters_.accept_errors);
+      ::close(fd);
+      group_->ConnectionClosed(key, NowNs());
+      return;
+    }
+  }
+  AdoptConnection(fd, peer, key, {}, std::move(tls));
+}
+
 void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
   Listener& l = *listeners_[li];
   if (!(flags & IORING_CQE_F_MORE)) {
@@ -814,33 +875,17 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
                group_->options_.max_connections) {
       group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
       ShardCounters::Inc(counters_.rejected_max_connections);
+      SHARDMQ_LOG_THROTTLED(kWarning, "refused a connection: %d open, the most allowed "
+                            "(--max-connections)", group_->options_.max_connections);
       ::close(fd);
     } else {
-      if (group_->options_.tcp_nodelay && !nodelay_inherited_) {
-        // The listener has TCP_NODELAY; if the first accepted socket shows
-        // it inherited it, skip this syscall for every later connection.
-        int on = 0;
-        socklen_t len = sizeof(on);
-        if (!nodelay_checked_ && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 &&
-            on != 0) {
-          nodelay_inherited_ = true;
-        } else {
-          int one = 1;
-          setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
-        nodelay_checked_ = true;
-      }
-      ShardCounters::Inc(counters_.accepted);
-      std::unique_ptr<TlsSession> tls;
-      if (const auto& ctx = group_->options_.listeners[l.index].tls; ctx != nullptr) {
-        tls = TlsSession::Create(ctx);
-      }
-      if (group_->options_.listeners[l.index].tls != nullptr && tls == nullptr) {
-        group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
-        ShardCounters::Inc(counters_.accept_errors);
-        ::close(fd);
+      PeerInfo peer = PeerOf(fd, l.index);
+      AddressLimiter::Key key = AddressLimiter::kNoKey;
+      if (AdmitAddress(peer, &key)) {
+        AcceptAdmitted(fd, peer, key);
       } else {
-        AdoptConnection(fd, PeerOf(fd, l.index), {}, std::move(tls));
+        group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+        ::close(fd);
       }
     }
   } else if (res != -ECANCELED) {
@@ -1036,12 +1081,13 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
     std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
     if (stopping_) {
       ::close(h->fd);
-      group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+      group_->ConnectionClosed(h->address_key, NowNs());
       ++report_.handoffs_closed;
       return;
     }
     ShardCounters::Inc(counters_.handoffs_in);
-    AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->bytes, std::move(h->tls));
+    AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->address_key, h->bytes,
+                    std::move(h->tls));
     return;
   }
   SHARDMQ_LOG(kError, "shard %d: unknown internal mail kind %#x", id_, item.kind);

@@ -44,6 +44,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "shard/address_limiter.h"
 #include "shard/spsc_ring.h"
 #include "shard/timer_heap.h"
 #include "shard/types.h"
@@ -103,6 +104,10 @@ struct ShardCounters {
   std::atomic<uint64_t> loop_turns{0};
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejected_max_connections{0};
+  // Accepted sockets closed at once because their source address had too
+  // many connections open, or opened them too fast (AddressLimiter).
+  std::atomic<uint64_t> rejected_per_address{0};
+  std::atomic<uint64_t> rejected_connect_rate{0};
   std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> closed{0};
   std::atomic<uint64_t> handoffs_out{0};
@@ -158,6 +163,9 @@ class Shard {
   int shard_count() const { return shard_count_; }
   // Monotonic time read once per loop turn (cached; nanosecond resolution).
   Clock::time_point Now() const { return now_; }
+  int64_t NowNs() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(now_.time_since_epoch()).count();
+  }
 
   // ---- Output ------------------------------------------------------------
   // Copies `bytes` into the connection's output queue (appended to the last
@@ -251,7 +259,7 @@ class Shard {
   void AddListener(int fd, int listener_index);
   // Releases a runtime mail item that Join() found undelivered: closes a
   // hand-off's fd (returns true) or frees a return batch (returns false).
-  static bool DiscardInternalMail(const MailItem& item);
+  static bool DiscardInternalMail(const MailItem& item, AddressLimiter::Key* address_key);
   void Run();
   void RequestStop();  // any thread
 
@@ -273,8 +281,12 @@ class Shard {
   void ShutdownTick();
   void FinalDrain();
 
-  // Connections.
-  ConnId AdoptConnection(int fd, const PeerInfo& peer, absl::Span<const uint8_t> initial,
+  // Connections. AdmitAddress asks the group's AddressLimiter about a fresh
+  // socket (counting and logging a refusal); AcceptAdmitted sets it up.
+  bool AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key);
+  void AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key);
+  ConnId AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key address_key,
+                         absl::Span<const uint8_t> initial,
                          std::unique_ptr<TlsSession> tls = nullptr);
   // Runs the TLS transform after ciphertext arrived: handshake records and
   // alerts go to the output queue, plaintext to OnData.

@@ -274,6 +274,7 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
 
   std::unique_ptr<ShardGroup> g(new ShardGroup());
   g->options_ = options;
+  g->address_limiter_ = std::make_unique<AddressLimiter>(options.address_limits);
   g->factory_ = std::move(factory);
   g->ring_config_ = *config;
   const int n = options.shard_count;
@@ -411,8 +412,9 @@ ShutdownReport ShardGroup::Join() {
       if (s == t) continue;
       auto deliver = [&](const MailItem& m) {
         if (m.kind >= kMailKindReservedBase) {
-          if (Shard::DiscardInternalMail(m)) {
-            open_connections_.fetch_sub(1, std::memory_order_relaxed);
+          AddressLimiter::Key address_key = AddressLimiter::kNoKey;
+          if (Shard::DiscardInternalMail(m, &address_key)) {
+            ConnectionClosed(address_key, 0);
             ++reports[t].handoffs_closed;
           }
         } else {

@@ -54,6 +54,9 @@ class ShardGroup {
     // Total open connections over the group; accepted sockets beyond it are
     // closed at once (counted in rejected_max_connections).
     int64_t max_connections = 100000;
+    // Per source address: connections open at once and new ones per second
+    // (AddressLimiter); 0 turns either off.
+    AddressLimiter::Options address_limits;
     // Provided-buffer ring per shard: count (power of two) x size bytes.
     uint32_t recv_buffer_count = 512;
     uint32_t recv_buffer_size = 16 * 1024;
@@ -136,6 +139,12 @@ class ShardGroup {
   std::vector<uint16_t> bound_ports_;
   std::vector<std::thread> threads_;
   std::atomic<int64_t> open_connections_{0};
+  std::unique_ptr<AddressLimiter> address_limiter_;
+  // A connection's fd was closed: uncount it (any shard thread).
+  void ConnectionClosed(AddressLimiter::Key address_key, int64_t now_ns) {
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    if (address_key != AddressLimiter::kNoKey) address_limiter_->Release(address_key, now_ns);
+  }
   std::vector<ShutdownReport> reports_;
   bool started_ = false;
   bool joined_ = false;

@@ -43,8 +43,16 @@ class TestClient {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  bool Open(uint16_t port) {
+  // `source`: the local IPv4 address to connect from ("127.0.0.2"; any
+  // 127/8 address is loopback), for tests of per-address limits.
+  bool Open(uint16_t port, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      inet_pton(AF_INET, source, &local.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) return false;
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

@@ -1,0 +1,60 @@
+// PublishThrottle: one client's publish rate limits (Limits::max_publish_rate
+// and max_publish_bytes_rate, or its own from an authentication hook).
+//
+// Each PUBLISH is counted as it is decoded; once the client is past its
+// burst the broker stops decoding its input (keeping what was already read)
+// and stops reading from its socket for as long as it takes to be back within
+// the rate (BrokerShard::ThrottlePublisher). The client then slows down
+// through TCP flow control and keeps its connection; nothing is dropped.
+//
+// Lives in its Connection (only when a limit applies); shard thread only.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/rate_limit.h"
+#include "shard/types.h"
+#include "shardmq/hooks.h"
+
+namespace shardmq::broker {
+
+struct PublishThrottle {
+  explicit PublishThrottle(const ClientLimits& limits) : limits(limits) {
+    if (limits.publish_rate != 0) messages.emplace(limits.publish_rate, limits.publish_rate);
+    if (limits.publish_bytes_rate != 0) {
+      bytes.emplace(limits.publish_bytes_rate, limits.publish_bytes_rate);
+    }
+  }
+  static bool Applies(const ClientLimits& limits) {
+    return limits.publish_rate != 0 || limits.publish_bytes_rate != 0;
+  }
+
+  // Counts one PUBLISH of `size` topic + payload bytes at `now_ns`; returns
+  // how long (ns) reading must stop to be within both rates again, 0 if it
+  // need not.
+  int64_t Count(int64_t now_ns, uint64_t size) {
+    int64_t wait = 0;
+    if (messages) wait = std::max(wait, messages->Take(now_ns, 1));
+    if (bytes) wait = std::max(wait, bytes->Take(now_ns, size));
+    return wait;
+  }
+  // What is still to wait without counting anything new.
+  int64_t Wait(int64_t now_ns) {
+    return std::max(messages ? messages->Take(now_ns, 0) : 0, bytes ? bytes->Take(now_ns, 0) : 0);
+  }
+
+  ClientLimits limits;
+  std::optional<base::RateLimit> messages;
+  std::optional<base::RateLimit> bytes;
+  // Set while this throttle holds the connection's reading.
+  bool holding = false;
+  // Input read but not yet decoded while holding: the rest of the chunk in
+  // which the client went over, and chunks the kernel had already read.
+  std::string backlog;
+  shard::TimerId resume_timer;
+};
+
+}  // namespace shardmq::broker
