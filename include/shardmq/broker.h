@@ -55,10 +55,13 @@ struct BrokerStats {
   uint64_t keepalive_timeouts = 0;    // silent past 1.5 x Keep Alive
   uint64_t protocol_errors = 0;       // malformed or forbidden packets
   uint64_t publishers_throttled = 0;  // times a client went over its publish rate
-  uint64_t messages_received = 0;     // PUBLISH from clients
-  uint64_t messages_sent = 0;         // PUBLISH to clients
-  uint64_t dropped_queue_full = 0;    // a subscriber's queue was full
-  uint64_t dropped_qos0_slow = 0;     // QoS 0 to a subscriber not reading
+  // Clients disconnected (MQTT 5: 0x96) for staying over their publish rate
+  // for 10 s on end, or flooding faster than throttling can hold.
+  uint64_t publishers_disconnected = 0;
+  uint64_t messages_received = 0;   // PUBLISH from clients
+  uint64_t messages_sent = 0;       // PUBLISH to clients
+  uint64_t dropped_queue_full = 0;  // a subscriber's queue was full
+  uint64_t dropped_qos0_slow = 0;   // QoS 0 to a subscriber not reading
 };
 
 class Broker {

@@ -255,6 +255,7 @@ enum class DisconnectReason : uint8_t {
   kTakenOver,      // another connection with the same client id
   kServerShutdown,
   kNotAuthorized,  // failed re-authentication
+  kRateLimited,    // over its publish rate for too long (Options::limits)
 };
 const char* ToString(DisconnectReason reason);
 

@@ -57,6 +57,9 @@ struct Limits {
   // client over either is throttled: the broker stops reading from its
   // socket until it is back within the rate, so it slows down through TCP
   // and nobody else notices (counted, and logged once a second at most).
+  // One that stays over for 10 s on end (or floods faster than the pause
+  // can hold: more than a packet and 256 KiB read past it) is disconnected,
+  // MQTT 5 with DISCONNECT 0x96 (message rate too high).
   // Authentication hooks may set a client's own, tighter values
   // (ConnectRequest::limits), e.g. from an ACL file's `limit publish_rate`.
   uint32_t max_publish_rate = 0;

@@ -34,14 +34,13 @@ void WriteThrottledLine(LogLevel level, std::string message, uint64_t skipped);
 
 }  // namespace shardmq::base
 
-#define SHARDMQ_LOG_THROTTLED(level, ...)                                       \
-  do {                                                                          \
-    static ::shardmq::base::LogThrottle shardmq_log_throttle;                   \
-    uint64_t shardmq_log_skipped = 0;                                           \
-    if (::shardmq::base::LogLevel::level >= ::shardmq::base::GetLogLevel() &&   \
-        shardmq_log_throttle.Allow(&shardmq_log_skipped)) {                     \
-      ::shardmq::base::WriteThrottledLine(::shardmq::base::LogLevel::level,     \
-                                          ::absl::StrFormat(__VA_ARGS__),       \
-                                          shardmq_log_skipped);                 \
-    }                                                                           \
+#define SHARDMQ_LOG_THROTTLED(level, ...)                                                       \
+  do {                                                                                          \
+    static ::shardmq::base::LogThrottle shardmq_log_throttle;                                   \
+    uint64_t shardmq_log_skipped = 0;                                                           \
+    if (::shardmq::base::LogLevel::level >= ::shardmq::base::GetLogLevel() &&                   \
+        shardmq_log_throttle.Allow(&shardmq_log_skipped)) {                                     \
+      ::shardmq::base::WriteThrottledLine(::shardmq::base::LogLevel::level,                     \
+                                          ::absl::StrFormat(__VA_ARGS__), shardmq_log_skipped); \
+    }                                                                                           \
   } while (0)

@@ -42,6 +42,8 @@ struct ShardStats {
   std::atomic<uint64_t> publisher_pauses{0};
   // Times a client went over its publish rate and had its reading paused.
   std::atomic<uint64_t> publishers_throttled{0};
+  // Clients disconnected for staying over their publish rate (0x96).
+  std::atomic<uint64_t> publishers_disconnected{0};
   // Sockets closed for not completing CONNECT within connect_timeout_ms.
   std::atomic<uint64_t> connect_timeouts{0};
   std::atomic<uint64_t> wills_published{0};

@@ -174,6 +174,8 @@ const char* shardmq::ToString(DisconnectReason reason) {
       return "server shutting down";
     case DisconnectReason::kNotAuthorized:
       return "not authorized";
+    case DisconnectReason::kRateLimited:
+      return "publish rate exceeded";
   }
   return "unknown";
 }

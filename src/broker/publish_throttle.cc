@@ -6,8 +6,18 @@ namespace shardmq::broker {
 
 void BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
   PublishThrottle& throttle = *conn.throttle;
-  const int64_t wait = throttle.Count(shard_.NowNs(), size);
+  const int64_t now = shard_.NowNs();
+  const int64_t wait = throttle.Count(now, size);
   if (wait == 0 || throttle.holding) return;
+  if (!throttle.NoteThrottled(now)) {
+    ShardStats::Inc(stats_.publishers_disconnected);
+    SHARDMQ_LOG_THROTTLED(kWarning, "disconnecting %s (%s): over its publish rate for %d s",
+                          conn.peer, conn.session->client_id,
+                          PublishThrottle::kMaxThrottledNs / 1'000'000'000);
+    conn.disconnect_reason = DisconnectReason::kRateLimited;
+    DisconnectAndClose(conn, mqtt::ReasonCode::kMessageRateTooHigh, "message rate too high");
+    return;
+  }
   throttle.holding = true;
   ShardStats::Inc(stats_.publishers_throttled);
   SHARDMQ_LOG_THROTTLED(kWarning,
@@ -30,6 +40,7 @@ void BrokerShard::EndThrottle(shard::ConnId id) {
   PublishThrottle& throttle = *conn->throttle;
   throttle.resume_timer = {};
   throttle.holding = false;
+  throttle.last_end_ns = shard_.NowNs();
   // What was held is decoded now, and may throttle the client again.
   if (!throttle.backlog.empty()) {
     std::string backlog = std::move(throttle.backlog);
@@ -47,7 +58,11 @@ void BrokerShard::HoldThrottled(Connection& conn, absl::Span<const uint8_t> byte
   // Reading stops within a few receive buffers of the pause; more than
   // that is a client we can no longer slow down.
   if (backlog.size() + bytes.size() > context_.limits.max_packet_size + (256u << 10)) {
-    ProtocolClose(conn, mqtt::ReasonCode::kMessageRateTooHigh, "publishing too fast");
+    ShardStats::Inc(stats_.publishers_disconnected);
+    SHARDMQ_LOG_THROTTLED(kWarning, "disconnecting %s (%s): its input outran the publish throttle",
+                          conn.peer, conn.session->client_id);
+    conn.disconnect_reason = DisconnectReason::kRateLimited;
+    DisconnectAndClose(conn, mqtt::ReasonCode::kMessageRateTooHigh, "message rate too high");
     return;
   }
   backlog.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());

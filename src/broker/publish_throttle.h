@@ -6,6 +6,8 @@
 // and stops reading from its socket for as long as it takes to be back within
 // the rate (BrokerShard::ThrottlePublisher). The client then slows down
 // through TCP flow control and keeps its connection; nothing is dropped.
+// Only a client that stays over its rate for 10 s on end, or whose input
+// outruns the pause by more than a packet and 256 KiB, is disconnected.
 //
 // Lives in its Connection (only when a limit applies); shard thread only.
 #pragma once
@@ -49,6 +51,19 @@ struct PublishThrottle {
   ClientLimits limits;
   std::optional<base::RateLimit> messages;
   std::optional<base::RateLimit> bytes;
+  // A client over its rate this long without a second's break is not
+  // slowing down (or is gone, its unread flood still in the socket): it is
+  // disconnected (MQTT 5: DISCONNECT 0x96, message rate too high).
+  static constexpr int64_t kMaxThrottledNs = 10'000'000'000;
+  static constexpr int64_t kBreakNs = 1'000'000'000;
+  // When the current run of throttling began, and the last pause ended.
+  int64_t throttled_since_ns = 0;
+  int64_t last_end_ns = 0;
+  // Starts or continues a run of throttling; false once it has lasted too long.
+  bool NoteThrottled(int64_t now_ns) {
+    if (throttled_since_ns == 0 || now_ns - last_end_ns > kBreakNs) throttled_since_ns = now_ns;
+    return now_ns - throttled_since_ns <= kMaxThrottledNs;
+  }
   // Set while this throttle holds the connection's reading.
   bool holding = false;
   // Input read but not yet decoded while holding: the rest of the chunk in

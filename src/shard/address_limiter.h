@@ -44,7 +44,9 @@ class AddressLimiter {
 
   explicit AddressLimiter(const Options& options);
 
-  bool enabled() const { return options_.max_per_address != 0 || options_.connects_per_second != 0; }
+  bool enabled() const {
+    return options_.max_per_address != 0 || options_.connects_per_second != 0;
+  }
 
   // The key for a peer address; kNoKey if the limiter is off or the address
   // is not IPv4/IPv6.

@@ -838,8 +838,7 @@ void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key
     // it inherited it, skip this syscall for every later connection.
     int on = 0;
     socklen_t len = sizeof(on);
-    if (!nodelay_checked_ && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 &&
-        on != 0) {
+    if (!nodelay_checked_ && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on != 0) {
       nodelay_inherited_ = true;
     } else {
       int one = 1;
@@ -875,8 +874,10 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
                group_->options_.max_connections) {
       group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
       ShardCounters::Inc(counters_.rejected_max_connections);
-      SHARDMQ_LOG_THROTTLED(kWarning, "refused a connection: %d open, the most allowed "
-                            "(--max-connections)", group_->options_.max_connections);
+      SHARDMQ_LOG_THROTTLED(kWarning,
+                            "refused a connection: %d open, the most allowed "
+                            "(--max-connections)",
+                            group_->options_.max_connections);
       ::close(fd);
     } else {
       PeerInfo peer = PeerOf(fd, l.index);

@@ -35,9 +35,9 @@ TEST(LogThrottleTest, ThreadsRacingGetOneLineBetweenThem) {
   }
   for (auto& t : threads) t.join();
   // At most one line per started second, however the threads interleaved.
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::steady_clock::now() - start)
-                           .count();
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+          .count();
   EXPECT_GE(allowed.load(), 1);
   EXPECT_LE(allowed.load(), seconds + 1);
 }

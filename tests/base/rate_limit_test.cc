@@ -36,8 +36,8 @@ TEST(RateLimitTest, RefusedEventsCostNothing) {
 
 TEST(RateLimitTest, TakeReportsHowLongToWait) {
   RateLimit limit(/*rate=*/1000, /*burst=*/1000);  // bytes per second
-  EXPECT_EQ(limit.Take(0, 1000), 0);                // the burst
-  EXPECT_EQ(limit.Take(0, 500), kSecond / 2);       // half a second over
+  EXPECT_EQ(limit.Take(0, 1000), 0);               // the burst
+  EXPECT_EQ(limit.Take(0, 500), kSecond / 2);      // half a second over
   EXPECT_FALSE(limit.Idle(kSecond));
   EXPECT_TRUE(limit.Idle(kSecond + kSecond / 2));
   EXPECT_EQ(limit.Take(3 * kSecond, 10), 0);  // idle time refilled it
