@@ -20,10 +20,11 @@
 ABSL_FLAG(int32_t, shards, 0,
           "Number of shards (threads, each with its own io_uring ring). 0 = one per CPU the "
           "process may run on.");
-ABSL_FLAG(std::vector<std::string>, listen, {"0.0.0.0:1883"},
+ABSL_FLAG(std::vector<std::string>, listen, {"127.0.0.1:1883"},
           "Address to accept MQTT connections on: host:port, tcp://host:port or "
           "tls://host:port (needs --tls-cert and --tls-key); IPv6 as [addr]:port. Repeat the "
-          "flag (or separate with commas) for several listeners.");
+          "flag (or separate with commas) for several listeners. The default is loopback "
+          "only; to serve the network, give e.g. --listen=0.0.0.0:1883 and --password-file.");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain for tls:// listeners (TLS 1.2 and 1.3).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls-cert.");
@@ -32,6 +33,12 @@ ABSL_FLAG(std::string, tls_ca, "",
           "that is presented; its subject CN (else first DNS SAN) identifies the client.");
 ABSL_FLAG(bool, tls_require_client_cert, false,
           "Refuse TLS clients without a certificate signed by --tls-ca.");
+ABSL_FLAG(bool, tls_identity_as_username, false,
+          "On tls:// listeners the client certificate's identity (subject CN, else first DNS "
+          "SAN) is the user name, whatever CONNECT says: the ACL's user sections and %u apply "
+          "to it, and --password-file is not asked (the certificate authenticated it). TLS "
+          "clients without a certificate are refused (MQTT 5 0x87, 3.1.1 0x05). Needs "
+          "--tls-ca. Mosquitto's use_identity_as_username.");
 ABSL_FLAG(std::string, cpu_affinity, "none",
           "CPUs to pin shard threads to, shard i on the i-th CPU of the list (cycled): "
           "\"auto\" (the CPUs the process may run on), \"none\", or a list like 0,2,4-7.");
@@ -118,9 +125,11 @@ ABSL_FLAG(std::string, acl_file, "",
           "Mosquitto-format ACL file (user / topic / pattern / limit lines) checked on "
           "PUBLISH, SUBSCRIBE and each delivery. Reloaded on SIGHUP.");
 ABSL_FLAG(std::string, allow_anonymous, "auto",
-          "Accept clients without a (checked) user name: true, false, or auto = true "
-          "without --password-file and false with one, as Mosquitto 2.0 does once "
-          "authentication is configured. A bare --allow-anonymous means true.");
+          "Accept clients without a (checked) user name: true, false, or auto = true only "
+          "when no --password-file is given and every --listen address is loopback "
+          "(127.0.0.0/8 or ::1), false otherwise, so a broker reachable from the network is "
+          "never open by default. A bare --allow-anonymous means true. A client authenticated "
+          "by its certificate (--tls-identity-as-username) is not anonymous.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -135,6 +144,7 @@ constexpr std::string_view kFlagOrder[] = {"shards",
                                            "tls_key",
                                            "tls_ca",
                                            "tls_require_client_cert",
+                                           "tls_identity_as_username",
                                            "cpu_affinity",
                                            "max_connections",
                                            "max_connections_per_address",
@@ -294,17 +304,20 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     return FlagError("listen", "", "at least one listener is needed");
   }
   bool any_tls = false;
+  std::string not_loopback;  // the first listener others can reach, if any
   for (const std::string& listener : options.listeners) {
     auto parsed = net::ParseListenAddress(listener);
     if (!parsed.ok()) {
       return FlagError("listen", listener, std::string(parsed.status().message()));
     }
     any_tls = any_tls || parsed->transport == net::Transport::kTls;
+    if (not_loopback.empty() && !net::IsLoopback(*parsed)) not_loopback = listener;
   }
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
   options.tls.require_client_cert = absl::GetFlag(FLAGS_tls_require_client_cert);
+  options.tls.identity_as_username = absl::GetFlag(FLAGS_tls_identity_as_username);
   // TLS settings without a TLS listener are almost certainly a forgotten
   // tls:// prefix: say so rather than serve plain TCP silently.
   if (!any_tls) {
@@ -322,6 +335,17 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
       return FlagError("tls_require_client_cert", "true",
                        "has no effect without a tls:// --listen");
     }
+    if (options.tls.identity_as_username) {
+      return FlagError("tls_identity_as_username", "true",
+                       "has no effect without a tls:// --listen");
+    }
+  }
+  // Without a CA no client certificate is asked for: every TLS client would
+  // be refused for lacking one.
+  if (options.tls.identity_as_username && options.tls.ca_file.empty()) {
+    return FlagError("tls_identity_as_username", "true",
+                     "needs --tls-ca (the CA that verifies the client certificates it reads "
+                     "the user name from)");
   }
 
   std::string cpu_text = absl::GetFlag(FLAGS_cpu_affinity);
@@ -429,14 +453,29 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   config.acl_file = absl::GetFlag(FLAGS_acl_file);
   std::string anonymous = absl::GetFlag(FLAGS_allow_anonymous);
   if (anonymous == "auto") {
-    config.allow_anonymous = config.password_file.empty();
+    // Open only where nobody else can connect and nobody asked for
+    // passwords (Mosquitto 2.0 without a configuration does the same).
+    if (!config.password_file.empty()) {
+      config.allow_anonymous = false;
+      config.anonymous_reason = "--password-file is given and no --allow-anonymous was given";
+    } else if (!not_loopback.empty()) {
+      config.allow_anonymous = false;
+      config.anonymous_reason = absl::StrFormat(
+          "listener %s is not loopback and no --allow-anonymous was given", not_loopback);
+    } else {
+      config.allow_anonymous = true;
+      config.anonymous_reason = "every listener is loopback and no --password-file was given";
+    }
   } else if (anonymous == "true" || anonymous == "1" || anonymous == "yes") {
     config.allow_anonymous = true;
+    config.anonymous_reason = "--allow-anonymous";
   } else if (anonymous == "false" || anonymous == "0" || anonymous == "no") {
     config.allow_anonymous = false;
+    config.anonymous_reason = "--allow-anonymous=false";
   } else {
     return FlagError("allow_anonymous", anonymous, "must be true, false or auto");
   }
+  config.network_listener = !not_loopback.empty();
 
   std::string level = absl::GetFlag(FLAGS_log_level);
   if (!base::ParseLogLevel(level, &config.log_level)) {

@@ -21,6 +21,11 @@ struct DaemonConfig {
   std::string password_file;
   std::string acl_file;
   bool allow_anonymous = true;
+  // Why allow_anonymous is what it is, for the start-up log ("listener
+  // 0.0.0.0:1883 is not loopback and no --allow-anonymous was given").
+  std::string anonymous_reason;
+  // Some listener is reachable from other machines (not loopback).
+  bool network_listener = false;
   // Set when --help was asked for; the caller prints HelpText() and exits 0.
   bool help = false;
   bool version = false;

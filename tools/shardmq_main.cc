@@ -130,10 +130,13 @@ int main(int argc, char** argv) {
   }
   SHARDMQ_LOG(kInfo, "authentication: %s",
               Describe(*config, auth_store ? auth_store->snapshot().Load().get() : nullptr));
-  if (config->allow_anonymous && auth_store == nullptr) {
+  SHARDMQ_LOG(kInfo, "anonymous clients %s: %s", config->allow_anonymous ? "allowed" : "refused",
+              config->anonymous_reason);
+  if (config->allow_anonymous && config->network_listener && auth_store == nullptr) {
     SHARDMQ_LOG(kWarning,
-                "anyone who can reach a listener may connect: give --password-file (anonymous "
-                "access then defaults to off) or --allow-anonymous=false");
+                "anyone who can reach a listener may connect and use every topic: give "
+                "--password-file (anonymous access then defaults to off) or "
+                "--allow-anonymous=false");
   }
 
   auto broker = shardmq::Broker::Create(config->options);

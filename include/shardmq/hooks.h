@@ -85,14 +85,22 @@ namespace shardmq {
 // Who a hook is about. Views are valid only during the call.
 struct ClientInfo {
   std::string_view client_id;
-  std::optional<std::string_view> username;  // CONNECT's User Name, if any
-  std::string_view remote_address;           // "127.0.0.1:50312"; "inline" for an InlineClient
+  // CONNECT's User Name, if any; with Options::Tls::identity_as_username, a
+  // TLS client's certificate identity instead (see username_from_certificate).
+  std::optional<std::string_view> username;
+  std::string_view remote_address;  // "127.0.0.1:50312"; "inline" for an InlineClient
   // The protocol level of CONNECT: 3 (3.1), 4 (3.1.1) or 5; 0 for an InlineClient.
   int protocol_version = 0;
   // The identity of the client certificate a tls:// listener verified (its
   // subject CN or SAN, as shardmq/auth.h's AuthRequest has it); empty for
   // plain TCP, inline clients and TLS clients without a certificate.
   std::string_view certificate_identity;
+  // True when `username` is certificate_identity put there by
+  // Options::Tls::identity_as_username: the certificate, verified against the
+  // CA, already authenticated this user name, and the client's own User Name
+  // (if any) was discarded. A password check must not run for such a client
+  // (it has no password for this name), and it is not anonymous.
+  bool username_from_certificate = false;
   int shard = 0;  // the shard thread this call runs on
   bool inline_client = false;
 };
@@ -160,7 +168,12 @@ struct ClientLimits {
 
 // CONNECT as OnAuthenticate sees it.
 struct ConnectRequest {
-  ClientInfo client;  // client_id is the assigned one if the client sent none
+  // client_id is the assigned one if the client sent none. When
+  // client.username_from_certificate is set, client.username came from the
+  // verified client certificate (Options::Tls::identity_as_username), not
+  // from the client: it is authenticated already, and `password` is whatever
+  // the client sent, to be ignored.
+  ClientInfo client;
   // The Password field: bytes, not necessarily text.
   std::optional<std::string_view> password;
   // The MQTT 5 Authentication Method that an EnhancedAuthenticator already
@@ -297,9 +310,12 @@ class Hooks {
     return Decision::NoOpinion();
   }
   // CONNECT, on the client id's home shard, after the broker's own checks
-  // (client id, will) and before any session is touched. Deny answers CONNACK
-  // with the reason code (see the file comment); Pending defers the answer
-  // (ConnectRequest::Defer).
+  // (client id, will QoS and retain, TLS certificate) and before any session
+  // is touched. Deny answers CONNACK with the reason code (see the file
+  // comment); Pending defers the answer (ConnectRequest::Defer). Allow or
+  // NoOpinion does not yet admit the client: a later hook, or the publish
+  // ACL on its will, may still refuse it; OnSessionEstablished or
+  // OnSessionResumed on the same shard says it got in.
   virtual AuthDecision OnAuthenticate(const ConnectRequest& request) {
     (void)request;
     return AuthDecision::NoOpinion();

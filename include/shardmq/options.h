@@ -129,6 +129,14 @@ struct Options {
     std::string key_file;
     std::string ca_file;
     bool require_client_cert = false;
+    // The certificate identity replaces CONNECT's User Name on tls://
+    // listeners (Mosquitto's use_identity_as_username): hooks see it as
+    // ClientInfo::username, with ClientInfo::username_from_certificate set,
+    // so an ACL keyed by user name applies to the certificate's owner. A TLS
+    // client without a verified certificate is refused (MQTT 5 CONNACK 0x87,
+    // 3.1.1 return code 0x05); plain tcp:// listeners are unaffected. Needs
+    // ca_file (Broker::Create fails without it).
+    bool identity_as_username = false;
   };
   Tls tls;
 

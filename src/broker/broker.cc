@@ -32,7 +32,13 @@ class Broker::Impl {
       return absl::InvalidArgumentError(
           "limits.max_keepalive and limits.receive_maximum must be at least 1");
     }
+    if (options_.tls.identity_as_username && options_.tls.ca_file.empty()) {
+      // Without a CA no certificate is asked for, so every TLS client would
+      // be refused.
+      return absl::InvalidArgumentError("tls.identity_as_username needs tls.ca_file");
+    }
     context_.shard_count = options_.shards;
+    context_.tls_identity_as_username = options_.tls.identity_as_username;
     context_.limits = options_.limits;
     context_.redirect = options_.redirect;
     context_.response_information = options_.response_information;

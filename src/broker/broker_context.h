@@ -57,6 +57,9 @@ struct BrokerContext {
   shardmq::Limits limits;
   shardmq::ServerRedirect redirect;
   std::string response_information;
+  // Options::Tls::identity_as_username: a TLS client's certificate identity
+  // is its user name, and a TLS client without one is refused.
+  bool tls_identity_as_username = false;
   // Shared by every shard; see shardmq/auth.h for its threading contract.
   std::shared_ptr<shardmq::EnhancedAuthenticator> authenticator;
   // The embedder's hooks (shardmq/hooks.h), fixed before the shards start.

@@ -139,6 +139,7 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   const auto& connect = std::get<mqtt::Connect>(packet);
   // A broker sending everyone elsewhere need not find the home shard first.
   if (RedirectConnect(conn, connect)) return;
+  if (RefuseWithoutCertificate(conn, connect)) return;
   // Every connection of a client id lives on the id's home shard (DESIGN.md,
   // step 2). An empty id gets a generated one homed right here.
   if (!connect.client_id.empty()) {

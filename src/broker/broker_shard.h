@@ -80,7 +80,8 @@ class BrokerShard final : public shard::ShardHandler {
     std::optional<std::string> username;
     std::string peer;
     int protocol_version = 0;
-    std::string certificate_identity;  // from a tls:// listener's client certificate
+    std::string certificate_identity;        // from a tls:// listener's client certificate
+    bool username_from_certificate = false;  // Options::Tls::identity_as_username
     std::shared_ptr<InlineSink> inline_sink;
   };
   // For hooks: who `session` is. Valid while `session` and its extra live.
@@ -130,6 +131,17 @@ class BrokerShard final : public shard::ShardHandler {
   // Answers every CONNECT when the broker is configured to send clients
   // elsewhere (Options::redirect); true if it did.
   bool RedirectConnect(Connection& conn, const mqtt::Connect& connect);
+  // Options::Tls::identity_as_username: whether this connection's user name
+  // is its certificate identity (a TLS connection).
+  bool IdentityIsUsername(const Connection& conn) const {
+    return context_.tls_identity_as_username && shard_.IsTls(conn.id);
+  }
+  // Refuses (0x87 / 0x05) a CONNECT whose user name must come from a client
+  // certificate the client did not present; true if it did.
+  bool RefuseWithoutCertificate(Connection& conn, const mqtt::Connect& connect);
+  // The checks of a CONNECT's will that need no hook (QoS, retain); false
+  // when it refused the CONNECT.
+  bool WillSupported(Connection& conn, const mqtt::Connect& connect);
 
   // MQTT 5 enhanced authentication (handle_auth.cc). BeginConnectAuth runs
   // the first step for a CONNECT that names an Authentication Method.

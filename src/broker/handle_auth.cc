@@ -76,6 +76,8 @@ BrokerShard::AuthProgress BrokerShard::BeginConnectAuth(Connection& conn,
   request.username = connect.username;
   const std::string identity = shard_.TlsPeerIdentity(conn.id);
   request.certificate_identity = identity;
+  // RefuseWithoutCertificate made sure there is one.
+  if (IdentityIsUsername(conn)) request.username = identity;
   conn.auth->exchange = context_.authenticator->Begin(request);
   AuthStep step = conn.auth->exchange != nullptr
                       ? conn.auth->exchange->Step(AuthData(connect.properties))

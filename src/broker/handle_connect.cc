@@ -43,6 +43,31 @@ bool BrokerShard::RedirectConnect(Connection& conn, const mqtt::Connect& connect
   return true;
 }
 
+bool BrokerShard::RefuseWithoutCertificate(Connection& conn, const mqtt::Connect& connect) {
+  if (!IdentityIsUsername(conn) || !shard_.TlsPeerIdentity(conn.id).empty()) return false;
+  // The user name is the certificate's to give: without one there is no
+  // user, and the client's own User Name is not believed.
+  ShardStats::Inc(stats_.auth_failures);
+  SHARDMQ_LOG(kDebug, "refusing %s: no client certificate to take the user name from", conn.peer);
+  ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kNotAuthorized);
+  return true;
+}
+
+bool BrokerShard::WillSupported(Connection& conn, const mqtt::Connect& connect) {
+  if (!connect.will.has_value()) return true;
+  // A will the server could not publish is refused up front
+  // [MQTT-3.2.2-12, MQTT-3.2.2-13]. (3.x has no code for it: no CONNACK.)
+  if (connect.will->qos > context_.limits.max_qos) {
+    ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kQosNotSupported);
+    return false;
+  }
+  if (connect.will->retain && !context_.limits.retain_available) {
+    ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kRetainNotSupported);
+    return false;
+  }
+  return true;
+}
+
 mqtt::ReasonCode BrokerShard::AuthRefusal(const AuthDecision& decision, bool v5) {
   mqtt::ReasonCode reason = decision.reason_code >= 0x80
                                 ? static_cast<mqtt::ReasonCode>(decision.reason_code)
@@ -89,17 +114,26 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     }
   }
 
-  // The verified client certificate's subject (TLS listeners), for hooks.
+  // Checked before authentication, so that everything a hook allows gets
+  // in unless the will's publish ACL refuses it.
+  if (!WillSupported(conn, connect)) return;
+
+  // The verified client certificate's subject (TLS listeners), for hooks,
+  // and maybe the user name (RefuseWithoutCertificate made sure there is one).
   std::string certificate_identity;
   if (!context_.hooks.empty()) certificate_identity = shard_.TlsPeerIdentity(conn.id);
   ClientLimits limits{context_.limits.max_publish_rate, context_.limits.max_publish_bytes_rate};
   if (decided_limits != nullptr) limits = *decided_limits;
+  const bool username_from_certificate = !context_.hooks.empty() && IdentityIsUsername(conn);
+  std::optional<std::string_view> username = connect.username;
+  if (username_from_certificate) username = certificate_identity;
   if (!auth_decided && HooksWant(kHookConnection)) {
     ConnectRequest request;
     request.limits = &limits;
     request.client.certificate_identity = certificate_identity;
+    request.client.username_from_certificate = username_from_certificate;
     request.client.client_id = client_id;
-    request.client.username = connect.username;
+    request.client.username = username;
     request.client.remote_address = conn.peer;
     request.client.protocol_version = static_cast<int>(connect.version);
     request.client.shard = shard_.id();
@@ -145,26 +179,17 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
 
   if (connect.will.has_value()) {
-    // A will the server could not publish is refused up front
-    // [MQTT-3.2.2-12, MQTT-3.2.2-13]. (3.x has no code for it: no CONNACK.)
-    if (connect.will->qos > context_.limits.max_qos) {
-      ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kQosNotSupported);
-      return;
-    }
-    if (connect.will->retain && !context_.limits.retain_available) {
-      ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kRetainNotSupported);
-      return;
-    }
     if (HooksWant(kHookPublish)) {
       // The will is this client's PUBLISH, made later: the publish ACL
       // decides now, while the client can still be told (as Mosquitto 2.0).
       ClientInfo client;
       client.client_id = client_id;
-      client.username = connect.username;
+      client.username = username;
       client.remote_address = conn.peer;
       client.protocol_version = static_cast<int>(connect.version);
       client.shard = shard_.id();
       client.certificate_identity = certificate_identity;
+      client.username_from_certificate = username_from_certificate;
       Decision decision = context_.hooks.PublishCheck(client, connect.will->topic,
                                                       connect.will->qos, connect.will->retain);
       if (decision.kind == Decision::Kind::kDeny) {
@@ -251,14 +276,16 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   if (!context_.hooks.empty()) {
     // Who this session is, for hooks about it (also later, while offline).
     SessionExtra& extra = EnsureExtra(session);
-    if (connect.username.has_value()) {
-      extra.username = std::string(*connect.username);
+    // `username` may view certificate_identity: copied before it moves.
+    if (username.has_value()) {
+      extra.username = std::string(*username);
     } else {
       extra.username.reset();
     }
     extra.peer = conn.peer;
     extra.protocol_version = static_cast<int>(connect.version);
     extra.certificate_identity = std::move(certificate_identity);
+    extra.username_from_certificate = username_from_certificate;
   }
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;

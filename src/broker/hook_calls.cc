@@ -31,6 +31,7 @@ ClientInfo BrokerShard::InfoFor(const Session& session) const {
     info.remote_address = extra.peer;
     info.protocol_version = extra.protocol_version;
     info.certificate_identity = extra.certificate_identity;
+    info.username_from_certificate = extra.username_from_certificate;
     info.inline_client = extra.inline_sink != nullptr;
   }
   return info;

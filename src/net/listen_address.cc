@@ -77,6 +77,19 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
   return result;
 }
 
+bool IsLoopback(const ListenAddress& address) {
+  if (address.address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.address);
+    return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (address.address.ss_family == AF_INET6) {
+    const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(&address.address)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
 std::string FormatSocketAddress(const sockaddr* address, socklen_t length) {
   char host[INET6_ADDRSTRLEN] = {};
   if (address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {

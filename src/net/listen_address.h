@@ -32,6 +32,10 @@ struct ListenAddress {
 // what is wrong with it, e.g. `"tcp://1.2.3:80": "1.2.3" is not an IPv4 or IPv6 address`.
 absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text);
 
+// Whether only this machine can reach the address: 127.0.0.0/8, ::1, or
+// an IPv4-mapped 127.x ("[::ffff:127.0.0.1]"). 0.0.0.0 and :: are not.
+bool IsLoopback(const ListenAddress& address);
+
 // Formats a socket address as "1.2.3.4:1883" or "[::1]:1883".
 std::string FormatSocketAddress(const sockaddr* address, socklen_t length);
 

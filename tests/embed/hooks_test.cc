@@ -649,6 +649,46 @@ TEST(HookChain, OrderFirstDecisiveAnswerAndOptOut) {
                                              "c:established", "b:subscribe", "c:subscribe"}));
 }
 
+// Options::Tls::identity_as_username needs a CA, and touches only tls://
+// listeners: on plain TCP the client's own User Name reaches hooks. (The TLS
+// side is tested end to end in tests/integration/test_tls.py.)
+TEST(TlsIdentityAsUsername, NeedsACaAndLeavesPlainTcpAlone) {
+  Options options;
+  options.shards = 1;
+  options.listeners = {"127.0.0.1:0"};
+  options.tls.identity_as_username = true;
+  auto refused = Broker::Create(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(), "tls.identity_as_username needs tls.ca_file");
+
+  options.tls.ca_file = "/nonexistent/ca.pem";  // read only for tls:// listeners
+  std::mutex mutex;
+  std::optional<std::string> username;
+  bool from_certificate = true;
+  auto hooks = std::make_shared<Recorder>();
+  hooks->authenticate = [&](const ConnectRequest& r) {
+    std::lock_guard<std::mutex> lock(mutex);
+    username = r.client.username.has_value() ? std::optional<std::string>(*r.client.username)
+                                             : std::nullopt;
+    from_certificate = r.client.username_from_certificate;
+    return AuthDecision::NoOpinion();
+  };
+  options.hooks.push_back(hooks);
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  ASSERT_TRUE((*broker)->Start().ok());
+  const std::string address = (*broker)->BoundAddresses().at(0);
+  TestClient client(ProtocolVersion::kV311);
+  ASSERT_TRUE(
+      client.Open(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)))));
+  EXPECT_EQ(client.Connect("tcp-client", "carol", "pw"), 0);
+  (*broker)->Close();
+  (*broker)->Wait();
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(username, "carol");
+  EXPECT_FALSE(from_certificate);
+}
+
 TEST(InlineClient, UnavailableAfterTheBrokerStops) {
   Options options;
   options.shards = 1;

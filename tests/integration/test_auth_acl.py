@@ -269,3 +269,40 @@ def test_bad_auth_flags_stop_start_up(tmp_path):
                              capture_output=True, text=True, timeout=20)
     assert missing.returncode == 1
     assert "nope" in missing.stderr
+
+
+@pytest.mark.parametrize("protocol", [paho.MQTTv311, paho.MQTTv5])
+def test_max_connections_per_user(start_broker, tmp_path, protocol):
+    passwd = tmp_path / "passwd"
+    subprocess.run([MOSQUITTO_PASSWD, "-c", "-b", str(passwd), "carol", "secret"], check=True)
+    acl = tmp_path / "acl"
+    acl.write_text("user carol\ntopic readwrite carol/#\nlimit max_connections 2\n")
+    # Two shards: the limit is per user over all of them, whichever shard
+    # each client id lives on.
+    broker = start_broker(f"--password-file={passwd}", f"--acl-file={acl}", shards=2)
+    refused = 0x97 if protocol == paho.MQTTv5 else 5  # quota exceeded / not authorized
+    first = Session(broker.port, "carol-1", "carol", "secret", protocol=protocol)
+    second = Session(broker.port, "carol-2", "carol", "secret", protocol=protocol)
+    assert connect_rc(broker.port, "carol", "secret", "carol-3", protocol) == refused
+    # A takeover by a client id already connected replaces a connection.
+    again = Session(broker.port, "carol-2", "carol", "secret", protocol=protocol)
+    assert connect_rc(broker.port, "carol", "secret", "carol-3", protocol) == refused
+    # mosquitto_pub is refused as well, and its refusal holds no slot.
+    out = mosquitto_pub(broker.port, "-u", "carol", "-P", "secret", "-t", "carol/x", "-m", "m",
+                        *(["-V", "5"] if protocol == paho.MQTTv5 else []))
+    assert out.returncode != 0, out
+    # Once one disconnects, a new connection gets in (the DISCONNECT is
+    # handled asynchronously: retry briefly).
+    first.close()
+    assert wait_until(
+        lambda: connect_rc(broker.port, "carol", "secret", "carol-4", protocol) == 0, 5)
+    # connect_rc disconnected again: a long-lived one takes the slot back.
+    fourth = Session(broker.port, "carol-4", "carol", "secret", protocol=protocol)
+    assert connect_rc(broker.port, "carol", "secret", "carol-5", protocol) == refused
+    # An abrupt end (no DISCONNECT) frees a slot too.
+    fourth.client.loop_stop()
+    fourth.client.socket().close()
+    assert wait_until(
+        lambda: connect_rc(broker.port, "carol", "secret", "carol-5", protocol) == 0, 5)
+    again.close()
+    second.close()

@@ -1,7 +1,10 @@
-"""The daemon's command line: --help, and bad values that must stop start-up
-with a message naming the flag and the value."""
+"""The daemon's command line: --help, bad values that must stop start-up
+with a message naming the flag and the value, and the defaults that decide
+who may connect (loopback listener, anonymous access)."""
 import subprocess
+import threading
 
+import paho.mqtt.client as paho
 import pytest
 
 from conftest import BINARY
@@ -55,3 +58,71 @@ def test_listen_flag_repeats(start_broker):
 def test_bare_boolean_flag_turns_it_on(start_broker):
     broker = start_broker("--queue-qos0-offline")
     assert broker.port > 0
+
+
+def test_default_listener_is_loopback():
+    result = run("--help")
+    assert "--listen (default: 127.0.0.1:1883)" in result.stdout, result.stdout
+
+
+def anonymous_connack(port, protocol=paho.MQTTv311):
+    """The CONNACK code an anonymous paho client gets (None: no CONNACK)."""
+    result = {}
+    done = threading.Event()
+    client = paho.Client(client_id="anon", protocol=protocol)
+
+    def on_connect(c, userdata, flags, rc, properties=None):
+        result["rc"] = rc.value if hasattr(rc, "value") else rc
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(5)
+    client.disconnect()
+    client.loop_stop()
+    return result.get("rc")
+
+
+def anonymous_line(broker):
+    return next(line for line in broker.log_lines if "anonymous clients allowed:" in line
+                or "anonymous clients refused:" in line)
+
+
+def test_anonymous_allowed_on_loopback_only_listener(start_broker):
+    broker = start_broker(listen="127.0.0.1:0")
+    assert anonymous_connack(broker.port) == 0
+    assert anonymous_line(broker).endswith(
+        "anonymous clients allowed: every listener is loopback and no --password-file was "
+        "given"), broker.log()
+
+
+@pytest.mark.parametrize("protocol, refused", [(paho.MQTTv311, 5), (paho.MQTTv5, 0x87)])
+def test_anonymous_refused_by_default_on_network_listener(start_broker, protocol, refused):
+    # Bound to every interface, reached through loopback: the listener is
+    # what decides, not the path this client took.
+    broker = start_broker(listen="0.0.0.0:0")
+    assert anonymous_connack(broker.port, protocol) == refused
+    assert anonymous_line(broker).endswith(
+        "anonymous clients refused: listener 0.0.0.0:0 is not loopback and no "
+        "--allow-anonymous was given"), broker.log()
+
+
+def test_one_network_listener_among_loopback_ones_refuses_anonymous(start_broker):
+    broker = start_broker("--listen=[::]:0", listen="127.0.0.1:0")
+    assert anonymous_connack(broker.port) == 5
+    assert "listener [::]:0 is not loopback" in anonymous_line(broker), broker.log()
+
+
+def test_allow_anonymous_opens_a_network_listener(start_broker):
+    broker = start_broker("--allow-anonymous", listen="0.0.0.0:0")
+    assert anonymous_connack(broker.port) == 0
+    assert anonymous_line(broker).endswith("anonymous clients allowed: --allow-anonymous")
+    assert any("anyone who can reach a listener may connect" in line
+               for line in broker.log_lines), broker.log()
+
+
+def test_allow_anonymous_false_closes_loopback(start_broker):
+    broker = start_broker("--allow-anonymous=false", listen="127.0.0.1:0")
+    assert anonymous_connack(broker.port) == 5
+    assert anonymous_line(broker).endswith("anonymous clients refused: --allow-anonymous=false")

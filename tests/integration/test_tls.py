@@ -1,6 +1,7 @@
 """TLS listeners against the real binary: a CA, server and client certificates
 made here with the openssl command line; mosquitto_pub/sub and paho over TLS
-1.2 and 1.3; bad, missing and plain-TCP clients refused."""
+1.2 and 1.3; bad, missing and plain-TCP clients refused; the certificate
+identity as the user name (--tls-identity-as-username) with an ACL file."""
 
 import pathlib
 import socket
@@ -216,3 +217,120 @@ def test_bad_tls_flags_name_the_flag_and_file(certs, tmp_path):
     assert "--tls-cert" in result.stderr and "missing.pem" in result.stderr, result.stderr
     result = run("--listen=127.0.0.1:0", f"--tls-cert={certs / 'server.pem'}")
     assert result.returncode != 0 and "tls://" in result.stderr, result.stderr
+
+
+# --tls-identity-as-username: alice's certificate (CN=alice) is her user name.
+IDENTITY_ACL = """\
+user alice
+topic readwrite alice/#
+user bob
+topic readwrite #
+"""
+
+
+@pytest.fixture
+def identity_broker(start_broker, certs, tmp_path):
+    """A TLS listener (certificate optional) with --tls-identity-as-username
+    and a plain one for bob, whose password file has no alice."""
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "bob", "builder"], check=True)
+    acl = tmp_path / "acl"
+    acl.write_text(IDENTITY_ACL)
+    broker = start_broker(*tls_args(certs, require=False), "--tls-identity-as-username",
+                          f"--password-file={passwd}", f"--acl-file={acl}",
+                          "--listen=127.0.0.1:0", shards=2, listen="tls://127.0.0.1:0")
+    broker.tcp_port = int(broker.addresses[1].rpartition(":")[2])
+    return broker
+
+
+def tls_paho(certs, client_id, who="client", protocol=paho.MQTTv311, user=None):
+    c = paho.Client(client_id=client_id, protocol=protocol)
+    if who:
+        c.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / f"{who}.pem"),
+                  keyfile=str(certs / f"{who}.key"))
+    else:
+        c.tls_set(ca_certs=str(certs / "ca.pem"))
+    if user:
+        c.username_pw_set(user, "not-checked")
+    return c
+
+
+def connack(client, port):
+    """Connects; returns the CONNACK code (None: no CONNACK)."""
+    codes = []
+    done = threading.Event()
+
+    def on_connect(_c, _u, _f, rc, properties=None):
+        codes.append(rc.value if hasattr(rc, "value") else rc)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(5)
+    return codes[0] if codes else None
+
+
+def test_certificate_identity_gets_alices_acl(identity_broker, certs):
+    broker = identity_broker
+    # bob (password, plain TCP) watches everything.
+    got = []
+    watcher = paho.Client(client_id="bob-watch")
+    watcher.username_pw_set("bob", "builder")
+    watcher.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+    subscribed = threading.Event()
+    watcher.on_subscribe = lambda *a: subscribed.set()
+    assert connack(watcher, broker.tcp_port) == 0
+    watcher.subscribe("#", 1)
+    assert subscribed.wait(5)
+    # alice is in no password file and claims to be mallory: the certificate
+    # decides. Her allowed topic goes through, the denied one does not.
+    for topic in ("alice/hello", "bob/secret", "alice/done"):
+        result = mosquitto_pub(broker.port, topic, "x",
+                               [*client_tls(certs), "-u", "mallory", "-P", "wrong"])
+        assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 5
+    while ("alice/done", b"x") not in got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [t for t, _ in got] == ["alice/hello", "alice/done"], got
+    # Her subscriptions follow the same ACL (3.1.1 SUBACK 0x80 for a refusal).
+    out = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port),
+                          *client_tls(certs), "-t", "alice/#", "-t", "bob/#", "-d", "-C", "1",
+                          "-W", "1"], capture_output=True, text=True, timeout=20)
+    assert "Subscribed (mid: 1): 0, 128" in out.stdout, out
+    # MQTT 5 tells the publisher: PUBACK 0x87 for the denied topic.
+    out = mosquitto_pub(broker.port, "bob/x", "m", [*client_tls(certs), "-V", "5", "-d"])
+    assert "RC:135" in out.stdout, out
+    watcher.disconnect()
+    watcher.loop_stop()
+
+
+@pytest.mark.parametrize("protocol, refused", [(paho.MQTTv311, 5), (paho.MQTTv5, 0x87)])
+def test_identity_as_username_refuses_tls_client_without_certificate(identity_broker, certs,
+                                                                    protocol, refused):
+    broker = identity_broker
+    # A user name of its own (even one that has a password) does not help.
+    c = tls_paho(certs, "no-cert", who=None, protocol=protocol, user="bob")
+    assert connack(c, broker.port) == refused
+    c.loop_stop()
+    assert mosquitto_pub(broker.port, "alice/x", "y", client_tls(certs, None)).returncode != 0
+    # With one, alice gets in over either protocol version.
+    c = tls_paho(certs, "with-cert", protocol=protocol)
+    assert connack(c, broker.port) == 0
+    c.disconnect()
+    c.loop_stop()
+    # The plain TCP listener is untouched: bob's password still works there.
+    c = paho.Client(client_id="bob-tcp", protocol=protocol)
+    c.username_pw_set("bob", "builder")
+    assert connack(c, broker.tcp_port) == 0
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_identity_as_username_needs_tls_ca(certs):
+    result = subprocess.run([str(BINARY), "--shards=1", "--listen=tls://127.0.0.1:0",
+                             f"--tls-cert={certs / 'server.pem'}",
+                             f"--tls-key={certs / 'server.key'}", "--tls-identity-as-username"],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2
+    assert "--tls-identity-as-username=true: needs --tls-ca" in result.stderr, result.stderr

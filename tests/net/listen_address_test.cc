@@ -33,5 +33,25 @@ TEST(ListenAddressTest, RejectsBadInputWithAMessageThatQuotesIt) {
   EXPECT_EQ(RoundTrip("[::1]"), "\"[::1]\": an IPv6 address is written [address]:port");
 }
 
+bool Loopback(std::string_view text) {
+  auto parsed = ParseListenAddress(text);
+  EXPECT_TRUE(parsed.ok()) << text;
+  return parsed.ok() && IsLoopback(*parsed);
+}
+
+TEST(ListenAddressTest, LoopbackIsOnlyThisMachine) {
+  EXPECT_TRUE(Loopback("127.0.0.1:1883"));
+  EXPECT_TRUE(Loopback("tls://127.1.2.3:8883"));
+  EXPECT_TRUE(Loopback("localhost:0"));
+  EXPECT_TRUE(Loopback("[::1]:1883"));
+  EXPECT_TRUE(Loopback("[::ffff:127.0.0.1]:1883"));
+  EXPECT_FALSE(Loopback("0.0.0.0:1883"));
+  EXPECT_FALSE(Loopback(":1883"));
+  EXPECT_FALSE(Loopback("[::]:1883"));
+  EXPECT_FALSE(Loopback("192.168.1.10:1883"));
+  EXPECT_FALSE(Loopback("128.0.0.1:1883"));
+  EXPECT_FALSE(Loopback("[::ffff:10.0.0.1]:1883"));
+}
+
 }  // namespace
 }  // namespace shardmq::net
