@@ -70,7 +70,9 @@ AuthDecision FileAuthHooks::OnAuthenticate(const ConnectRequest& request) {
   if (!client.username_from_certificate) {
     const bool checked_user = config.passwords != nullptr && client.username.has_value();
     if (!checked_user) {
-      return allow_anonymous_ ? AuthDecision::NoOpinion() : AuthDecision::Deny(0x87);
+      if (!allow_anonymous_) return AuthDecision::Deny(0x87);
+      ApplyPublishRate(config, std::nullopt, request.limits);
+      return AuthDecision::NoOpinion();
     }
     // Mosquitto's PBKDF2 cost (101 iterations) is microseconds: fine inline.
     if (!request.password.has_value() ||
@@ -88,8 +90,20 @@ AuthDecision FileAuthHooks::OnAuthenticate(const ConnectRequest& request) {
   auto old = state.counted.find(Absl(client.client_id));
   if (old != state.counted.end() && old->second == username) limit.reset();
   if (!Acquire(username, limit)) return AuthDecision::Deny(0x97);
+  ApplyPublishRate(config, username, request.limits);
   state.pending = PerShard::Pending{std::string(client.client_id), std::move(username)};
   return AuthDecision::NoOpinion();
+}
+
+void FileAuthHooks::ApplyPublishRate(const auth::AuthConfig& config,
+                                     std::optional<std::string_view> user, ClientLimits* limits) {
+  if (config.acl == nullptr || limits == nullptr) return;
+  const std::optional<uint32_t> rate = config.acl->LimitsFor(user).publish_rate;
+  // The ACL may tighten --max-publish-rate, never loosen it.
+  if (rate.has_value() && *rate != 0) {
+    limits->publish_rate =
+        limits->publish_rate == 0 ? *rate : std::min(limits->publish_rate, *rate);
+  }
 }
 
 void FileAuthHooks::Admitted(const ClientInfo& client) {

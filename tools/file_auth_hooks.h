@@ -28,7 +28,9 @@
 //                 subscription to "a/+" does not receive "a/secret" if the
 //                 ACL denies it.
 // Allowed requests answer NoOpinion, so a hook registered after this one may
-// still refuse. Limit not enforced here: publish_rate.
+// still refuse. The ACL's `limit publish_rate N` becomes the client's own
+// publish rate (ConnectRequest::limits) when it is tighter than the daemon's
+// --max-publish-rate; the broker throttles it (shardmq/options.h).
 //
 // Counting connections. Every connection with a checked user name is
 // counted (limit or not, so that a reload adding a limit finds true counts)
@@ -91,6 +93,9 @@ class FileAuthHooks : public Hooks {
   // neither checked against a password file nor taken from a certificate.
   std::optional<std::string_view> AclUser(const auth::AuthConfig& config,
                                           const ClientInfo& client) const;
+  // The ACL's publish_rate for `user` into the client's limits.
+  static void ApplyPublishRate(const auth::AuthConfig& config, std::optional<std::string_view> user,
+                               ClientLimits* limits);
   // One more connection for `username`, unless `limit` is set and reached.
   bool Acquire(const std::string& username, std::optional<uint32_t> limit);
   void Release(const std::string& username);

@@ -306,3 +306,41 @@ def test_max_connections_per_user(start_broker, tmp_path, protocol):
         lambda: connect_rc(broker.port, "carol", "secret", "carol-5", protocol) == 0, 5)
     again.close()
     second.close()
+
+
+def test_acl_publish_rate_throttles_that_user_only(start_broker, tmp_path):
+    passwd = tmp_path / "passwd"
+    subprocess.run([MOSQUITTO_PASSWD, "-c", "-b", str(passwd), "dave", "pw"], check=True)
+    subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), "erin", "pw"], check=True)
+    acl = tmp_path / "acl"
+    acl.write_text("user dave\ntopic readwrite rate/#\nlimit publish_rate 20\n\n"
+                   "user erin\ntopic readwrite rate/#\n")
+    broker = start_broker(f"--password-file={passwd}", f"--acl-file={acl}", shards=2)
+    watcher = Session(broker.port, "rate-watch", "erin", "pw")
+    assert watcher.subscribe("rate/#", 1) == [1]
+
+    # erin has no limit: mosquitto_pub -l sends 200 lines as fast as it can.
+    out = subprocess.run([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(broker.port), "-u", "erin",
+                          "-P", "pw", "-i", "erin-pub", "-t", "rate/erin", "-l", "-q", "1"],
+                         input="".join(f"e{i}\n" for i in range(200)), capture_output=True,
+                         text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+
+    # dave's 60 QoS 1 messages: 20 at once, then 20 a second, none lost.
+    dave = Session(broker.port, "dave-pub", "dave", "pw")
+    start = time.monotonic()
+    infos = [dave.client.publish("rate/dave", f"d{i}", 1) for i in range(60)]
+    for info in infos:
+        info.wait_for_publish(10)
+        assert info.is_published()
+    elapsed = time.monotonic() - start
+    assert wait_until(lambda: len(watcher.messages) == 260, 10), len(watcher.messages)
+    assert [p for t, p in watcher.messages if t == "rate/dave"] == [
+        f"d{i}".encode() for i in range(60)]
+    # The 60th cannot be read before 59 / 20 - 1 = 1.95 s: a bound the rate sets.
+    assert elapsed >= 1.5, elapsed
+    log = broker.log()
+    assert "throttling" in log and "(dave-pub)" in log and "20 msg/s" in log
+    assert "(erin-pub)" not in log
+    dave.close()
+    watcher.close()
