@@ -58,10 +58,11 @@ struct BrokerStats {
   // Clients disconnected (MQTT 5: 0x96) for staying over their publish rate
   // for 10 s on end, or flooding faster than throttling can hold.
   uint64_t publishers_disconnected = 0;
-  uint64_t messages_received = 0;   // PUBLISH from clients
-  uint64_t messages_sent = 0;       // PUBLISH to clients
-  uint64_t dropped_queue_full = 0;  // a subscriber's queue was full
-  uint64_t dropped_qos0_slow = 0;   // QoS 0 to a subscriber not reading
+  uint64_t subscriptions_refused_quota = 0;  // over max_subscriptions_per_client
+  uint64_t messages_received = 0;            // PUBLISH from clients
+  uint64_t messages_sent = 0;                // PUBLISH to clients
+  uint64_t dropped_queue_full = 0;           // a subscriber's queue was full
+  uint64_t dropped_qos0_slow = 0;            // QoS 0 to a subscriber not reading
 };
 
 class Broker {

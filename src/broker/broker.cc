@@ -190,6 +190,7 @@ class Broker::Impl {
       out.protocol_errors += get(stats.protocol_errors);
       out.publishers_throttled += get(stats.publishers_throttled);
       out.publishers_disconnected += get(stats.publishers_disconnected);
+      out.subscriptions_refused_quota += get(stats.subscriptions_refused_quota);
       out.messages_received += get(stats.messages_received);
       out.messages_sent += get(stats.messages_sent);
       out.dropped_queue_full += get(stats.dropped_queue_full);

@@ -44,6 +44,8 @@ struct ShardStats {
   std::atomic<uint64_t> publishers_throttled{0};
   // Clients disconnected for staying over their publish rate (0x96).
   std::atomic<uint64_t> publishers_disconnected{0};
+  // SUBSCRIBE filters refused for max_subscriptions_per_client.
+  std::atomic<uint64_t> subscriptions_refused_quota{0};
   // Sockets closed for not completing CONNECT within connect_timeout_ms.
   std::atomic<uint64_t> connect_timeouts{0};
   std::atomic<uint64_t> wills_published{0};

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "base/log_throttle.h"
 #include "broker/client_id.h"
 #include "broker/mail.h"
 
@@ -218,6 +219,11 @@ bool BrokerShard::HandlePacket(Connection& conn, const mqtt::Packet& packet) {
 void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const char* what) {
   if (conn.state == Connection::State::kClosing) return;
   ShardStats::Inc(stats_.protocol_errors);
+  // Every close for a broken rule or a limit (packet too large, receive
+  // maximum, ...) is visible without debug logging, at most once a second.
+  SHARDMQ_LOG_THROTTLED(kWarning, "closing %s (%s): %s (reason 0x%02x)", conn.peer,
+                        conn.session ? conn.session->client_id : std::string("-"), what,
+                        static_cast<int>(reason));
   if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
     conn.disconnect_reason = DisconnectReason::kProtocolError;
   }

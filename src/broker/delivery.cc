@@ -8,6 +8,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
+#include "base/log_throttle.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 #include "broker/mail.h"
@@ -197,6 +198,10 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
     if (shard_.QueuedBytes(conn->id) > context_.limits.max_outbound_bytes) {
       // A slow subscriber loses QoS 0 messages, not the broker's memory.
       ShardStats::Inc(stats_.dropped_qos0_slow);
+      SHARDMQ_LOG_THROTTLED(kWarning,
+                            "dropping QoS 0 messages for %s: it is not reading (more than %d "
+                            "bytes unsent, --max-outbound-bytes)",
+                            session.client_id, context_.limits.max_outbound_bytes);
       NoteDropped(session.client_id, *message, DropReason::kSlowSubscriber);
       return;
     }
@@ -234,6 +239,10 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
       context_.limits.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
   if (session.queue.size() >= max_messages || session.queued_bytes + bytes > max_bytes) {
     ShardStats::Inc(stats_.dropped_queue_full);
+    SHARDMQ_LOG_THROTTLED(kWarning,
+                          "dropping messages for %s: its queue is full (%d messages / %d bytes, "
+                          "--max-queued-messages / --max-queued-bytes)",
+                          session.client_id, session.queue.size(), session.queued_bytes);
     NoteDropped(session.client_id, *message, DropReason::kQueueFull);
     return false;
   }

@@ -8,6 +8,7 @@
 // trip, paid only when a filter's local count goes 0 -> 1.
 #include <algorithm>
 
+#include "base/log_throttle.h"
 #include "broker/broker_shard.h"
 #include "broker/mail.h"
 #include "mqtt/topic_validation.h"
@@ -51,6 +52,11 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
         session.subscriptions.size() >= context_.limits.max_subscriptions_per_client) {
       pending.codes.push_back(v5 ? mqtt::ReasonCode::kQuotaExceeded
                                  : mqtt::ReasonCode::kUnspecifiedError);
+      ShardStats::Inc(stats_.subscriptions_refused_quota);
+      SHARDMQ_LOG_THROTTLED(kWarning,
+                            "refusing a subscription of %s: it holds %d filters, the most "
+                            "allowed (--max-subscriptions-per-client)",
+                            session.client_id, session.subscriptions.size());
       continue;
     }
     topic::SubscriptionOptions options;

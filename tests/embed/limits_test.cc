@@ -193,6 +193,20 @@ TEST_F(LimitsTest, AnAuthenticationHookSetsOneClientsRate) {
   EXPECT_GE(broker_->Stats().publishers_throttled, 1u);
 }
 
+TEST_F(LimitsTest, SubscriptionsBeyondTheQuotaAreRefusedAndCounted) {
+  Options options;
+  options.limits.max_subscriptions_per_client = 2;
+  Start(options);
+  auto client = TryConnect("subs");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->Subscribe("a", 0, 1)->codes, std::vector<uint8_t>{0});
+  EXPECT_EQ(client->Subscribe("b", 0, 2)->codes, std::vector<uint8_t>{0});
+  EXPECT_EQ(client->Subscribe("c", 0, 3)->codes, std::vector<uint8_t>{0x97});  // quota exceeded
+  // Subscribing again to a filter it holds is a replacement, not one more.
+  EXPECT_EQ(client->Subscribe("a", 1, 4)->codes, std::vector<uint8_t>{1});
+  EXPECT_EQ(broker_->Stats().subscriptions_refused_quota, 1u);
+}
+
 TEST_F(LimitsTest, SilentSocketsAreClosedAfterTheConnectTimeoutAndCounted) {
   Options options;
   options.limits.connect_timeout_ms = 300;
