@@ -116,8 +116,10 @@ struct Options {
 
   // Addresses to accept MQTT connections on: "host:port" or
   // "tcp://host:port", IPv4 or IPv6 ("[::1]:1883"). Port 0 picks a free port;
-  // Broker::BoundAddresses() tells which.
-  std::vector<std::string> listeners = {"0.0.0.0:1883"};
+  // Broker::BoundAddresses() tells which. Loopback by default, like the
+  // daemon: serving the network ("0.0.0.0:1883") is a choice to make along
+  // with authentication hooks.
+  std::vector<std::string> listeners = {"127.0.0.1:1883"};
 
   // Certificate, key and CA for "tls://host:port" listeners (TLS 1.2 and
   // 1.3, OpenSSL). With ca_file set, a client certificate is asked for and,

@@ -43,10 +43,6 @@ struct PublishThrottle {
     if (bytes) wait = std::max(wait, bytes->Take(now_ns, size));
     return wait;
   }
-  // What is still to wait without counting anything new.
-  int64_t Wait(int64_t now_ns) {
-    return std::max(messages ? messages->Take(now_ns, 0) : 0, bytes ? bytes->Take(now_ns, 0) : 0);
-  }
 
   ClientLimits limits;
   std::optional<base::RateLimit> messages;
