@@ -30,7 +30,7 @@ std::optional<std::string_view> FileAuthHooks::AclUser(const auth::AuthConfig& c
 }
 
 bool FileAuthHooks::Acquire(const std::string& username, std::optional<uint32_t> limit) {
-  absl::MutexLock lock(&mutex_);
+  std::lock_guard lock(mutex_);
   uint32_t& open = open_[username];
   if (limit.has_value() && open >= *limit) {
     if (open == 0) open_.erase(username);
@@ -41,14 +41,14 @@ bool FileAuthHooks::Acquire(const std::string& username, std::optional<uint32_t>
 }
 
 void FileAuthHooks::Release(const std::string& username) {
-  absl::MutexLock lock(&mutex_);
+  std::lock_guard lock(mutex_);
   auto it = open_.find(username);
   if (it == open_.end()) return;
   if (--it->second == 0) open_.erase(it);
 }
 
 uint32_t FileAuthHooks::OpenConnections(std::string_view username) const {
-  absl::MutexLock lock(&mutex_);
+  std::lock_guard lock(mutex_);
   auto it = open_.find(Absl(username));
   return it == open_.end() ? 0 : it->second;
 }

@@ -56,7 +56,7 @@ void AddressLimiter::Sweep(Stripe& stripe, int64_t now_ns) {
 
 AddressLimiter::Verdict AddressLimiter::Admit(Key key, int64_t now_ns) {
   Stripe& stripe = StripeOf(key);
-  absl::MutexLock lock(&stripe.mu);
+  std::lock_guard lock(stripe.mu);
   if (stripe.entries.size() >= stripe.sweep_at) Sweep(stripe, now_ns);
   // A rate of 0 never refuses: a huge rate and burst stand in for "none".
   const uint32_t rate = options_.connects_per_second;
@@ -78,7 +78,7 @@ AddressLimiter::Verdict AddressLimiter::Admit(Key key, int64_t now_ns) {
 void AddressLimiter::Release(Key key, int64_t now_ns) {
   if (key == kNoKey) return;
   Stripe& stripe = StripeOf(key);
-  absl::MutexLock lock(&stripe.mu);
+  std::lock_guard lock(stripe.mu);
   auto it = stripe.entries.find(key);
   if (it == stripe.entries.end()) return;
   if (it->second.open > 0) --it->second.open;
@@ -88,7 +88,7 @@ void AddressLimiter::Release(Key key, int64_t now_ns) {
 size_t AddressLimiter::tracked_addresses() const {
   size_t n = 0;
   for (const Stripe& stripe : *stripes_) {
-    absl::MutexLock lock(&stripe.mu);
+    std::lock_guard lock(stripe.mu);
     n += stripe.entries.size();
   }
   return n;

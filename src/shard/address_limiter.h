@@ -19,10 +19,10 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/numeric/int128.h"
-#include "absl/synchronization/mutex.h"
 #include "base/rate_limit.h"
 
 namespace shardmq::shard {
@@ -67,7 +67,9 @@ class AddressLimiter {
     base::RateLimit connects;
   };
   struct alignas(64) Stripe {
-    mutable absl::Mutex mu;
+    // std::mutex rather than absl::Mutex: ThreadSanitizer understands the
+    // pthread mutex under it, and not Debian's uninstrumented abseil.
+    mutable std::mutex mu;
     absl::flat_hash_map<Key, Entry> entries;
     // Size at which the next Admit sweeps idle entries.
     size_t sweep_at = 1024;
