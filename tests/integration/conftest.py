@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 
+import paho.mqtt.client as paho
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -97,3 +98,25 @@ def wait_until(predicate, timeout=10.0, interval=0.02):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def paho_connack(port, user=None, password=None, client_id="", protocol=paho.MQTTv311):
+    """The CONNACK code a paho client gets: the 3.1.1 return code or the MQTT 5
+    reason code; None if no CONNACK came within 5 s."""
+    result = {}
+    done = threading.Event()
+    client = paho.Client(client_id=client_id, protocol=protocol)
+    if user is not None:
+        client.username_pw_set(user, password)
+
+    def on_connect(c, userdata, flags, rc, properties=None):
+        result["rc"] = rc.value if hasattr(rc, "value") else rc
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(5)
+    client.disconnect()
+    client.loop_stop()
+    return result.get("rc")

@@ -12,7 +12,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import wait_until
+from conftest import paho_connack as connect_rc, wait_until
 
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 MOSQUITTO_PUB = shutil.which("mosquitto_pub")
@@ -49,25 +49,6 @@ def auth_files(tmp_path):
     return passwd, acl
 
 
-def connect_rc(port, user=None, password=None, client_id="", protocol=paho.MQTTv311):
-    """The CONNACK code paho reports (3.1.1 return code or MQTT 5 reason)."""
-    result = {}
-    done = threading.Event()
-    client = paho.Client(client_id=client_id, protocol=protocol)
-    if user is not None:
-        client.username_pw_set(user, password)
-
-    def on_connect(c, userdata, flags, rc, properties=None):
-        result["rc"] = rc.value if hasattr(rc, "value") else rc
-        done.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    done.wait(5)
-    client.disconnect()
-    client.loop_stop()
-    return result.get("rc")
 
 
 class Session:

@@ -2,12 +2,11 @@
 with a message naming the flag and the value, and the defaults that decide
 who may connect (loopback listener, anonymous access)."""
 import subprocess
-import threading
 
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import BINARY
+from conftest import BINARY, paho_connack
 
 
 def run(*args):
@@ -67,21 +66,7 @@ def test_default_listener_is_loopback():
 
 def anonymous_connack(port, protocol=paho.MQTTv311):
     """The CONNACK code an anonymous paho client gets (None: no CONNACK)."""
-    result = {}
-    done = threading.Event()
-    client = paho.Client(client_id="anon", protocol=protocol)
-
-    def on_connect(c, userdata, flags, rc, properties=None):
-        result["rc"] = rc.value if hasattr(rc, "value") else rc
-        done.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    done.wait(5)
-    client.disconnect()
-    client.loop_stop()
-    return result.get("rc")
+    return paho_connack(port, client_id="anon", protocol=protocol)
 
 
 def anonymous_line(broker):
