@@ -1,7 +1,5 @@
 #include "config_file.h"
 
-#include <toml.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -10,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <toml.hpp>
 #include <type_traits>
 
 #include "absl/flags/commandlineflag.h"
@@ -108,7 +107,8 @@ absl::StatusOr<ConfigSetting> FlagSetting(const Errors& errors, const std::strin
     if (key == "allow_anonymous" && value.is_boolean()) {
       setting.value = value.as_boolean() ? "true" : "false";
     } else if (!value.is_string()) {
-      return errors.WrongType(value, key, key == "allow_anonymous" ? "true, false or \"auto\"" : "a string");
+      return errors.WrongType(value, key,
+                              key == "allow_anonymous" ? "true, false or \"auto\"" : "a string");
     } else {
       setting.value = value.as_string().str;
     }
@@ -157,9 +157,9 @@ absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value&
   // One way to say it: "tls://" in the address and protocol = "tcp" would
   // contradict each other.
   if (text.find("://") != std::string::npos) {
-    return errors.At(*address, "listener.address",
-                     absl::StrFormat("\"%s\": give host:port here and the scheme as protocol",
-                                     text));
+    return errors.At(
+        *address, "listener.address",
+        absl::StrFormat("\"%s\": give host:port here and the scheme as protocol", text));
   }
   return ConfigSetting{.flag = "listen",
                        .value = protocol == "tcp" ? text : protocol + "://" + text,
@@ -170,8 +170,7 @@ absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value&
 std::string UnknownKey(const std::string& key, absl::Span<const std::string_view> flags) {
   std::string underscored = key;
   std::replace(underscored.begin(), underscored.end(), '-', '_');
-  if (underscored != key &&
-      std::find(flags.begin(), flags.end(), underscored) != flags.end()) {
+  if (underscored != key && std::find(flags.begin(), flags.end(), underscored) != flags.end()) {
     return absl::StrFormat("unknown key (keys use underscores: %s)", underscored);
   }
   if (key == "listen") return "unknown key (write listeners as [[listener]] tables)";
@@ -185,7 +184,11 @@ absl::Status SyntaxError(const std::string& path, const toml::syntax_error& erro
   std::string_view text = error.what();
   std::string_view first = text.substr(0, text.find('\n'));
   if (first.substr(0, 8) == "[error] ") first.remove_prefix(8);
-  if (first.substr(0, 6) == "toml::") first.remove_prefix(std::min(first.find(": ") + 2, first.size()));
+  // "toml::parse_key_value_pair: missing `=`": the parser's function name
+  // means nothing to an operator.
+  if (size_t colon = first.find(": "); first.substr(0, 6) == "toml::" && colon != first.npos) {
+    first.remove_prefix(colon + 2);
+  }
   uint32_t line = error.location().line();
   for (size_t start = 0; start < text.size();) {
     size_t end = std::min(text.find('\n', start), text.size());
@@ -239,8 +242,7 @@ absl::StatusOr<std::vector<ConfigSetting>> LoadConfigFile(
   std::vector<ConfigSetting> settings;
   for (const Entry& entry : entries) {
     const std::string& key = *entry.key;
-    if (key == "listener" &&
-        std::find(flags.begin(), flags.end(), "listen") != flags.end()) {
+    if (key == "listener" && std::find(flags.begin(), flags.end(), "listen") != flags.end()) {
       if (!entry.value->is_array()) {
         return errors.WrongType(*entry.value, key, "an array of tables: write [[listener]]");
       }

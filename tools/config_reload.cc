@@ -44,15 +44,14 @@ ReloadPlan PlanReload(const DaemonConfig& running, const DaemonConfig& next) {
   }
   if (running.log_level != next.log_level) {
     plan.log_level = next.log_level;
-    plan.changes.push_back(absl::StrFormat("log_level %s -> %s", Text(running, "log_level"),
-                                           Text(next, "log_level")));
+    plan.changes.push_back(
+        absl::StrFormat("log_level %s -> %s", Text(running, "log_level"), Text(next, "log_level")));
   }
   if (running.password_file != next.password_file || running.acl_file != next.acl_file) {
-    plan.auth_paths = auth::AuthPaths{.password_file = next.password_file,
-                                      .acl_file = next.acl_file};
+    plan.auth_paths =
+        auth::AuthPaths{.password_file = next.password_file, .acl_file = next.acl_file};
     if (running.password_file != next.password_file) {
-      plan.changes.push_back(absl::StrFormat("password_file %s -> %s",
-                                             Shown(running.password_file),
+      plan.changes.push_back(absl::StrFormat("password_file %s -> %s", Shown(running.password_file),
                                              Shown(next.password_file)));
     }
     if (running.acl_file != next.acl_file) {

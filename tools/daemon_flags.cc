@@ -373,7 +373,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   Options& options = config.options;
   options.shards = absl::GetFlag(FLAGS_shards);
   if (options.shards < 0 || options.shards > 1024) {
-    return FlagError(sources, "shards", std::to_string(options.shards), "must be between 0 and 1024");
+    return FlagError(sources, "shards", std::to_string(options.shards),
+                     "must be between 0 and 1024");
   }
   if (options.shards == 0) {
     options.shards = std::max<int>(1, static_cast<int>(AllowedCpus().size()));
@@ -393,8 +394,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
       if (i < listener_sources.size() && !listener_sources[i].empty()) {
         listener_source["listen"] = listener_sources[i];
       }
-      return FlagError(listener_source, "listen", listener,
-                       std::string(parsed.status().message()));
+      return FlagError(listener_source, "listen", listener, std::string(parsed.status().message()));
     }
     any_tls = any_tls || parsed->transport == net::Transport::kTls;
     if (not_loopback.empty() && !net::IsLoopback(*parsed)) not_loopback = listener;
@@ -412,10 +412,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
                        "has no effect without a tls:// --listen");
     }
     if (!options.tls.key_file.empty()) {
-      return FlagError(sources, "tls_key", options.tls.key_file, "has no effect without a tls:// --listen");
+      return FlagError(sources, "tls_key", options.tls.key_file,
+                       "has no effect without a tls:// --listen");
     }
     if (!options.tls.ca_file.empty()) {
-      return FlagError(sources, "tls_ca", options.tls.ca_file, "has no effect without a tls:// --listen");
+      return FlagError(sources, "tls_ca", options.tls.ca_file,
+                       "has no effect without a tls:// --listen");
     }
     if (options.tls.require_client_cert) {
       return FlagError(sources, "tls_require_client_cert", "true",
@@ -436,7 +438,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
 
   std::string cpu_text = absl::GetFlag(FLAGS_cpu_affinity);
   auto cpus = ParseCpuList(cpu_text);
-  if (!cpus.ok()) return FlagError(sources, "cpu_affinity", cpu_text, std::string(cpus.status().message()));
+  if (!cpus.ok())
+    return FlagError(sources, "cpu_affinity", cpu_text, std::string(cpus.status().message()));
   std::vector<int> allowed = AllowedCpus();
   for (int cpu : *cpus) {
     if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
@@ -486,18 +489,21 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   limits.max_publish_rate = absl::GetFlag(FLAGS_max_publish_rate);
   limits.max_publish_bytes_rate = absl::GetFlag(FLAGS_max_publish_bytes_rate);
   for (absl::Status status : {
-           CheckRange(sources, "max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
+           CheckRange(sources, "max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64,
+                      268435460),
            CheckRange(sources, "max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),
            CheckRange(sources, "max_queued_messages", limits.max_queued_messages, 1, 1u << 30),
-           CheckRange(sources, "max_queued_bytes", absl::GetFlag(FLAGS_max_queued_bytes), 1, 1ull << 40),
+           CheckRange(sources, "max_queued_bytes", absl::GetFlag(FLAGS_max_queued_bytes), 1,
+                      1ull << 40),
            CheckRange(sources, "max_outbound_bytes", absl::GetFlag(FLAGS_max_outbound_bytes), 1024,
                       1ull << 40),
-           CheckRange(sources, "max_subscriptions_per_client", limits.max_subscriptions_per_client, 1,
-                      1u << 30),
+           CheckRange(sources, "max_subscriptions_per_client", limits.max_subscriptions_per_client,
+                      1, 1u << 30),
            CheckRange(sources, "max_topic_length", limits.max_topic_length, 1, 65535),
            CheckRange(sources, "max_topic_levels", limits.max_topic_levels, 1, 65535),
            CheckRange(sources, "connect_timeout_ms", limits.connect_timeout_ms, 100, 3'600'000),
-           CheckRange(sources, "topic_alias_maximum", absl::GetFlag(FLAGS_topic_alias_maximum), 0, 65535),
+           CheckRange(sources, "topic_alias_maximum", absl::GetFlag(FLAGS_topic_alias_maximum), 0,
+                      65535),
            CheckRange(sources, "max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535),
            CheckRange(sources, "receive_maximum", absl::GetFlag(FLAGS_receive_maximum), 1, 65535),
            CheckRange(sources, "max_qos", absl::GetFlag(FLAGS_max_qos), 0, 2),
@@ -569,8 +575,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   }
   for (std::string_view name : kFlagOrder) {
     config.flag_values.emplace_back(
-        name, absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()))
-                  ->CurrentValue());
+        name,
+        absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()))->CurrentValue());
   }
   return config;
 }

@@ -106,7 +106,6 @@ bool ReloadAuthFiles(ReloadState& state, const shardmq::auth::AuthPaths& paths,
 // change while running (config_reload.h); reloads the auth files. A config
 // file that does not parse changes nothing.
 void Reload(ReloadState& state) {
-  namespace daemon = shardmq::daemon;
   if (state.running.config_file.empty() && state.auth_store == nullptr) {
     SHARDMQ_LOG(kInfo, "SIGHUP: no --config, --password-file or --acl-file to reload");
     return;
@@ -114,20 +113,20 @@ void Reload(ReloadState& state) {
   std::vector<std::string> changes;
   shardmq::auth::AuthPaths paths{.password_file = state.running.password_file,
                                  .acl_file = state.running.acl_file};
-  std::optional<daemon::DaemonConfig> next;
-  std::optional<daemon::ReloadPlan> plan;
+  std::optional<shardmq::daemon::DaemonConfig> next;
+  std::optional<shardmq::daemon::ReloadPlan> plan;
   if (!state.running.config_file.empty()) {
     std::vector<char*> argv;
     for (std::string& arg : state.args) argv.push_back(arg.data());
-    absl::StatusOr<daemon::DaemonConfig> parsed =
-        daemon::ParseDaemonFlags(static_cast<int>(argv.size()), argv.data());
+    absl::StatusOr<shardmq::daemon::DaemonConfig> parsed =
+        shardmq::daemon::ParseDaemonFlags(static_cast<int>(argv.size()), argv.data());
     if (!parsed.ok()) {
-      SHARDMQ_LOG(kError, "SIGHUP: %s not reloaded, nothing changed: %s",
-                  state.running.config_file, std::string(parsed.status().message()));
+      SHARDMQ_LOG(kError, "SIGHUP: %s not reloaded, nothing changed: %s", state.running.config_file,
+                  std::string(parsed.status().message()));
       return;
     }
     next = *std::move(parsed);
-    plan = daemon::PlanReload(state.running, *next);
+    plan = shardmq::daemon::PlanReload(state.running, *next);
     for (const std::string& key : plan->needs_restart) {
       SHARDMQ_LOG(kWarning, "SIGHUP: %s changed in %s and needs a restart; the running value stays",
                   key, state.running.config_file);
@@ -145,14 +144,13 @@ void Reload(ReloadState& state) {
     }
     if (plan->log_level.has_value()) {
       shardmq::base::SetLogLevel(*plan->log_level);
-      daemon::Adopt(*next, "log_level", &state.running);
+      shardmq::daemon::Adopt(*next, "log_level", &state.running);
     }
   }
-  const bool auth_loaded =
-      state.auth_store != nullptr && ReloadAuthFiles(state, paths, changes);
+  const bool auth_loaded = state.auth_store != nullptr && ReloadAuthFiles(state, paths, changes);
   if (auth_loaded && next.has_value()) {
-    daemon::Adopt(*next, "password_file", &state.running);
-    daemon::Adopt(*next, "acl_file", &state.running);
+    shardmq::daemon::Adopt(*next, "password_file", &state.running);
+    shardmq::daemon::Adopt(*next, "acl_file", &state.running);
   }
   if (plan.has_value()) {
     // The new settings first, then what the files hold now; new paths that

@@ -94,7 +94,7 @@ TEST_F(ConfigFileTest, TlsListenerBecomesTlsScheme) {
 address = "0.0.0.0:8883"
 protocol = "tls"
 )"),
-                                                                        ConfigurableFlags());
+                                                                       ConfigurableFlags());
   ASSERT_TRUE(settings.ok()) << settings.status();
   ASSERT_EQ(settings->size(), 1u);
   EXPECT_EQ((*settings)[0].flag, "listen");
@@ -142,8 +142,7 @@ TEST_F(ConfigFileTest, UnknownKey) {
             path() + ":1: listen: unknown key (write listeners as [[listener]] tables)");
   EXPECT_EQ(Error("config = \"other.toml\"\n"),
             path() + ":1: config: cannot be set in a config file");
-  EXPECT_THAT(Error("[limits]\nmax_packet_size = 100\n"),
-              StartsWith(path() + ":"));
+  EXPECT_THAT(Error("[limits]\nmax_packet_size = 100\n"), StartsWith(path() + ":"));
   EXPECT_THAT(Error("[limits]\nmax_packet_size = 100\n"), HasSubstr(": limits: unknown key"));
 }
 
@@ -184,8 +183,9 @@ TEST_F(ConfigFileTest, BadListener) {
   EXPECT_THAT(Error("[[listener]]\naddress = \"1.2.3:80\"\n"),
               StartsWith(path() + ":2: listener.address = 1.2.3:80: \"1.2.3:80\": \"1.2.3\" is "
                                   "not an IPv4 or IPv6"));
-  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"ws\"\n"),
-            path() + ":3: listener.protocol: \"ws\" is not a protocol this broker serves (tcp or tls)");
+  EXPECT_EQ(
+      Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"ws\"\n"),
+      path() + ":3: listener.protocol: \"ws\" is not a protocol this broker serves (tcp or tls)");
   EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nport = 1883\n"),
             path() + ":3: listener.port: unknown key (a listener has address and protocol)");
   EXPECT_EQ(Error("[[listener]]\naddress = \"tls://127.0.0.1:1883\"\n"),

@@ -42,7 +42,8 @@ TEST(ConfigReloadTest, LogLevelAndAuthPathsApply) {
   ASSERT_TRUE(plan.auth_paths.has_value());
   EXPECT_EQ(plan.auth_paths->acl_file, "/etc/acl2");
   EXPECT_EQ(plan.auth_paths->password_file, "");
-  EXPECT_THAT(plan.changes, ElementsAre("log_level info -> debug", "acl_file /etc/acl -> /etc/acl2"));
+  EXPECT_THAT(plan.changes,
+              ElementsAre("log_level info -> debug", "acl_file /etc/acl -> /etc/acl2"));
   EXPECT_THAT(plan.needs_restart, IsEmpty());
 
   // Once adopted, the same settings are no change.
