@@ -438,8 +438,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
 
   std::string cpu_text = absl::GetFlag(FLAGS_cpu_affinity);
   auto cpus = ParseCpuList(cpu_text);
-  if (!cpus.ok())
+  if (!cpus.ok()) {
     return FlagError(sources, "cpu_affinity", cpu_text, std::string(cpus.status().message()));
+  }
   std::vector<int> allowed = AllowedCpus();
   for (int cpu : *cpus) {
     if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
