@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -44,6 +43,16 @@ std::string_view TypeName(const Value& value) {
     default:
       return "a date or time";
   }
+}
+
+// "tcp or tls".
+std::string ProtocolList() {
+  std::string list;
+  for (std::string_view protocol : kListenerProtocols) {
+    if (!list.empty()) list += " or ";
+    list += protocol;
+  }
+  return list;
 }
 
 uint32_t LineOf(const Value& value) { return value.location().line(); }
@@ -143,7 +152,7 @@ absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value&
           std::end(kListenerProtocols)) {
         return errors.At(value, "listener.protocol",
                          absl::StrFormat("\"%s\" is not a protocol this broker serves (%s)",
-                                         protocol, absl::StrJoin(kListenerProtocols, " or ")));
+                                         protocol, ProtocolList()));
       }
     } else {
       return errors.At(value, "listener." + key,
@@ -178,8 +187,9 @@ std::string UnknownKey(const std::string& key, absl::Span<const std::string_view
   return "unknown key (every key is in tools/shardmq.example.toml)";
 }
 
-// toml11 puts the line of the mistake in its message (" 3 | foo bar"); the
-// exception's own location is where the parser gave up, often a line later.
+// toml11's message is several lines with the source quoted; the operator gets
+// one line: FILE:LINE and its first line. The exception's location is the
+// line of the mistake (for a key defined twice, the second definition).
 absl::Status SyntaxError(const std::string& path, const toml::syntax_error& error) {
   std::string_view text = error.what();
   std::string_view first = text.substr(0, text.find('\n'));
@@ -189,23 +199,8 @@ absl::Status SyntaxError(const std::string& path, const toml::syntax_error& erro
   if (size_t colon = first.find(": "); first.substr(0, 6) == "toml::" && colon != first.npos) {
     first.remove_prefix(colon + 2);
   }
-  uint32_t line = error.location().line();
-  for (size_t start = 0; start < text.size();) {
-    size_t end = std::min(text.find('\n', start), text.size());
-    std::string_view row = text.substr(start, end - start);
-    size_t digits = row.find_first_not_of(' ');
-    size_t bar = row.find(" | ");
-    uint32_t number = 0;
-    if (digits != std::string_view::npos && bar != std::string_view::npos && digits < bar) {
-      auto [ptr, ec] = std::from_chars(row.data() + digits, row.data() + bar, number);
-      if (ec == std::errc() && ptr == row.data() + bar) {
-        line = number;
-        break;
-      }
-    }
-    start = end + 1;
-  }
-  return absl::InvalidArgumentError(absl::StrFormat("%s:%d: syntax error: %s", path, line, first));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s:%d: syntax error: %s", path, error.location().line(), first));
 }
 
 }  // namespace
