@@ -561,10 +561,14 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     }
   } else if (anonymous == "true" || anonymous == "1" || anonymous == "yes") {
     config.allow_anonymous = true;
-    config.anonymous_reason = "--allow-anonymous";
+    config.anonymous_reason = sources.contains("allow_anonymous")
+                                  ? sources.find("allow_anonymous")->second + " = true"
+                                  : "--allow-anonymous";
   } else if (anonymous == "false" || anonymous == "0" || anonymous == "no") {
     config.allow_anonymous = false;
-    config.anonymous_reason = "--allow-anonymous=false";
+    config.anonymous_reason = sources.contains("allow_anonymous")
+                                  ? sources.find("allow_anonymous")->second + " = false"
+                                  : "--allow-anonymous=false";
   } else {
     return FlagError(sources, "allow_anonymous", anonymous, "must be true, false or auto");
   }

@@ -4,6 +4,8 @@ file, line and key, and SIGHUP applies a changed log level and ACL path (and
 logs, without applying, a change that needs a restart)."""
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 
 import pytest
@@ -63,6 +65,33 @@ address = "[::1]:0"
     assert suback_codes(broker.port, "deny", "secret/#", "public/#") == [0x80, 0]
     assert oversized_publish_closes(broker.port, 1000)
     assert not oversized_publish_closes(broker.port, 300)
+
+
+def test_config_tls_listener(start_broker, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.pem"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    config = write_config(tmp_path, f"""\
+tls_cert = "{tmp_path / 'server.pem'}"
+tls_key = "{tmp_path / 'server.key'}"
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[[listener]]
+address = "127.0.0.1:0"
+protocol = "tls"
+""")
+    broker = start_broker(f"--config={config}", listen=None)
+    assert f"listener tcp://{broker.addresses[0]}:" in broker.log()
+    assert f"listener tls://{broker.addresses[1]}:" in broker.log()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    port = int(broker.addresses[1].rpartition(":")[2])
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5)) as tls:
+        tls.sendall(raw.connect("over-tls"))
+        assert tls.recv(4) == bytes([0x20, 2, 0, 0])  # CONNACK accepted
 
 
 @pytest.mark.skipif(not MOSQUITTO_PASSWD, reason="needs mosquitto_passwd")
@@ -155,6 +184,7 @@ address = "127.0.0.1:0"
 """
     config = write_config(tmp_path, template.format(level="info", acl=acl_a, size=2048))
     broker = start_broker(f"--config={config}", listen=None)
+    assert f"anonymous clients allowed: {config}:3: allow_anonymous = true" in broker.log()
     assert suback_codes(broker.port, "before", "a/x", "b/x") == [0, 0x80]
 
     config.write_text(template.format(level="debug", acl=acl_b, size=1024))
