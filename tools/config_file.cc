@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -207,6 +208,13 @@ absl::Status SyntaxError(const std::string& path, const toml::syntax_error& erro
 
 absl::StatusOr<std::vector<ConfigSetting>> LoadConfigFile(
     const std::string& path, absl::Span<const std::string_view> flags) {
+  // A directory opens like a file but cannot be read: toml11 would fail on
+  // its size in ways that are not an error message.
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: cannot read the config file: it is a directory", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(

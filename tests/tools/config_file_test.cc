@@ -214,6 +214,10 @@ TEST_F(ConfigFileTest, SyntaxErrorAndMissingFile) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(),
             "/nonexistent/shardmq.toml: cannot read the config file: No such file or directory");
+  absl::StatusOr<DaemonConfig> directory = Parse({"--config=" + ::testing::TempDir()});
+  ASSERT_FALSE(directory.ok());
+  EXPECT_THAT(directory.status().message(),
+              HasSubstr("cannot read the config file: it is a directory"));
 }
 
 // The example documents every flag with its default: a flag added without
