@@ -203,3 +203,10 @@ address = "127.0.0.1:0"
     assert wait_until(lambda: "not reloaded, nothing changed" in broker.log(), 5), broker.log()
     assert f"{config}:2: no_such_key: unknown key" in broker.log()
     assert suback_codes(broker.port, "still", "a/x", "b/x") == [0x80, 0]
+
+
+def test_help_describes_config():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "--config (default: )" in result.stdout
+    assert "re-reads --config" in result.stdout
