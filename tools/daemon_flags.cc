@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string_view>
 #include <vector>
 
@@ -15,8 +17,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "auth/challenge_authenticator.h"
+#include "config_file.h"
 #include "net/listen_address.h"
 
+ABSL_FLAG(std::string, config, "",
+          "TOML file setting any of the flags below: keys are the flag names with underscores "
+          "(max_packet_size = 65536), listeners are [[listener]] tables with address and "
+          "protocol (tcp or tls); see tools/shardmq.example.toml. Flags given on the command "
+          "line override the file. SIGHUP re-reads it and applies --log-level, --password-file "
+          "and --acl-file; other changes need a restart.");
 ABSL_FLAG(int32_t, shards, 0,
           "Number of shards (threads, each with its own io_uring ring). 0 = one per CPU the "
           "process may run on.");
@@ -138,7 +147,8 @@ namespace shardmq::daemon {
 namespace {
 
 // Flags in the order --help shows them.
-constexpr std::string_view kFlagOrder[] = {"shards",
+constexpr std::string_view kFlagOrder[] = {"config",
+                                           "shards",
                                            "listen",
                                            "tls_cert",
                                            "tls_key",
@@ -185,18 +195,40 @@ std::string DashedName(std::string_view name) {
   return dashed;
 }
 
-absl::Status FlagError(std::string_view name, std::string_view value, std::string_view why) {
+// Where each flag's value came from, for messages: "FILE:LINE: key" for one
+// set by the config file; absent for the command line and defaults.
+using Sources = std::map<std::string, std::string, std::less<>>;
+
+// "--max-packet-size=10: why", or "shardmq.toml:3: max_packet_size = 10: why"
+// when the value came from the config file.
+absl::Status FlagError(const Sources& sources, std::string_view name, std::string_view value,
+                       std::string_view why) {
+  if (auto it = sources.find(name); it != sources.end()) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s = %s: %s", it->second, value, why));
+  }
   return absl::InvalidArgumentError(absl::StrFormat("--%s=%s: %s", DashedName(name), value, why));
 }
 
 // Checks that a numeric flag lies in [low, high]; the message names flag and value.
 template <typename T>
-absl::Status CheckRange(std::string_view name, T value, uint64_t low, uint64_t high) {
+absl::Status CheckRange(const Sources& sources, std::string_view name, T value, uint64_t low,
+                        uint64_t high) {
   if (value < low || value > high) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--%s=%d: must be between %d and %d", DashedName(name), value, low, high));
+    return FlagError(sources, name, std::to_string(value),
+                     absl::StrFormat("must be between %d and %d", low, high));
   }
   return absl::OkStatus();
+}
+
+// Every flag back to its default: a reload parses the command line and the
+// file again from scratch, and tests parse many command lines in one process.
+void ResetFlags() {
+  for (std::string_view name : kFlagOrder) {
+    absl::CommandLineFlag* flag =
+        absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()));
+    std::string error;
+    flag->ParseFrom(flag->DefaultValue(), &error);
+  }
 }
 
 std::vector<int> AllowedCpus() {
@@ -240,8 +272,15 @@ absl::StatusOr<std::vector<int>> ParseCpuList(std::string_view text) {
 }
 
 absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
+  ResetFlags();
   DaemonConfig config;
-  std::vector<std::string> listeners;
+  // The command line first, only split into names and values: the config
+  // file it names goes underneath it, whatever the order of the flags.
+  struct Arg {
+    std::string name;
+    std::string value;
+  };
+  std::vector<Arg> args;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
@@ -276,24 +315,66 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     } else {
       return absl::InvalidArgumentError(absl::StrFormat("--%s needs a value", DashedName(name)));
     }
-    if (name == "listen") {
+    if (name == "config") config.config_file = value;
+    args.push_back({std::move(name), std::move(value)});
+  }
+
+  Sources sources;
+  std::vector<std::string> listeners;
+  std::vector<std::string> listener_sources;  // per listener: "FILE:LINE: key", or "" (flag)
+  if (!config.config_file.empty()) {
+    absl::StatusOr<std::vector<ConfigSetting>> settings =
+        LoadConfigFile(config.config_file, ConfigurableFlags());
+    if (!settings.ok()) return settings.status();
+    for (const ConfigSetting& setting : *settings) {
+      if (setting.flag == "listen") {
+        listeners.push_back(setting.value);
+        listener_sources.push_back(setting.where);
+        continue;
+      }
+      sources[setting.flag] = setting.where;
+      if (setting.flag == "deny_subscribe") {
+        absl::SetFlag(&FLAGS_deny_subscribe, setting.items);
+        continue;
+      }
+      absl::CommandLineFlag* flag = absl::FindCommandLineFlag(setting.flag);
+      std::string error;
+      if (!flag->ParseFrom(setting.value, &error)) {
+        return FlagError(sources, setting.flag, setting.value, "not a valid value for this key");
+      }
+    }
+  }
+
+  std::vector<std::string> command_line_listeners;
+  for (const Arg& arg : args) {
+    // The command line overrides the file: a message about the value now
+    // names the flag.
+    sources.erase(arg.name);
+    if (arg.name == "listen") {
       // Repeated --listen flags add up instead of replacing each other.
-      for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipEmpty())) {
-        listeners.emplace_back(part.data(), part.size());
+      for (absl::string_view part : absl::StrSplit(arg.value, ',', absl::SkipEmpty())) {
+        command_line_listeners.emplace_back(part.data(), part.size());
       }
       continue;
     }
     std::string error;
-    if (!flag->ParseFrom(value, &error)) {
-      return FlagError(name, value, "not a valid value for this flag");
+    if (!absl::FindCommandLineFlag(arg.name)->ParseFrom(arg.value, &error)) {
+      return FlagError(sources, arg.name, arg.value, "not a valid value for this flag");
     }
+  }
+  // --listen replaces the file's listeners rather than adding to them, as
+  // every other flag replaces the file's value.
+  if (!command_line_listeners.empty()) {
+    listeners = std::move(command_line_listeners);
+    listener_sources.assign(listeners.size(), "");
   }
   if (!listeners.empty()) absl::SetFlag(&FLAGS_listen, listeners);
 
   Options& options = config.options;
   options.shards = absl::GetFlag(FLAGS_shards);
   if (options.shards < 0 || options.shards > 1024) {
-    return FlagError("shards", std::to_string(options.shards), "must be between 0 and 1024");
+    return FlagError(sources, "shards", std::to_string(options.shards),
+                     "must be between 0 and 1024");
   }
   if (options.shards == 0) {
     options.shards = std::max<int>(1, static_cast<int>(AllowedCpus().size()));
@@ -301,14 +382,19 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
 
   options.listeners = absl::GetFlag(FLAGS_listen);
   if (options.listeners.empty()) {
-    return FlagError("listen", "", "at least one listener is needed");
+    return FlagError(sources, "listen", "", "at least one listener is needed");
   }
   bool any_tls = false;
   std::string not_loopback;  // the first listener others can reach, if any
-  for (const std::string& listener : options.listeners) {
+  for (size_t i = 0; i < options.listeners.size(); ++i) {
+    const std::string& listener = options.listeners[i];
     auto parsed = net::ParseListenAddress(listener);
     if (!parsed.ok()) {
-      return FlagError("listen", listener, std::string(parsed.status().message()));
+      Sources listener_source;
+      if (i < listener_sources.size() && !listener_sources[i].empty()) {
+        listener_source["listen"] = listener_sources[i];
+      }
+      return FlagError(listener_source, "listen", listener, std::string(parsed.status().message()));
     }
     any_tls = any_tls || parsed->transport == net::Transport::kTls;
     if (not_loopback.empty() && !net::IsLoopback(*parsed)) not_loopback = listener;
@@ -322,39 +408,43 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   // tls:// prefix: say so rather than serve plain TCP silently.
   if (!any_tls) {
     if (!options.tls.cert_file.empty()) {
-      return FlagError("tls_cert", options.tls.cert_file,
+      return FlagError(sources, "tls_cert", options.tls.cert_file,
                        "has no effect without a tls:// --listen");
     }
     if (!options.tls.key_file.empty()) {
-      return FlagError("tls_key", options.tls.key_file, "has no effect without a tls:// --listen");
+      return FlagError(sources, "tls_key", options.tls.key_file,
+                       "has no effect without a tls:// --listen");
     }
     if (!options.tls.ca_file.empty()) {
-      return FlagError("tls_ca", options.tls.ca_file, "has no effect without a tls:// --listen");
+      return FlagError(sources, "tls_ca", options.tls.ca_file,
+                       "has no effect without a tls:// --listen");
     }
     if (options.tls.require_client_cert) {
-      return FlagError("tls_require_client_cert", "true",
+      return FlagError(sources, "tls_require_client_cert", "true",
                        "has no effect without a tls:// --listen");
     }
     if (options.tls.identity_as_username) {
-      return FlagError("tls_identity_as_username", "true",
+      return FlagError(sources, "tls_identity_as_username", "true",
                        "has no effect without a tls:// --listen");
     }
   }
   // Without a CA no client certificate is asked for: every TLS client would
   // be refused for lacking one.
   if (options.tls.identity_as_username && options.tls.ca_file.empty()) {
-    return FlagError("tls_identity_as_username", "true",
+    return FlagError(sources, "tls_identity_as_username", "true",
                      "needs --tls-ca (the CA that verifies the client certificates it reads "
                      "the user name from)");
   }
 
   std::string cpu_text = absl::GetFlag(FLAGS_cpu_affinity);
   auto cpus = ParseCpuList(cpu_text);
-  if (!cpus.ok()) return FlagError("cpu_affinity", cpu_text, std::string(cpus.status().message()));
+  if (!cpus.ok()) {
+    return FlagError(sources, "cpu_affinity", cpu_text, std::string(cpus.status().message()));
+  }
   std::vector<int> allowed = AllowedCpus();
   for (int cpu : *cpus) {
     if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
-      return FlagError("cpu_affinity", cpu_text,
+      return FlagError(sources, "cpu_affinity", cpu_text,
                        absl::StrFormat("CPU %d is not one this process may run on (allowed: %s)",
                                        cpu, absl::StrJoin(allowed, ",")));
     }
@@ -363,13 +453,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
 
   options.max_connections = absl::GetFlag(FLAGS_max_connections);
   if (options.max_connections == 0) {
-    return FlagError("max_connections", "0", "must be at least 1");
+    return FlagError(sources, "max_connections", "0", "must be at least 1");
   }
   options.max_connections_per_address = absl::GetFlag(FLAGS_max_connections_per_address);
   options.max_connect_rate_per_address = absl::GetFlag(FLAGS_max_connect_rate_per_address);
 
   options.batch_wait_us = absl::GetFlag(FLAGS_batch_wait_us);
-  if (absl::Status status = CheckRange("batch_wait_us", options.batch_wait_us, 0, 100'000);
+  if (absl::Status status = CheckRange(sources, "batch_wait_us", options.batch_wait_us, 0, 100'000);
       !status.ok()) {
     return status;
   }
@@ -400,27 +490,30 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   limits.max_publish_rate = absl::GetFlag(FLAGS_max_publish_rate);
   limits.max_publish_bytes_rate = absl::GetFlag(FLAGS_max_publish_bytes_rate);
   for (absl::Status status : {
-           CheckRange("max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64, 268435460),
-           CheckRange("max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),
-           CheckRange("max_queued_messages", limits.max_queued_messages, 1, 1u << 30),
-           CheckRange("max_queued_bytes", absl::GetFlag(FLAGS_max_queued_bytes), 1, 1ull << 40),
-           CheckRange("max_outbound_bytes", absl::GetFlag(FLAGS_max_outbound_bytes), 1024,
+           CheckRange(sources, "max_packet_size", absl::GetFlag(FLAGS_max_packet_size), 64,
+                      268435460),
+           CheckRange(sources, "max_inflight", absl::GetFlag(FLAGS_max_inflight), 1, 65535),
+           CheckRange(sources, "max_queued_messages", limits.max_queued_messages, 1, 1u << 30),
+           CheckRange(sources, "max_queued_bytes", absl::GetFlag(FLAGS_max_queued_bytes), 1,
                       1ull << 40),
-           CheckRange("max_subscriptions_per_client", limits.max_subscriptions_per_client, 1,
-                      1u << 30),
-           CheckRange("max_topic_length", limits.max_topic_length, 1, 65535),
-           CheckRange("max_topic_levels", limits.max_topic_levels, 1, 65535),
-           CheckRange("connect_timeout_ms", limits.connect_timeout_ms, 100, 3'600'000),
-           CheckRange("topic_alias_maximum", absl::GetFlag(FLAGS_topic_alias_maximum), 0, 65535),
-           CheckRange("max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535),
-           CheckRange("receive_maximum", absl::GetFlag(FLAGS_receive_maximum), 1, 65535),
-           CheckRange("max_qos", absl::GetFlag(FLAGS_max_qos), 0, 2),
+           CheckRange(sources, "max_outbound_bytes", absl::GetFlag(FLAGS_max_outbound_bytes), 1024,
+                      1ull << 40),
+           CheckRange(sources, "max_subscriptions_per_client", limits.max_subscriptions_per_client,
+                      1, 1u << 30),
+           CheckRange(sources, "max_topic_length", limits.max_topic_length, 1, 65535),
+           CheckRange(sources, "max_topic_levels", limits.max_topic_levels, 1, 65535),
+           CheckRange(sources, "connect_timeout_ms", limits.connect_timeout_ms, 100, 3'600'000),
+           CheckRange(sources, "topic_alias_maximum", absl::GetFlag(FLAGS_topic_alias_maximum), 0,
+                      65535),
+           CheckRange(sources, "max_keepalive", absl::GetFlag(FLAGS_max_keepalive), 1, 65535),
+           CheckRange(sources, "receive_maximum", absl::GetFlag(FLAGS_receive_maximum), 1, 65535),
+           CheckRange(sources, "max_qos", absl::GetFlag(FLAGS_max_qos), 0, 2),
        }) {
     if (!status.ok()) return status;
   }
   if (limits.max_session_expiry == 0) {
     // 0 would silently turn every MQTT 5 persistent session into a clean one.
-    return FlagError("max_session_expiry", "0", "must be at least 1");
+    return FlagError(sources, "max_session_expiry", "0", "must be at least 1");
   }
 
   std::string redirect = absl::GetFlag(FLAGS_redirect);
@@ -430,16 +523,16 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   } else if (redirect == "use-another") {
     options.redirect.kind = ServerRedirect::Kind::kUseAnother;
   } else if (redirect != "none") {
-    return FlagError("redirect", redirect, "must be none, moved or use-another");
+    return FlagError(sources, "redirect", redirect, "must be none, moved or use-another");
   }
   if (options.redirect.kind != ServerRedirect::Kind::kNone && reference.empty()) {
-    return FlagError("redirect", redirect, "needs --server-reference=HOST[:PORT]");
+    return FlagError(sources, "redirect", redirect, "needs --server-reference=HOST[:PORT]");
   }
   if (options.redirect.kind == ServerRedirect::Kind::kNone && !reference.empty()) {
-    return FlagError("server_reference", reference, "has no effect without --redirect");
+    return FlagError(sources, "server_reference", reference, "has no effect without --redirect");
   }
   if (reference.find_first_of("\t\r\n") != std::string::npos) {
-    return FlagError("server_reference", reference, "must not contain control characters");
+    return FlagError(sources, "server_reference", reference, "must not contain control characters");
   }
   options.redirect.server_reference = reference;
   options.response_information = absl::GetFlag(FLAGS_response_information);
@@ -468,26 +561,43 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     }
   } else if (anonymous == "true" || anonymous == "1" || anonymous == "yes") {
     config.allow_anonymous = true;
-    config.anonymous_reason = "--allow-anonymous";
+    config.anonymous_reason = sources.contains("allow_anonymous")
+                                  ? sources.find("allow_anonymous")->second + " = true"
+                                  : "--allow-anonymous";
   } else if (anonymous == "false" || anonymous == "0" || anonymous == "no") {
     config.allow_anonymous = false;
-    config.anonymous_reason = "--allow-anonymous=false";
+    config.anonymous_reason = sources.contains("allow_anonymous")
+                                  ? sources.find("allow_anonymous")->second + " = false"
+                                  : "--allow-anonymous=false";
   } else {
-    return FlagError("allow_anonymous", anonymous, "must be true, false or auto");
+    return FlagError(sources, "allow_anonymous", anonymous, "must be true, false or auto");
   }
   config.network_listener = !not_loopback.empty();
 
   std::string level = absl::GetFlag(FLAGS_log_level);
   if (!base::ParseLogLevel(level, &config.log_level)) {
-    return FlagError("log_level", level, "must be debug, info, warning or error");
+    return FlagError(sources, "log_level", level, "must be debug, info, warning or error");
+  }
+  for (std::string_view name : kFlagOrder) {
+    config.flag_values.emplace_back(
+        name,
+        absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()))->CurrentValue());
   }
   return config;
+}
+
+std::vector<std::string_view> ConfigurableFlags() {
+  std::vector<std::string_view> flags;
+  for (std::string_view name : kFlagOrder) {
+    if (name != "config") flags.push_back(name);
+  }
+  return flags;
 }
 
 std::string HelpText() {
   std::string text =
       "shardmq: an MQTT 3.1/3.1.1/5.0 broker, thread-per-core on io_uring.\n\n"
-      "Usage: shardmq [--flag=value ...]\n\nFlags:\n";
+      "Usage: shardmq [--config=FILE] [--flag=value ...]\n\nFlags:\n";
   for (std::string_view name : kFlagOrder) {
     absl::CommandLineFlag* flag =
         absl::FindCommandLineFlag(absl::string_view(name.data(), name.size()));
@@ -497,7 +607,9 @@ std::string HelpText() {
   }
   text +=
       "\nSIGINT/SIGTERM stop the broker gracefully; a second signal exits at once.\n"
-      "SIGHUP reloads --password-file and --acl-file (a bad file keeps the old ones).\n";
+      "SIGHUP reloads --password-file and --acl-file (a bad file keeps the old ones) and\n"
+      "re-reads --config: --log-level, --password-file and --acl-file take effect, other\n"
+      "changes are logged as needing a restart.\n";
   return text;
 }
 

@@ -1,6 +1,6 @@
-// The shardmq daemon: parses flags, starts a Broker, and turns SIGINT/SIGTERM
-// into a graceful stop (a second signal exits at once) and SIGHUP into a
-// reload of the password and ACL files.
+// The shardmq daemon: parses flags and the config file, starts a Broker, and
+// turns SIGINT/SIGTERM into a graceful stop (a second signal exits at once)
+// and SIGHUP into a reload of the config file and the password and ACL files.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -9,12 +9,16 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_join.h"
 #include "auth/auth_config.h"
 #include "base/log.h"
+#include "config_reload.h"
 #include "daemon_flags.h"
 #include "file_auth_hooks.h"
 #include "net/listen_address.h"
@@ -55,32 +59,116 @@ std::string Describe(const shardmq::daemon::DaemonConfig& config,
   return text;
 }
 
-// Reloads on SIGHUP: all or nothing (auth/auth_config.h); a client already
-// connected stays connected and meets the new ACL at its next check.
-void Reload(shardmq::auth::AuthConfigStore& store, const shardmq::daemon::DaemonConfig& config,
-            std::string& password_bytes, std::string& acl_bytes) {
-  std::shared_ptr<const shardmq::auth::AuthConfig> before = store.snapshot().Load();
-  if (absl::Status status = store.Reload(); !status.ok()) {
+// What SIGHUP works on; used only by the signal thread once the broker runs.
+struct ReloadState {
+  std::vector<std::string> args;  // the command line, to parse again with the file
+  shardmq::daemon::DaemonConfig running;
+  // The auth store, or null when the broker started without the auth hook.
+  shardmq::auth::AuthConfigStore* auth_store = nullptr;
+  std::string password_bytes;  // what the files held at the last load
+  std::string acl_bytes;
+};
+
+// Reloads the auth files, from `paths` (new ones when the config file named
+// new ones): all or nothing (auth/auth_config.h); a client already connected
+// stays connected and meets the new ACL at its next check. Adds what changed
+// to `changes`; false when the files did not load.
+bool ReloadAuthFiles(ReloadState& state, const shardmq::auth::AuthPaths& paths,
+                     std::vector<std::string>& changes) {
+  std::shared_ptr<const shardmq::auth::AuthConfig> before = state.auth_store->snapshot().Load();
+  if (absl::Status status = state.auth_store->Reload(paths); !status.ok()) {
     SHARDMQ_LOG(kError, "SIGHUP: reload failed, the previous files stay in force: %s",
                 std::string(status.message()));
-    return;
+    return false;
   }
-  std::shared_ptr<const shardmq::auth::AuthConfig> after = store.snapshot().Load();
-  std::string new_passwords = ReadAll(config.password_file);
-  std::string new_acl = ReadAll(config.acl_file);
-  std::vector<std::string> changes;
-  if (!config.password_file.empty()) {
-    changes.push_back(new_passwords == password_bytes
+  std::shared_ptr<const shardmq::auth::AuthConfig> after = state.auth_store->snapshot().Load();
+  std::string new_passwords = ReadAll(paths.password_file);
+  std::string new_acl = ReadAll(paths.acl_file);
+  if (!paths.password_file.empty()) {
+    const size_t users_before = before->passwords != nullptr ? before->passwords->size() : 0;
+    changes.push_back(new_passwords == state.password_bytes &&
+                              paths.password_file == state.running.password_file
                           ? "password file unchanged"
                           : absl::StrFormat("password file changed: %d users (was %d)",
-                                            after->passwords->size(), before->passwords->size()));
+                                            after->passwords->size(), users_before));
   }
-  if (!config.acl_file.empty()) {
-    changes.push_back(new_acl == acl_bytes ? "ACL file unchanged" : "ACL file changed");
+  if (!paths.acl_file.empty()) {
+    changes.push_back(new_acl == state.acl_bytes && paths.acl_file == state.running.acl_file
+                          ? "ACL file unchanged"
+                          : "ACL file changed");
   }
-  password_bytes = std::move(new_passwords);
-  acl_bytes = std::move(new_acl);
-  SHARDMQ_LOG(kInfo, "SIGHUP: reloaded (%s); connections kept", absl::StrJoin(changes, ", "));
+  state.password_bytes = std::move(new_passwords);
+  state.acl_bytes = std::move(new_acl);
+  return true;
+}
+
+// SIGHUP: re-reads the config file (when there is one) and applies what can
+// change while running (config_reload.h); reloads the auth files. A config
+// file that does not parse changes nothing.
+void Reload(ReloadState& state) {
+  if (state.running.config_file.empty() && state.auth_store == nullptr) {
+    SHARDMQ_LOG(kInfo, "SIGHUP: no --config, --password-file or --acl-file to reload");
+    return;
+  }
+  std::vector<std::string> changes;
+  shardmq::auth::AuthPaths paths{.password_file = state.running.password_file,
+                                 .acl_file = state.running.acl_file};
+  std::optional<shardmq::daemon::DaemonConfig> next;
+  std::optional<shardmq::daemon::ReloadPlan> plan;
+  if (!state.running.config_file.empty()) {
+    std::vector<char*> argv;
+    for (std::string& arg : state.args) argv.push_back(arg.data());
+    absl::StatusOr<shardmq::daemon::DaemonConfig> parsed =
+        shardmq::daemon::ParseDaemonFlags(static_cast<int>(argv.size()), argv.data());
+    if (!parsed.ok()) {
+      SHARDMQ_LOG(kError, "SIGHUP: %s not reloaded, nothing changed: %s", state.running.config_file,
+                  std::string(parsed.status().message()));
+      return;
+    }
+    next = *std::move(parsed);
+    plan = shardmq::daemon::PlanReload(state.running, *next);
+    for (const std::string& key : plan->needs_restart) {
+      SHARDMQ_LOG(kWarning, "SIGHUP: %s changed in %s and needs a restart; the running value stays",
+                  key, state.running.config_file);
+    }
+    if (plan->auth_paths.has_value()) {
+      if (state.auth_store == nullptr) {
+        // The hook is part of the broker's fixed hook list, chosen at start.
+        SHARDMQ_LOG(kWarning,
+                    "SIGHUP: password_file / acl_file changed in %s and need a restart: the "
+                    "broker started without a password or ACL file",
+                    state.running.config_file);
+      } else {
+        paths = *plan->auth_paths;
+      }
+    }
+    if (plan->log_level.has_value()) {
+      shardmq::base::SetLogLevel(*plan->log_level);
+      shardmq::daemon::Adopt(*next, "log_level", &state.running);
+    }
+  }
+  const bool auth_loaded = state.auth_store != nullptr && ReloadAuthFiles(state, paths, changes);
+  if (auth_loaded && next.has_value()) {
+    shardmq::daemon::Adopt(*next, "password_file", &state.running);
+    shardmq::daemon::Adopt(*next, "acl_file", &state.running);
+  }
+  if (plan.has_value()) {
+    // The new settings first, then what the files hold now; new paths that
+    // were not applied are not news.
+    std::vector<std::string> applied = plan->changes;
+    if (plan->auth_paths.has_value() && !auth_loaded) {
+      std::erase_if(applied, [](const std::string& change) {
+        return change.starts_with("password_file") || change.starts_with("acl_file");
+      });
+    }
+    applied.insert(applied.end(), changes.begin(), changes.end());
+    changes = std::move(applied);
+  }
+  // A failed auth reload was logged as such; say "reloaded" only for what was.
+  if (state.auth_store != nullptr && !auth_loaded && changes.empty()) return;
+  SHARDMQ_LOG(kInfo, "SIGHUP: reloaded%s (%s); connections kept",
+              state.running.config_file.empty() ? "" : " " + state.running.config_file,
+              changes.empty() ? "nothing changed" : absl::StrJoin(changes, ", "));
 }
 
 }  // namespace
@@ -172,19 +260,18 @@ int main(int argc, char** argv) {
   };
   static StopTarget stop_target;
   stop_target.running = broker->get();
-  static const shardmq::daemon::DaemonConfig daemon_config = *config;
+  static ReloadState reload_state;
+  reload_state.args.assign(argv, argv + argc);
+  reload_state.running = *config;
+  reload_state.auth_store = auth_store.get();
+  reload_state.password_bytes = ReadAll(config->password_file);
+  reload_state.acl_bytes = ReadAll(config->acl_file);
   std::thread([stop_signals] {
     int signal_number = 0;
-    std::string password_bytes = ReadAll(daemon_config.password_file);
-    std::string acl_bytes = ReadAll(daemon_config.acl_file);
     for (;;) {
       sigwait(&stop_signals, &signal_number);
       if (signal_number != SIGHUP) break;
-      if (auth_store == nullptr) {
-        SHARDMQ_LOG(kInfo, "SIGHUP: no --password-file or --acl-file to reload");
-        continue;
-      }
-      Reload(*auth_store, daemon_config, password_bytes, acl_bytes);
+      Reload(reload_state);
     }
     SHARDMQ_LOG(kInfo, "received %s, stopping (send it again to exit at once)",
                 signal_number == SIGINT ? "SIGINT" : "SIGTERM");

@@ -25,12 +25,20 @@ absl::StatusOr<std::unique_ptr<AuthConfigStore>> AuthConfigStore::Create(AuthPat
   return std::make_unique<AuthConfigStore>(std::move(paths), *std::move(initial));
 }
 
-absl::Status AuthConfigStore::Reload() {
+absl::Status AuthConfigStore::Reload() { return Reload(paths()); }
+
+absl::Status AuthConfigStore::Reload(AuthPaths paths) {
   std::lock_guard<std::mutex> lock(reload_mutex_);
-  absl::StatusOr<std::shared_ptr<const AuthConfig>> next = AuthConfig::Load(paths_);
+  absl::StatusOr<std::shared_ptr<const AuthConfig>> next = AuthConfig::Load(paths);
   if (!next.ok()) return next.status();
   snapshot_.Publish(*std::move(next));
+  paths_ = std::move(paths);
   return absl::OkStatus();
+}
+
+AuthPaths AuthConfigStore::paths() const {
+  std::lock_guard<std::mutex> lock(reload_mutex_);
+  return paths_;
 }
 
 }  // namespace shardmq::auth

@@ -59,12 +59,18 @@ class AuthConfigStore {
   // load; otherwise returns the error and the current pair stays.
   absl::Status Reload();
 
+  // The same from other paths (the daemon's config file may name new ones):
+  // when both load they are published and become the store's paths;
+  // otherwise the current pair and paths stay.
+  absl::Status Reload(AuthPaths paths);
+
   const Snapshot<AuthConfig>& snapshot() const { return snapshot_; }
-  const AuthPaths& paths() const { return paths_; }
+  // A copy: a reload on another thread may replace them.
+  AuthPaths paths() const;
 
  private:
-  const AuthPaths paths_;
-  std::mutex reload_mutex_;  // One reload at a time; never taken by readers.
+  mutable std::mutex reload_mutex_;  // One reload at a time; never taken by readers.
+  AuthPaths paths_;                  // Guarded by reload_mutex_.
   Snapshot<AuthConfig> snapshot_;
 };
 

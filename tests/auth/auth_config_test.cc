@@ -102,6 +102,26 @@ TEST_F(AuthConfigTest, ReloadPublishesAndBadReloadKeepsTheOldPair) {
   EXPECT_TRUE(reader.Get().passwords->Check("alice", "two"));
 }
 
+TEST_F(AuthConfigTest, ReloadFromNewPathsAdoptsThemOnlyWhenTheyLoad) {
+  absl::StatusOr<std::unique_ptr<AuthConfigStore>> store =
+      AuthConfigStore::Create({.password_file = paths_.password_file});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->snapshot().Load()->acl, nullptr);
+
+  // A missing ACL: nothing changes, the old paths stay.
+  AuthPaths missing{.password_file = paths_.password_file, .acl_file = Path("no-such-acl")};
+  ASSERT_FALSE((*store)->Reload(missing).ok());
+  EXPECT_EQ((*store)->paths().acl_file, "");
+  EXPECT_EQ((*store)->snapshot().Load()->acl, nullptr);
+
+  // A loadable pair is published and later plain reloads read it.
+  ASSERT_TRUE((*store)->Reload(paths_).ok());
+  EXPECT_EQ((*store)->paths().acl_file, paths_.acl_file);
+  Write(paths_.acl_file, "user alice\ntopic read alice/#\n");
+  ASSERT_TRUE((*store)->Reload().ok());
+  EXPECT_FALSE((*store)->snapshot().Load()->acl->MayPublish("alice", "c", "alice/x"));
+}
+
 TEST_F(AuthConfigTest, OldPairStaysAliveWhileHeld) {
   absl::StatusOr<std::unique_ptr<AuthConfigStore>> store = AuthConfigStore::Create(paths_);
   ASSERT_TRUE(store.ok());

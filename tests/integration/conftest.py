@@ -25,7 +25,9 @@ class RunningBroker:
     """A shardmq process; its stderr is collected in `log_lines`."""
 
     def __init__(self, *args, shards=1, listen="127.0.0.1:0"):
-        self.args = [str(BINARY), f"--shards={shards}", f"--listen={listen}", *args]
+        # listen=None: no --listen flag (a --config file names the listeners).
+        listen_flag = [f"--listen={listen}"] if listen is not None else []
+        self.args = [str(BINARY), f"--shards={shards}", *listen_flag, *args]
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         self.log_lines = []
