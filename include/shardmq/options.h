@@ -121,7 +121,8 @@ struct Options {
   // with authentication hooks.
   std::vector<std::string> listeners = {"127.0.0.1:1883"};
 
-  // Certificate, key and CA for "tls://host:port" listeners (TLS 1.2 and
+  // Certificate, key and CA for "tls://host:port" and "wss://host:port/path"
+  // listeners (TLS 1.2 and
   // 1.3, OpenSSL). With ca_file set, a client certificate is asked for and,
   // if presented, verified; require_client_cert refuses clients without one.
   // A verified certificate's subject CN (else first DNS SAN) is the
