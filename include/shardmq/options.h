@@ -115,7 +115,9 @@ struct Options {
   int shards = 0;
 
   // Addresses to accept MQTT connections on: "host:port" or
-  // "tcp://host:port", IPv4 or IPv6 ("[::1]:1883"). Port 0 picks a free port;
+  // "tcp://host:port", IPv4 or IPv6 ("[::1]:1883"); "tls://host:port"; MQTT
+  // over WebSocket "ws://host:port/path" or "wss://host:port/path" (the path
+  // defaults to "/mqtt"). Port 0 picks a free port;
   // Broker::BoundAddresses() tells which. Loopback by default, like the
   // daemon: serving the network ("0.0.0.0:1883") is a choice to make along
   // with authentication hooks.
