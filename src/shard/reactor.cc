@@ -646,7 +646,9 @@ bool Shard::Close(ConnId id) {
     c->tls->Shutdown();
     QueueTlsOutput(id.index);
   }
-  if (c->state == ConnState::kOpen) StartClosing(id.index, CloseReason::kClosedByUs, true);
+  if (c->state == ConnState::kOpen) {
+    StartClosing(id.index, CloseReason::kClosedByUs, /*flush=*/true);
+  }
   return true;
 }
 
