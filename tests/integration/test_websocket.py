@@ -3,6 +3,7 @@ MQTT.js in Node for 3.1.1 and 5.0 (plain and over TLS), a raw client for
 split and merged frames, pings, close frames, protocol violations and bad
 handshakes, and MQTT.js's browser bundle in headless Chromium."""
 
+import html
 import http.server
 import json
 import pathlib
@@ -67,7 +68,7 @@ def test_mqttjs_over_ws(start_broker, protocol_version):
 @pytest.mark.parametrize("protocol_version", [4, 5])
 def test_mqttjs_over_wss(start_broker, certs, protocol_version):  # noqa: F811
     broker = start_ws(start_broker, *tls_args(certs, require=False), scheme="wss")
-    result = run_mqttjs_ws("--url", f"wss://localhost:{broker.port}/mqtt", "--ca",
+    result = run_mqttjs_ws("--url", f"wss://127.0.0.1:{broker.port}/mqtt", "--ca",
                            certs / "ca.pem", "--protocol-version", protocol_version, "--count",
                            5, "--big", 100000, "--client-id", f"js-wss-{protocol_version}")
     check_mqttjs_result(result, 5, 100000)
@@ -117,6 +118,32 @@ def test_split_and_merged_frames(start_broker):
             got.append((fields["topic"], len(fields["payload"])))
     assert got == [("t/one", 300), ("t/two", 1), ("t/three", 70000), ("t/four", 1)]
     client.close()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_hand_offs_keep_undecoded_frames(start_broker, certs, scheme):  # noqa: F811
+    """CONNECT and SUBSCRIBE in two frames sent back to back: when the
+    CONNECT moves the connection to its home shard, a SUBSCRIBE frame that
+    arrived meanwhile (over wss: a second TLS record, still encrypted) moves
+    with it."""
+    extra = tls_args(certs, require=False) if scheme == "wss" else []
+    broker = start_ws(start_broker, *extra, shards=4, scheme=scheme)
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem")) if scheme == "wss" else None
+    ids = mqtt_raw.spread_ids("handoff-", 8, 4)
+    clients = []
+    for cid in ids:
+        client = WsClient(broker.port, ssl_context=context)
+        client.send_raw(frame(BINARY, mqtt_raw.connect(cid)))
+        client.send_raw(frame(BINARY, mqtt_raw.subscribe(1, (f"h/{cid}", 0))))
+        client.expect(CONNACK)
+        client.expect(SUBACK)
+        clients.append(client)
+    for cid, client in zip(ids, clients):
+        client.send(mqtt_raw.publish(f"h/{ids[0]}", cid.encode()))
+    got = sorted(clients[0].expect(PUBLISH).publish_fields()["payload"] for _ in ids)
+    assert got == sorted(cid.encode() for cid in ids)
+    for client in clients:
+        client.close()
 
 
 def test_ping_pong_and_close(start_broker):
@@ -332,7 +359,7 @@ def test_browser_mqttjs_over_ws(start_broker, tmp_path, protocol_version):
         pages.close()
     match = re.search(r'<pre id="result">(.*?)</pre>', run.stdout, re.S)
     assert match, f"no result in the page (posted: {pages.result})\n{run.stdout}\n{run.stderr[-3000:]}"
-    result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    result = json.loads(html.unescape(match.group(1)))
     assert result == pages.result
     assert result["why"] == "done", result
     got = sorted((m["topic"], m["length"], m["head"], m["qos"]) for m in result["received"])
