@@ -14,9 +14,9 @@
 namespace shardmq::shard {
 namespace {
 
-constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+constexpr absl::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-WsHandshake Reject(std::string error, std::string_view extra_headers = {}) {
+WsHandshake Reject(std::string error, absl::string_view extra_headers = {}) {
   WsHandshake h;
   h.status = WsHandshake::kRejected;
   const std::string body = error + "\n";
@@ -28,15 +28,15 @@ WsHandshake Reject(std::string error, std::string_view extra_headers = {}) {
 }
 
 // Whether the comma-separated header value lists `token` (case-insensitive).
-bool HasToken(std::string_view value, std::string_view token) {
-  for (std::string_view part : absl::StrSplit(value, ',')) {
+bool HasToken(absl::string_view value, absl::string_view token) {
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
     if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(part), token)) return true;
   }
   return false;
 }
 
 // A valid key is 16 random bytes in base64: 24 characters ending in "==".
-bool ValidKey(std::string_view key) {
+bool ValidKey(absl::string_view key) {
   if (key.size() != 24 || !absl::EndsWith(key, "==")) return false;
   uint8_t raw[18];
   return EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(key.data()), 24) == 18;
@@ -44,7 +44,7 @@ bool ValidKey(std::string_view key) {
 
 }  // namespace
 
-std::string WsAcceptKey(std::string_view key) {
+std::string WsAcceptKey(absl::string_view key) {
   const std::string input = absl::StrCat(key, kGuid);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
@@ -55,33 +55,33 @@ std::string WsAcceptKey(std::string_view key) {
   return std::string(out, static_cast<size_t>(n));
 }
 
-WsHandshake ParseWsHandshake(std::string_view bytes, std::string_view path) {
+WsHandshake ParseWsHandshake(absl::string_view bytes, absl::string_view path) {
   const size_t end = bytes.find("\r\n\r\n");
-  if (end == std::string_view::npos) {
+  if (end == absl::string_view::npos) {
     if (bytes.size() >= kMaxWsRequestBytes) return Reject("request header too large");
     return WsHandshake{};
   }
   if (end + 4 > kMaxWsRequestBytes) return Reject("request header too large");
-  std::string_view head = bytes.substr(0, end);
+  absl::string_view head = bytes.substr(0, end);
 
   const size_t line_end = head.find("\r\n");
-  std::string_view request_line = head.substr(0, line_end);
-  std::vector<std::string_view> parts = absl::StrSplit(request_line, ' ');
+  absl::string_view request_line = head.substr(0, line_end);
+  std::vector<absl::string_view> parts = absl::StrSplit(request_line, ' ');
   if (parts.size() != 3 || parts[0] != "GET" || parts[2] != "HTTP/1.1") {
     return Reject("not an HTTP/1.1 GET request");
   }
-  std::string_view target = parts[1];
+  absl::string_view target = parts[1];
   target = target.substr(0, target.find('?'));
   if (target != path) return Reject(absl::StrCat("unknown path \"", target, "\""));
 
-  std::string_view upgrade, connection, key, version, protocols;
+  absl::string_view upgrade, connection, key, version, protocols;
   bool has_protocols = false;
-  if (line_end != std::string_view::npos) {
-    for (std::string_view line : absl::StrSplit(head.substr(line_end + 2), "\r\n")) {
+  if (line_end != absl::string_view::npos) {
+    for (absl::string_view line : absl::StrSplit(head.substr(line_end + 2), "\r\n")) {
       const size_t colon = line.find(':');
-      if (colon == std::string_view::npos) return Reject("malformed header line");
-      std::string_view name = line.substr(0, colon);
-      std::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+      if (colon == absl::string_view::npos) return Reject("malformed header line");
+      absl::string_view name = line.substr(0, colon);
+      absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
       if (absl::EqualsIgnoreCase(name, "Upgrade")) {
         upgrade = value;
       } else if (absl::EqualsIgnoreCase(name, "Connection")) {
@@ -107,7 +107,7 @@ WsHandshake ParseWsHandshake(std::string_view bytes, std::string_view path) {
     return Reject("unsupported Sec-WebSocket-Version (13 only)", "Sec-WebSocket-Version: 13\r\n");
   }
   if (!ValidKey(key)) return Reject("missing or malformed Sec-WebSocket-Key");
-  std::string_view protocol;
+  absl::string_view protocol;
   if (HasToken(protocols, "mqtt")) {
     protocol = "mqtt";
   } else if (HasToken(protocols, "mqttv3.1")) {

@@ -13,7 +13,8 @@
 
 #include <cstddef>
 #include <string>
-#include <string_view>
+
+#include "absl/strings/string_view.h"
 
 namespace shardmq::shard {
 
@@ -38,9 +39,9 @@ struct WsHandshake {
 // "mqtt" subprotocol, or "mqttv3.1" for MQTT 3.1 clients) and builds the
 // answer. kIncomplete while the blank line has not arrived and the request is
 // under kMaxWsRequestBytes.
-WsHandshake ParseWsHandshake(std::string_view bytes, std::string_view path);
+WsHandshake ParseWsHandshake(absl::string_view bytes, absl::string_view path);
 
 // Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + GUID)).
-std::string WsAcceptKey(std::string_view key);
+std::string WsAcceptKey(absl::string_view key);
 
 }  // namespace shardmq::shard

@@ -14,9 +14,9 @@ namespace {
 // The RFC's own example key (section 1.3).
 constexpr char kKey[] = "dGhlIHNhbXBsZSBub25jZQ==";
 
-std::string Request(std::string_view path = "/mqtt", std::string_view extra = "",
-                    std::string_view protocol = "mqtt", std::string_view version = "13",
-                    std::string_view key = kKey) {
+std::string Request(absl::string_view path = "/mqtt", absl::string_view extra = "",
+                    absl::string_view protocol = "mqtt", absl::string_view version = "13",
+                    absl::string_view key = kKey) {
   return absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n",
                       "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: ", key,
                       "\r\nSec-WebSocket-Version: ", version,
@@ -63,7 +63,7 @@ TEST(WsHandshakeTest, WaitsForTheBlankLine) {
   }
 }
 
-void ExpectRejected(const std::string& request, std::string_view why) {
+void ExpectRejected(const std::string& request, absl::string_view why) {
   WsHandshake h = ParseWsHandshake(request, "/mqtt");
   ASSERT_EQ(h.status, WsHandshake::kRejected) << request;
   EXPECT_TRUE(absl::StartsWith(h.response, "HTTP/1.1 400 Bad Request\r\n")) << h.response;

@@ -219,7 +219,7 @@ TEST_F(WsSessionTest, OurCloseSendsNormalClosureOnce) {
 }
 
 // Each violation ends the session with a close frame carrying `code`.
-void ExpectViolation(const std::string& wire, uint16_t code, std::string_view why) {
+void ExpectViolation(const std::string& wire, uint16_t code, absl::string_view why) {
   auto session = WsSession::Create(std::make_shared<WsConfig>());
   session->Feed(Bytes(kRequest + wire));
   std::vector<uint8_t> out(16384);
