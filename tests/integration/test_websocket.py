@@ -18,6 +18,7 @@ import threading
 import pytest
 
 import mqtt_raw
+from conftest import BINARY as SHARDMQ_BINARY
 from mqtt_raw import CONNACK, PUBLISH, SUBACK
 from test_tls import certs, tls_args  # noqa: F401  (certs is a fixture)
 from ws_raw import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, WsClient, WsRefused, frame, request
@@ -365,3 +366,24 @@ def test_browser_mqttjs_over_ws(start_broker, tmp_path, protocol_version):
     got = sorted((m["topic"], m["length"], m["head"], m["qos"]) for m in result["received"])
     assert got == [("browser/a", 5, "hello", 0), ("browser/b", 5, "world", 1),
                    ("browser/big", 70000, "zzzzzzzz", 1)]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--listen=ws://127.0.0.1:0/a?b=1"], 2, "is not a plain path"),
+    (["--listen=tcp://127.0.0.1:0/mqtt"], 2, "only ws:// and wss:// addresses have a path"),
+    # Found when the broker is created, like tls:// without a certificate.
+    (["--listen=wss://127.0.0.1:0/mqtt"], 1, "a TLS listener needs --tls-cert and --tls-key"),
+])
+def test_bad_ws_listeners_stop_startup(args, code, message):
+    result = subprocess.run([str(SHARDMQ_BINARY), *args], capture_output=True, text=True,
+                            timeout=20)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_tls_flags_count_a_wss_listener(start_broker, certs):  # noqa: F811
+    """--tls-cert without a tls:// listener is refused, but wss:// uses it."""
+    broker = start_broker(*tls_args(certs, require=False), shards=1,
+                          listen="wss://127.0.0.1:0/mqtt")
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    assert WsClient(broker.port, ssl_context=context).connect("tls-flags")[1] == 0
