@@ -30,12 +30,14 @@ ABSL_FLAG(int32_t, shards, 0,
           "Number of shards (threads, each with its own io_uring ring). 0 = one per CPU the "
           "process may run on.");
 ABSL_FLAG(std::vector<std::string>, listen, {"127.0.0.1:1883"},
-          "Address to accept MQTT connections on: host:port, tcp://host:port or "
-          "tls://host:port (needs --tls-cert and --tls-key); IPv6 as [addr]:port. Repeat the "
+          "Address to accept MQTT connections on: host:port, tcp://host:port, "
+          "tls://host:port (needs --tls-cert and --tls-key), or MQTT over WebSocket: "
+          "ws://host:port/path or wss://host:port/path (over TLS; the path defaults to /mqtt); "
+          "IPv6 as [addr]:port. Repeat the "
           "flag (or separate with commas) for several listeners. The default is loopback "
           "only; to serve the network, give e.g. --listen=0.0.0.0:1883 and --password-file.");
 ABSL_FLAG(std::string, tls_cert, "",
-          "PEM certificate chain for tls:// listeners (TLS 1.2 and 1.3).");
+          "PEM certificate chain for tls:// and wss:// listeners (TLS 1.2 and 1.3).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls-cert.");
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM CA certificates: tls:// listeners ask for a client certificate and verify one "
@@ -396,7 +398,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
       }
       return FlagError(listener_source, "listen", listener, std::string(parsed.status().message()));
     }
-    any_tls = any_tls || parsed->transport == net::Transport::kTls;
+    any_tls = any_tls || net::UsesTls(parsed->transport);
     if (not_loopback.empty() && !net::IsLoopback(*parsed)) not_loopback = listener;
   }
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);

@@ -115,13 +115,16 @@ struct Options {
   int shards = 0;
 
   // Addresses to accept MQTT connections on: "host:port" or
-  // "tcp://host:port", IPv4 or IPv6 ("[::1]:1883"). Port 0 picks a free port;
+  // "tcp://host:port", IPv4 or IPv6 ("[::1]:1883"); "tls://host:port"; MQTT
+  // over WebSocket "ws://host:port/path" or "wss://host:port/path" (the path
+  // defaults to "/mqtt"). Port 0 picks a free port;
   // Broker::BoundAddresses() tells which. Loopback by default, like the
   // daemon: serving the network ("0.0.0.0:1883") is a choice to make along
   // with authentication hooks.
   std::vector<std::string> listeners = {"127.0.0.1:1883"};
 
-  // Certificate, key and CA for "tls://host:port" listeners (TLS 1.2 and
+  // Certificate, key and CA for "tls://host:port" and "wss://host:port/path"
+  // listeners (TLS 1.2 and
   // 1.3, OpenSSL). With ca_file set, a client certificate is asked for and,
   // if presented, verified; require_client_cert refuses clients without one.
   // A verified certificate's subject CN (else first DNS SAN) is the

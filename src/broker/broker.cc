@@ -72,7 +72,7 @@ class Broker::Impl {
         port = ntohs(v6->sin6_port);
       }
       std::shared_ptr<const shard::TlsContext> tls;
-      if (parsed->transport == net::Transport::kTls) {
+      if (net::UsesTls(parsed->transport)) {
         if (tls_context_ == nullptr) {
           auto ctx = shard::TlsContext::CreateServer({options_.tls.cert_file, options_.tls.key_file,
                                                       options_.tls.ca_file,
@@ -85,7 +85,13 @@ class Broker::Impl {
         }
         tls = tls_context_;
       }
-      group_options_.listeners.push_back({host, port, std::move(tls)});
+      std::shared_ptr<const shard::WsConfig> ws;
+      if (parsed->transport == net::Transport::kWs || parsed->transport == net::Transport::kWss) {
+        auto config = std::make_shared<shard::WsConfig>();
+        config->path = parsed->path;
+        ws = std::move(config);
+      }
+      group_options_.listeners.push_back({host, port, std::move(tls), std::move(ws)});
     }
     return absl::OkStatus();
   }

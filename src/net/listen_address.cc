@@ -25,10 +25,30 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
     std::string_view scheme = rest.substr(0, scheme_end);
     if (scheme == "tls") {
       result.transport = Transport::kTls;
+    } else if (scheme == "ws") {
+      result.transport = Transport::kWs;
+    } else if (scheme == "wss") {
+      result.transport = Transport::kWss;
     } else if (scheme != "tcp") {
-      return Invalid(text, absl::StrFormat("unknown scheme \"%s\" (supported: tcp, tls)", scheme));
+      return Invalid(
+          text, absl::StrFormat("unknown scheme \"%s\" (supported: tcp, tls, ws, wss)", scheme));
     }
     rest.remove_prefix(scheme_end + 3);
+  }
+  // The path starts at the first '/' after the port (IPv6 hosts hold none).
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    if (result.transport != Transport::kWs && result.transport != Transport::kWss) {
+      return Invalid(text, "only ws:// and wss:// addresses have a path");
+    }
+    result.path = std::string(rest.substr(slash));
+    rest = rest.substr(0, slash);
+    if (result.path.find_first_of("?# \t") != std::string::npos) {
+      return Invalid(text, absl::StrFormat("\"%s\" is not a plain path (no query, fragment or "
+                                           "spaces)",
+                                           result.path));
+    }
+  } else if (result.transport == Transport::kWs || result.transport == Transport::kWss) {
+    result.path = "/mqtt";
   }
 
   std::string_view host;

@@ -2,6 +2,8 @@
 //
 // Accepted forms: "host:port", "tcp://host:port", "tls://host:port",
 // "[v6addr]:port", "tcp://[v6addr]:port", "tls://[v6addr]:port", and ":port" (all IPv4 interfaces).
+// MQTT over WebSocket: "ws://host:port/path" and "wss://host:port/path" (over TLS); the path is
+// what clients must request and defaults to "/mqtt".
 // Hosts are numeric addresses or "localhost"; names are not resolved, so start-up never waits on
 // DNS. Port 0 asks the kernel for a free port.
 #pragma once
@@ -17,16 +19,21 @@
 
 namespace shardmq::net {
 
-enum class Transport { kTcp, kTls };
+enum class Transport { kTcp, kTls, kWs, kWss };
 
 struct ListenAddress {
   Transport transport = Transport::kTcp;
   // The socket address to bind: sockaddr_in or sockaddr_in6.
   sockaddr_storage address{};
   socklen_t address_length = 0;
+  // kWs and kWss: the HTTP path of the Upgrade request ("/mqtt").
+  std::string path;
   // The text the user wrote, for messages.
   std::string original;
 };
+
+// Whether the transport runs over TLS (tls://, wss://).
+inline bool UsesTls(Transport t) { return t == Transport::kTls || t == Transport::kWss; }
 
 // Parses one listener address. The error message quotes the text and says
 // what is wrong with it, e.g. `"tcp://1.2.3:80": "1.2.3" is not an IPv4 or IPv6 address`.

@@ -19,6 +19,7 @@
 #include "base/log_throttle.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
+#include "shard/ws_session.h"
 
 namespace shardmq::shard {
 
@@ -154,6 +155,8 @@ struct Shard::HandoffPayload {
   // TLS connections: the session moves with the fd (one thread at a time
   // uses it); ciphertext that arrived during the hand-off is in its read BIO.
   std::unique_ptr<TlsSession> tls;
+  // WebSocket connections: likewise, with input not decoded yet inside.
+  std::unique_ptr<WsSession> ws;
 };
 
 // A connection slot. About 96 bytes while idle (no output, no hand-off): the
@@ -182,6 +185,7 @@ struct Shard::Conn {
   SendCtx* send_ctx = nullptr;
   std::unique_ptr<HandoffPayload> handoff;
   std::unique_ptr<TlsSession> tls;  // null for plain TCP
+  std::unique_ptr<WsSession> ws;    // null unless a ws:// or wss:// listener
 };
 
 Shard::Shard(ShardGroup* group, int id, int shard_count)
@@ -400,7 +404,8 @@ void Shard::MarkDirty(uint32_t index) {
 }
 
 ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key address_key,
-                              absl::Span<const uint8_t> initial, std::unique_ptr<TlsSession> tls) {
+                              absl::Span<const uint8_t> initial, std::unique_ptr<TlsSession> tls,
+                              std::unique_ptr<WsSession> ws) {
   uint32_t index;
   if (free_head_ != UINT32_MAX) {
     index = free_head_;
@@ -415,17 +420,18 @@ ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key 
   c.listener_index = static_cast<int8_t>(peer.listener_index);
   c.address_key = address_key;
   c.tls = std::move(tls);
+  c.ws = std::move(ws);
   ++open_count_;
   const ConnId id{index, c.generation};
   ArmRecv(index);
   current_conn_ = id;
   handler_->OnOpen(id, peer, initial);
   current_conn_ = ConnId{};
-  // A handed-off session may hold ciphertext (or decrypted records) that no
-  // receive completion will announce here.
-  if (conns_[index].tls != nullptr && conns_[index].state == ConnState::kOpen &&
-      conns_[index].generation == id.generation) {
-    PumpTls(index);
+  // A handed-off session may hold ciphertext (or decrypted records, or
+  // frames) that no receive completion will announce here.
+  if ((conns_[index].tls != nullptr || conns_[index].ws != nullptr) &&
+      conns_[index].state == ConnState::kOpen && conns_[index].generation == id.generation) {
+    PumpTransforms(index);
   }
   return id;
 }
@@ -496,6 +502,7 @@ void Shard::MaybeFinalize(uint32_t index) {
     h->listener_index = c.listener_index;
     h->address_key = c.address_key;
     h->tls = std::move(c.tls);
+    h->ws = std::move(c.ws);
     const int target = h->target;
     ShardCounters::Inc(counters_.handoffs_out);
     PostImpl(target, MailItem{kMailHandoff, 0, h.release(), 0}, /*pause_current=*/false);
@@ -513,6 +520,7 @@ void Shard::MaybeFinalize(uint32_t index) {
   }
   c.handoff.reset();
   c.tls.reset();
+  c.ws.reset();
   c.fd = -1;
   c.state = ConnState::kFree;
   c.generation = (c.generation + 1) & kGenMask;
@@ -533,6 +541,16 @@ bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
   Conn* c = Lookup(id);
   if (c == nullptr) return false;
   if (bytes.empty()) return true;
+  if (c->ws != nullptr) {
+    // One binary frame per chunk; before the handshake the session holds it.
+    if (!c->ws->Write(bytes)) return false;
+    return QueueWsOutput(id.index);
+  }
+  return QueueOutput(id.index, bytes);
+}
+
+bool Shard::QueueOutput(uint32_t index, absl::Span<const uint8_t> bytes) {
+  Conn* c = &conns_[index];
   if (c->tls != nullptr) {
     // Slices keep the memory write BIO (which never shrinks) at about one
     // record per connection, however large the message.
@@ -540,14 +558,24 @@ bool Shard::Send(ConnId id, absl::Span<const uint8_t> bytes) {
       if (!c->tls->Write(bytes.subspan(pos, kTlsWriteSlice))) {
         SHARDMQ_LOG(kDebug, "shard %d: TLS write failed: %s", id_, c->tls->error().c_str());
         ShardCounters::Inc(counters_.tls_failures);
-        StartClosing(id.index, CloseReason::kError, /*flush=*/false);
+        if (c->state == ConnState::kOpen) {
+          StartClosing(index, CloseReason::kError, /*flush=*/false);
+        }
         return false;
       }
-      QueueTlsOutput(id.index);
+      QueueTlsOutput(index);
     }
     return true;
   }
-  return QueueCopy(id.index, bytes);
+  return QueueCopy(index, bytes);
+}
+
+bool Shard::QueueWsOutput(uint32_t index) {
+  Conn& c = conns_[index];
+  if (c.ws == nullptr || !c.ws->HasOutput()) return true;
+  bool ok = true;
+  c.ws->DrainOutput([&](absl::Span<const uint8_t> chunk) { ok = ok && QueueOutput(index, chunk); });
+  return ok;
 }
 
 bool Shard::QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes) {
@@ -588,9 +616,9 @@ bool Shard::SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCoun
   Conn* c = Lookup(id);
   if (c == nullptr) return false;
   if (bytes.empty()) return true;
-  // Ciphertext differs per connection, so sharing is impossible: encrypt now
-  // (which copies) and take no reference.
-  if (c->tls != nullptr) return Send(id, bytes);
+  // Ciphertext and frames differ per connection, so sharing is impossible:
+  // encrypt or frame now (which copies) and take no reference.
+  if (c->tls != nullptr || c->ws != nullptr) return Send(id, bytes);
   SHARDMQ_CHECK(bytes.size() < (size_t{1} << 32));
   if (owner != nullptr) owner->Ref();
   c->out.push_back(OutChunk{bytes.data(), static_cast<uint32_t>(bytes.size()), 0, nullptr, owner});
@@ -608,12 +636,19 @@ size_t Shard::QueuedBytes(ConnId id) const {
 bool Shard::Close(ConnId id) {
   Conn* c = Lookup(id);
   if (c == nullptr) return false;
-  if (c->tls != nullptr) {
+  if (c->ws != nullptr) {
+    // A close frame (1000) first: browsers report anything else as abnormal.
+    c->ws->Close();
+    QueueWsOutput(id.index);
+  }
+  if (c->tls != nullptr && c->state == ConnState::kOpen) {
     // close_notify tells the client the stream ended on purpose.
     c->tls->Shutdown();
     QueueTlsOutput(id.index);
   }
-  StartClosing(id.index, CloseReason::kClosedByUs, /*flush=*/true);
+  if (c->state == ConnState::kOpen) {
+    StartClosing(id.index, CloseReason::kClosedByUs, /*flush=*/true);
+  }
   return true;
 }
 
@@ -681,33 +716,77 @@ std::string Shard::TlsPeerIdentity(ConnId id) const {
   return c == nullptr || c->tls == nullptr ? std::string() : c->tls->peer_identity();
 }
 
+bool Shard::IsWebSocket(ConnId id) const {
+  const Conn* c = Lookup(id);
+  return c != nullptr && c->ws != nullptr;
+}
+
 void Shard::QueueTlsOutput(uint32_t index) {
   Conn& c = conns_[index];
   if (c.tls == nullptr || !c.tls->HasCiphertext()) return;
   c.tls->DrainCiphertext([&](absl::Span<const uint8_t> chunk) { QueueCopy(index, chunk); });
 }
 
-void Shard::PumpTls(uint32_t index) {
+void Shard::PumpTransforms(uint32_t index) {
   if (tls_plain_.size() < buf_size_) tls_plain_.resize(std::max<size_t>(buf_size_, 16 * 1024));
   const uint32_t generation = conns_[index].generation;
+  const auto tls_failed = [&](Conn& c) {
+    SHARDMQ_LOG(kDebug, "shard %d: TLS connection refused/failed: %s", id_, c.tls->error().c_str());
+    ShardCounters::Inc(counters_.tls_failures);
+    // Flush so the alert reaches the client; reading stops.
+    StartClosing(index, CloseReason::kError, /*flush=*/true);
+  };
   for (;;) {
     Conn& c = conns_[index];
-    if (c.generation != generation || c.state != ConnState::kOpen || c.tls == nullptr) return;
-    const int n = c.tls->Read(absl::MakeSpan(tls_plain_));
-    QueueTlsOutput(index);  // handshake records, alerts, session tickets
-    if (n == 0) return;
-    if (n < 0) {
-      SHARDMQ_LOG(kDebug, "shard %d: TLS connection refused/failed: %s", id_,
-                  c.tls->error().c_str());
-      ShardCounters::Inc(counters_.tls_failures);
-      // Flush so the alert reaches the client; reading stops.
-      StartClosing(index, CloseReason::kError, /*flush=*/true);
-      return;
+    if (c.generation != generation || c.state != ConnState::kOpen) return;
+    int n = 0;
+    if (c.ws != nullptr) {
+      // Frames already received come first; TLS is asked for more only
+      // when they are used up, so the session holds one record at most.
+      n = c.ws->Read(absl::MakeSpan(tls_plain_));
+      if (!QueueWsOutput(index)) return;  // the 101/400 answer, pongs, close frames
+      if (n < 0) {
+        CloseReason reason = CloseReason::kPeerClosed;
+        if (!c.ws->closed_by_peer()) {
+          SHARDMQ_LOG(kDebug, "shard %d: WebSocket connection refused/failed: %s", id_,
+                      c.ws->error().c_str());
+          ShardCounters::Inc(counters_.ws_failures);
+          reason = CloseReason::kError;
+        }
+        if (c.tls != nullptr) {
+          c.tls->Shutdown();
+          QueueTlsOutput(index);
+        }
+        // Flush so the close frame (or the HTTP 400) reaches the client.
+        StartClosing(index, reason, /*flush=*/true);
+        return;
+      }
+      if (n == 0) {
+        if (c.tls == nullptr) return;
+        const int m = c.tls->Read(absl::MakeSpan(tls_plain_));
+        QueueTlsOutput(index);  // handshake records, alerts, session tickets
+        if (m == 0) return;
+        if (m < 0) {
+          tls_failed(c);
+          return;
+        }
+        c.ws->Feed(absl::Span<const uint8_t>(tls_plain_.data(), static_cast<size_t>(m)));
+        continue;
+      }
+    } else {
+      if (c.tls == nullptr) return;
+      n = c.tls->Read(absl::MakeSpan(tls_plain_));
+      QueueTlsOutput(index);  // handshake records, alerts, session tickets
+      if (n == 0) return;
+      if (n < 0) {
+        tls_failed(c);
+        return;
+      }
     }
     const ConnId id{index, generation};
     current_conn_ = id;
     // May close, pause or hand off: the loop re-checks the state, and a
-    // handed-off session keeps what it has not decrypted yet.
+    // handed-off session keeps what it has not decoded yet.
     handler_->OnData(id, absl::Span<const uint8_t>(tls_plain_.data(), static_cast<size_t>(n)));
     current_conn_ = ConnId{};
   }
@@ -847,17 +926,18 @@ void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key
     nodelay_checked_ = true;
   }
   ShardCounters::Inc(counters_.accepted);
+  const ShardGroup::ListenAddress& listener = group_->options_.listeners[peer.listener_index];
   std::unique_ptr<TlsSession> tls;
-  if (const auto& ctx = group_->options_.listeners[peer.listener_index].tls; ctx != nullptr) {
-    tls = TlsSession::Create(ctx);
-    if (tls == nullptr) {
-      ShardCounters::Inc(counters_.accept_errors);
-      ::close(fd);
-      group_->ConnectionClosed(key, NowNs());
-      return;
-    }
+  std::unique_ptr<WsSession> ws;
+  if (listener.tls != nullptr) tls = TlsSession::Create(listener.tls);
+  if (listener.ws != nullptr) ws = WsSession::Create(listener.ws);
+  if ((listener.tls != nullptr && tls == nullptr) || (listener.ws != nullptr && ws == nullptr)) {
+    ShardCounters::Inc(counters_.accept_errors);
+    ::close(fd);
+    group_->ConnectionClosed(key, NowNs());
+    return;
   }
-  AdoptConnection(fd, peer, key, {}, std::move(tls));
+  AdoptConnection(fd, peer, key, {}, std::move(tls), std::move(ws));
 }
 
 void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
@@ -916,11 +996,16 @@ void Shard::OnRecvCqe(uint32_t index, int res, uint32_t flags) {
       const absl::Span<const uint8_t> data(buffers_ + size_t{bid} * buf_size_,
                                            static_cast<size_t>(res));
       Conn& c = conns_[index];
-      if (c.tls != nullptr &&
+      if ((c.tls != nullptr || c.ws != nullptr) &&
           (c.state == ConnState::kOpen || (c.state == ConnState::kHandingOff && !c.abort))) {
-        // Ciphertext: decrypted here, or by the target shard after a hand-off.
-        c.tls->Feed(data);
-        if (c.state == ConnState::kOpen && !final_drain_) PumpTls(index);
+        // Ciphertext or frames: decoded here, or by the target shard after a
+        // hand-off.
+        if (c.tls != nullptr) {
+          c.tls->Feed(data);
+        } else {
+          c.ws->Feed(data);
+        }
+        if (c.state == ConnState::kOpen && !final_drain_) PumpTransforms(index);
       } else if (c.state == ConnState::kOpen && !final_drain_) {
         const ConnId id{index, c.generation};
         current_conn_ = id;
@@ -1088,7 +1173,7 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
     }
     ShardCounters::Inc(counters_.handoffs_in);
     AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->address_key, h->bytes,
-                    std::move(h->tls));
+                    std::move(h->tls), std::move(h->ws));
     return;
   }
   SHARDMQ_LOG(kError, "shard %d: unknown internal mail kind %#x", id_, item.kind);

@@ -54,6 +54,7 @@ namespace shardmq::shard {
 class Shard;
 class ShardGroup;
 class TlsSession;
+class WsSession;
 
 // Implemented by the upper layer (the broker); one instance per shard, created
 // by the ShardGroup's factory on the shard's thread. Every call happens on that
@@ -129,6 +130,9 @@ struct ShardCounters {
   // TLS connections closed for a failed handshake (bad or missing client
   // certificate, plain TCP on a TLS port) or a TLS protocol error.
   std::atomic<uint64_t> tls_failures{0};
+  // WebSocket connections closed for a refused Upgrade request (answered
+  // with HTTP 400) or a WebSocket protocol error (text or unmasked frames...).
+  std::atomic<uint64_t> ws_failures{0};
   // RefCounted objects whose last reference this shard dropped and sent back
   // to the shard that made them, and the batches they travelled in.
   std::atomic<uint64_t> refs_returned{0};
@@ -217,6 +221,14 @@ class Shard {
   // Survives a hand-off (the TLS state moves with the fd).
   std::string TlsPeerIdentity(ConnId id) const;
 
+  // ---- WebSocket (connections accepted on a ws:// or wss:// listener) -----
+  // Like TLS, invisible to the handler: OnData carries the payload of binary
+  // frames once the Upgrade handshake is done, each Send/SendShared becomes
+  // one binary frame (SendShared copies), Close sends a close frame first.
+  // A peer's close frame or a protocol error closes the connection
+  // (OnClosed with kPeerClosed or kError).
+  bool IsWebSocket(ConnId id) const;
+
   // ---- Cross-shard mail --------------------------------------------------
   // Posts `item` to `target_shard` (!= id()). Never loses: if the mailbox is
   // full the item is kept in an in-order per-target overflow queue, and the
@@ -287,12 +299,19 @@ class Shard {
   void AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key);
   ConnId AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key address_key,
                          absl::Span<const uint8_t> initial,
-                         std::unique_ptr<TlsSession> tls = nullptr);
-  // Runs the TLS transform after ciphertext arrived: handshake records and
-  // alerts go to the output queue, plaintext to OnData.
-  void PumpTls(uint32_t index);
+                         std::unique_ptr<TlsSession> tls = nullptr,
+                         std::unique_ptr<WsSession> ws = nullptr);
+  // Runs the transforms (TLS, then WebSocket) after bytes arrived: handshake
+  // answers, alerts and control frames go to the output queue, the
+  // handler's bytes to OnData. Closes the connection when one fails.
+  void PumpTransforms(uint32_t index);
   // Moves the session's pending ciphertext into the output queue.
   void QueueTlsOutput(uint32_t index);
+  // Queues bytes below the WebSocket layer: encrypted on TLS, else copied.
+  // False (and the connection is being aborted) when TLS failed.
+  bool QueueOutput(uint32_t index, absl::Span<const uint8_t> bytes);
+  // Moves the WebSocket session's pending output into QueueOutput.
+  bool QueueWsOutput(uint32_t index);
   bool QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes);
   Conn* Lookup(ConnId id);
   const Conn* Lookup(ConnId id) const;
@@ -346,8 +365,10 @@ class Shard {
     void* user_data;
   };
   std::vector<DeferredClose> deferred_closes_;
-  ConnId current_conn_{};           // the connection whose OnData is running
-  std::vector<uint8_t> tls_plain_;  // decrypted bytes for one OnData call
+  ConnId current_conn_{};  // the connection whose OnData is running
+  // The handler's bytes for one OnData call after TLS or WebSocket, and
+  // decrypted bytes on their way from TLS into WebSocket.
+  std::vector<uint8_t> tls_plain_;
   std::vector<std::unique_ptr<SendCtx>> send_ctx_free_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -33,6 +33,7 @@
 #include "shard/external_mailbox.h"
 #include "shard/reactor.h"
 #include "shard/tls_session.h"
+#include "shard/ws_session.h"
 
 namespace shardmq::shard {
 
@@ -44,6 +45,10 @@ class ShardGroup {
     // Set: a TLS listener; every accepted connection gets a TlsSession and
     // the handler sees only plaintext.
     std::shared_ptr<const TlsContext> tls;
+    // Set: a WebSocket listener (over TLS when `tls` is set too); every
+    // accepted connection gets a WsSession and the handler sees only the
+    // payload of binary frames.
+    std::shared_ptr<const WsConfig> ws;
   };
 
   struct Options {

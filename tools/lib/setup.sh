@@ -7,15 +7,17 @@ SHARDMQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Packages the build needs (meson, compilers, the libraries DESIGN.md names).
 SHARDMQ_BUILD_PACKAGES=(
   g++ meson ninja-build pkg-config
-  liburing-dev libabsl-dev libmimalloc-dev libtoml11-dev
+  liburing-dev libabsl-dev libmimalloc-dev libssl-dev libwslay-dev libtoml11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Packages only the tests need: clang for the libFuzzer build, real MQTT
-# clients, mosquitto for side-by-side runs, Node.js for MQTT.js.
+# clients, mosquitto for side-by-side runs, Node.js for MQTT.js, Chromium to
+# run MQTT.js's browser bundle over WebSocket (tests/integration/test_websocket.py).
 SHARDMQ_TEST_PACKAGES=(
   clang libclang-rt-14-dev
   mosquitto mosquitto-clients
   python3 python3-pytest python3-paho-mqtt
+  chromium
 )
 
 shardmq_log() { printf '[setup] %s\n' "$*" >&2; }
