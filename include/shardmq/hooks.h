@@ -269,6 +269,7 @@ enum class DisconnectReason : uint8_t {
   kServerShutdown,
   kNotAuthorized,  // failed re-authentication
   kRateLimited,    // over its publish rate for too long (Options::limits)
+  kAdministrative,  // Broker::DisconnectClient (e.g. the admin HTTP API)
 };
 const char* ToString(DisconnectReason reason);
 

@@ -81,7 +81,7 @@ void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublis
       return;
     }
   }
-  ShardStats::Inc(stats_.messages_received);
+  stats_.CountReceived(fields.qos, fields.topic.size() + fields.payload.size());
   Route(fields);
 }
 
@@ -173,7 +173,7 @@ void BrokerShard::DeliverInline(Session& session, InlineSink& sink, const Messag
     delivered.filter = filter;
     if (callback) callback(delivered);
   }
-  ShardStats::Inc(stats_.messages_sent);
+  stats_.CountSent(qos, message->topic().size() + message->payload().size());
   if (HooksWant(kHookDeliver))
     context_.hooks.MessageDelivered(InfoFor(session), ViewOf(*message), qos);
 }

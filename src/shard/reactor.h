@@ -124,6 +124,11 @@ struct ShardCounters {
   std::atomic<uint64_t> wakeups_sent{0};     // MSG_RING wake-ups to sleeping targets
   std::atomic<uint64_t> wakeups_skipped{0};  // publishes whose target was awake
   std::atomic<uint64_t> sleeps{0};           // times this shard blocked
+  // Loop utilisation: nanoseconds spent blocked waiting for work, and the
+  // monotonic time (ns) the loop started; busy time is the rest. Two clock
+  // reads per sleep, none per busy turn.
+  std::atomic<uint64_t> sleep_ns{0};
+  std::atomic<int64_t> loop_started_ns{0};
   std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
   std::atomic<uint64_t> timers_fired{0};
   // TLS connections closed for a failed handshake (bad or missing client
