@@ -7,7 +7,7 @@ SHARDMQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Packages the build needs (meson, compilers, the libraries DESIGN.md names).
 SHARDMQ_BUILD_PACKAGES=(
   g++ meson ninja-build pkg-config
-  liburing-dev libabsl-dev libmimalloc-dev libssl-dev libcpp-httplib-dev
+  liburing-dev libabsl-dev libmimalloc-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Packages only the tests need: clang for the libFuzzer build, real MQTT
