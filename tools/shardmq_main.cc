@@ -161,9 +161,6 @@ int main(int argc, char** argv) {
                                                                : "")
                     : "");
   }
-  SHARDMQ_LOG(kInfo, "shardmq %s started: %d shards, listening on %s", SHARDMQ_VERSION,
-              (*broker)->shard_count(), absl::StrJoin((*broker)->BoundAddresses(), ", "));
-
   // Operator views: threads of their own, destroyed before the broker.
   std::unique_ptr<shardmq::SysTopicPublisher> sys_topics;
   if (config->sys_interval_s > 0) {
@@ -190,6 +187,9 @@ int main(int argc, char** argv) {
     SHARDMQ_LOG(kInfo, "admin HTTP on http://%s (%s)", admin_http->bound_address(),
                 config->http_token.empty() ? "no token: loopback only" : "bearer token required");
   }
+
+  SHARDMQ_LOG(kInfo, "shardmq %s started: %d shards, listening on %s", SHARDMQ_VERSION,
+              (*broker)->shard_count(), absl::StrJoin((*broker)->BoundAddresses(), ", "));
 
   // The waiter thread outlives main's use of the broker (it is detached, as
   // it may be blocked in sigwait for ever): `running` is cleared under the
