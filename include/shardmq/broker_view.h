@@ -19,8 +19,10 @@ namespace shardmq {
 struct ShardGauges {
   int shard = 0;
   uint64_t connections_open = 0;   // sockets on this shard, before or after CONNECT
-  uint64_t clients_connected = 0;  // sessions with a live connection (inline clients too)
-  uint64_t sessions = 0;           // sessions homed here, online or not
+  // Network clients' sessions with a live connection, and all of them
+  // (online or not) homed here. Inline clients are not counted.
+  uint64_t clients_connected = 0;
+  uint64_t sessions = 0;
   uint64_t subscriptions = 0;      // filters held by those sessions
   uint64_t inflight = 0;           // QoS 1/2 messages sent and not acknowledged
   uint64_t queued = 0;             // messages waiting for a slot or an offline client

@@ -12,10 +12,14 @@ ShardGauges BrokerShard::Gauges() const {
   ShardGauges gauges;
   gauges.shard = shard_.id();
   gauges.connections_open = shard_.open_connections();
-  gauges.sessions = sessions_.size();
   gauges.retained = retained_.size();
   for (const auto& [id, session] : sessions_) {
-    if (session->connection != nullptr || IsInlineSession(*session)) ++gauges.clients_connected;
+    // Inline clients (the $SYS publisher, the admin API's) are the broker's
+    // own, not clients an operator counts; their subscriptions are real.
+    if (!IsInlineSession(*session)) {
+      ++gauges.sessions;
+      if (session->connection != nullptr) ++gauges.clients_connected;
+    }
     gauges.subscriptions += session->subscriptions.size();
     gauges.inflight += session->inflight.size();
     gauges.queued += session->queue.size();
