@@ -81,7 +81,11 @@ void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublis
       return;
     }
   }
-  stats_.CountReceived(fields.qos, fields.topic.size() + fields.payload.size());
+  // $-topics ($SYS/...) are the broker's own reports, not messages clients
+  // sent: counting them would make messages/received grow by itself.
+  if (!request.topic.starts_with('$')) {
+    stats_.CountReceived(fields.qos, fields.topic.size() + fields.payload.size());
+  }
   Route(fields);
 }
 
