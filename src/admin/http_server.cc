@@ -79,13 +79,13 @@ void AppendClient(std::string& out, const ClientView& c) {
   for (size_t i = 0; i < c.subscriptions.size(); ++i) {
     absl::StrAppend(&out, i == 0 ? "" : ",",
                     "{\"filter\":", admin::JsonString(c.subscriptions[i].first),
-                    ",\"qos\":", c.subscriptions[i].second, "}");
+                    ",\"qos\":", static_cast<int>(c.subscriptions[i].second), "}");
   }
   out += "]}";
 }
 
 void AppendRetained(std::string& out, const RetainedView& r) {
-  absl::StrAppend(&out, "{\"topic\":", admin::JsonString(r.topic), ",\"qos\":", r.qos, ",");
+  absl::StrAppend(&out, "{\"topic\":", admin::JsonString(r.topic), ",\"qos\":", static_cast<int>(r.qos), ",");
   admin::AppendJsonPayload(out, r.payload);
   out += "}";
 }
@@ -221,7 +221,7 @@ class AdminServer::Impl {
       for (const ClientView& c : *clients) {
         for (const auto& [filter, qos] : c.subscriptions) {
           absl::StrAppend(&body, first ? "" : ",", "{\"client_id\":", admin::JsonString(c.client_id),
-                          ",\"filter\":", admin::JsonString(filter), ",\"qos\":", qos, "}");
+                          ",\"filter\":", admin::JsonString(filter), ",\"qos\":", static_cast<int>(qos), "}");
           first = false;
         }
       }
