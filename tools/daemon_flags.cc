@@ -13,9 +13,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "auth/challenge_authenticator.h"
 #include "net/listen_address.h"
@@ -506,7 +506,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   config.http_token = absl::GetFlag(FLAGS_http_token);
   const std::string token_file = absl::GetFlag(FLAGS_http_token_file);
   if (!config.http_token.empty() && !token_file.empty()) {
-    return FlagError("http_token_file", token_file, "give --http-token or --http-token-file, not both");
+    return FlagError("http_token_file", token_file,
+                     "give --http-token or --http-token-file, not both");
   }
   if (!token_file.empty()) {
     std::ifstream in(token_file, std::ios::binary);
@@ -524,9 +525,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   if (!config.http_listen.empty()) {
     auto parsed = net::ParseListenAddress(config.http_listen);
     if (!parsed.ok() || parsed->transport != net::Transport::kTcp) {
-      return FlagError("http_listen", config.http_listen,
-                       parsed.ok() ? "give host:port (plain HTTP)"
-                                   : std::string(parsed.status().message()));
+      return FlagError(
+          "http_listen", config.http_listen,
+          parsed.ok() ? "give host:port (plain HTTP)" : std::string(parsed.status().message()));
     }
   }
 

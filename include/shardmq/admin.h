@@ -37,8 +37,7 @@ class SysTopicPublisher {
     std::string client_id = "shardmq-sys";  // the inline client's id
   };
 
-  static absl::StatusOr<std::unique_ptr<SysTopicPublisher>> Start(Broker& broker,
-                                                                  Options options);
+  static absl::StatusOr<std::unique_ptr<SysTopicPublisher>> Start(Broker& broker, Options options);
   ~SysTopicPublisher();  // stops the thread and ends the inline client's session
 
   class Impl;
@@ -55,12 +54,12 @@ class SysTopicPublisher {
 class AdminServer {
  public:
   struct Options {
-    std::string listen = "127.0.0.1:8080";  // host:port, [v6]:port; port 0 picks one
-    std::string token;                      // empty: loopback only, no token asked
+    std::string listen = "127.0.0.1:8080";            // host:port, [v6]:port; port 0 picks one
+    std::string token;                                // empty: loopback only, no token asked
     absl::Duration query_timeout = absl::Seconds(2);  // waiting for the shards
     std::string version;                              // reported by /api/v1/broker
-    std::string client_id = "shardmq-admin";  // the inline client POST /publish uses
-    int threads = 2;                          // request handler threads
+    std::string client_id = "shardmq-admin";          // the inline client POST /publish uses
+    int threads = 2;                                  // request handler threads
   };
 
   // Binds (errors name the address) and starts serving.

@@ -72,10 +72,9 @@ void AppendClient(std::string& out, const ClientView& c) {
                   ",\"persistent\":", c.persistent ? "true" : "false",
                   ",\"address\":", admin::JsonString(c.address),
                   ",\"protocol_version\":", c.protocol_version,
-                  ",\"username\":", admin::JsonString(c.username),
-                  ",\"keep_alive\":", c.keep_alive, ",\"inflight\":", c.inflight,
-                  ",\"queued\":", c.queued, ",\"queued_bytes\":", c.queued_bytes,
-                  ",\"subscriptions\":[");
+                  ",\"username\":", admin::JsonString(c.username), ",\"keep_alive\":", c.keep_alive,
+                  ",\"inflight\":", c.inflight, ",\"queued\":", c.queued,
+                  ",\"queued_bytes\":", c.queued_bytes, ",\"subscriptions\":[");
   for (size_t i = 0; i < c.subscriptions.size(); ++i) {
     absl::StrAppend(&out, i == 0 ? "" : ",",
                     "{\"filter\":", admin::JsonString(c.subscriptions[i].first),
@@ -85,7 +84,8 @@ void AppendClient(std::string& out, const ClientView& c) {
 }
 
 void AppendRetained(std::string& out, const RetainedView& r) {
-  absl::StrAppend(&out, "{\"topic\":", admin::JsonString(r.topic), ",\"qos\":", static_cast<int>(r.qos), ",");
+  absl::StrAppend(&out, "{\"topic\":", admin::JsonString(r.topic),
+                  ",\"qos\":", static_cast<int>(r.qos), ",");
   admin::AppendJsonPayload(out, r.payload);
   out += "}";
 }
@@ -103,8 +103,9 @@ class AdminServer::Impl {
     };
     server_.set_read_timeout(5, 0);
     server_.set_write_timeout(5, 0);
-    server_.set_pre_routing_handler(
-        [this](const httplib::Request& req, httplib::Response& res) { return Authorize(req, res); });
+    server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      return Authorize(req, res);
+    });
     Routes();
     host_ = host;
     if (port == 0) {
@@ -179,9 +180,8 @@ class AdminServer::Impl {
       input.version = options_.version;
       res.set_content(admin::RenderPrometheus(input), "text/plain; version=0.0.4");
     });
-    server_.Get("/api/v1/broker", [this](const httplib::Request&, httplib::Response& res) {
-      BrokerInfo(res);
-    });
+    server_.Get("/api/v1/broker",
+                [this](const httplib::Request&, httplib::Response& res) { BrokerInfo(res); });
     server_.Get("/api/v1/clients", [this](const httplib::Request&, httplib::Response& res) {
       auto clients = broker_.Clients(options_.query_timeout);
       if (!clients.ok()) return SendError(res, clients.status());
@@ -201,18 +201,16 @@ class AdminServer::Impl {
                   AppendClient(body, clients->front());
                   SendJson(res, 200, std::move(body));
                 });
-    server_.Delete(R"(/api/v1/clients/(.+))",
-                   [this](const httplib::Request& req, httplib::Response& res) {
-                     const std::string id = req.matches[1].str();
-                     const bool discard = QueryBool(req, "discard_session");
-                     absl::Status status =
-                         broker_.DisconnectClient(id, discard, options_.query_timeout);
-                     if (!status.ok()) return SendError(res, status);
-                     SendJson(res, 200,
-                              absl::StrCat("{\"disconnected\":", admin::JsonString(id),
-                                           ",\"session_discarded\":", discard ? "true" : "false",
-                                           "}"));
-                   });
+    server_.Delete(
+        R"(/api/v1/clients/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+          const std::string id = req.matches[1].str();
+          const bool discard = QueryBool(req, "discard_session");
+          absl::Status status = broker_.DisconnectClient(id, discard, options_.query_timeout);
+          if (!status.ok()) return SendError(res, status);
+          SendJson(res, 200,
+                   absl::StrCat("{\"disconnected\":", admin::JsonString(id),
+                                ",\"session_discarded\":", discard ? "true" : "false", "}"));
+        });
     server_.Get("/api/v1/subscriptions", [this](const httplib::Request&, httplib::Response& res) {
       auto clients = broker_.Clients(options_.query_timeout);
       if (!clients.ok()) return SendError(res, clients.status());
@@ -220,8 +218,9 @@ class AdminServer::Impl {
       bool first = true;
       for (const ClientView& c : *clients) {
         for (const auto& [filter, qos] : c.subscriptions) {
-          absl::StrAppend(&body, first ? "" : ",", "{\"client_id\":", admin::JsonString(c.client_id),
-                          ",\"filter\":", admin::JsonString(filter), ",\"qos\":", static_cast<int>(qos), "}");
+          absl::StrAppend(
+              &body, first ? "" : ",", "{\"client_id\":", admin::JsonString(c.client_id),
+              ",\"filter\":", admin::JsonString(filter), ",\"qos\":", static_cast<int>(qos), "}");
           first = false;
         }
       }
@@ -251,18 +250,17 @@ class AdminServer::Impl {
                   AppendRetained(body, *one);
                   SendJson(res, 200, std::move(body));
                 });
-    server_.Delete(R"(/api/v1/retained/(.+))",
-                   [this](const httplib::Request& req, httplib::Response& res) {
-                     const std::string topic = req.matches[1].str();
-                     absl::StatusOr<RetainedView> one = FindRetained(topic);
-                     if (!one.ok()) return SendError(res, one.status());
-                     // An empty retained message deletes it, on every shard.
-                     absl::Status status = WithClient([&](InlineClient& client) {
-                       return client.Publish(topic, "", 0, /*retain=*/true);
-                     });
-                     if (!status.ok()) return SendError(res, status);
-                     SendJson(res, 200, absl::StrCat("{\"deleted\":", admin::JsonString(topic), "}"));
-                   });
+    server_.Delete(
+        R"(/api/v1/retained/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+          const std::string topic = req.matches[1].str();
+          absl::StatusOr<RetainedView> one = FindRetained(topic);
+          if (!one.ok()) return SendError(res, one.status());
+          // An empty retained message deletes it, on every shard.
+          absl::Status status = WithClient(
+              [&](InlineClient& client) { return client.Publish(topic, "", 0, /*retain=*/true); });
+          if (!status.ok()) return SendError(res, status);
+          SendJson(res, 200, absl::StrCat("{\"deleted\":", admin::JsonString(topic), "}"));
+        });
   }
 
   absl::StatusOr<RetainedView> FindRetained(const std::string& topic) {
@@ -285,12 +283,11 @@ class AdminServer::Impl {
         ",\"shards\":", broker_.shard_count(), ",\"listeners\":[");
     std::vector<std::string> listeners;
     for (const std::string& a : broker_.BoundAddresses()) listeners.push_back(admin::JsonString(a));
-    absl::StrAppend(&body, absl::StrJoin(listeners, ","), "]",
-                    ",\"connections_open\":", s.connections_open,
-                    ",\"connections_accepted\":", s.connections_accepted,
-                    ",\"connects\":", s.connects, ",\"messages_received\":", s.messages_received,
-                    ",\"messages_sent\":", s.messages_sent, ",\"bytes_received\":", s.bytes_received,
-                    ",\"bytes_sent\":", s.bytes_sent);
+    absl::StrAppend(
+        &body, absl::StrJoin(listeners, ","), "]", ",\"connections_open\":", s.connections_open,
+        ",\"connections_accepted\":", s.connections_accepted, ",\"connects\":", s.connects,
+        ",\"messages_received\":", s.messages_received, ",\"messages_sent\":", s.messages_sent,
+        ",\"bytes_received\":", s.bytes_received, ",\"bytes_sent\":", s.bytes_sent);
     absl::StatusOr<std::vector<ShardGauges>> gauges = broker_.Gauges(options_.query_timeout);
     if (gauges.ok() && !gauges->empty()) {
       uint64_t connected = 0, sessions = 0, subscriptions = 0, inflight = 0, queued = 0;
@@ -315,8 +312,8 @@ class AdminServer::Impl {
     }
     const std::string topic = req.get_param_value("topic");
     int qos = 0;
-    if (req.has_param("qos") && (!absl::SimpleAtoi(req.get_param_value("qos"), &qos) || qos < 0 ||
-                                 qos > 2)) {
+    if (req.has_param("qos") &&
+        (!absl::SimpleAtoi(req.get_param_value("qos"), &qos) || qos < 0 || qos > 2)) {
       return SendError(res, absl::InvalidArgumentError("qos must be 0, 1 or 2"));
     }
     const bool retain = QueryBool(req, "retain");
@@ -326,8 +323,8 @@ class AdminServer::Impl {
     if (!status.ok()) return SendError(res, status);
     SendJson(res, 200,
              absl::StrCat("{\"published\":", admin::JsonString(topic), ",\"qos\":", qos,
-                          ",\"retain\":", retain ? "true" : "false",
-                          ",\"bytes\":", req.body.size(), "}"));
+                          ",\"retain\":", retain ? "true" : "false", ",\"bytes\":", req.body.size(),
+                          "}"));
   }
 
   // Runs `f` with the admin's inline client, made on first use. Publishes

@@ -105,8 +105,7 @@ std::string RenderPrometheus(const MetricsInput& input) {
            &BrokerStats::connects);
   PerShard(w, s, "shardmq_connections_closed_total", "Sockets closed.",
            &BrokerStats::connections_closed);
-  PerShardReasons(w, s, "shardmq_disconnects_total",
-                  "Connections the broker closed, by reason.",
+  PerShardReasons(w, s, "shardmq_disconnects_total", "Connections the broker closed, by reason.",
                   {{"protocol_error", &BrokerStats::protocol_errors},
                    {"keepalive_timeout", &BrokerStats::keepalive_timeouts},
                    {"connect_timeout", &BrokerStats::connect_timeouts},
@@ -132,8 +131,7 @@ std::string RenderPrometheus(const MetricsInput& input) {
               &BrokerStats::publish_bytes_sent_qos);
   PerShard(w, s, "shardmq_bytes_received_total", "Bytes read from sockets.",
            &BrokerStats::bytes_received);
-  PerShard(w, s, "shardmq_bytes_sent_total", "Bytes written to sockets.",
-           &BrokerStats::bytes_sent);
+  PerShard(w, s, "shardmq_bytes_sent_total", "Bytes written to sockets.", &BrokerStats::bytes_sent);
   PerShardReasons(w, s, "shardmq_messages_dropped_total", "Messages dropped, by reason.",
                   {{"queue_full", &BrokerStats::dropped_queue_full},
                    {"qos0_slow", &BrokerStats::dropped_qos0_slow},

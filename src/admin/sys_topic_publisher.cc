@@ -71,7 +71,7 @@ class SysTopicPublisher::Impl {
 };
 
 absl::StatusOr<std::unique_ptr<SysTopicPublisher>> SysTopicPublisher::Start(Broker& broker,
-                                                                             Options options) {
+                                                                            Options options) {
   if (options.interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the $SYS interval must be positive");
   }

@@ -80,9 +80,8 @@ std::vector<std::pair<std::string, std::string>> SysTopicValues(
   add("bytes/received", num(s.bytes_received));
   add("bytes/sent", num(s.bytes_sent));
   add("connections/total", num(s.connections_accepted));
-  add("connections/refused",
-      num(s.refused_max_connections + s.refused_per_address + s.refused_connect_rate +
-          s.auth_failures));
+  add("connections/refused", num(s.refused_max_connections + s.refused_per_address +
+                                 s.refused_connect_rate + s.auth_failures));
   if (gauges != nullptr && !gauges->empty()) {
     ShardGauges total;
     for (const ShardGauges& g : *gauges) {
@@ -97,8 +96,8 @@ std::vector<std::pair<std::string, std::string>> SysTopicValues(
     add("clients/connected", num(total.clients_connected));
     add("clients/active", num(total.clients_connected));  // Mosquitto's older name
     add("clients/total", num(total.sessions));
-    add("clients/disconnected", num(total.sessions - std::min(total.sessions,
-                                                               total.clients_connected)));
+    add("clients/disconnected",
+        num(total.sessions - std::min(total.sessions, total.clients_connected)));
     add("subscriptions/count", num(total.subscriptions));
     add("retained messages/count", num(total.retained));
     add("messages/inflight", num(total.inflight));

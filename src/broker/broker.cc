@@ -293,9 +293,9 @@ class Broker::Impl {
     out.sleeps += get(counters.sleeps);
     const uint64_t sleep_ns = get(counters.sleep_ns);
     const int64_t started = counters.loop_started_ns.load(std::memory_order_relaxed);
-    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            shard::Clock::now().time_since_epoch())
-                            .count();
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(shard::Clock::now().time_since_epoch())
+            .count();
     const uint64_t lived = started > 0 && now > started ? static_cast<uint64_t>(now - started) : 0;
     out.sleep_ns += sleep_ns;
     out.busy_ns += lived > sleep_ns ? lived - sleep_ns : 0;

@@ -79,13 +79,12 @@ absl::StatusOr<std::vector<T>> QueryShards(BrokerLink& link, const std::vector<i
     if (!posted) return absl::UnavailableError("the broker is not running");
   }
   std::unique_lock<std::mutex> lock(reply->mutex);
-  const bool done = reply->cv.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] {
-    return reply->missing == 0 || reply->lost;
-  });
+  const bool done = reply->cv.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                                       [&] { return reply->missing == 0 || reply->lost; });
   if (reply->lost) return absl::UnavailableError("the broker is stopping");
   if (!done) {
-    return absl::DeadlineExceededError(absl::StrCat("shards did not answer within ",
-                                                    absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(
+        absl::StrCat("shards did not answer within ", absl::FormatDuration(timeout)));
   }
   std::vector<T> out;
   out.reserve(shards.size());

@@ -129,7 +129,7 @@ struct ShardCounters {
   // reads per sleep, none per busy turn.
   std::atomic<uint64_t> sleep_ns{0};
   std::atomic<int64_t> loop_started_ns{0};
-  std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
+  std::atomic<uint64_t> reads_paused{0};  // back-pressure pauses (mailbox overflow)
   std::atomic<uint64_t> timers_fired{0};
   // TLS connections closed for a failed handshake (bad or missing client
   // certificate, plain TCP on a TLS port) or a TLS protocol error.
