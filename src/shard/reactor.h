@@ -124,12 +124,7 @@ struct ShardCounters {
   std::atomic<uint64_t> wakeups_sent{0};     // MSG_RING wake-ups to sleeping targets
   std::atomic<uint64_t> wakeups_skipped{0};  // publishes whose target was awake
   std::atomic<uint64_t> sleeps{0};           // times this shard blocked
-  // Loop utilisation: nanoseconds spent blocked waiting for work, and the
-  // monotonic time (ns) the loop started; busy time is the rest. Two clock
-  // reads per sleep, none per busy turn.
-  std::atomic<uint64_t> sleep_ns{0};
-  std::atomic<int64_t> loop_started_ns{0};
-  std::atomic<uint64_t> reads_paused{0};  // back-pressure pauses (mailbox overflow)
+  std::atomic<uint64_t> reads_paused{0};     // back-pressure pauses (mailbox overflow)
   std::atomic<uint64_t> timers_fired{0};
   // TLS connections closed for a failed handshake (bad or missing client
   // certificate, plain TCP on a TLS port) or a TLS protocol error.
@@ -140,6 +135,11 @@ struct ShardCounters {
   std::atomic<uint64_t> return_batches{0};
   // Returned objects this shard freed for other shards' last Unref().
   std::atomic<uint64_t> refs_freed_for_others{0};
+  // Loop utilisation: nanoseconds spent blocked waiting for work, and the
+  // monotonic time (ns) the loop started; busy time is the rest. Two clock
+  // reads per sleep, none per busy turn.
+  std::atomic<uint64_t> sleep_ns{0};
+  std::atomic<int64_t> loop_started_ns{0};
 
   static void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
