@@ -48,7 +48,7 @@ void SendJson(httplib::Response& res, int status, std::string body) {
 
 void SendError(httplib::Response& res, const absl::Status& status) {
   SendJson(res, HttpStatusFor(status),
-           absl::StrCat("{\"error\":", admin::JsonString(status.message()), "}"));
+           absl::StrCat("{\"error\":", admin::JsonString(std::string(status.message())), "}"));
 }
 
 // Constant-time comparison: how long a refusal takes says nothing about

@@ -60,7 +60,8 @@ inline void AppendJsonPayload(std::string& out, std::string_view payload) {
   } else {
     out += "null";
   }
-  absl::StrAppend(&out, ",\"payload_base64\":\"", absl::Base64Escape(payload), "\"");
+  absl::StrAppend(&out, ",\"payload_base64\":\"",
+                  absl::Base64Escape(absl::string_view(payload.data(), payload.size())), "\"");
 }
 
 }  // namespace shardmq::admin

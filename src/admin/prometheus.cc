@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 
 namespace shardmq::admin {
 namespace {
@@ -14,14 +15,14 @@ class Writer {
   explicit Writer(std::string& out) : out_(out) {}
 
   // One metric family: HELP and TYPE once, then its samples.
-  void Family(std::string_view name, std::string_view type, std::string_view help) {
+  void Family(absl::string_view name, absl::string_view type, absl::string_view help) {
     absl::StrAppend(&out_, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
   }
-  void Sample(std::string_view name, std::string_view labels, uint64_t value) {
+  void Sample(absl::string_view name, absl::string_view labels, uint64_t value) {
     absl::StrAppend(&out_, name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}", " ",
                     value, "\n");
   }
-  void Sample(std::string_view name, std::string_view labels, double value) {
+  void Sample(absl::string_view name, absl::string_view labels, double value) {
     absl::StrAppend(&out_, name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}", " ",
                     absl::StrFormat("%.6f", value), "\n");
   }
@@ -33,8 +34,8 @@ class Writer {
 std::string ShardLabel(size_t shard) { return absl::StrCat("shard=\"", shard, "\""); }
 
 // A counter with one sample per shard.
-void PerShard(Writer& w, const std::vector<BrokerStats>& shards, std::string_view name,
-              std::string_view help, uint64_t BrokerStats::*field) {
+void PerShard(Writer& w, const std::vector<BrokerStats>& shards, absl::string_view name,
+              absl::string_view help, uint64_t BrokerStats::*field) {
   w.Family(name, "counter", help);
   for (size_t i = 0; i < shards.size(); ++i) w.Sample(name, ShardLabel(i), shards[i].*field);
 }
@@ -46,8 +47,8 @@ struct Reason {
   uint64_t BrokerStats::*field;
 };
 
-void PerShardReasons(Writer& w, const std::vector<BrokerStats>& shards, std::string_view name,
-                     std::string_view help, std::initializer_list<Reason> reasons) {
+void PerShardReasons(Writer& w, const std::vector<BrokerStats>& shards, absl::string_view name,
+                     absl::string_view help, std::initializer_list<Reason> reasons) {
   w.Family(name, "counter", help);
   for (size_t i = 0; i < shards.size(); ++i) {
     for (const Reason& r : reasons) {
@@ -56,8 +57,8 @@ void PerShardReasons(Writer& w, const std::vector<BrokerStats>& shards, std::str
   }
 }
 
-void PerShardQos(Writer& w, const std::vector<BrokerStats>& shards, std::string_view name,
-                 std::string_view help, uint64_t (BrokerStats::*field)[3]) {
+void PerShardQos(Writer& w, const std::vector<BrokerStats>& shards, absl::string_view name,
+                 absl::string_view help, uint64_t (BrokerStats::*field)[3]) {
   w.Family(name, "counter", help);
   for (size_t i = 0; i < shards.size(); ++i) {
     for (int q = 0; q < 3; ++q) {
@@ -66,8 +67,8 @@ void PerShardQos(Writer& w, const std::vector<BrokerStats>& shards, std::string_
   }
 }
 
-void Gauge(Writer& w, const std::vector<ShardGauges>& gauges, std::string_view name,
-           std::string_view help, uint64_t ShardGauges::*field) {
+void Gauge(Writer& w, const std::vector<ShardGauges>& gauges, absl::string_view name,
+           absl::string_view help, uint64_t ShardGauges::*field) {
   w.Family(name, "gauge", help);
   for (const ShardGauges& g : gauges) w.Sample(name, ShardLabel(g.shard), g.*field);
 }

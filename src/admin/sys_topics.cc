@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 
 namespace shardmq::admin {
 namespace {
@@ -60,7 +61,7 @@ std::vector<std::pair<std::string, std::string>> SysTopicValues(
     const BrokerStats& s, const std::vector<ShardGauges>* gauges, const SysLoad& load,
     double uptime_seconds, const std::string& version) {
   std::vector<std::pair<std::string, std::string>> out;
-  auto add = [&](std::string_view topic, std::string value) {
+  auto add = [&](absl::string_view topic, std::string value) {
     out.emplace_back(absl::StrCat("$SYS/broker/", topic), std::move(value));
   };
   auto num = [](uint64_t v) { return absl::StrCat(v); };
