@@ -291,11 +291,15 @@ class Broker::Impl {
     out.wakeups_skipped += get(counters.wakeups_skipped);
     out.loop_turns += get(counters.loop_turns);
     out.sleeps += get(counters.sleeps);
-    const uint64_t sleep_ns = get(counters.sleep_ns);
-    const int64_t started = counters.loop_started_ns.load(std::memory_order_relaxed);
     const int64_t now =
         std::chrono::duration_cast<std::chrono::nanoseconds>(shard::Clock::now().time_since_epoch())
             .count();
+    // Finished sleeps, then the one in progress (read in this order, a
+    // wake-up in between only hides that sleep until the next read).
+    uint64_t sleep_ns = get(counters.sleep_ns);
+    const int64_t since = counters.sleeping_since_ns.load(std::memory_order_relaxed);
+    if (since > 0 && now > since) sleep_ns += static_cast<uint64_t>(now - since);
+    const int64_t started = counters.loop_started_ns.load(std::memory_order_relaxed);
     const uint64_t lived = started > 0 && now > started ? static_cast<uint64_t>(now - started) : 0;
     out.sleep_ns += sleep_ns;
     out.busy_ns += lived > sleep_ns ? lived - sleep_ns : 0;

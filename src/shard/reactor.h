@@ -140,6 +140,10 @@ struct ShardCounters {
   // reads per sleep, none per busy turn.
   std::atomic<uint64_t> sleep_ns{0};
   std::atomic<int64_t> loop_started_ns{0};
+  // When the current sleep began (monotonic ns), 0 while awake: a shard
+  // idle for minutes has not finished a sleep, and a reader must not count
+  // that time as busy.
+  std::atomic<int64_t> sleeping_since_ns{0};
 
   static void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
