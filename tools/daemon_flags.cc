@@ -5,14 +5,17 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <string_view>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -141,6 +144,19 @@ ABSL_FLAG(std::string, allow_anonymous, "auto",
           "(127.0.0.0/8 or ::1), false otherwise, so a broker reachable from the network is "
           "never open by default. A bare --allow-anonymous means true. A client authenticated "
           "by its certificate (--tls-identity-as-username) is not anonymous.");
+ABSL_FLAG(uint32_t, sys_interval, 10,
+          "Seconds between $SYS/broker/... updates (Mosquitto's layout: uptime, "
+          "clients/connected, messages/received, load/..., published retained through the "
+          "normal routing, so ACLs apply to readers). 0 = no $SYS topics.");
+ABSL_FLAG(std::string, http_listen, "",
+          "Address (host:port) for the admin HTTP server: /metrics (Prometheus), /healthz and "
+          "the JSON API under /api/v1/. Empty = off.");
+ABSL_FLAG(std::string, http_token, "",
+          "Bearer token the admin HTTP server asks of every request (Authorization: Bearer "
+          "TOKEN). Without a token it serves only a loopback --http-listen. Prefer "
+          "--http-token-file: a command line is visible to other users.");
+ABSL_FLAG(std::string, http_token_file, "",
+          "File holding the admin HTTP bearer token (surrounding white space ignored).");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -189,6 +205,10 @@ constexpr std::string_view kFlagOrder[] = {"config",
                                            "password_file",
                                            "acl_file",
                                            "allow_anonymous",
+                                           "sys_interval",
+                                           "http_listen",
+                                           "http_token",
+                                           "http_token_file",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -575,6 +595,40 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     return FlagError(sources, "allow_anonymous", anonymous, "must be true, false or auto");
   }
   config.network_listener = !not_loopback.empty();
+
+  config.sys_interval_s = absl::GetFlag(FLAGS_sys_interval);
+  if (absl::Status status = CheckRange("sys_interval", config.sys_interval_s, 0, 86400);
+      !status.ok()) {
+    return status;
+  }
+  config.http_listen = absl::GetFlag(FLAGS_http_listen);
+  config.http_token = absl::GetFlag(FLAGS_http_token);
+  const std::string token_file = absl::GetFlag(FLAGS_http_token_file);
+  if (!config.http_token.empty() && !token_file.empty()) {
+    return FlagError("http_token_file", token_file,
+                     "give --http-token or --http-token-file, not both");
+  }
+  if (!token_file.empty()) {
+    std::ifstream in(token_file, std::ios::binary);
+    if (!in) return FlagError("http_token_file", token_file, "cannot be read");
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    config.http_token = std::string(absl::StripAsciiWhitespace(bytes.str()));
+    if (config.http_token.empty()) return FlagError("http_token_file", token_file, "is empty");
+  }
+  if (config.http_listen.empty() && !config.http_token.empty()) {
+    return FlagError(token_file.empty() ? "http_token" : "http_token_file",
+                     token_file.empty() ? "..." : token_file,
+                     "has no effect without --http-listen");
+  }
+  if (!config.http_listen.empty()) {
+    auto parsed = net::ParseListenAddress(config.http_listen);
+    if (!parsed.ok() || parsed->transport != net::Transport::kTcp) {
+      return FlagError(
+          "http_listen", config.http_listen,
+          parsed.ok() ? "give host:port (plain HTTP)" : std::string(parsed.status().message()));
+    }
+  }
 
   std::string level = absl::GetFlag(FLAGS_log_level);
   if (!base::ParseLogLevel(level, &config.log_level)) {

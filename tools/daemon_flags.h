@@ -36,6 +36,11 @@ struct DaemonConfig {
   std::string anonymous_reason;
   // Some listener is reachable from other machines (not loopback).
   bool network_listener = false;
+  // $SYS topics every this many seconds (0: off), and the admin HTTP
+  // server (empty listen: off; token from --http-token or --http-token-file).
+  uint32_t sys_interval_s = 10;
+  std::string http_listen;
+  std::string http_token;
   // Set when --help was asked for; the caller prints HelpText() and exits 0.
   bool help = false;
   bool version = false;

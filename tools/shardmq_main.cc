@@ -22,6 +22,7 @@
 #include "daemon_flags.h"
 #include "file_auth_hooks.h"
 #include "net/listen_address.h"
+#include "shardmq/admin.h"
 #include "shardmq/broker.h"
 
 namespace {
@@ -248,6 +249,33 @@ int main(int argc, char** argv) {
                                                                : "")
                     : "");
   }
+  // Operator views: threads of their own, destroyed before the broker.
+  std::unique_ptr<shardmq::SysTopicPublisher> sys_topics;
+  if (config->sys_interval_s > 0) {
+    auto started = shardmq::SysTopicPublisher::Start(
+        **broker, {.interval = absl::Seconds(config->sys_interval_s), .version = SHARDMQ_VERSION});
+    if (!started.ok()) {
+      std::fprintf(stderr, "shardmq: $SYS topics: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 1;
+    }
+    sys_topics = *std::move(started);
+    SHARDMQ_LOG(kInfo, "$SYS topics every %d s", config->sys_interval_s);
+  }
+  std::unique_ptr<shardmq::AdminServer> admin_http;
+  if (!config->http_listen.empty()) {
+    auto started = shardmq::AdminServer::Start(
+        **broker,
+        {.listen = config->http_listen, .token = config->http_token, .version = SHARDMQ_VERSION});
+    if (!started.ok()) {
+      std::fprintf(stderr, "shardmq: %s\n", std::string(started.status().message()).c_str());
+      return 1;
+    }
+    admin_http = *std::move(started);
+    SHARDMQ_LOG(kInfo, "admin HTTP on http://%s (%s)", admin_http->bound_address(),
+                config->http_token.empty() ? "no token: loopback only" : "bearer token required");
+  }
+
   SHARDMQ_LOG(kInfo, "shardmq %s started: %d shards, listening on %s", SHARDMQ_VERSION,
               (*broker)->shard_count(), absl::StrJoin((*broker)->BoundAddresses(), ", "));
 
@@ -287,6 +315,8 @@ int main(int argc, char** argv) {
   }).detach();
 
   shardmq::ShutdownReport report = (*broker)->Wait();
+  admin_http.reset();
+  sys_topics.reset();
   {
     std::lock_guard<std::mutex> lock(stop_target.mutex);
     stop_target.running = nullptr;

@@ -25,6 +25,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "shardmq/broker_view.h"
 #include "shardmq/hooks.h"
 #include "shardmq/inline_client.h"
 #include "shardmq/options.h"
@@ -63,6 +65,41 @@ struct BrokerStats {
   uint64_t messages_sent = 0;                // PUBLISH to clients
   uint64_t dropped_queue_full = 0;           // a subscriber's queue was full
   uint64_t dropped_qos0_slow = 0;            // QoS 0 to a subscriber not reading
+  uint64_t dropped_no_subscribers = 0;       // published where nobody subscribes
+  uint64_t dropped_expired = 0;              // past their Message Expiry Interval
+  uint64_t dropped_too_large = 0;            // over a subscriber's Maximum Packet Size
+
+  // Messages and their topic + payload bytes by QoS: received (as
+  // published) and sent (as delivered, one per subscriber).
+  uint64_t messages_received_qos[3] = {};
+  uint64_t messages_sent_qos[3] = {};
+  uint64_t publish_bytes_received_qos[3] = {};
+  uint64_t publish_bytes_sent_qos[3] = {};
+  // Bytes on the wire (MQTT packets, TLS records included).
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+
+  uint64_t connections_closed = 0;
+  uint64_t handoffs = 0;   // connections moved to their client id's home shard
+  uint64_t takeovers = 0;  // a new connection took a session from an old one
+  uint64_t wills_published = 0;
+  uint64_t sessions_expired = 0;
+  uint64_t tls_failures = 0;
+
+  // Shard runtime: mailbox items posted between shards, posts that found a
+  // mailbox full, items drained, wake-ups of sleeping shards (and those
+  // skipped because the target was awake), loop turns, sleeps.
+  uint64_t mail_pushed = 0;
+  uint64_t mail_full = 0;
+  uint64_t mail_received = 0;
+  uint64_t wakeups_sent = 0;
+  uint64_t wakeups_skipped = 0;
+  uint64_t loop_turns = 0;
+  uint64_t sleeps = 0;
+  // Loop utilisation: time the shard thread(s) spent working and blocked
+  // waiting for work since they started. busy / (busy + sleep) is the load.
+  uint64_t busy_ns = 0;
+  uint64_t sleep_ns = 0;
 };
 
 class Broker {
@@ -109,8 +146,30 @@ class Broker {
   int shard_count() const;
 
   // Counters over all shards (see BrokerStats); any thread, after Start().
-  // All zero before.
+  // All zero before. Lock-free: relaxed reads of each shard's own counters.
   BrokerStats Stats() const;
+  // The same per shard, indexed by shard (connections_open is the group's
+  // total in Stats() and each shard's own here).
+  std::vector<BrokerStats> StatsPerShard() const;
+
+  // Inspection (shardmq/broker_view.h). Each asks every shard concerned
+  // through its external mailbox, lets it copy what it owns on its own
+  // thread, and waits up to `timeout` for all answers: DeadlineExceeded
+  // past it, Unavailable when the broker is not running. Any thread that is
+  // not a shard thread (FailedPrecondition there: it would wait on itself).
+  absl::StatusOr<std::vector<ShardGauges>> Gauges(absl::Duration timeout) const;
+  // Every session, or with `client_id` only that one's (NotFound if none).
+  absl::StatusOr<std::vector<ClientView>> Clients(absl::Duration timeout,
+                                                  std::string_view client_id = {}) const;
+  // Retained messages whose topic `filter` matches ("#": all but $-topics).
+  absl::StatusOr<std::vector<RetainedView>> Retained(std::string_view filter,
+                                                     absl::Duration timeout) const;
+  // Closes the client's connection (MQTT 5: DISCONNECT 0x98, administrative
+  // action), publishing its will; with `discard_session` its session ends
+  // too, online or not. NotFound when there is no such session;
+  // FailedPrecondition for an inline client's.
+  absl::Status DisconnectClient(std::string_view client_id, bool discard_session,
+                                absl::Duration timeout);
 
  private:
   class Impl;

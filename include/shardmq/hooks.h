@@ -267,8 +267,9 @@ enum class DisconnectReason : uint8_t {
   kProtocolError,  // the broker closed it for breaking a rule
   kTakenOver,      // another connection with the same client id
   kServerShutdown,
-  kNotAuthorized,  // failed re-authentication
-  kRateLimited,    // over its publish rate for too long (Options::limits)
+  kNotAuthorized,   // failed re-authentication
+  kRateLimited,     // over its publish rate for too long (Options::limits)
+  kAdministrative,  // Broker::DisconnectClient (e.g. the admin HTTP API)
 };
 const char* ToString(DisconnectReason reason);
 

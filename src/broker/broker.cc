@@ -9,6 +9,8 @@
 #include "broker/broker_context.h"
 #include "broker/broker_link.h"
 #include "broker/broker_shard.h"
+#include "broker/client_id.h"
+#include "broker/shard_query.h"
 #include "net/listen_address.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
@@ -180,32 +182,135 @@ class Broker::Impl {
   BrokerStats Stats() const {
     BrokerStats out;
     if (group_ == nullptr) return out;
-    auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    for (int i = 0; i < context_.shard_count; ++i) AddShard(i, out);
     out.connections_open = static_cast<uint64_t>(std::max<int64_t>(0, group_->open_connections()));
-    for (int i = 0; i < context_.shard_count; ++i) {
-      const shard::ShardCounters& counters = group_->counters(i);
-      const broker::ShardStats& stats = *context_.stats[i];
-      out.connections_accepted += get(counters.accepted);
-      out.refused_max_connections += get(counters.rejected_max_connections);
-      out.refused_per_address += get(counters.rejected_per_address);
-      out.refused_connect_rate += get(counters.rejected_connect_rate);
-      out.connects += get(stats.connects);
-      out.auth_failures += get(stats.auth_failures);
-      out.connect_timeouts += get(stats.connect_timeouts);
-      out.keepalive_timeouts += get(stats.keepalive_timeouts);
-      out.protocol_errors += get(stats.protocol_errors);
-      out.publishers_throttled += get(stats.publishers_throttled);
-      out.publishers_disconnected += get(stats.publishers_disconnected);
-      out.subscriptions_refused_quota += get(stats.subscriptions_refused_quota);
-      out.messages_received += get(stats.messages_received);
-      out.messages_sent += get(stats.messages_sent);
-      out.dropped_queue_full += get(stats.dropped_queue_full);
-      out.dropped_qos0_slow += get(stats.dropped_qos0_slow);
+    return out;
+  }
+
+  std::vector<BrokerStats> StatsPerShard() const {
+    std::vector<BrokerStats> out(group_ == nullptr ? 0 : context_.shard_count);
+    for (size_t i = 0; i < out.size(); ++i) {
+      AddShard(static_cast<int>(i), out[i]);
+      // Per shard: accepted and handed in, minus closed and handed out.
+      const shard::ShardCounters& c = group_->counters(static_cast<int>(i));
+      auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+      const int64_t open = static_cast<int64_t>(get(c.accepted) + get(c.handoffs_in)) -
+                           static_cast<int64_t>(get(c.closed) + get(c.handoffs_out));
+      out[i].connections_open = static_cast<uint64_t>(std::max<int64_t>(0, open));
     }
     return out;
   }
 
+  absl::StatusOr<std::vector<ShardGauges>> Gauges(absl::Duration timeout) const {
+    return broker::QueryShards<ShardGauges>(*link_, AllShards(), timeout,
+                                            [](broker::BrokerShard& s) { return s.Gauges(); });
+  }
+
+  absl::StatusOr<std::vector<ClientView>> Clients(absl::Duration timeout,
+                                                  std::string_view client_id) const {
+    std::vector<int> shards = AllShards();
+    if (!client_id.empty()) shards = {broker::HomeShard(client_id, options_.shards)};
+    auto answers = broker::QueryShards<std::vector<ClientView>>(
+        *link_, shards, timeout,
+        [id = std::string(client_id)](broker::BrokerShard& s) { return s.Clients(id); });
+    if (!answers.ok()) return answers.status();
+    std::vector<ClientView> out;
+    for (std::vector<ClientView>& part : *answers) {
+      for (ClientView& view : part) out.push_back(std::move(view));
+    }
+    if (!client_id.empty() && out.empty()) {
+      return absl::NotFoundError(absl::StrFormat("no session for client id \"%s\"", client_id));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<RetainedView>> Retained(std::string_view filter,
+                                                     absl::Duration timeout) const {
+    // Every shard holds the whole retained set: ask one.
+    auto answers = broker::QueryShards<std::vector<RetainedView>>(
+        *link_, {0}, timeout,
+        [f = std::string(filter)](broker::BrokerShard& s) { return s.Retained(f); });
+    if (!answers.ok()) return answers.status();
+    return std::move(answers->front());
+  }
+
+  absl::Status DisconnectClient(std::string_view client_id, bool discard_session,
+                                absl::Duration timeout) {
+    auto answers = broker::QueryShards<absl::Status>(
+        *link_, {broker::HomeShard(client_id, options_.shards)}, timeout,
+        [id = std::string(client_id), discard_session](broker::BrokerShard& s) {
+          return s.AdminDisconnect(id, discard_session);
+        });
+    if (!answers.ok()) return answers.status();
+    return answers->front();
+  }
+
  private:
+  std::vector<int> AllShards() const {
+    std::vector<int> shards(options_.shards);
+    for (int i = 0; i < options_.shards; ++i) shards[i] = i;
+    return shards;
+  }
+
+  // Adds shard i's counters into `out` (relaxed reads, one field at a time).
+  void AddShard(int i, BrokerStats& out) const {
+    auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    const shard::ShardCounters& counters = group_->counters(i);
+    const broker::ShardStats& stats = *context_.stats[i];
+    out.connections_accepted += get(counters.accepted);
+    out.refused_max_connections += get(counters.rejected_max_connections);
+    out.refused_per_address += get(counters.rejected_per_address);
+    out.refused_connect_rate += get(counters.rejected_connect_rate);
+    out.connects += get(stats.connects);
+    out.auth_failures += get(stats.auth_failures);
+    out.connect_timeouts += get(stats.connect_timeouts);
+    out.keepalive_timeouts += get(stats.keepalive_timeouts);
+    out.protocol_errors += get(stats.protocol_errors);
+    out.publishers_throttled += get(stats.publishers_throttled);
+    out.publishers_disconnected += get(stats.publishers_disconnected);
+    out.subscriptions_refused_quota += get(stats.subscriptions_refused_quota);
+    out.messages_received += get(stats.messages_received);
+    out.messages_sent += get(stats.messages_sent);
+    out.dropped_queue_full += get(stats.dropped_queue_full);
+    out.dropped_qos0_slow += get(stats.dropped_qos0_slow);
+    out.dropped_no_subscribers += get(stats.dropped_no_subscribers);
+    out.dropped_expired += get(stats.dropped_expired);
+    out.dropped_too_large += get(stats.dropped_too_large);
+    for (int q = 0; q < 3; ++q) {
+      out.messages_received_qos[q] += get(stats.received_by_qos[q]);
+      out.messages_sent_qos[q] += get(stats.sent_by_qos[q]);
+      out.publish_bytes_received_qos[q] += get(stats.received_bytes_by_qos[q]);
+      out.publish_bytes_sent_qos[q] += get(stats.sent_bytes_by_qos[q]);
+    }
+    out.bytes_received += get(counters.bytes_received);
+    out.bytes_sent += get(counters.bytes_sent);
+    out.connections_closed += get(counters.closed);
+    out.handoffs += get(counters.handoffs_out);
+    out.takeovers += get(stats.takeovers);
+    out.wills_published += get(stats.wills_published);
+    out.sessions_expired += get(stats.sessions_expired);
+    out.tls_failures += get(counters.tls_failures);
+    out.mail_pushed += get(counters.mail_pushed);
+    out.mail_full += get(counters.mail_full);
+    out.mail_received += get(counters.mail_received);
+    out.wakeups_sent += get(counters.wakeups_sent);
+    out.wakeups_skipped += get(counters.wakeups_skipped);
+    out.loop_turns += get(counters.loop_turns);
+    out.sleeps += get(counters.sleeps);
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(shard::Clock::now().time_since_epoch())
+            .count();
+    // Finished sleeps, then the one in progress (read in this order, a
+    // wake-up in between only hides that sleep until the next read).
+    uint64_t sleep_ns = get(counters.sleep_ns);
+    const int64_t since = counters.sleeping_since_ns.load(std::memory_order_relaxed);
+    if (since > 0 && now > since) sleep_ns += static_cast<uint64_t>(now - since);
+    const int64_t started = counters.loop_started_ns.load(std::memory_order_relaxed);
+    const uint64_t lived = started > 0 && now > started ? static_cast<uint64_t>(now - started) : 0;
+    out.sleep_ns += sleep_ns;
+    out.busy_ns += lived > sleep_ns ? lived - sleep_ns : 0;
+  }
+
   Options options_;
   shard::ShardGroup::Options group_options_;
   // One SSL_CTX shared (read-only) by every shard and TLS listener.
@@ -249,6 +354,22 @@ absl::Status Broker::Serve() {
 
 std::vector<std::string> Broker::BoundAddresses() const { return impl_->BoundAddresses(); }
 BrokerStats Broker::Stats() const { return impl_->Stats(); }
+std::vector<BrokerStats> Broker::StatsPerShard() const { return impl_->StatsPerShard(); }
+absl::StatusOr<std::vector<ShardGauges>> Broker::Gauges(absl::Duration timeout) const {
+  return impl_->Gauges(timeout);
+}
+absl::StatusOr<std::vector<ClientView>> Broker::Clients(absl::Duration timeout,
+                                                        std::string_view client_id) const {
+  return impl_->Clients(timeout, client_id);
+}
+absl::StatusOr<std::vector<RetainedView>> Broker::Retained(std::string_view filter,
+                                                           absl::Duration timeout) const {
+  return impl_->Retained(filter, timeout);
+}
+absl::Status Broker::DisconnectClient(std::string_view client_id, bool discard_session,
+                                      absl::Duration timeout) {
+  return impl_->DisconnectClient(client_id, discard_session, timeout);
+}
 int Broker::shard_count() const { return impl_->shard_count(); }
 
 }  // namespace shardmq

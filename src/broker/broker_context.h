@@ -32,6 +32,22 @@ struct ShardStats {
   std::atomic<uint64_t> keepalive_timeouts{0};
   std::atomic<uint64_t> messages_received{0};
   std::atomic<uint64_t> messages_sent{0};
+  // The same split by QoS (as received; as delivered), with their topic +
+  // payload bytes, for metrics. Indexed by QoS 0..2.
+  std::atomic<uint64_t> received_by_qos[3] = {};
+  std::atomic<uint64_t> received_bytes_by_qos[3] = {};
+  std::atomic<uint64_t> sent_by_qos[3] = {};
+  std::atomic<uint64_t> sent_bytes_by_qos[3] = {};
+  void CountReceived(uint8_t qos, uint64_t bytes) {
+    Inc(messages_received);
+    Inc(received_by_qos[qos > 2 ? 2 : qos]);
+    Inc(received_bytes_by_qos[qos > 2 ? 2 : qos], bytes);
+  }
+  void CountSent(uint8_t qos, uint64_t bytes) {
+    Inc(messages_sent);
+    Inc(sent_by_qos[qos > 2 ? 2 : qos]);
+    Inc(sent_bytes_by_qos[qos > 2 ? 2 : qos], bytes);
+  }
   std::atomic<uint64_t> dropped_no_subscribers{0};
   std::atomic<uint64_t> dropped_qos0_slow{0};
   std::atomic<uint64_t> dropped_queue_full{0};

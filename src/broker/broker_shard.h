@@ -26,6 +26,7 @@
 #include "mqtt/decoder.h"
 #include "mqtt/packet.h"
 #include "shard/reactor.h"
+#include "shardmq/broker_view.h"
 #include "topic/interest_map.h"
 #include "topic/retained_index.h"
 #include "topic/subscription_index.h"
@@ -55,6 +56,16 @@ class BrokerShard final : public shard::ShardHandler {
   void InlineSubscribe(const std::string& client_id, const std::string& filter, uint8_t qos,
                        InlineCallback callback, InlineDone done);
   void InlineUnsubscribe(const std::string& client_id, const std::string& filter, InlineDone done);
+
+  // Inspection for shardmq::Broker (inspect.cc, shardmq/broker_view.h):
+  // copies of what this shard owns, made on its thread when a non-shard
+  // thread asks through the external mailbox (broker/shard_query.h).
+  ShardGauges Gauges() const;
+  // Every session homed here, or only `only_id`'s when it is not empty.
+  std::vector<ClientView> Clients(std::string_view only_id) const;
+  std::vector<RetainedView> Retained(std::string_view filter);
+  // Broker::DisconnectClient on the client's home shard.
+  absl::Status AdminDisconnect(std::string_view client_id, bool discard_session);
 
  private:
   // A SUBSCRIBE whose SUBACK waits for other shards to learn about new filters.

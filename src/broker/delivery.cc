@@ -421,7 +421,7 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
       return false;
     }
     shard_.Send(conn.id, absl::MakeConstSpan(bytes));
-    ShardStats::Inc(stats_.messages_sent);
+    stats_.CountSent(qos, message.topic().size() + message.payload().size());
     if (!dup && conn.session != nullptr && HooksWant(kHookDeliver)) [[unlikely]] {
       context_.hooks.MessageDelivered(InfoFor(*conn.session), ViewOf(message), qos);
     }
@@ -471,7 +471,7 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
     shard_.Send(conn.id, absl::MakeConstSpan(encode_buffer_.data(), header_size));
     shard_.SendShared(conn.id, message.payload(), &message);
   }
-  ShardStats::Inc(stats_.messages_sent);
+  stats_.CountSent(qos, message.topic().size() + message.payload().size());
   if (!dup && conn.session != nullptr && HooksWant(kHookDeliver)) [[unlikely]] {
     context_.hooks.MessageDelivered(InfoFor(*conn.session), ViewOf(message), qos);
   }

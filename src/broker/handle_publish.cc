@@ -39,7 +39,7 @@ std::optional<std::string_view> BrokerShard::ResolveTopicAlias(Connection& conn,
 
 void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) {
   Session& session = *conn.session;
-  ShardStats::Inc(stats_.messages_received);
+  stats_.CountReceived(publish.qos, publish.topic.size() + publish.payload.size());
   if (conn.throttle != nullptr)
     ThrottlePublisher(conn, publish.topic.size() + publish.payload.size());
   if (!publish.properties.subscription_identifiers.empty()) {

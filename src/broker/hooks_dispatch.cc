@@ -176,6 +176,8 @@ const char* shardmq::ToString(DisconnectReason reason) {
       return "not authorized";
     case DisconnectReason::kRateLimited:
       return "publish rate exceeded";
+    case DisconnectReason::kAdministrative:
+      return "disconnected by the administrator";
   }
   return "unknown";
 }

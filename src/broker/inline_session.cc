@@ -81,7 +81,11 @@ void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublis
       return;
     }
   }
-  ShardStats::Inc(stats_.messages_received);
+  // $-topics ($SYS/...) are the broker's own reports, not messages clients
+  // sent: counting them would make messages/received grow by itself.
+  if (!request.topic.starts_with('$')) {
+    stats_.CountReceived(fields.qos, fields.topic.size() + fields.payload.size());
+  }
   Route(fields);
 }
 
@@ -173,7 +177,7 @@ void BrokerShard::DeliverInline(Session& session, InlineSink& sink, const Messag
     delivered.filter = filter;
     if (callback) callback(delivered);
   }
-  ShardStats::Inc(stats_.messages_sent);
+  stats_.CountSent(qos, message->topic().size() + message->payload().size());
   if (HooksWant(kHookDeliver))
     context_.hooks.MessageDelivered(InfoFor(session), ViewOf(*message), qos);
 }

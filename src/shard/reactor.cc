@@ -1267,6 +1267,10 @@ void Shard::WaitForWork() {
     return;
   }
   ShardCounters::Inc(counters_.sleeps);
+  const Clock::time_point sleep_start = Clock::now();
+  counters_.sleeping_since_ns.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(sleep_start.time_since_epoch()).count(),
+      std::memory_order_relaxed);
   io_uring_cqe* cqe = nullptr;
   if (batch_wait_us_ > 0) {
     // Sleep until kBatchWaitEvents completions are pending, or batch_wait
@@ -1295,6 +1299,11 @@ void Shard::WaitForWork() {
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   }
   sleeping_.store(false, std::memory_order_relaxed);
+  counters_.sleeping_since_ns.store(0, std::memory_order_relaxed);
+  ShardCounters::Inc(counters_.sleep_ns,
+                     static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               Clock::now() - sleep_start)
+                                               .count()));
 }
 
 // ---------------------------------------------------------------------------
@@ -1356,6 +1365,7 @@ void Shard::ShutdownTick() {
 
 void Shard::Run() {
   now_ = Clock::now();
+  counters_.loop_started_ns.store(NowNs(), std::memory_order_relaxed);
   for (uint32_t li = 0; li < listeners_.size(); ++li) ArmAccept(li);
   {
     io_uring_sqe* sqe = GetSqe();

@@ -139,6 +139,15 @@ struct ShardCounters {
   std::atomic<uint64_t> return_batches{0};
   // Returned objects this shard freed for other shards' last Unref().
   std::atomic<uint64_t> refs_freed_for_others{0};
+  // Loop utilisation: nanoseconds spent blocked waiting for work, and the
+  // monotonic time (ns) the loop started; busy time is the rest. Two clock
+  // reads per sleep, none per busy turn.
+  std::atomic<uint64_t> sleep_ns{0};
+  std::atomic<int64_t> loop_started_ns{0};
+  // When the current sleep began (monotonic ns), 0 while awake: a shard
+  // idle for minutes has not finished a sleep, and a reader must not count
+  // that time as busy.
+  std::atomic<int64_t> sleeping_since_ns{0};
 
   static void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -8,6 +8,7 @@ SHARDMQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHARDMQ_BUILD_PACKAGES=(
   g++ meson ninja-build pkg-config
   liburing-dev libabsl-dev libmimalloc-dev libssl-dev libwslay-dev libtoml11-dev
+  libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Packages only the tests need: clang for the libFuzzer build, real MQTT
