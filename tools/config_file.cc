@@ -135,12 +135,14 @@ absl::StatusOr<ConfigSetting> FlagSetting(const Errors& errors, const std::strin
   return setting;
 }
 
-// One [[listener]] table: address = "host:port", protocol = "tcp" | "tls".
+// One [[listener]] table: address = "host:port", protocol = "tcp" | "tls" |
+// "ws" | "wss", and for WebSocket an optional path = "/mqtt".
 absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value& table) {
   if (!table.is_table()) {
     return errors.WrongType(table, "listener", "a table ([[listener]] with address and protocol)");
   }
   const Value* address = nullptr;
+  const Value* path = nullptr;
   std::string protocol = "tcp";
   for (const auto& [key, value] : table.as_table()) {
     if (key == "address") {
@@ -155,9 +157,15 @@ absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value&
                          absl::StrFormat("\"%s\" is not a protocol this broker serves (%s)",
                                          protocol, ProtocolList()));
       }
+    } else if (key == "path") {
+      if (!value.is_string()) return errors.WrongType(value, "listener.path", "a string");
+      if (value.as_string().str.empty() || value.as_string().str[0] != '/') {
+        return errors.At(value, "listener.path", "must start with /");
+      }
+      path = &value;
     } else {
       return errors.At(value, "listener." + key,
-                       "unknown key (a listener has address and protocol)");
+                       "unknown key (a listener has address, protocol and, for ws/wss, path)");
     }
   }
   if (address == nullptr) {
@@ -171,9 +179,14 @@ absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value&
         *address, "listener.address",
         absl::StrFormat("\"%s\": give host:port here and the scheme as protocol", text));
   }
-  return ConfigSetting{.flag = "listen",
-                       .value = protocol == "tcp" ? text : protocol + "://" + text,
-                       .where = errors.Where(*address, "listener.address")};
+  const bool websocket = protocol == "ws" || protocol == "wss";
+  if (path != nullptr && !websocket) {
+    return errors.At(*path, "listener.path", "only ws and wss listeners have a path");
+  }
+  std::string value = protocol == "tcp" ? text : protocol + "://" + text;
+  if (path != nullptr) value += path->as_string().str;
+  return ConfigSetting{
+      .flag = "listen", .value = value, .where = errors.Where(*address, "listener.address")};
 }
 
 // Why `key` is not a key, with a hint where one helps.

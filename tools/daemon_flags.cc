@@ -597,7 +597,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   config.network_listener = !not_loopback.empty();
 
   config.sys_interval_s = absl::GetFlag(FLAGS_sys_interval);
-  if (absl::Status status = CheckRange("sys_interval", config.sys_interval_s, 0, 86400);
+  if (absl::Status status = CheckRange(sources, "sys_interval", config.sys_interval_s, 0, 86400);
       !status.ok()) {
     return status;
   }
@@ -605,19 +605,20 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   config.http_token = absl::GetFlag(FLAGS_http_token);
   const std::string token_file = absl::GetFlag(FLAGS_http_token_file);
   if (!config.http_token.empty() && !token_file.empty()) {
-    return FlagError("http_token_file", token_file,
+    return FlagError(sources, "http_token_file", token_file,
                      "give --http-token or --http-token-file, not both");
   }
   if (!token_file.empty()) {
     std::ifstream in(token_file, std::ios::binary);
-    if (!in) return FlagError("http_token_file", token_file, "cannot be read");
+    if (!in) return FlagError(sources, "http_token_file", token_file, "cannot be read");
     std::ostringstream bytes;
     bytes << in.rdbuf();
     config.http_token = std::string(absl::StripAsciiWhitespace(bytes.str()));
-    if (config.http_token.empty()) return FlagError("http_token_file", token_file, "is empty");
+    if (config.http_token.empty())
+      return FlagError(sources, "http_token_file", token_file, "is empty");
   }
   if (config.http_listen.empty() && !config.http_token.empty()) {
-    return FlagError(token_file.empty() ? "http_token" : "http_token_file",
+    return FlagError(sources, token_file.empty() ? "http_token" : "http_token_file",
                      token_file.empty() ? "..." : token_file,
                      "has no effect without --http-listen");
   }
@@ -625,7 +626,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     auto parsed = net::ParseListenAddress(config.http_listen);
     if (!parsed.ok() || parsed->transport != net::Transport::kTcp) {
       return FlagError(
-          "http_listen", config.http_listen,
+          sources, "http_listen", config.http_listen,
           parsed.ok() ? "give host:port (plain HTTP)" : std::string(parsed.status().message()));
     }
   }

@@ -150,8 +150,10 @@ def test_example_config_starts_the_broker(start_broker):
     ("queue_qos0_offline = \"yes\"\n", 1,
      "queue_qos0_offline: must be true or false, not a string"),
     ("shards = 1\nmax_inflight 5\n", 2, "syntax error: "),
-    ("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"ws\"\n", 3,
-     "listener.protocol: \"ws\" is not a protocol this broker serves (tcp or tls)"),
+    ("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"quic\"\n", 3,
+     "listener.protocol: \"quic\" is not a protocol this broker serves (tcp or tls or ws or wss)"),
+    ("[[listener]]\naddress = \"127.0.0.1:1883\"\npath = \"/mqtt\"\n", 3,
+     "listener.path: only ws and wss listeners have a path"),
     ("[[listener]]\naddress = \"1.2.3:80\"\n", 2,
      "listener.address = 1.2.3:80: \"1.2.3:80\": \"1.2.3\" is not an IPv4 or IPv6"),
 ])

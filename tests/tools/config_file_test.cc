@@ -185,10 +185,14 @@ TEST_F(ConfigFileTest, BadListener) {
   EXPECT_THAT(Error("[[listener]]\naddress = \"1.2.3:80\"\n"),
               StartsWith("FILE:2: listener.address = 1.2.3:80: \"1.2.3:80\": \"1.2.3\" is "
                          "not an IPv4 or IPv6"));
-  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"ws\"\n"),
-            "FILE:3: listener.protocol: \"ws\" is not a protocol this broker serves (tcp or tls)");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"quic\"\n"),
+            "FILE:3: listener.protocol: \"quic\" is not a protocol this broker serves (tcp or tls "
+            "or ws or wss)");
   EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nport = 1883\n"),
-            "FILE:3: listener.port: unknown key (a listener has address and protocol)");
+            "FILE:3: listener.port: unknown key (a listener has address, protocol and, for ws/wss, "
+            "path)");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\npath = \"mqtt\"\n"),
+            "FILE:3: listener.path: must start with /");
   EXPECT_EQ(Error("[[listener]]\naddress = \"tls://127.0.0.1:1883\"\n"),
             "FILE:2: listener.address: \"tls://127.0.0.1:1883\": give host:port here and the "
             "scheme as protocol");
