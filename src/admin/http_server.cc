@@ -363,17 +363,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Broker& broker, 
     return absl::InvalidArgumentError(
         absl::StrFormat("--http-listen=%s: give host:port (plain HTTP)", options.listen));
   }
-  char host[INET6_ADDRSTRLEN] = {};
-  int port = 0;
-  if (parsed->address.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&parsed->address);
-    inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-    port = ntohs(v4->sin_port);
-  } else {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&parsed->address);
-    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-    port = ntohs(v6->sin6_port);
-  }
+  auto [host, port] = net::NumericHostPort(*parsed);
   const bool loopback = net::IsLoopback(*parsed);
   if (options.token.empty() && !loopback) {
     SHARDMQ_LOG(kWarning,

@@ -62,17 +62,7 @@ class Broker::Impl {
         return absl::InvalidArgumentError(
             absl::StrFormat("listener %s", std::string(parsed.status().message())));
       }
-      char host[INET6_ADDRSTRLEN] = {};
-      uint16_t port = 0;
-      if (parsed->address.ss_family == AF_INET) {
-        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&parsed->address);
-        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-        port = ntohs(v4->sin_port);
-      } else {
-        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&parsed->address);
-        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-        port = ntohs(v6->sin6_port);
-      }
+      auto [host, port] = net::NumericHostPort(*parsed);
       std::shared_ptr<const shard::TlsContext> tls;
       if (net::UsesTls(parsed->transport)) {
         if (tls_context_ == nullptr) {

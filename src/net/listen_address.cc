@@ -110,6 +110,18 @@ bool IsLoopback(const ListenAddress& address) {
   return false;
 }
 
+HostPort NumericHostPort(const ListenAddress& address) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (address.address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.address);
+    inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+    return {host, ntohs(v4->sin_port)};
+  }
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.address);
+  inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+  return {host, ntohs(v6->sin6_port)};
+}
+
 std::string FormatSocketAddress(const sockaddr* address, socklen_t length) {
   char host[INET6_ADDRSTRLEN] = {};
   if (address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {

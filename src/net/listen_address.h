@@ -43,6 +43,13 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text);
 // an IPv4-mapped 127.x ("[::ffff:127.0.0.1]"). 0.0.0.0 and :: are not.
 bool IsLoopback(const ListenAddress& address);
 
+// The numeric host ("127.0.0.1", "::1") and port of a parsed address.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+HostPort NumericHostPort(const ListenAddress& address);
+
 // Formats a socket address as "1.2.3.4:1883" or "[::1]:1883".
 std::string FormatSocketAddress(const sockaddr* address, socklen_t length);
 
