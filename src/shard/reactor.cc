@@ -1267,9 +1267,11 @@ void Shard::WaitForWork() {
     return;
   }
   ShardCounters::Inc(counters_.sleeps);
-  const Clock::time_point sleep_start = Clock::now();
+  // The sleep is accounted at the next turn's clock read (Run), so waking
+  // costs no clock read of its own.
+  sleep_start_ = Clock::now();
   counters_.sleeping_since_ns.store(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(sleep_start.time_since_epoch()).count(),
+      std::chrono::duration_cast<std::chrono::nanoseconds>(sleep_start_.time_since_epoch()).count(),
       std::memory_order_relaxed);
   io_uring_cqe* cqe = nullptr;
   if (batch_wait_us_ > 0) {
@@ -1299,11 +1301,6 @@ void Shard::WaitForWork() {
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   }
   sleeping_.store(false, std::memory_order_relaxed);
-  counters_.sleeping_since_ns.store(0, std::memory_order_relaxed);
-  ShardCounters::Inc(counters_.sleep_ns,
-                     static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                               Clock::now() - sleep_start)
-                                               .count()));
 }
 
 // ---------------------------------------------------------------------------
@@ -1378,6 +1375,14 @@ void Shard::Run() {
   tls_shard = this;
   while (!done_) {
     now_ = Clock::now();
+    if (sleep_start_ != Clock::time_point{}) {
+      ShardCounters::Inc(
+          counters_.sleep_ns,
+          static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(now_ - sleep_start_).count()));
+      counters_.sleeping_since_ns.store(0, std::memory_order_relaxed);
+      sleep_start_ = Clock::time_point{};
+    }
     ShardCounters::Inc(counters_.loop_turns);
     ProcessCompletions();
     DispatchDeferredCloses();

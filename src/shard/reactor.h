@@ -354,6 +354,9 @@ class Shard {
   unsigned ring_flags_ = 0;
   uint32_t batch_wait_us_ = 0;  // Options::batch_wait, 0 if off or unsupported
   Clock::time_point now_{};
+  // When the current sleep began (WaitForWork); accounted and reset at the
+  // next loop turn. Default: not sleeping.
+  Clock::time_point sleep_start_{};
 
   // Provided buffer ring (shared by all connections of this shard).
   io_uring_buf_ring* buf_ring_ = nullptr;
