@@ -62,6 +62,12 @@ class Broker::Impl {
         return absl::InvalidArgumentError(
             absl::StrFormat("listener %s", std::string(parsed.status().message())));
       }
+      // Parsed but not served yet: unix sockets, PROXY headers and a per-listener bound.
+      if (parsed->transport == net::Transport::kUnix || parsed->proxy_protocol ||
+          parsed->max_connections != 0) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "listener \"%s\": unix sockets and listener options are not served yet", text));
+      }
       auto [host, port] = net::NumericHostPort(*parsed);
       std::shared_ptr<const shard::TlsContext> tls;
       if (net::UsesTls(parsed->transport)) {

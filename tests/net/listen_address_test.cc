@@ -29,7 +29,7 @@ TEST(ListenAddressTest, RejectsBadInputWithAMessageThatQuotesIt) {
   EXPECT_EQ(RoundTrip("1.2.3:80"), "\"1.2.3:80\": \"1.2.3\" is not an IPv4 or IPv6 address");
   EXPECT_EQ(RoundTrip("::1:80"), "\"::1:80\": an IPv6 address is written [address]:port");
   EXPECT_EQ(RoundTrip("udp://1.2.3.4:80"),
-            "\"udp://1.2.3.4:80\": unknown scheme \"udp\" (supported: tcp, tls, ws, wss)");
+            "\"udp://1.2.3.4:80\": unknown scheme \"udp\" (supported: tcp, tls, ws, wss, unix)");
   EXPECT_EQ(RoundTrip("[::1]"), "\"[::1]\": an IPv6 address is written [address]:port");
 }
 
@@ -54,9 +54,9 @@ TEST(ListenAddressTest, WebSocketAddressesCarryAPath) {
 
   EXPECT_EQ(RoundTrip("tcp://1.2.3.4:80/mqtt"),
             "\"tcp://1.2.3.4:80/mqtt\": only ws:// and wss:// addresses have a path");
-  EXPECT_EQ(RoundTrip("ws://1.2.3.4:80/mqtt?x=1"),
-            "\"ws://1.2.3.4:80/mqtt?x=1\": \"/mqtt?x=1\" is not a plain path (no query, "
-            "fragment or spaces)");
+  EXPECT_EQ(RoundTrip("ws://1.2.3.4:80/mqtt#x"),
+            "\"ws://1.2.3.4:80/mqtt#x\": \"/mqtt#x\" is not a plain path (no fragment or "
+            "spaces)");
 }
 
 bool Loopback(std::string_view text) {
@@ -78,6 +78,76 @@ TEST(ListenAddressTest, LoopbackIsOnlyThisMachine) {
   EXPECT_FALSE(Loopback("192.168.1.10:1883"));
   EXPECT_FALSE(Loopback("128.0.0.1:1883"));
   EXPECT_FALSE(Loopback("[::ffff:10.0.0.1]:1883"));
+}
+
+TEST(ListenAddressTest, UnixSocketsTakeAnAbsolutePath) {
+  auto unix_socket = ParseListenAddress("unix:///run/shardmq/mqtt.sock");
+  ASSERT_TRUE(unix_socket.ok()) << unix_socket.status();
+  EXPECT_EQ(unix_socket->transport, Transport::kUnix);
+  EXPECT_EQ(unix_socket->path, "/run/shardmq/mqtt.sock");
+  EXPECT_TRUE(IsLoopback(*unix_socket));
+  EXPECT_EQ(RoundTrip("unix:///tmp/x.sock"), "unix:/tmp/x.sock");
+  EXPECT_FALSE(unix_socket->unix_mode.has_value());
+
+  EXPECT_EQ(RoundTrip("unix://x.sock"),
+            "\"unix://x.sock\": a unix socket path is absolute: unix:///path/to.sock");
+  EXPECT_EQ(RoundTrip("unix:///tmp/"), "\"unix:///tmp/\": not a file path");
+  std::string too_long = "unix:///" + std::string(120, 'a');
+  EXPECT_EQ(RoundTrip(too_long),
+            "\"" + too_long + "\": the path is longer than a unix socket allows (107 bytes)");
+}
+
+TEST(ListenAddressTest, OptionsFollowAQuestionMark) {
+  auto tcp = ParseListenAddress("tcp://0.0.0.0:1883?proxy_protocol=true&max_connections=5000");
+  ASSERT_TRUE(tcp.ok()) << tcp.status();
+  EXPECT_TRUE(tcp->proxy_protocol);
+  EXPECT_EQ(tcp->max_connections, 5000u);
+  EXPECT_EQ(RoundTrip("tcp://0.0.0.0:1883?proxy_protocol=true"), "0.0.0.0:1883");
+
+  auto plain = ParseListenAddress("127.0.0.1:1883");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->proxy_protocol);
+  EXPECT_EQ(plain->max_connections, 0u);
+
+  auto ws = ParseListenAddress("ws://[::1]:8080/mqtt?proxy_protocol=true");
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  EXPECT_EQ(ws->path, "/mqtt");
+  EXPECT_TRUE(ws->proxy_protocol);
+  auto ws_default_path = ParseListenAddress("ws://[::1]:8080?max_connections=7");
+  ASSERT_TRUE(ws_default_path.ok()) << ws_default_path.status();
+  EXPECT_EQ(ws_default_path->path, "/mqtt");
+  EXPECT_EQ(ws_default_path->max_connections, 7u);
+
+  auto unix_socket = ParseListenAddress("unix:///run/m.sock?mode=0660&owner=mqtt:daemon");
+  ASSERT_TRUE(unix_socket.ok()) << unix_socket.status();
+  EXPECT_EQ(unix_socket->path, "/run/m.sock");
+  EXPECT_EQ(unix_socket->unix_mode, 0660u);
+  EXPECT_EQ(unix_socket->unix_owner, "mqtt");
+  EXPECT_EQ(unix_socket->unix_group, "daemon");
+  auto owner_only = ParseListenAddress("unix:///run/m.sock?owner=1000");
+  ASSERT_TRUE(owner_only.ok()) << owner_only.status();
+  EXPECT_EQ(owner_only->unix_owner, "1000");
+  EXPECT_EQ(owner_only->unix_group, "");
+}
+
+TEST(ListenAddressTest, BadOptionsNameTheOptionAndValue) {
+  EXPECT_EQ(RoundTrip("1.2.3.4:80?proxy_protocol=yes"),
+            "\"1.2.3.4:80?proxy_protocol=yes\": proxy_protocol=\"yes\": write true or false");
+  EXPECT_EQ(RoundTrip("1.2.3.4:80?max_connections=-1"),
+            "\"1.2.3.4:80?max_connections=-1\": max_connections=\"-1\": not a number "
+            "(0-4294967295; 0: no per-listener bound)");
+  EXPECT_EQ(RoundTrip("1.2.3.4:80?mode=0660"),
+            "\"1.2.3.4:80?mode=0660\": option \"mode\" is for unix:// listeners only");
+  EXPECT_EQ(RoundTrip("unix:///a.sock?mode=0999"),
+            "\"unix:///a.sock?mode=0999\": mode=\"0999\": write octal permission bits, 0-0777 "
+            "(e.g. 0660)");
+  EXPECT_EQ(RoundTrip("unix:///a.sock?owner=a:b:c"),
+            "\"unix:///a.sock?owner=a:b:c\": owner=\"a:b:c\": write user or user:group");
+  EXPECT_EQ(RoundTrip("1.2.3.4:80?colour=red"),
+            "\"1.2.3.4:80?colour=red\": unknown option \"colour\" (options: proxy_protocol, "
+            "max_connections; for unix://: mode, owner)");
+  EXPECT_EQ(RoundTrip("1.2.3.4:80?"),
+            "\"1.2.3.4:80?\": option \"\" has no value (write key=value)");
 }
 
 }  // namespace
