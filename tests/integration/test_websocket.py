@@ -369,7 +369,8 @@ def test_browser_mqttjs_over_ws(start_broker, tmp_path, protocol_version):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["--listen=ws://127.0.0.1:0/a?b=1"], 2, "is not a plain path"),
+    (["--listen=ws://127.0.0.1:0/a#b"], 2, "is not a plain path"),
+    (["--listen=ws://127.0.0.1:0/a?b=1"], 2, "unknown option \"b\""),
     (["--listen=tcp://127.0.0.1:0/mqtt"], 2, "only ws:// and wss:// addresses have a path"),
     # Found when the broker is created, like tls:// without a certificate.
     (["--listen=wss://127.0.0.1:0/mqtt"], 1, "a TLS listener needs --tls-cert and --tls-key"),
