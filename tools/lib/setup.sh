@@ -48,19 +48,42 @@ shardmq_install_packages() {
     "${missing[@]}" >/dev/null
 }
 
-# Configures (once) and builds a meson build directory.
-#   shardmq_build DIR [meson options...]
-shardmq_build() {
+# Configures a meson build directory once (later runs keep its options).
+#   shardmq_configure DIR [meson options...]
+shardmq_configure() {
   local dir="$1"
   shift
   if [[ ! -f "$SHARDMQ_ROOT/$dir/build.ninja" ]]; then
     shardmq_log "configuring $dir"
     meson setup "$SHARDMQ_ROOT/$dir" "$SHARDMQ_ROOT" "$@" >/dev/null
   fi
-  shardmq_log "building $dir"
-  ninja -C "$SHARDMQ_ROOT/$dir" -j "$(nproc)" >/dev/null || {
+}
+
+# Configures (once) and builds a meson build directory: everything, or with
+# SHARDMQ_BUILD_TARGETS set (ninja target paths, space-separated) only those.
+#   shardmq_build DIR [meson options...]
+shardmq_build() {
+  shardmq_configure "$@" || return 1
+  local dir="$1"
+  local targets=()
+  read -r -a targets <<<"${SHARDMQ_BUILD_TARGETS:-}"
+  shardmq_log "building $dir${targets[*]:+ (${#targets[@]} targets)}"
+  ninja -C "$SHARDMQ_ROOT/$dir" -j "$(nproc)" "${targets[@]}" >/dev/null || {
     # Show the compiler's output only when something failed.
-    ninja -C "$SHARDMQ_ROOT/$dir" -j 1 | tail -60
+    ninja -C "$SHARDMQ_ROOT/$dir" -j 1 "${targets[@]}" | tail -60
     return 1
   }
+}
+
+# The ninja targets of a configured build dir's tests in one meson suite
+# (paths relative to the build dir), for SHARDMQ_BUILD_TARGETS.
+#   shardmq_suite_targets DIR SUITE
+shardmq_suite_targets() {
+  meson introspect --tests "$SHARDMQ_ROOT/$1" | /usr/bin/python3 -c '
+import json, os, sys
+build, suite = sys.argv[1], sys.argv[2]
+for test in json.load(sys.stdin):
+    if any(s.split(":")[-1] == suite for s in test["suite"]):
+        print(os.path.relpath(test["cmd"][0], build))
+' "$SHARDMQ_ROOT/$1" "$2"
 }
