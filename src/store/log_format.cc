@@ -33,17 +33,15 @@ const char* CheckRecord(const uint8_t* p, size_t available, uint32_t& body_lengt
   return "";
 }
 
-// Whether any good record starts after `from`: tells damage in the middle
-// from a torn tail. Runs only once a bad record was found.
-bool AnyGoodRecordAfter(absl::Span<const uint8_t> bytes, size_t from) {
+}  // namespace
+
+size_t FindGoodRecordAfter(absl::Span<const uint8_t> bytes, size_t from) {
   for (size_t at = from + 1; at + kRecordHeaderSize < bytes.size(); ++at) {
     uint32_t length = 0;
-    if (*CheckRecord(bytes.data() + at, bytes.size() - at, length) == '\0') return true;
+    if (*CheckRecord(bytes.data() + at, bytes.size() - at, length) == '\0') return at;
   }
-  return false;
+  return bytes.size();
 }
-
-}  // namespace
 
 void AppendSegmentHeader(const SegmentHeader& header, std::string& out) {
   out.append(kSegmentMagic, sizeof(kSegmentMagic));
@@ -89,7 +87,8 @@ ScanResult ScanRecords(absl::Span<const uint8_t> bytes, uint64_t base_offset,
     uint32_t body_length = 0;
     const char* problem = CheckRecord(bytes.data() + at, bytes.size() - at, body_length);
     if (*problem != '\0') {
-      result.end = AnyGoodRecordAfter(bytes, at) ? ScanEnd::kCorrupt : ScanEnd::kTornTail;
+      result.end =
+          FindGoodRecordAfter(bytes, at) < bytes.size() ? ScanEnd::kCorrupt : ScanEnd::kTornTail;
       result.bad_offset = base_offset + at;
       result.reason = problem;
       break;

@@ -72,6 +72,11 @@ struct ScanResult {
   std::string reason;
 };
 
+// The offset of the first good record starting after `from` in `bytes`, or
+// bytes.size() when there is none. Recovery uses it to tell damage in the
+// middle from a torn tail, and to salvage the records past damage.
+size_t FindGoodRecordAfter(absl::Span<const uint8_t> bytes, size_t from);
+
 // Calls `visit` for each good record of `bytes` (records only, no segment
 // header), in order, up to the first bad one. `base_offset` is added to the
 // offsets reported, so they can name a position in a file.
