@@ -70,6 +70,7 @@ enum Op : uint8_t {
   kOpEvent = 5,
   kOpMsgRing = 6,  // our own MSG_RING SQE (CQE only on failure: CQE_SKIP_SUCCESS)
   kOpWake = 7,     // CQE posted into our ring by another shard's MSG_RING
+  kOpFile = 8,     // a file write or sync (index: the callback's slot)
 };
 constexpr uint32_t kGenMask = 0xFFFFFF;
 constexpr uint16_t kBufGroup = 1;
@@ -881,9 +882,50 @@ void Shard::HandleCqe(const io_uring_cqe* cqe) {
       return;
     case kOpWake:
       return;  // its only job was to end io_uring_enter
+    case kOpFile:
+      --inflight_ops_;
+      OnFileCqe(UdIndex(ud), res);
+      return;
   }
   SHARDMQ_LOG(kError, "shard %d: unknown completion %#llx", id_,
               static_cast<unsigned long long>(ud));
+}
+
+uint32_t Shard::TakeFileSlot(FileDone done) {
+  uint32_t slot;
+  if (!free_file_slots_.empty()) {
+    slot = free_file_slots_.back();
+    free_file_slots_.pop_back();
+    file_ops_[slot] = std::move(done);
+  } else {
+    slot = static_cast<uint32_t>(file_ops_.size());
+    file_ops_.push_back(std::move(done));
+  }
+  ++file_ops_pending_;
+  ++inflight_ops_;
+  return slot;
+}
+
+void Shard::WriteFile(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, FileDone done) {
+  const uint32_t slot = TakeFileSlot(std::move(done));
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_write(sqe, fd, bytes.data(), static_cast<unsigned>(bytes.size()), offset);
+  io_uring_sqe_set_data64(sqe, Ud(kOpFile, slot, 0));
+}
+
+void Shard::SyncFile(int fd, FileDone done) {
+  const uint32_t slot = TakeFileSlot(std::move(done));
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+  io_uring_sqe_set_data64(sqe, Ud(kOpFile, slot, 0));
+}
+
+void Shard::OnFileCqe(uint32_t slot, int res) {
+  FileDone done = std::move(file_ops_[slot]);
+  file_ops_[slot] = nullptr;
+  free_file_slots_.push_back(slot);
+  --file_ops_pending_;
+  done(res);
 }
 
 bool Shard::AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key) {
@@ -1357,7 +1399,11 @@ void Shard::ShutdownTick() {
     }
   }
   DispatchDeferredCloses();
-  if (!any) done_ = true;
+  // Pending file writes are the store's log: wait for them (a hung disk is
+  // given up on 10 s past the flush deadline).
+  if (!any && (file_ops_pending_ == 0 || now_ >= stop_deadline_ + std::chrono::seconds(10))) {
+    done_ = true;
+  }
 }
 
 void Shard::Run() {

@@ -251,6 +251,22 @@ class Shard {
   TimerId ScheduleTimer(Clock::duration delay, absl::AnyInvocable<void()> callback);
   bool CancelTimer(TimerId id);
 
+  // ---- File I/O (the store's log) ----------------------------------------
+  // Writes and syncs of regular files through this shard's ring, so the shard
+  // never blocks on a disk (the kernel runs buffered writes and syncs on its
+  // own workers). `done` runs on this shard's thread in a later loop turn with
+  // the result: bytes written (a short write is possible: write the rest), 0
+  // for a sync, or -errno. Operations are not ordered among themselves: sync
+  // only after the writes it must cover have completed. `bytes` must stay
+  // valid and unchanged until `done` runs. At shutdown the loop waits for
+  // pending file operations (their callbacks run; new ones may be issued from
+  // them) before it ends, up to 10 s past the flush timeout.
+  using FileDone = absl::AnyInvocable<void(int result)>;
+  void WriteFile(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, FileDone done);
+  // fdatasync(2): the data written so far, and the size, are on stable storage.
+  void SyncFile(int fd, FileDone done);
+  size_t pending_file_ops() const { return file_ops_pending_; }
+
   // ---- Introspection (any thread) ----------------------------------------
   const ShardCounters& counters() const { return counters_; }
   // Whether Options::batch_wait is in effect (the kernel supports it).
@@ -290,6 +306,8 @@ class Shard {
   void OnAcceptCqe(uint32_t listener_index, int res, uint32_t flags);
   void OnRecvCqe(uint32_t index, int res, uint32_t flags);
   void OnSendCqe(uint32_t index, int res);
+  void OnFileCqe(uint32_t slot, int res);
+  uint32_t TakeFileSlot(FileDone done);
   void DrainMailboxes();
   void HandleInternalMail(int from, const MailItem& item);
   void FlushOutboundMail();
@@ -421,6 +439,12 @@ class Shard {
   Clock::time_point stop_deadline_{};
   ShutdownReport report_;
   uint64_t inflight_ops_ = 0;
+
+  // File operations in flight: slot -> callback (empty slots are free and
+  // listed in free_file_slots_).
+  std::vector<FileDone> file_ops_;
+  std::vector<uint32_t> free_file_slots_;
+  size_t file_ops_pending_ = 0;
 
   alignas(kCacheLineSize) ShardCounters counters_;
 };
