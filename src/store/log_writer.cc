@@ -1,0 +1,257 @@
+#include "store/log_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "base/log.h"
+#include "store/log_format.h"
+#include "store/segment_recovery.h"
+
+namespace shardmq::store {
+namespace {
+
+constexpr int64_t kDiskFullRetryNs = 1'000'000'000;
+
+absl::Status ErrnoStatus(int error, const std::string& what) {
+  return absl::UnavailableError(absl::StrFormat("%s: %s", what, std::strerror(error)));
+}
+
+void RunAll(std::vector<LogWriter::Waiter>& waiters, const absl::Status& status) {
+  std::vector<LogWriter::Waiter> run = std::move(waiters);
+  waiters.clear();
+  for (LogWriter::Waiter& w : run) w(status);
+}
+
+}  // namespace
+
+LogWriter::LogWriter(const Options& options, AsyncFileIo& io) : options_(options), io_(io) {}
+
+LogWriter::ScopedFd::~ScopedFd() {
+  if (fd >= 0) ::close(fd);
+}
+
+LogWriter::~LogWriter() { *alive_ = false; }
+
+absl::StatusOr<std::unique_ptr<LogWriter>> LogWriter::Open(const Options& options,
+                                                           uint64_t next_sequence,
+                                                           AsyncFileIo& io) {
+  std::error_code error;
+  std::filesystem::create_directories(options.directory, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrFormat("cannot create log directory %s: %s", options.directory, error.message()));
+  }
+  std::unique_ptr<LogWriter> writer(new LogWriter(options, io));
+  const int directory_fd = ::open(options.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (directory_fd < 0) return ErrnoStatus(errno, "cannot open log directory " + options.directory);
+  writer->directory_fd_ = std::make_shared<ScopedFd>(directory_fd);
+  writer->next_sequence_ = next_sequence;
+  writer->durable_sequence_ = next_sequence;
+  if (absl::Status opened = writer->OpenSegment(next_sequence); !opened.ok()) return opened;
+  return writer;
+}
+
+absl::Status LogWriter::OpenSegment(uint64_t first_sequence) {
+  const std::string path = options_.directory + "/" + SegmentFileName(first_sequence);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0 && errno == EEXIST) {
+    // Recovery found this segment without a record in it (its name is the
+    // next sequence): start it again. Anything longer is not ours to cut.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_size <= static_cast<off_t>(kSegmentHeaderSize)) {
+      fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    } else {
+      return absl::AlreadyExistsError(
+          absl::StrFormat("log segment %s already holds records; recover the log first", path));
+    }
+  }
+  if (fd < 0) return ErrnoStatus(errno, "cannot create log segment " + path);
+  fd_ = std::make_shared<ScopedFd>(fd);
+  segment_path_ = path;
+  file_offset_ = 0;
+  std::string header;
+  AppendSegmentHeader({.shard = options_.shard, .first_sequence = first_sequence}, header);
+  appending_.bytes.insert(0, header);
+  directory_sync_due_ = true;
+  return absl::OkStatus();
+}
+
+uint64_t LogWriter::Append(uint8_t type, absl::Span<const uint8_t> payload) {
+  const uint64_t sequence = next_sequence_++;
+  if (failed_) return sequence;  // nothing more reaches the disk; waiters get the error
+  AppendRecord(type, payload, appending_.bytes);
+  appending_.end_sequence = next_sequence_;
+  return sequence;
+}
+
+void LogWriter::WhenDurable(Waiter waiter) {
+  if (failed_) {
+    waiter(error_);
+  } else if (appending_.end_sequence > durable_sequence_ &&
+             appending_.end_sequence > writing_.end_sequence) {
+    appending_.waiters.push_back(std::move(waiter));
+  } else if (writing_.active) {
+    writing_.waiters.push_back(std::move(waiter));
+  } else {
+    waiter(absl::OkStatus());
+  }
+}
+
+void LogWriter::Flush(int64_t now_ns) {
+  last_now_ns_ = now_ns;
+  if (failed_ || in_flight_) return;
+  if (writing_.active) {  // held after a full disk
+    if (now_ns >= retry_at_ns_) WriteFrom(0);
+    return;
+  }
+  if (appending_.end_sequence <= durable_sequence_) return;  // nothing new
+  StartBatch();
+}
+
+void LogWriter::StartBatch() {
+  writing_.bytes = std::make_shared<std::string>(std::move(appending_.bytes));
+  writing_.end_sequence = appending_.end_sequence;
+  writing_.waiters = std::move(appending_.waiters);
+  writing_.active = true;
+  appending_.bytes.clear();
+  appending_.waiters.clear();
+  WriteFrom(0);
+}
+
+AsyncFileIo::Done LogWriter::Guard(absl::AnyInvocable<void(int)> f) {
+  return [alive = alive_, f = std::move(f)](int result) mutable {
+    if (*alive) f(result);
+  };
+}
+
+void LogWriter::WriteFrom(size_t done) {
+  in_flight_ = true;
+  std::shared_ptr<std::string> bytes = writing_.bytes;
+  const auto span = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes->data()) + done,
+                                        bytes->size() - done);
+  // The callback holds `bytes` and the file, so they outlive the write even
+  // if the writer does not.
+  io_.Write(fd_->fd, file_offset_ + done, span,
+            Guard([this, done, bytes, file = fd_](int result) { OnWritten(done, result); }));
+}
+
+void LogWriter::OnWritten(size_t done, int result) {
+  if (result <= 0) {
+    in_flight_ = false;
+    const int error = result == 0 ? EIO : -result;
+    if (error == ENOSPC || error == EDQUOT) {
+      Stall(error);
+    } else {
+      Fail(ErrnoStatus(error, "log write to " + segment_path_ + " failed"));
+    }
+    return;
+  }
+  done += static_cast<size_t>(result);
+  if (done < writing_.bytes->size()) {
+    WriteFrom(done);  // a short write: the rest, at its offset
+    return;
+  }
+  file_offset_ += writing_.bytes->size();
+  if (!error_.ok()) {
+    SHARDMQ_LOG(kWarning, "store: log %s writable again; acknowledging resumes", segment_path_);
+    error_ = absl::OkStatus();
+  }
+  if (options_.sync) {
+    SyncThen(fd_, &LogWriter::SyncDirectoryIfDue);
+  } else {
+    Complete();
+  }
+}
+
+void LogWriter::SyncThen(std::shared_ptr<ScopedFd> file, void (LogWriter::*next)()) {
+  const int fd = file->fd;
+  io_.Sync(fd, Guard([this, next, file = std::move(file)](int result) {
+             if (result < 0) {
+               in_flight_ = false;
+               Fail(ErrnoStatus(-result, "log sync of " + segment_path_ + " failed"));
+               return;
+             }
+             (this->*next)();
+           }));
+}
+
+void LogWriter::SyncDirectoryIfDue() {
+  if (!directory_sync_due_) {
+    Complete();
+    return;
+  }
+  // A new file's directory entry: without it a power cut can lose the whole
+  // segment even though its data was synced.
+  directory_sync_due_ = false;
+  SyncThen(directory_fd_, &LogWriter::Complete);
+}
+
+void LogWriter::Complete() {
+  in_flight_ = false;
+  durable_sequence_ = writing_.end_sequence;
+  writing_.active = false;
+  writing_.bytes = std::make_shared<std::string>();
+  RunAll(writing_.waiters, absl::OkStatus());
+  if (file_offset_ >= options_.segment_bytes && !failed_) {
+    Rotate();
+    return;
+  }
+  Flush(last_now_ns_);
+}
+
+void LogWriter::Rotate() {
+  // The old segment must be whole on disk before the new one gets records:
+  // recovery takes a torn tail anywhere but in the newest segment for damage.
+  if (options_.sync) {
+    SwitchSegment();  // every batch was synced already
+    return;
+  }
+  in_flight_ = true;
+  SyncThen(fd_, &LogWriter::SwitchSegment);
+}
+
+void LogWriter::SwitchSegment() {
+  in_flight_ = false;
+  // Records appended meanwhile start the new segment (Append keeps sequence
+  // numbers; the durable ones end exactly here).
+  if (absl::Status opened = OpenSegment(durable_sequence_); !opened.ok()) {
+    Fail(opened);
+    return;
+  }
+  appending_.end_sequence = std::max(appending_.end_sequence, durable_sequence_);
+  Flush(last_now_ns_);
+}
+
+void LogWriter::Stall(int error) {
+  // Keep the batch and retry it whole at the same offset: pwrite is
+  // idempotent, so bytes a short write left behind are simply written again.
+  retry_at_ns_ = last_now_ns_ + kDiskFullRetryNs;
+  if (error_.ok()) {
+    SHARDMQ_LOG(kError,
+                "store: log write to %s failed: %s; holding %d bytes and not acknowledging "
+                "what they carry until the write succeeds (retried every second)",
+                segment_path_, std::strerror(error), pending_bytes());
+  }
+  error_ = absl::ResourceExhaustedError(
+      absl::StrFormat("log write to %s failed: %s", segment_path_, std::strerror(error)));
+}
+
+void LogWriter::Fail(absl::Status status) {
+  SHARDMQ_LOG(kError, "store: %s; the log is stopped, nothing more is acknowledged as stored",
+              std::string(status.message()));
+  failed_ = true;
+  error_ = status;
+  writing_.active = false;
+  RunAll(writing_.waiters, error_);
+  RunAll(appending_.waiters, error_);
+  appending_.bytes.clear();
+}
+
+}  // namespace shardmq::store

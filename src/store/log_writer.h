@@ -1,0 +1,142 @@
+// A shard's append-only log: records in, group-committed writes out.
+//
+// Everything runs on the shard's thread; the disk is reached only through
+// AsyncFileIo, so the shard never waits for it. Records appended during a
+// loop turn, and while the previous write was on its way, go to disk in one
+// write (and, with `sync`, one fdatasync): group commit, so many clients'
+// records share one disk round trip.
+//
+//   writer->Append(kRecordPublish, payload);          // any number per turn
+//   writer->WhenDurable([](absl::Status s) { ... });  // e.g. send PUBACK then
+//   writer->Flush(now_ns);                            // at the end of the turn
+//
+// Errors: a full disk (ENOSPC, EDQUOT) holds the records and their waiters
+// (nothing appended is acknowledged) and retries the write once a second, so
+// the log carries on where it stopped when space returns; error() says why
+// meanwhile. Any other write error, or a failed sync (after which the kernel
+// may have dropped the dirty pages, so a retry could report success for data
+// that is gone), stops the log for good: waiters get the error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "store/async_file_io.h"
+
+namespace shardmq::store {
+
+class LogWriter {
+ public:
+  struct Options {
+    // The shard's log directory (created if missing).
+    std::string directory;
+    uint32_t shard = 0;
+    // A new segment file starts once the current one holds this much.
+    uint64_t segment_bytes = 64 << 20;
+    // true: a record is durable once fdatasync says so (--durability=sync);
+    // false: once written to the kernel (--durability=async: a crash of the
+    // broker loses nothing, a crash of the machine what the kernel had not
+    // yet written back).
+    bool sync = true;
+  };
+  using Waiter = absl::AnyInvocable<void(absl::Status)>;
+
+  // Starts a new segment whose first record gets `next_sequence` (from
+  // RecoverSegments). Opening files blocks: call it at start-up, before the
+  // shard serves.
+  static absl::StatusOr<std::unique_ptr<LogWriter>> Open(const Options& options,
+                                                         uint64_t next_sequence, AsyncFileIo& io);
+  ~LogWriter();
+
+  // Adds a record to the next write and returns its sequence number.
+  uint64_t Append(uint8_t type, absl::Span<const uint8_t> payload);
+  // `waiter` runs once every record appended before this call is durable
+  // (OK), or when the log has failed for good (the error). Runs at once, with
+  // OK, when nothing is pending.
+  void WhenDurable(Waiter waiter);
+  // Starts writing what was appended, unless a write is on its way (then the
+  // records follow when it completes) or a full disk's retry is not due.
+  void Flush(int64_t now_ns);
+
+  // Records with a lower sequence number are durable.
+  uint64_t durable_sequence() const { return durable_sequence_; }
+  uint64_t next_sequence() const { return next_sequence_; }
+  // Bytes appended and not yet durable.
+  size_t pending_bytes() const { return appending_.bytes.size() + writing_.bytes->size(); }
+  // Why the log is stalled (disk full) or stopped; OK otherwise.
+  const absl::Status& error() const { return error_; }
+  bool failed() const { return failed_; }
+  // The segment file being written.
+  const std::string& segment_path() const { return segment_path_; }
+
+ private:
+  // Closes its fd when the last holder lets go: a write or sync in flight
+  // holds the file it is for, so a segment closed by rotation or by the
+  // writer's end stays open until the disk is done with it.
+  struct ScopedFd {
+    int fd = -1;
+    explicit ScopedFd(int f) : fd(f) {}
+    ScopedFd(const ScopedFd&) = delete;
+    ScopedFd& operator=(const ScopedFd&) = delete;
+    ~ScopedFd();
+  };
+  struct Batch {
+    std::string bytes;
+    uint64_t end_sequence = 0;  // sequence after the batch's last record
+    std::vector<Waiter> waiters;
+  };
+  // The batch on its way to disk. Its bytes are shared with the I/O
+  // callbacks, so a writer destroyed mid-write leaves them valid.
+  struct WritingBatch {
+    std::shared_ptr<std::string> bytes = std::make_shared<std::string>();
+    uint64_t end_sequence = 0;
+    std::vector<Waiter> waiters;
+    bool active = false;  // written, or held for a retry after a full disk
+  };
+
+  LogWriter(const Options& options, AsyncFileIo& io);
+  absl::Status OpenSegment(uint64_t first_sequence);
+  void StartBatch();
+  void WriteFrom(size_t done);
+  void OnWritten(size_t done, int result);
+  void SyncThen(std::shared_ptr<ScopedFd> file, void (LogWriter::*next)());
+  void SyncDirectoryIfDue();
+  void Complete();
+  void Rotate();
+  void SwitchSegment();
+  void Stall(int error);
+  void Fail(absl::Status status);
+  // Wraps a completion so it does nothing once the writer is gone.
+  AsyncFileIo::Done Guard(absl::AnyInvocable<void(int)> f);
+
+  Options options_;
+  AsyncFileIo& io_;
+  std::shared_ptr<ScopedFd> directory_fd_;
+  std::shared_ptr<ScopedFd> fd_;
+  std::string segment_path_;
+  uint64_t file_offset_ = 0;  // where the write in flight (or the next) starts
+  // A new segment's directory entry is synced with its first batch.
+  bool directory_sync_due_ = false;
+
+  Batch appending_;
+  WritingBatch writing_;
+  bool in_flight_ = false;
+  uint64_t next_sequence_ = 0;
+  uint64_t durable_sequence_ = 0;
+
+  absl::Status error_;
+  bool failed_ = false;
+  int64_t retry_at_ns_ = 0;
+  int64_t last_now_ns_ = 0;
+  // Set by the destructor: callbacks still held by the I/O layer must not
+  // touch a destroyed writer.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace shardmq::store

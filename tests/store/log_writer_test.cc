@@ -1,0 +1,260 @@
+#include "store/log_writer.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "store/segment_recovery.h"
+
+namespace shardmq::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Does the real pwrite/fdatasync, but completes only when the test says so:
+// the test sees exactly which writes and syncs the writer issues, and when.
+class ManualFileIo : public AsyncFileIo {
+ public:
+  struct Op {
+    bool sync;
+    int fd;
+    uint64_t offset;
+    absl::Span<const uint8_t> bytes;
+    Done done;
+  };
+  void Write(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, Done done) override {
+    ops.push_back({false, fd, offset, bytes, std::move(done)});
+    ++writes;
+  }
+  void Sync(int fd, Done done) override {
+    ops.push_back({true, fd, 0, {}, std::move(done)});
+    ++syncs;
+  }
+  // Completes the oldest operation: `forced_result` instead of doing it when
+  // set, and a write of at most `max_bytes`.
+  void CompleteOne(std::optional<int> forced_result = std::nullopt, size_t max_bytes = SIZE_MAX) {
+    ASSERT_FALSE(ops.empty());
+    Op op = std::move(ops.front());
+    ops.pop_front();
+    int result = 0;
+    if (forced_result) {
+      result = *forced_result;
+    } else if (op.sync) {
+      result = ::fdatasync(op.fd) == 0 ? 0 : -errno;
+    } else {
+      const size_t n = std::min(max_bytes, op.bytes.size());
+      const ssize_t w = ::pwrite(op.fd, op.bytes.data(), n, static_cast<off_t>(op.offset));
+      result = w < 0 ? -errno : static_cast<int>(w);
+    }
+    op.done(result);
+  }
+  void CompleteAll() {
+    for (int guard = 0; guard < 1000 && !ops.empty(); ++guard) CompleteOne();
+  }
+  std::deque<Op> ops;
+  int writes = 0;
+  int syncs = 0;
+};
+
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+class LogWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "shardmq-writer-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<LogWriter> OpenWriter(bool sync = true, uint64_t segment_bytes = 1 << 20,
+                                        uint64_t next_sequence = 0) {
+    auto writer = LogWriter::Open(
+        {.directory = dir_ + "/shard-0", .shard = 0, .segment_bytes = segment_bytes, .sync = sync},
+        next_sequence, io_);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    return writer.ok() ? *std::move(writer) : nullptr;
+  }
+
+  std::vector<std::string> Recovered(RecoveryReport* report_out = nullptr) {
+    std::vector<std::string> payloads;
+    auto report = RecoverSegments(dir_ + "/shard-0", {}, [&](const Record& r, uint64_t) {
+      payloads.emplace_back(r.payload.begin(), r.payload.end());
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(report.ok()) << report.status();
+    if (report_out != nullptr && report.ok()) *report_out = *report;
+    return payloads;
+  }
+
+  std::string dir_;
+  ManualFileIo io_;
+};
+
+TEST_F(LogWriterTest, RecordsAppendedWhileTheDiskIsBusyShareOneWriteAndOneSync) {
+  auto writer = OpenWriter();
+  std::vector<std::string> acked;
+  auto ack = [&](std::string name) {
+    return [&acked, name](absl::Status s) { acked.push_back(name + (s.ok() ? "" : "!")); };
+  };
+  EXPECT_EQ(writer->Append(1, Bytes("a")), 0u);
+  writer->WhenDurable(ack("a"));
+  writer->Flush(0);
+  ASSERT_EQ(io_.writes, 1);
+  // The disk is busy: three more clients' records wait and go together.
+  EXPECT_EQ(writer->Append(1, Bytes("b")), 1u);
+  writer->WhenDurable(ack("b"));
+  writer->Append(1, Bytes("c"));
+  writer->Append(1, Bytes("d"));
+  writer->WhenDurable(ack("cd"));
+  writer->Flush(0);
+  EXPECT_EQ(io_.writes, 1);
+
+  io_.CompleteOne();  // write of "a" (with the segment header)
+  EXPECT_TRUE(acked.empty()) << "acknowledged before the sync";
+  EXPECT_EQ(io_.syncs, 1);
+  io_.CompleteOne();  // fdatasync of the segment
+  io_.CompleteOne();  // fsync of the directory (the segment is new)
+  EXPECT_EQ(acked, std::vector<std::string>{"a"});
+  EXPECT_EQ(writer->durable_sequence(), 1u);
+  EXPECT_EQ(io_.writes, 2) << "b, c, d go in one write";
+  io_.CompleteAll();
+  EXPECT_EQ(acked, (std::vector<std::string>{"a", "b", "cd"}));
+  EXPECT_EQ(io_.writes, 2);
+  EXPECT_EQ(io_.syncs, 3);  // one per batch, plus the directory once
+  EXPECT_EQ(writer->durable_sequence(), 4u);
+  EXPECT_EQ(writer->pending_bytes(), 0u);
+
+  // With nothing pending a waiter runs at once.
+  bool ran = false;
+  writer->WhenDurable([&](absl::Status s) { ran = s.ok(); });
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(Recovered(), (std::vector<std::string>{"a", "b", "c", "d"}));
+}
+
+TEST_F(LogWriterTest, AsyncModeAcknowledgesOnceWrittenWithoutSyncing) {
+  auto writer = OpenWriter(/*sync=*/false);
+  bool acked = false;
+  writer->Append(1, Bytes("x"));
+  writer->WhenDurable([&](absl::Status s) { acked = s.ok(); });
+  writer->Flush(0);
+  io_.CompleteOne();
+  EXPECT_TRUE(acked);
+  EXPECT_EQ(io_.syncs, 0);
+}
+
+TEST_F(LogWriterTest, AShortWriteContinuesWhereItStopped) {
+  auto writer = OpenWriter();
+  const std::string big(10000, 'q');
+  writer->Append(1, Bytes(big));
+  writer->Flush(0);
+  io_.CompleteOne(std::nullopt, 100);  // only 100 bytes went
+  ASSERT_EQ(io_.ops.size(), 1u);
+  EXPECT_FALSE(io_.ops.front().sync);
+  EXPECT_EQ(io_.ops.front().offset, 100u);
+  io_.CompleteAll();
+  EXPECT_EQ(Recovered(), std::vector<std::string>{big});
+}
+
+TEST_F(LogWriterTest, AFullDiskHoldsAcknowledgementsAndRetriesUntilSpaceReturns) {
+  auto writer = OpenWriter();
+  int acked = 0;
+  writer->Append(1, Bytes("held"));
+  writer->WhenDurable([&](absl::Status s) { acked += s.ok(); });
+  writer->Flush(0);
+  io_.CompleteOne(-ENOSPC);
+  EXPECT_EQ(acked, 0);
+  EXPECT_EQ(writer->error().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(writer->error().message().find("No space left on device"), std::string::npos);
+  EXPECT_FALSE(writer->failed());
+  // More records keep coming; nothing is retried before a second has passed.
+  writer->Append(1, Bytes("later"));
+  writer->Flush(500'000'000);
+  EXPECT_TRUE(io_.ops.empty());
+  writer->Flush(1'000'000'000);
+  ASSERT_EQ(io_.ops.size(), 1u);
+  EXPECT_EQ(io_.ops.front().offset, 0u) << "the held batch is written again from its start";
+  io_.CompleteAll();
+  EXPECT_EQ(acked, 1);
+  EXPECT_TRUE(writer->error().ok());
+  EXPECT_EQ(Recovered(), (std::vector<std::string>{"held", "later"}));
+}
+
+TEST_F(LogWriterTest, AFailedSyncStopsTheLogAndTellsEveryWaiter) {
+  auto writer = OpenWriter();
+  std::vector<absl::Status> results;
+  writer->Append(1, Bytes("a"));
+  writer->WhenDurable([&](absl::Status s) { results.push_back(s); });
+  writer->Flush(0);
+  writer->Append(1, Bytes("b"));
+  writer->WhenDurable([&](absl::Status s) { results.push_back(s); });
+  io_.CompleteOne();      // the write
+  io_.CompleteOne(-EIO);  // the sync
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_FALSE(results[0].ok());
+  EXPECT_NE(results[0].message().find("sync"), std::string::npos);
+  EXPECT_FALSE(results[1].ok());
+  EXPECT_TRUE(writer->failed());
+  bool refused = false;
+  writer->Append(1, Bytes("c"));
+  writer->WhenDurable([&](absl::Status s) { refused = !s.ok(); });
+  EXPECT_TRUE(refused);
+}
+
+TEST_F(LogWriterTest, SegmentsRotateAndRecoveryReadsThemInOrder) {
+  for (bool sync : {true, false}) {
+    SCOPED_TRACE(sync ? "sync" : "async");
+    fs::remove_all(dir_ + "/shard-0");
+    auto writer = OpenWriter(sync, /*segment_bytes=*/200);
+    std::vector<std::string> expected;
+    for (int i = 0; i < 30; ++i) {
+      expected.push_back("record-" + std::to_string(i) + std::string(i, '.'));
+      writer->Append(2, Bytes(expected.back()));
+      if (i % 3 == 0) writer->Flush(0);
+      if (i % 4 == 0) io_.CompleteAll();
+    }
+    writer->Flush(0);
+    io_.CompleteAll();
+    EXPECT_EQ(writer->durable_sequence(), 30u);
+    RecoveryReport report;
+    EXPECT_EQ(Recovered(&report), expected);
+    EXPECT_GT(report.segments, 3u);
+    EXPECT_EQ(report.next_sequence, 30u);
+    writer.reset();
+  }
+}
+
+TEST_F(LogWriterTest, AWriterReopenedAfterRecoveryContinuesTheSequence) {
+  {
+    auto writer = OpenWriter();
+    writer->Append(1, Bytes("one"));
+    writer->Flush(0);
+    io_.CompleteAll();
+  }
+  RecoveryReport report;
+  ASSERT_EQ(Recovered(&report).size(), 1u);
+  auto writer = OpenWriter(true, 1 << 20, report.next_sequence);
+  EXPECT_EQ(writer->Append(1, Bytes("two")), 1u);
+  writer->Flush(0);
+  io_.CompleteAll();
+  EXPECT_EQ(Recovered(), (std::vector<std::string>{"one", "two"}));
+}
+
+TEST_F(LogWriterTest, DestroyedMidWriteTheBytesStayValidForTheDisk) {
+  auto writer = OpenWriter();
+  writer->Append(1, Bytes(std::string(4096, 'w')));
+  writer->Flush(0);
+  writer.reset();
+  io_.CompleteAll();  // the write lands; its callback does nothing
+  EXPECT_EQ(Recovered().size(), 1u);
+}
+
+}  // namespace
+}  // namespace shardmq::store
