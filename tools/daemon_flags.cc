@@ -149,8 +149,9 @@ ABSL_FLAG(uint32_t, sys_interval, 10,
           "clients/connected, messages/received, load/..., published retained through the "
           "normal routing, so ACLs apply to readers). 0 = no $SYS topics.");
 ABSL_FLAG(std::string, http_listen, "",
-          "Address (host:port) for the admin HTTP server: /metrics (Prometheus), /healthz and "
-          "the JSON API under /api/v1/. Empty = off.");
+          "Address for the admin HTTP server: host:port, or https://host:port for HTTPS with "
+          "--tls-cert and --tls-key. Serves /metrics (Prometheus), /healthz and the JSON API "
+          "under /api/v1/. Empty = off.");
 ABSL_FLAG(std::string, http_token, "",
           "Bearer token the admin HTTP server asks of every request (Authorization: Bearer "
           "TOKEN). Without a token it serves only a loopback --http-listen. Prefer "
@@ -427,16 +428,24 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   options.tls.require_client_cert = absl::GetFlag(FLAGS_tls_require_client_cert);
   options.tls.identity_as_username = absl::GetFlag(FLAGS_tls_identity_as_username);
   // TLS settings without a TLS listener are almost certainly a forgotten
-  // tls:// prefix: say so rather than serve plain TCP silently.
-  if (!any_tls) {
+  // tls:// prefix: say so rather than serve plain TCP silently. The
+  // certificate and key also serve an https:// admin server.
+  const bool https_admin = absl::StartsWith(absl::GetFlag(FLAGS_http_listen), "https://");
+  if (!any_tls && !https_admin) {
     if (!options.tls.cert_file.empty()) {
       return FlagError(sources, "tls_cert", options.tls.cert_file,
-                       "has no effect without a tls:// --listen");
+                       "has no effect without a tls:// --listen or an https:// --http-listen");
     }
     if (!options.tls.key_file.empty()) {
       return FlagError(sources, "tls_key", options.tls.key_file,
-                       "has no effect without a tls:// --listen");
+                       "has no effect without a tls:// --listen or an https:// --http-listen");
     }
+  }
+  if (https_admin && (options.tls.cert_file.empty() || options.tls.key_file.empty())) {
+    return FlagError(sources, "http_listen", absl::GetFlag(FLAGS_http_listen),
+                     "HTTPS needs --tls-cert and --tls-key");
+  }
+  if (!any_tls) {
     if (!options.tls.ca_file.empty()) {
       return FlagError(sources, "tls_ca", options.tls.ca_file,
                        "has no effect without a tls:// --listen");
@@ -623,11 +632,16 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
                      "has no effect without --http-listen");
   }
   if (!config.http_listen.empty()) {
-    auto parsed = net::ParseListenAddress(config.http_listen);
-    if (!parsed.ok() || parsed->transport != net::Transport::kTcp) {
-      return FlagError(
-          sources, "http_listen", config.http_listen,
-          parsed.ok() ? "give host:port (plain HTTP)" : std::string(parsed.status().message()));
+    std::string_view address = config.http_listen;
+    for (std::string_view scheme : {"https://", "http://"}) {
+      if (address.substr(0, scheme.size()) == scheme) address.remove_prefix(scheme.size());
+    }
+    auto parsed = net::ParseListenAddress(address);
+    if (!parsed.ok() || parsed->transport != net::Transport::kTcp ||
+        address.find('?') != std::string_view::npos) {
+      return FlagError(sources, "http_listen", config.http_listen,
+                       parsed.ok() ? "give host:port (HTTP) or https://host:port"
+                                   : std::string(parsed.status().message()));
     }
   }
 

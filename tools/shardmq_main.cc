@@ -264,15 +264,19 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<shardmq::AdminServer> admin_http;
   if (!config->http_listen.empty()) {
-    auto started = shardmq::AdminServer::Start(
-        **broker,
-        {.listen = config->http_listen, .token = config->http_token, .version = SHARDMQ_VERSION});
+    auto started =
+        shardmq::AdminServer::Start(**broker, {.listen = config->http_listen,
+                                               .token = config->http_token,
+                                               .tls_cert_file = config->options.tls.cert_file,
+                                               .tls_key_file = config->options.tls.key_file,
+                                               .version = SHARDMQ_VERSION});
     if (!started.ok()) {
       std::fprintf(stderr, "shardmq: %s\n", std::string(started.status().message()).c_str());
       return 1;
     }
     admin_http = *std::move(started);
-    SHARDMQ_LOG(kInfo, "admin HTTP on http://%s (%s)", admin_http->bound_address(),
+    SHARDMQ_LOG(kInfo, "admin HTTP on %s://%s (%s)", admin_http->tls() ? "https" : "http",
+                admin_http->bound_address(),
                 config->http_token.empty() ? "no token: loopback only" : "bearer token required");
   }
 

@@ -54,8 +54,15 @@ class SysTopicPublisher {
 class AdminServer {
  public:
   struct Options {
-    std::string listen = "127.0.0.1:8080";            // host:port, [v6]:port; port 0 picks one
-    std::string token;                                // empty: loopback only, no token asked
+    // host:port or [v6]:port (plain HTTP), or https://host:port (HTTPS: needs
+    // tls_cert_file and tls_key_file); port 0 picks one.
+    std::string listen = "127.0.0.1:8080";
+    std::string token;  // empty: loopback only, no token asked
+    // PEM certificate chain and key for an https:// `listen` (TLS 1.2+,
+    // OpenSSL through cpp-httplib). Serve the token over HTTPS whenever the
+    // admin port is reachable from another host.
+    std::string tls_cert_file;
+    std::string tls_key_file;
     absl::Duration query_timeout = absl::Seconds(2);  // waiting for the shards
     std::string version;                              // reported by /api/v1/broker
     std::string client_id = "shardmq-admin";          // the inline client POST /publish uses
@@ -68,6 +75,8 @@ class AdminServer {
 
   // "127.0.0.1:8080", with the real port.
   std::string bound_address() const;
+  // Whether it serves HTTPS.
+  bool tls() const;
 
   class Impl;
 

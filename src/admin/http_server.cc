@@ -94,8 +94,16 @@ void AppendRetained(std::string& out, const RetainedView& r) {
 
 class AdminServer::Impl {
  public:
-  Impl(Broker& broker, Options options, bool loopback)
-      : broker_(broker), options_(std::move(options)), loopback_(loopback) {}
+  Impl(Broker& broker, Options options, bool loopback, std::unique_ptr<httplib::Server> server,
+       bool tls)
+      : broker_(broker),
+        options_(std::move(options)),
+        loopback_(loopback),
+        tls_(tls),
+        server_holder_(std::move(server)),
+        server_(*server_holder_) {}
+
+  bool tls() const { return tls_; }
 
   absl::Status Bind(const std::string& host, int port) {
     server_.new_task_queue = [threads = options_.threads] {
@@ -344,8 +352,11 @@ class AdminServer::Impl {
   Broker& broker_;
   const Options options_;
   const bool loopback_;
+  const bool tls_;
   const absl::Time started_ = absl::Now();
-  httplib::Server server_;
+  // An httplib::SSLServer for https://, else a plain httplib::Server.
+  std::unique_ptr<httplib::Server> server_holder_;
+  httplib::Server& server_;
   std::string host_;
   int port_ = 0;
   std::thread thread_;
@@ -354,14 +365,40 @@ class AdminServer::Impl {
 };
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Broker& broker, Options options) {
-  auto parsed = net::ParseListenAddress(options.listen);
+  std::string_view address = options.listen;
+  auto consume = [&address](std::string_view prefix) {
+    if (address.substr(0, prefix.size()) != prefix) return false;
+    address.remove_prefix(prefix.size());
+    return true;
+  };
+  const bool tls = consume("https://");
+  if (!tls) consume("http://");
+  auto parsed = net::ParseListenAddress(address);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("--http-listen=%s: %s", options.listen, parsed.status().message()));
   }
-  if (parsed->transport != net::Transport::kTcp) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--http-listen=%s: give host:port (plain HTTP)", options.listen));
+  if (parsed->transport != net::Transport::kTcp || address.find('?') != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--http-listen=%s: give host:port (HTTP) or https://host:port", options.listen));
+  }
+  std::unique_ptr<httplib::Server> server;
+  if (tls) {
+    if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--http-listen=%s: HTTPS needs a certificate and key (--tls-cert, --tls-key)",
+          options.listen));
+    }
+    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
+                                                    options.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--http-listen=%s: cannot load the certificate %s or key %s (PEM, matching)",
+          options.listen, options.tls_cert_file, options.tls_key_file));
+    }
+    server = std::move(ssl);
+  } else {
+    server = std::make_unique<httplib::Server>();
   }
   auto [host, port] = net::NumericHostPort(*parsed);
   const bool loopback = net::IsLoopback(*parsed);
@@ -371,7 +408,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Broker& broker, 
                 "--http-token-file, or listen on loopback)",
                 options.listen);
   }
-  auto impl = std::make_unique<Impl>(broker, std::move(options), loopback);
+  auto impl = std::make_unique<Impl>(broker, std::move(options), loopback, std::move(server), tls);
   if (absl::Status status = impl->Bind(host, port); !status.ok()) return status;
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
 }
@@ -379,5 +416,6 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Broker& broker, 
 AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AdminServer::~AdminServer() { impl_->Stop(); }
 std::string AdminServer::bound_address() const { return impl_->bound_address(); }
+bool AdminServer::tls() const { return impl_->tls(); }
 
 }  // namespace shardmq

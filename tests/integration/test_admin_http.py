@@ -4,6 +4,7 @@ every /api/v1 endpoint, and the token rules (401 without the right bearer
 token; 403 for everything on a non-loopback listener without a token)."""
 import json
 import re
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -13,6 +14,7 @@ import pytest
 
 import mqtt_raw as raw
 from conftest import wait_until
+from test_tls import certs  # noqa: F401  (a fixture)
 
 ADMIN_LINE = re.compile(r"admin HTTP on http://(\S+) ")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$')
@@ -285,8 +287,45 @@ def test_flag_errors(start_broker):
         (["--http-listen=127.0.0.1:0", "--http-token=a", "--http-token-file=/nonexistent"],
          "not both"),
         (["--http-listen=127.0.0.1:0", "--http-token-file=/nonexistent"], "cannot be read"),
+        (["--http-listen=https://127.0.0.1:0"], "HTTPS needs --tls-cert and --tls-key"),
+        (["--http-listen=127.0.0.1:0?proxy_protocol=true"], "give host:port (HTTP) or https://"),
     ):
         done = subprocess.run([str(BINARY), "--listen=127.0.0.1:0", *args],
                               capture_output=True, text=True, timeout=10)
         assert done.returncode == 2, (args, done.stderr)
         assert needle in done.stderr, (args, done.stderr)
+
+
+def test_https_admin_server(start_broker, certs):  # noqa: F811
+    """https:// serves the same API over TLS with the broker's certificate
+    (no tls:// MQTT listener needed); plain HTTP to that port gets nothing."""
+    broker = start_broker(f"--tls-cert={certs / 'server.pem'}",
+                          f"--tls-key={certs / 'server.key'}",
+                          "--http-listen=https://127.0.0.1:0", "--http-token=t0ken",
+                          "--sys-interval=0")
+    match = re.search(r"admin HTTP on https://(\S+) ", broker.log())
+    assert match, broker.log()
+    address = match.group(1)
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+
+    def get(path, token):
+        req = urllib.request.Request(f"https://{address}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=context) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    status, body = get("/api/v1/broker", "t0ken")
+    assert status == 200, body
+    assert json.loads(body)["shards"] >= 1
+    assert get("/healthz", None)[0] == 401
+    # A client that does not trust the certificate is refused by TLS itself.
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"https://{address}/healthz", timeout=10)
+    # Plain HTTP to the HTTPS port is not answered as HTTP.
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        with urllib.request.urlopen(f"http://{address}/healthz", timeout=5) as response:
+            response.read()

@@ -178,7 +178,8 @@ TEST_F(ConfigFileTest, BadValueUsesTheFlagsValidation) {
   EXPECT_EQ(Error("redirect = \"away\"\n"),
             "FILE:1: redirect = away: must be none, moved or use-another");
   EXPECT_EQ(Error("tls_cert = \"cert.pem\"\n"),
-            "FILE:1: tls_cert = cert.pem: has no effect without a tls:// --listen");
+            "FILE:1: tls_cert = cert.pem: has no effect without a tls:// --listen or an "
+            "https:// --http-listen");
 }
 
 TEST_F(ConfigFileTest, BadListener) {
