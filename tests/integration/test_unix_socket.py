@@ -17,7 +17,7 @@ import pytest
 
 import mqtt_raw as raw
 from conftest import BINARY, wait_until
-from test_admin_http import metric_sum, metrics
+from test_admin_http import get_json, metric_sum, metrics
 
 CONNECT_TIMEOUT = 10
 
@@ -80,8 +80,13 @@ def test_unix_and_tcp_clients_talk_both_ways(start_broker, socket_dir):
     assert (message["topic"], message["payload"]) == ("from/unix", b"hello over unix")
 
     # tcp -> unix: mosquitto_sub over the socket, mosquitto_pub over TCP.
-    unix_sub = mosquitto_sub("--unix", path, "-t", "from/tcp", "-q", "1")
+    unix_sub = mosquitto_sub("--unix", path, "-i", "unix-sub", "-t", "from/tcp", "-q", "1")
     wait_subscribed(broker, 2)
+    # The admin API names unix clients' address "unix", TCP ones ip:port.
+    addresses = {c["client_id"]: c["address"]
+                 for c in get_json(broker, "/api/v1/clients")["clients"]}
+    assert addresses["unix-sub"] == "unix", addresses
+    assert addresses["tcp-sub"].startswith("127.0.0.1:"), addresses
     published = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),
                                 "-t", "from/tcp", "-q", "1", "-m", "hello over tcp"],
                                capture_output=True, text=True, timeout=CONNECT_TIMEOUT)
