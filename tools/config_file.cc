@@ -135,58 +135,157 @@ absl::StatusOr<ConfigSetting> FlagSetting(const Errors& errors, const std::strin
   return setting;
 }
 
-// One [[listener]] table: address = "host:port", protocol = "tcp" | "tls" |
-// "ws" | "wss", and for WebSocket an optional path = "/mqtt".
-absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value& table) {
-  if (!table.is_table()) {
-    return errors.WrongType(table, "listener", "a table ([[listener]] with address and protocol)");
-  }
+// The keys of one [[listener]] table, checked for type but not yet for
+// whether they fit together.
+struct ListenerKeys {
   const Value* address = nullptr;
   const Value* path = nullptr;
   std::string protocol = "tcp";
-  for (const auto& [key, value] : table.as_table()) {
-    if (key == "address") {
-      if (!value.is_string()) return errors.WrongType(value, "listener.address", "a string");
-      address = &value;
-    } else if (key == "protocol") {
-      if (!value.is_string()) return errors.WrongType(value, "listener.protocol", "a string");
-      protocol = value.as_string().str;
-      if (std::find(std::begin(kListenerProtocols), std::end(kListenerProtocols), protocol) ==
-          std::end(kListenerProtocols)) {
-        return errors.At(value, "listener.protocol",
-                         absl::StrFormat("\"%s\" is not a protocol this broker serves (%s)",
-                                         protocol, ProtocolList()));
-      }
-    } else if (key == "path") {
-      if (!value.is_string()) return errors.WrongType(value, "listener.path", "a string");
-      if (value.as_string().str.empty() || value.as_string().str[0] != '/') {
-        return errors.At(value, "listener.path", "must start with /");
-      }
-      path = &value;
-    } else {
-      return errors.At(value, "listener." + key,
-                       "unknown key (a listener has address, protocol and, for ws/wss, path)");
-    }
+  // The per-listener options, as "key=value" for the text after '?'.
+  std::vector<std::string> options;
+  const Value* mode = nullptr;
+  const Value* owner = nullptr;
+};
+
+// A mode written as a string of octal digits, "0660". TOML integers are
+// refused: mode = 660 would be read as decimal 660, not 0660.
+absl::StatusOr<std::string> ModeText(const Errors& errors, const Value& value) {
+  if (!value.is_string()) {
+    return errors.At(value, "listener.mode",
+                     absl::StrFormat("must be a string of octal digits such as \"0660\", not %s%s",
+                                     TypeName(value),
+                                     value.is_integer() ? " (660 would be read as decimal)" : ""));
   }
-  if (address == nullptr) {
+  const std::string& text = value.as_string().str;
+  const bool octal =
+      !text.empty() && text.size() <= 4 && text.find_first_not_of("01234567") == std::string::npos;
+  if (!octal || std::stoul(text, nullptr, 8) > 0777) {
+    return errors.At(value, "listener.mode",
+                     absl::StrFormat("\"%s\" is not a permission mode (octal, 0000-0777, "
+                                     "e.g. \"0660\")",
+                                     text));
+  }
+  return text;
+}
+
+// Reads one key of a [[listener]] table into `keys`.
+absl::Status ListenerKey(const Errors& errors, const std::string& key, const Value& value,
+                         ListenerKeys& keys) {
+  const std::string name = "listener." + key;
+  if (key == "address") {
+    if (!value.is_string()) return errors.WrongType(value, name, "a string");
+    keys.address = &value;
+  } else if (key == "protocol") {
+    if (!value.is_string()) return errors.WrongType(value, name, "a string");
+    keys.protocol = value.as_string().str;
+    if (std::find(std::begin(kListenerProtocols), std::end(kListenerProtocols), keys.protocol) ==
+        std::end(kListenerProtocols)) {
+      return errors.At(value, name,
+                       absl::StrFormat("\"%s\" is not a protocol this broker serves (%s)",
+                                       keys.protocol, ProtocolList()));
+    }
+  } else if (key == "path") {
+    if (!value.is_string()) return errors.WrongType(value, name, "a string");
+    if (value.as_string().str.empty() || value.as_string().str[0] != '/') {
+      return errors.At(value, name, "must start with /");
+    }
+    keys.path = &value;
+  } else if (key == "max_connections") {
+    if (!value.is_integer()) return errors.WrongType(value, name, "an integer");
+    std::string text;
+    if (!IntegerText<uint32_t>(value.as_integer(), &text)) {
+      return errors.At(value, name,
+                       absl::StrFormat("%d is out of range (0-4294967295; 0: no per-listener "
+                                       "bound)",
+                                       value.as_integer()));
+    }
+    keys.options.push_back("max_connections=" + text);
+  } else if (key == "proxy_protocol") {
+    if (!value.is_boolean()) return errors.WrongType(value, name, "true or false");
+    if (value.as_boolean()) keys.options.push_back("proxy_protocol=true");
+  } else if (key == "mode") {
+    absl::StatusOr<std::string> mode = ModeText(errors, value);
+    if (!mode.ok()) return mode.status();
+    keys.mode = &value;
+    keys.options.push_back("mode=" + *mode);
+  } else if (key == "owner") {
+    if (!value.is_string()) return errors.WrongType(value, name, "a string (\"user:group\")");
+    keys.owner = &value;
+    keys.options.push_back("owner=" + value.as_string().str);
+  } else {
+    return errors.At(value, name,
+                     "unknown key (a listener has address, protocol, max_connections, "
+                     "proxy_protocol; path for ws, wss and unix; mode and owner for unix)");
+  }
+  return absl::OkStatus();
+}
+
+// The --listen text of a protocol = "unix" listener: unix:///path.
+absl::StatusOr<std::string> UnixListenText(const Errors& errors, const Value& table,
+                                           const ListenerKeys& keys) {
+  if (keys.address != nullptr) {
+    return errors.At(*keys.address, "listener.address",
+                     "a unix listener has path = \"/run/shardmq/mqtt.sock\", not an address");
+  }
+  if (keys.path == nullptr) {
+    return errors.At(table, "listener", "protocol = \"unix\" needs path = \"/absolute/path.sock\"");
+  }
+  return "unix://" + keys.path->as_string().str;
+}
+
+// The --listen text of a tcp, tls, ws or wss listener: [scheme://]host:port[/path].
+absl::StatusOr<std::string> NetworkListenText(const Errors& errors, const Value& table,
+                                              const ListenerKeys& keys) {
+  if (keys.address == nullptr) {
     return errors.At(table, "listener", "needs an address = \"host:port\"");
   }
-  const std::string& text = address->as_string().str;
+  for (const Value* unix_only : {keys.mode, keys.owner}) {
+    if (unix_only != nullptr) {
+      return errors.At(*unix_only, unix_only == keys.mode ? "listener.mode" : "listener.owner",
+                       "only unix listeners have a socket file to set it on");
+    }
+  }
+  const std::string& text = keys.address->as_string().str;
   // One way to say it: "tls://" in the address and protocol = "tcp" would
   // contradict each other.
   if (text.find("://") != std::string::npos) {
     return errors.At(
-        *address, "listener.address",
+        *keys.address, "listener.address",
         absl::StrFormat("\"%s\": give host:port here and the scheme as protocol", text));
   }
-  const bool websocket = protocol == "ws" || protocol == "wss";
-  if (path != nullptr && !websocket) {
-    return errors.At(*path, "listener.path", "only ws and wss listeners have a path");
+  const bool websocket = keys.protocol == "ws" || keys.protocol == "wss";
+  if (keys.path != nullptr && !websocket) {
+    return errors.At(*keys.path, "listener.path", "only ws, wss and unix listeners have a path");
   }
-  std::string value = protocol == "tcp" ? text : protocol + "://" + text;
-  if (path != nullptr) value += path->as_string().str;
+  std::string value = keys.protocol == "tcp" ? text : keys.protocol + "://" + text;
+  if (keys.path != nullptr) value += keys.path->as_string().str;
+  return value;
+}
+
+// One [[listener]] table: address = "host:port", protocol = "tcp" | "tls" |
+// "ws" | "wss" | "unix", for WebSocket an optional path = "/mqtt", for unix
+// path = "/run/x.sock" (and no address), and the per-listener options
+// (max_connections, proxy_protocol; mode and owner for unix), which become
+// the address's "?key=value&..." text.
+absl::StatusOr<ConfigSetting> ListenerSetting(const Errors& errors, const Value& table) {
+  if (!table.is_table()) {
+    return errors.WrongType(table, "listener", "a table ([[listener]] with address and protocol)");
+  }
+  ListenerKeys keys;
+  for (const auto& [key, value] : table.as_table()) {
+    if (absl::Status read = ListenerKey(errors, key, value, keys); !read.ok()) return read;
+  }
+  const bool unix_socket = keys.protocol == "unix";
+  absl::StatusOr<std::string> text =
+      unix_socket ? UnixListenText(errors, table, keys) : NetworkListenText(errors, table, keys);
+  if (!text.ok()) return text.status();
+  std::string value = *std::move(text);
+  if (!keys.options.empty()) value += "?" + absl::StrJoin(keys.options, "&");
+  const Value& where = unix_socket ? *keys.path : *keys.address;
   return ConfigSetting{
-      .flag = "listen", .value = value, .where = errors.Where(*address, "listener.address")};
+      .flag = "listen",
+      .value = value,
+      .where = errors.Where(where, unix_socket ? "listener.path" : "listener.address")};
 }
 
 // Why `key` is not a key, with a hint where one helps.

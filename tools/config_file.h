@@ -48,6 +48,6 @@ absl::StatusOr<std::vector<ConfigSetting>> LoadConfigFile(const std::string& pat
                                                           absl::Span<const std::string_view> flags);
 
 // The protocols a [[listener]] may name: what the broker serves today.
-inline constexpr std::string_view kListenerProtocols[] = {"tcp", "tls", "ws", "wss"};
+inline constexpr std::string_view kListenerProtocols[] = {"tcp", "tls", "ws", "wss", "unix"};
 
 }  // namespace shardmq::daemon

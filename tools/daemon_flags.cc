@@ -26,17 +26,21 @@
 ABSL_FLAG(std::string, config, "",
           "TOML file setting any of the flags below: keys are the flag names with underscores "
           "(max_packet_size = 65536), listeners are [[listener]] tables with address and "
-          "protocol (tcp or tls); see tools/shardmq.example.toml. Flags given on the command "
-          "line override the file. SIGHUP re-reads it and applies --log-level, --password-file "
-          "and --acl-file; other changes need a restart.");
+          "protocol (tcp, tls, ws, wss; unix with path); see tools/shardmq.example.toml. Flags "
+          "given on the command line override the file. SIGHUP re-reads it and applies "
+          "--log-level, --password-file and --acl-file; other changes need a restart.");
 ABSL_FLAG(int32_t, shards, 0,
           "Number of shards (threads, each with its own io_uring ring). 0 = one per CPU the "
           "process may run on.");
 ABSL_FLAG(std::vector<std::string>, listen, {"127.0.0.1:1883"},
           "Address to accept MQTT connections on: host:port, tcp://host:port, "
           "tls://host:port (needs --tls-cert and --tls-key), or MQTT over WebSocket: "
-          "ws://host:port/path or wss://host:port/path (over TLS; the path defaults to /mqtt); "
-          "IPv6 as [addr]:port. Repeat the "
+          "ws://host:port/path or wss://host:port/path (over TLS; the path defaults to /mqtt), "
+          "or a unix-domain socket: unix:///path/to.sock (a stale socket file is replaced, "
+          "and the file is removed on exit); IPv6 as [addr]:port. Options follow '?', joined "
+          "by '&': max_connections=N (open at once on this listener), and for unix:// "
+          "mode=0660 and owner=user[:group] of the socket file, e.g. "
+          "unix:///run/shardmq/mqtt.sock?mode=0660&owner=mqtt:mqtt. Repeat the "
           "flag (or separate with commas) for several listeners. The default is loopback "
           "only; to serve the network, give e.g. --listen=0.0.0.0:1883 and --password-file.");
 ABSL_FLAG(std::string, tls_cert, "",

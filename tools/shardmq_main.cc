@@ -241,6 +241,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> bound = (*broker)->BoundAddresses();
   for (size_t i = 0; i < bound.size(); ++i) {
     auto parsed = shardmq::net::ParseListenAddress(config->options.listeners[i]);
+    if (parsed.ok() && parsed->transport == shardmq::net::Transport::kUnix) {
+      SHARDMQ_LOG(kInfo, "listener %s: accepting on every shard (one shared socket)", bound[i]);
+      continue;
+    }
     const bool tls = parsed.ok() && parsed->transport == shardmq::net::Transport::kTls;
     SHARDMQ_LOG(kInfo, "listener %s://%s: accepting on every shard (SO_REUSEPORT)%s",
                 tls ? "tls" : "tcp", bound[i],

@@ -49,6 +49,9 @@ struct BrokerStats {
   // per-source-address limits (max_connections_per_address,
   // max_connect_rate_per_address).
   uint64_t refused_max_connections = 0;
+  // Sockets closed at once on accept because their listener had its own
+  // max_connections open ("tcp://0.0.0.0:1883?max_connections=5000").
+  uint64_t refused_listener_max_connections = 0;
   uint64_t refused_per_address = 0;
   uint64_t refused_connect_rate = 0;
   uint64_t connects = 0;              // CONNECTs accepted (CONNACK 0)
@@ -139,7 +142,9 @@ class Broker {
   // Start() then Wait(): serves until Close() is called.
   absl::Status Serve();
 
-  // The addresses actually bound ("127.0.0.1:40321"), useful with port 0.
+  // The addresses actually bound, one per listener in Options::listeners
+  // order: "127.0.0.1:40321" (useful with port 0), "[::1]:1883", or
+  // "unix:/run/shardmq/mqtt.sock".
   std::vector<std::string> BoundAddresses() const;
 
   // The number of shards in use.

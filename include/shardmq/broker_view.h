@@ -39,7 +39,7 @@ struct ClientView {
   bool connected = false;
   bool inline_client = false;
   bool persistent = false;   // kept when the connection ends
-  std::string address;       // "ip:port" while connected, else empty
+  std::string address;       // "ip:port" (or "unix") while connected, else empty
   int protocol_version = 0;  // 3, 4 or 5 while connected, else 0
   std::string username;      // known only when hooks are registered
   uint16_t keep_alive = 0;   // seconds, while connected

@@ -117,10 +117,32 @@ struct Options {
   // Addresses to accept MQTT connections on: "host:port" or
   // "tcp://host:port", IPv4 or IPv6 ("[::1]:1883"); "tls://host:port"; MQTT
   // over WebSocket "ws://host:port/path" or "wss://host:port/path" (the path
-  // defaults to "/mqtt"). Port 0 picks a free port;
+  // defaults to "/mqtt"); a unix-domain socket "unix:///run/shardmq/mqtt.sock"
+  // (plain MQTT for local clients). Port 0 picks a free port;
   // Broker::BoundAddresses() tells which. Loopback by default, like the
   // daemon: serving the network ("0.0.0.0:1883") is a choice to make along
   // with authentication hooks.
+  //
+  // Options for one listener follow a '?', joined by '&':
+  //   max_connections=N    connections open at once on this listener, over
+  //                        all shards; beyond it new ones are closed on
+  //                        accept (BrokerStats::refused_listener_max_connections).
+  //                        0 (the default): only max_connections below.
+  //   mode=0660            unix only: the socket file's permission bits
+  //                        (octal); unset, the umask decides. Connecting
+  //                        needs write permission on the file.
+  //   owner=user[:group]   unix only: the socket file's owner and group, names
+  //                        or numbers. Broker::Create() fails for an unknown
+  //                        one; giving the file away needs root (CAP_CHOWN).
+  // e.g. "unix:///run/shardmq/mqtt.sock?mode=0660&owner=mqtt:mqtt",
+  //      "tcp://0.0.0.0:1883?max_connections=5000".
+  //
+  // A unix socket is bound once and every shard accepts on it (SO_REUSEPORT
+  // does not spread unix connections). Start() replaces a socket file that
+  // nothing accepts on any more (left by a crashed process), and fails if
+  // something still accepts on the path or the path is not a socket; the
+  // file is removed when the broker stops. Unix peers have no address, so
+  // the per-address limits below do not apply to them.
   std::vector<std::string> listeners = {"127.0.0.1:1883"};
 
   // Certificate, key and CA for "tls://host:port" and "wss://host:port/path"

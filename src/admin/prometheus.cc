@@ -96,9 +96,10 @@ std::string RenderPrometheus(const MetricsInput& input) {
   PerShard(w, s, "shardmq_connections_accepted_total", "Sockets accepted.",
            &BrokerStats::connections_accepted);
   PerShardReasons(w, s, "shardmq_connections_refused_total",
-                  "Connections refused, by reason: at accept (max_connections, per_address, "
-                  "connect_rate) or at CONNECT (auth).",
+                  "Connections refused, by reason: at accept (max_connections, "
+                  "listener_max_connections, per_address, connect_rate) or at CONNECT (auth).",
                   {{"max_connections", &BrokerStats::refused_max_connections},
+                   {"listener_max_connections", &BrokerStats::refused_listener_max_connections},
                    {"per_address", &BrokerStats::refused_per_address},
                    {"connect_rate", &BrokerStats::refused_connect_rate},
                    {"auth", &BrokerStats::auth_failures}});

@@ -12,6 +12,7 @@
 #include "broker/client_id.h"
 #include "broker/shard_query.h"
 #include "net/listen_address.h"
+#include "net/unix_owner.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
 
@@ -62,11 +63,16 @@ class Broker::Impl {
         return absl::InvalidArgumentError(
             absl::StrFormat("listener %s", std::string(parsed.status().message())));
       }
-      // Parsed but not served yet: unix sockets, PROXY headers and a per-listener bound.
-      if (parsed->transport == net::Transport::kUnix || parsed->proxy_protocol ||
-          parsed->max_connections != 0) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "listener \"%s\": unix sockets and listener options are not served yet", text));
+      // Parsed but not served yet: PROXY headers.
+      if (parsed->proxy_protocol) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("listener \"%s\": proxy_protocol is not served yet", text));
+      }
+      if (parsed->transport == net::Transport::kUnix) {
+        absl::StatusOr<shard::ShardGroup::ListenAddress> unix_listener = UnixListener(*parsed);
+        if (!unix_listener.ok()) return unix_listener.status();
+        group_options_.listeners.push_back(*std::move(unix_listener));
+        continue;
       }
       auto [host, port] = net::NumericHostPort(*parsed);
       std::shared_ptr<const shard::TlsContext> tls;
@@ -89,9 +95,32 @@ class Broker::Impl {
         config->path = parsed->path;
         ws = std::move(config);
       }
-      group_options_.listeners.push_back({host, port, std::move(tls), std::move(ws)});
+      group_options_.listeners.push_back({.host = host,
+                                          .port = port,
+                                          .tls = std::move(tls),
+                                          .ws = std::move(ws),
+                                          .max_connections = parsed->max_connections});
     }
     return absl::OkStatus();
+  }
+
+  // A unix:// listener for the shard group, its owner looked up now so that
+  // an unknown user or group stops Create() rather than Start().
+  static absl::StatusOr<shard::ShardGroup::ListenAddress> UnixListener(
+      const net::ListenAddress& parsed) {
+    absl::StatusOr<net::UnixOwner> owner =
+        net::ResolveUnixOwner(parsed.unix_owner, parsed.unix_group);
+    if (!owner.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "listener \"%s\": owner: %s", parsed.original, std::string(owner.status().message())));
+    }
+    shard::ShardGroup::ListenAddress listener;
+    listener.unix_path = parsed.path;
+    listener.unix_mode = parsed.unix_mode ? static_cast<int>(*parsed.unix_mode) : -1;
+    listener.unix_uid = owner->uid;
+    listener.unix_gid = owner->gid;
+    listener.max_connections = parsed.max_connections;
+    return listener;
   }
 
   absl::Status Start() {
@@ -142,7 +171,8 @@ class Broker::Impl {
                   "%d CONNECTs, %d messages in, %d out; dropped %d QoS 0 to slow "
                   "subscribers, %d at full queues; %d publisher pauses, %d takeovers, "
                   "%d keep-alive timeouts, %d protocol errors, %d wills; refused %d "
-                  "connections (%d over max, %d per address, %d connect rate), %d connect "
+                  "connections (%d over max, %d over a listener's max, %d per address, %d "
+                  "connect rate), %d connect "
                   "timeouts, %d publishers throttled",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),
@@ -158,9 +188,11 @@ class Broker::Impl {
                   stats.protocol_errors.load(std::memory_order_relaxed),
                   stats.wills_published.load(std::memory_order_relaxed),
                   counters.rejected_max_connections.load(std::memory_order_relaxed) +
+                      counters.rejected_listener_max_connections.load(std::memory_order_relaxed) +
                       counters.rejected_per_address.load(std::memory_order_relaxed) +
                       counters.rejected_connect_rate.load(std::memory_order_relaxed),
                   counters.rejected_max_connections.load(std::memory_order_relaxed),
+                  counters.rejected_listener_max_connections.load(std::memory_order_relaxed),
                   counters.rejected_per_address.load(std::memory_order_relaxed),
                   counters.rejected_connect_rate.load(std::memory_order_relaxed),
                   stats.connect_timeouts.load(std::memory_order_relaxed),
@@ -255,6 +287,7 @@ class Broker::Impl {
     const broker::ShardStats& stats = *context_.stats[i];
     out.connections_accepted += get(counters.accepted);
     out.refused_max_connections += get(counters.rejected_max_connections);
+    out.refused_listener_max_connections += get(counters.rejected_listener_max_connections);
     out.refused_per_address += get(counters.rejected_per_address);
     out.refused_connect_rate += get(counters.rejected_connect_rate);
     out.connects += get(stats.connects);

@@ -5,13 +5,16 @@
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/str_format.h"
 #include "base/check.h"
@@ -52,6 +55,14 @@ std::string PeerInfo::ToString() const {
     const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
     inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
     return absl::StrFormat("[%s]:%d", buf, ntohs(a->sin6_port));
+  }
+  if (addr.ss_family == AF_UNIX) {
+    // A client's end of a unix socket almost never has a name.
+    const auto* a = reinterpret_cast<const sockaddr_un*>(&addr);
+    const size_t offset = offsetof(sockaddr_un, sun_path);
+    if (addr_len <= offset || a->sun_path[0] == '\0') return "unix";
+    return absl::StrFormat("unix:%s",
+                           std::string_view(a->sun_path, strnlen(a->sun_path, addr_len - offset)));
   }
   return "unknown";
 }
@@ -218,13 +229,15 @@ Shard::~Shard() {
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
-bool Shard::DiscardInternalMail(const MailItem& item, AddressLimiter::Key* address_key) {
+bool Shard::DiscardInternalMail(const MailItem& item, int* listener_index,
+                                AddressLimiter::Key* address_key) {
   if (item.kind == kMailReturnBatch) {
     FreeReturnBatch(static_cast<ReturnBatch*>(item.ptr));
     return false;
   }
   std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
   ::close(h->fd);
+  *listener_index = h->listener_index;
   *address_key = h->address_key;
   return true;
 }
@@ -509,7 +522,7 @@ void Shard::MaybeFinalize(uint32_t index) {
     PostImpl(target, MailItem{kMailHandoff, 0, h.release(), 0}, /*pause_current=*/false);
   } else {
     ::close(c.fd);
-    group_->ConnectionClosed(c.address_key, NowNs());
+    group_->ConnectionClosed(c.listener_index, c.address_key, NowNs());
     ShardCounters::Inc(counters_.closed);
     if (stopping_) {
       if (c.abort) {
@@ -928,6 +941,35 @@ void Shard::OnFileCqe(uint32_t slot, int res) {
   done(res);
 }
 
+bool Shard::AdmitCount(int listener_index) {
+  ShardGroup& group = *group_;
+  if (group.open_connections_.fetch_add(1, std::memory_order_relaxed) >=
+      group.options_.max_connections) {
+    group.open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    ShardCounters::Inc(counters_.rejected_max_connections);
+    SHARDMQ_LOG_THROTTLED(kWarning,
+                          "refused a connection: %d open, the most allowed "
+                          "(--max-connections)",
+                          group.options_.max_connections);
+    return false;
+  }
+  if (!group.ListenerBounded(listener_index)) return true;
+  // Like the group's bound: count first, then undo, so that shards
+  // accepting at once can never both take the last place.
+  const uint32_t bound = group.options_.listeners[listener_index].max_connections;
+  if (group.listener_open_[listener_index].fetch_add(1, std::memory_order_relaxed) >= bound) {
+    group.listener_open_[listener_index].fetch_sub(1, std::memory_order_relaxed);
+    group.open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    ShardCounters::Inc(counters_.rejected_listener_max_connections);
+    SHARDMQ_LOG_THROTTLED(kWarning,
+                          "refused a connection on listener %s: %d open there, the most it "
+                          "allows (max_connections)",
+                          group.bound_addresses_[listener_index], bound);
+    return false;
+  }
+  return true;
+}
+
 bool Shard::AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key) {
   AddressLimiter& limiter = *group_->address_limiter_;
   *key = limiter.KeyOf(peer.addr, peer.addr_len);
@@ -954,7 +996,10 @@ bool Shard::AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key) {
 }
 
 void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key) {
-  if (group_->options_.tcp_nodelay && !nodelay_inherited_) {
+  const ShardGroup::ListenAddress& listener = group_->options_.listeners[peer.listener_index];
+  // Unix sockets have no TCP_NODELAY: they would only fail the syscall, and
+  // spoil the check below for the TCP listeners.
+  if (group_->options_.tcp_nodelay && !nodelay_inherited_ && listener.unix_path.empty()) {
     // The listener has TCP_NODELAY; if the first accepted socket shows
     // it inherited it, skip this syscall for every later connection.
     int on = 0;
@@ -968,7 +1013,6 @@ void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key
     nodelay_checked_ = true;
   }
   ShardCounters::Inc(counters_.accepted);
-  const ShardGroup::ListenAddress& listener = group_->options_.listeners[peer.listener_index];
   std::unique_ptr<TlsSession> tls;
   std::unique_ptr<WsSession> ws;
   if (listener.tls != nullptr) tls = TlsSession::Create(listener.tls);
@@ -976,7 +1020,7 @@ void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key
   if ((listener.tls != nullptr && tls == nullptr) || (listener.ws != nullptr && ws == nullptr)) {
     ShardCounters::Inc(counters_.accept_errors);
     ::close(fd);
-    group_->ConnectionClosed(key, NowNs());
+    group_->ConnectionClosed(peer.listener_index, key, NowNs());
     return;
   }
   AdoptConnection(fd, peer, key, {}, std::move(tls), std::move(ws));
@@ -990,16 +1034,7 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
   }
   if (res >= 0) {
     const int fd = res;
-    if (stopping_ || final_drain_) {
-      ::close(fd);
-    } else if (group_->open_connections_.fetch_add(1, std::memory_order_relaxed) >=
-               group_->options_.max_connections) {
-      group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
-      ShardCounters::Inc(counters_.rejected_max_connections);
-      SHARDMQ_LOG_THROTTLED(kWarning,
-                            "refused a connection: %d open, the most allowed "
-                            "(--max-connections)",
-                            group_->options_.max_connections);
+    if (stopping_ || final_drain_ || !AdmitCount(l.index)) {
       ::close(fd);
     } else {
       PeerInfo peer = PeerOf(fd, l.index);
@@ -1007,7 +1042,7 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
       if (AdmitAddress(peer, &key)) {
         AcceptAdmitted(fd, peer, key);
       } else {
-        group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+        group_->ConnectionClosed(l.index, AddressLimiter::kNoKey, NowNs());
         ::close(fd);
       }
     }
@@ -1209,7 +1244,7 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
     std::unique_ptr<HandoffPayload> h(static_cast<HandoffPayload*>(item.ptr));
     if (stopping_) {
       ::close(h->fd);
-      group_->ConnectionClosed(h->address_key, NowNs());
+      group_->ConnectionClosed(h->listener_index, h->address_key, NowNs());
       ++report_.handoffs_closed;
       return;
     }

@@ -105,6 +105,9 @@ struct ShardCounters {
   std::atomic<uint64_t> loop_turns{0};
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejected_max_connections{0};
+  // Accepted sockets closed at once because their listener had its own
+  // max_connections open (ShardGroup::ListenAddress::max_connections).
+  std::atomic<uint64_t> rejected_listener_max_connections{0};
   // Accepted sockets closed at once because their source address had too
   // many connections open, or opened them too fast (AddressLimiter).
   std::atomic<uint64_t> rejected_per_address{0};
@@ -295,8 +298,10 @@ class Shard {
   absl::Status InitOnThread(unsigned ring_flags);
   void AddListener(int fd, int listener_index);
   // Releases a runtime mail item that Join() found undelivered: closes a
-  // hand-off's fd (returns true) or frees a return batch (returns false).
-  static bool DiscardInternalMail(const MailItem& item, AddressLimiter::Key* address_key);
+  // hand-off's fd (returns true, with what to uncount) or frees a return
+  // batch (returns false).
+  static bool DiscardInternalMail(const MailItem& item, int* listener_index,
+                                  AddressLimiter::Key* address_key);
   void Run();
   void RequestStop();  // any thread
 
@@ -320,8 +325,10 @@ class Shard {
   void ShutdownTick();
   void FinalDrain();
 
-  // Connections. AdmitAddress asks the group's AddressLimiter about a fresh
-  // socket (counting and logging a refusal); AcceptAdmitted sets it up.
+  // Connections. AdmitCount counts a fresh socket against the group's and
+  // its listener's bounds, AdmitAddress asks the group's AddressLimiter about
+  // it (each counting and logging a refusal); AcceptAdmitted sets it up.
+  bool AdmitCount(int listener_index);
   bool AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key);
   void AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key);
   ConnId AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key address_key,

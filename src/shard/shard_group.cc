@@ -1,12 +1,15 @@
 #include "shard/shard_group.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -248,6 +251,113 @@ absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t po
   return fd;
 }
 
+// "unix:///run/mqtt.sock", as the user wrote it, for messages.
+std::string UnixName(const std::string& path) { return absl::StrCat("unix://", path); }
+
+// Makes room for a unix socket at `path`. A socket file nothing accepts on
+// is what a crashed process leaves behind: it is removed. A socket something
+// does accept on (another broker) and a file that is not a socket are not
+// ours to take: both stop start-up, naming the path.
+absl::Status ClearStaleSocket(const std::string& path, const sockaddr_un& address) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return absl::UnavailableError(
+        absl::StrFormat("listener %s: %s: %s", UnixName(path), path, strerror(errno)));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("listener %s: %s exists and is not a socket; remove it or choose "
+                        "another path",
+                        UnixName(path), path));
+  }
+  // Connecting tells a live socket from a stale one: ECONNREFUSED means
+  // nothing listens; a non-blocking connect never waits (EAGAIN: a listener
+  // with a full backlog, alive).
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (probe < 0) return absl::InternalError(absl::StrFormat("socket: %s", strerror(errno)));
+  const int connected =
+      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof(sockaddr_un));
+  const int err = errno;
+  ::close(probe);
+  if (connected == 0 || err == EAGAIN) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "listener %s: another process accepts connections on %s (another shardmq?); stop it "
+        "or choose another path",
+        UnixName(path), path));
+  }
+  if (err != ECONNREFUSED) {
+    return absl::UnavailableError(
+        absl::StrFormat("listener %s: cannot tell whether %s is in use: connect: %s",
+                        UnixName(path), path, strerror(err)));
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return absl::UnavailableError(
+        absl::StrFormat("listener %s: cannot remove the stale socket %s: %s", UnixName(path), path,
+                        strerror(errno)));
+  }
+  SHARDMQ_LOG(kInfo, "listener %s: removed the stale socket file %s (nothing accepted on it)",
+              UnixName(path), path);
+  return absl::OkStatus();
+}
+
+// Sets the socket file's mode and owner, between bind() and listen(): a
+// client can connect only once the socket listens, so none gets in through
+// the permissions the umask gave.
+absl::Status ApplyUnixPermissions(const ShardGroup::ListenAddress& a) {
+  const char* path = a.unix_path.c_str();
+  if (a.unix_mode >= 0 && chmod(path, static_cast<mode_t>(a.unix_mode)) != 0) {
+    return absl::UnavailableError(absl::StrFormat(
+        "listener %s: chmod %o %s: %s", UnixName(a.unix_path), a.unix_mode, path, strerror(errno)));
+  }
+  const bool chown_wanted =
+      a.unix_uid != static_cast<uid_t>(-1) || a.unix_gid != static_cast<gid_t>(-1);
+  if (chown_wanted && lchown(path, a.unix_uid, a.unix_gid) != 0) {
+    const int err = errno;
+    return absl::UnavailableError(absl::StrFormat(
+        "listener %s: chown %s to uid %d, gid %d: %s%s", UnixName(a.unix_path), path,
+        static_cast<int>(a.unix_uid), static_cast<int>(a.unix_gid), strerror(err),
+        err == EPERM ? " (giving a file to another user needs root or CAP_CHOWN)" : ""));
+  }
+  return absl::OkStatus();
+}
+
+// Binds and listens on a unix-domain socket; `file` gets what identifies the
+// socket file it created (set as soon as the file exists, so a failure later
+// on still removes it).
+absl::StatusOr<int> BindUnixListener(const ShardGroup::ListenAddress& a, int backlog,
+                                     struct stat* file) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (a.unix_path.empty() || a.unix_path.size() >= sizeof(address.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("listener %s: path too long for a unix socket", UnixName(a.unix_path)));
+  }
+  std::memcpy(address.sun_path, a.unix_path.data(), a.unix_path.size());
+  if (absl::Status cleared = ClearStaleSocket(a.unix_path, address); !cleared.ok()) {
+    return cleared;
+  }
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return absl::InternalError(absl::StrFormat("socket: %s", strerror(errno)));
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::UnavailableError(
+        absl::StrFormat("listener %s: bind: %s", UnixName(a.unix_path), strerror(err)));
+  }
+  if (lstat(a.unix_path.c_str(), file) != 0) *file = {};
+  absl::Status ready = ApplyUnixPermissions(a);
+  if (ready.ok() && listen(fd, backlog) != 0) {
+    ready = absl::UnavailableError(
+        absl::StrFormat("listener %s: listen: %s", UnixName(a.unix_path), strerror(errno)));
+  }
+  if (!ready.ok()) {
+    ::close(fd);
+    return ready;
+  }
+  return fd;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& options,
@@ -261,6 +371,8 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   }
   if (options.recv_buffer_size < 64) return absl::InvalidArgumentError("recv_buffer_size < 64");
   if (!factory) return absl::InvalidArgumentError("handler factory is empty");
+  // A connection slot keeps its listener's index in an int8_t.
+  if (options.listeners.size() > 127) return absl::InvalidArgumentError("more than 127 listeners");
 
   // The probe runs on a thread of its own: tearing a ring down can leave task
   // work for the thread that created it, which would interrupt the caller's
@@ -275,6 +387,7 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   std::unique_ptr<ShardGroup> g(new ShardGroup());
   g->options_ = options;
   g->address_limiter_ = std::make_unique<AddressLimiter>(options.address_limits);
+  g->listener_open_ = std::make_unique<std::atomic<int64_t>[]>(options.listeners.size());
   g->factory_ = std::move(factory);
   g->ring_config_ = *config;
   const int n = options.shard_count;
@@ -292,6 +405,12 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   }
   for (size_t li = 0; li < options.listeners.size(); ++li) {
     const ListenAddress& a = options.listeners[li];
+    if (!a.unix_path.empty()) {
+      if (absl::Status bound = g->BindUnixOnEveryShard(static_cast<int>(li)); !bound.ok()) {
+        return bound;  // ~ShardGroup closes the listeners and removes the files made so far
+      }
+      continue;
+    }
     uint16_t port = a.port;
     for (int i = 0; i < n; ++i) {
       uint16_t bound = 0;
@@ -307,6 +426,39 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
                                      : absl::StrFormat("%s:%d", a.host, port));
   }
   return g;
+}
+
+absl::Status ShardGroup::BindUnixOnEveryShard(int index) {
+  const ListenAddress& a = options_.listeners[static_cast<size_t>(index)];
+  struct stat file {};
+  absl::StatusOr<int> fd = BindUnixListener(a, options_.listen_backlog, &file);
+  if (!fd.ok()) return fd.status();
+  if (file.st_ino != 0) unix_files_.push_back({a.unix_path, file.st_dev, file.st_ino});
+  // SO_REUSEPORT does not spread unix-socket connections over several
+  // sockets, so there is one socket and every shard accepts on it (its own
+  // dup, which it closes at shutdown): each connection wakes one waiting
+  // accept, so whichever shard is free takes it. Its CONNECT moves it to the
+  // client's home shard anyway, as for TCP.
+  for (int i = 0; i < shard_count(); ++i) {
+    const int shard_fd = i == 0 ? *fd : fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+    if (shard_fd < 0) {
+      return absl::InternalError(absl::StrFormat("dup: %s", strerror(errno)));
+    }
+    shards_[i]->AddListener(shard_fd, index);
+  }
+  bound_ports_.push_back(0);
+  bound_addresses_.push_back(absl::StrCat("unix:", a.unix_path));
+  return absl::OkStatus();
+}
+
+void ShardGroup::RemoveUnixSocketFiles() {
+  for (const UnixSocketFile& file : unix_files_) {
+    struct stat st {};
+    if (lstat(file.path.c_str(), &st) == 0 && st.st_dev == file.device && st.st_ino == file.inode) {
+      unlink(file.path.c_str());
+    }
+  }
+  unix_files_.clear();
 }
 
 std::vector<std::string> ShardGroup::BoundAddresses() const { return bound_addresses_; }
@@ -412,9 +564,10 @@ ShutdownReport ShardGroup::Join() {
       if (s == t) continue;
       auto deliver = [&](const MailItem& m) {
         if (m.kind >= kMailKindReservedBase) {
+          int listener_index = -1;
           AddressLimiter::Key address_key = AddressLimiter::kNoKey;
-          if (Shard::DiscardInternalMail(m, &address_key)) {
-            ConnectionClosed(address_key, 0);
+          if (Shard::DiscardInternalMail(m, &listener_index, &address_key)) {
+            ConnectionClosed(listener_index, address_key, 0);
             ++reports[t].handoffs_closed;
           }
         } else {
@@ -430,6 +583,8 @@ ShutdownReport ShardGroup::Join() {
     }
   }
   handlers_.clear();
+  // Every shard has closed its listeners: nothing accepts on the files now.
+  RemoveUnixSocketFiles();
   for (const ShutdownReport& r : reports) {
     total.listeners_closed += r.listeners_closed;
     total.connections_flushed += r.connections_flushed;
@@ -459,7 +614,8 @@ ShardGroup::~ShardGroup() {
     stop_disabled_ = true;
   }
   handlers_.clear();
-  shards_.clear();
+  shards_.clear();  // closes the listeners of a group that never started
+  RemoveUnixSocketFiles();
 }
 
 }  // namespace shardmq::shard

@@ -19,6 +19,8 @@
 // Stop() and counters() from any thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -49,6 +51,20 @@ class ShardGroup {
     // accepted connection gets a WsSession and the handler sees only the
     // payload of binary frames.
     std::shared_ptr<const WsConfig> ws;
+    // Non-empty: a unix-domain stream socket at this absolute path instead of
+    // host:port (no tls or ws). Create() replaces a stale socket file left by
+    // a crashed process, refuses a path something still accepts on or that is
+    // not a socket, and applies the mode and owner below before listen(), so
+    // no client connects through looser permissions; Join() (or the
+    // destructor) removes the file.
+    std::string unix_path;
+    int unix_mode = -1;                       // permission bits; -1: as the umask leaves them
+    uid_t unix_uid = static_cast<uid_t>(-1);  // -1: unchanged (see chown(2))
+    gid_t unix_gid = static_cast<gid_t>(-1);
+    // Connections open at once on this listener, over all shards; 0: only
+    // the group-wide max_connections. Accepted sockets beyond it are closed
+    // at once (counted in rejected_listener_max_connections).
+    uint32_t max_connections = 0;
   };
 
   struct Options {
@@ -88,8 +104,8 @@ class ShardGroup {
   using HandlerFactory = std::function<std::unique_ptr<ShardHandler>(Shard&)>;
 
   // Probes io_uring (fails with a message saying why it is unusable and how to
-  // fix it), binds every listener on every shard (SO_REUSEPORT) and builds the
-  // mailboxes. No thread runs yet.
+  // fix it), binds every listener on every shard (SO_REUSEPORT; a unix socket
+  // once, shared by every shard) and builds the mailboxes. No thread runs yet.
   static absl::StatusOr<std::unique_ptr<ShardGroup>> Create(const Options& options,
                                                             HandlerFactory factory);
 
@@ -115,7 +131,8 @@ class ShardGroup {
   // while the shard is finishing its last turn may also be destroyed unrun.
   bool PostExternal(int shard, ExternalMailbox::Task task);
 
-  // "127.0.0.1:41883", one per configured listener, with the real port.
+  // "127.0.0.1:41883" (or "unix:/run/mqtt.sock"), one per configured
+  // listener, with the real port.
   std::vector<std::string> BoundAddresses() const;
   std::vector<uint16_t> BoundPorts() const;
 
@@ -144,12 +161,34 @@ class ShardGroup {
   std::vector<uint16_t> bound_ports_;
   std::vector<std::thread> threads_;
   std::atomic<int64_t> open_connections_{0};
+  // Per listener: connections open on it, kept only for listeners with a
+  // max_connections (a shared cache line costs nothing to those without).
+  std::unique_ptr<std::atomic<int64_t>[]> listener_open_;
   std::unique_ptr<AddressLimiter> address_limiter_;
+  // Whether listener `index` counts its open connections.
+  bool ListenerBounded(int index) const {
+    return index >= 0 && options_.listeners[static_cast<size_t>(index)].max_connections != 0;
+  }
   // A connection's fd was closed: uncount it (any shard thread).
-  void ConnectionClosed(AddressLimiter::Key address_key, int64_t now_ns) {
+  void ConnectionClosed(int listener_index, AddressLimiter::Key address_key, int64_t now_ns) {
     open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    if (ListenerBounded(listener_index)) {
+      listener_open_[listener_index].fetch_sub(1, std::memory_order_relaxed);
+    }
     if (address_key != AddressLimiter::kNoKey) address_limiter_->Release(address_key, now_ns);
   }
+  // The socket files of unix listeners, removed by Join() or the destructor
+  // if the path still names the socket this group bound (not one a later
+  // process put there).
+  struct UnixSocketFile {
+    std::string path;
+    dev_t device = 0;
+    ino_t inode = 0;
+  };
+  std::vector<UnixSocketFile> unix_files_;
+  // Binds unix listener `index` once and gives every shard its own dup of it.
+  absl::Status BindUnixOnEveryShard(int index);
+  void RemoveUnixSocketFiles();
   std::vector<ShutdownReport> reports_;
   bool started_ = false;
   bool joined_ = false;

@@ -51,7 +51,7 @@ struct PeerInfo {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   int listener_index = -1;  // index into ShardGroup::Options::listeners
-  // "1.2.3.4:5678" or "[::1]:5678".
+  // "1.2.3.4:5678", "[::1]:5678", or "unix" (a unix-socket client has no name).
   std::string ToString() const;
 };
 

@@ -154,6 +154,17 @@ class Client:
         self.buffer = b""
         self.timeout = timeout
 
+    @classmethod
+    def unix(cls, path, timeout=5.0):
+        """A client connected to the unix-domain socket at `path`."""
+        client = cls.__new__(cls)
+        client.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.sock.settimeout(timeout)
+        client.sock.connect(str(path))
+        client.buffer = b""
+        client.timeout = timeout
+        return client
+
     def send(self, data):
         self.sock.sendall(data)
 

@@ -67,6 +67,32 @@ address = "[::1]:0"
     assert not oversized_publish_closes(broker.port, 300)
 
 
+def test_config_unix_listener(start_broker, tmp_path):
+    path = tmp_path / "mqtt.sock"
+    config = write_config(tmp_path, f"""\
+[[listener]]
+address = "127.0.0.1:0"
+max_connections = 1
+
+[[listener]]
+protocol = "unix"
+path = "{path}"
+mode = "0600"
+""")
+    broker = start_broker(f"--config={config}", "--sys-interval=0", listen=None)
+    assert broker.addresses[1] == f"unix:{path}", broker.log()
+    assert path.stat().st_mode & 0o777 == 0o600
+    local = raw.Client.unix(path)
+    assert local.connect("over-unix")[1] == 0
+    # max_connections = 1 on the TCP listener: the second is closed.
+    first = raw.connected(broker.port, "first")
+    second = raw.Client(broker.port)
+    second.send(raw.connect("second"))
+    assert second.closed_by_broker()
+    for client in (local, first, second):
+        client.close()
+
+
 def test_config_tls_listener(start_broker, tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.pem"],
@@ -151,9 +177,16 @@ def test_example_config_starts_the_broker(start_broker):
      "queue_qos0_offline: must be true or false, not a string"),
     ("shards = 1\nmax_inflight 5\n", 2, "syntax error: "),
     ("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"quic\"\n", 3,
-     "listener.protocol: \"quic\" is not a protocol this broker serves (tcp or tls or ws or wss)"),
+     "listener.protocol: \"quic\" is not a protocol this broker serves (tcp or tls or ws or wss "
+     "or unix)"),
     ("[[listener]]\naddress = \"127.0.0.1:1883\"\npath = \"/mqtt\"\n", 3,
-     "listener.path: only ws and wss listeners have a path"),
+     "listener.path: only ws, wss and unix listeners have a path"),
+    ("[[listener]]\nprotocol = \"unix\"\npath = \"/tmp/x.sock\"\nmode = 660\n", 4,
+     "listener.mode: must be a string of octal digits such as \"0660\", not an integer"),
+    ("[[listener]]\nprotocol = \"unix\"\naddress = \"/tmp/x.sock\"\n", 3,
+     "listener.address: a unix listener has path = "),
+    ("[[listener]]\naddress = \"127.0.0.1:0\"\nmax_connections = -5\n", 3,
+     "listener.max_connections: -5 is out of range"),
     ("[[listener]]\naddress = \"1.2.3:80\"\n", 2,
      "listener.address = 1.2.3:80: \"1.2.3:80\": \"1.2.3\" is not an IPv4 or IPv6"),
 ])

@@ -135,6 +135,106 @@ TEST_F(ConfigFileTest, EveryParseStartsFromTheDefaults) {
   EXPECT_THAT(config->options.listeners, ElementsAre("127.0.0.1:1883"));
 }
 
+TEST_F(ConfigFileTest, UnixListenerWithOptions) {
+  absl::StatusOr<DaemonConfig> config = Parse({"--config=" + Write(R"(
+[[listener]]
+protocol = "unix"
+path = "/run/shardmq/mqtt.sock"
+mode = "0660"
+owner = "mqtt:mqtt"
+max_connections = 100
+
+[[listener]]
+address = "0.0.0.0:1883"
+max_connections = 5000
+proxy_protocol = true
+
+[[listener]]
+address = "127.0.0.1:1884"
+proxy_protocol = false
+max_connections = 0
+)")});
+  ASSERT_TRUE(config.ok()) << config.status();
+  // The options follow '?' in key order; proxy_protocol = false is the
+  // default and says nothing.
+  EXPECT_THAT(config->options.listeners,
+              ElementsAre("unix:///run/shardmq/mqtt.sock?max_connections=100&mode=0660&"
+                          "owner=mqtt:mqtt",
+                          "0.0.0.0:1883?max_connections=5000&proxy_protocol=true",
+                          "127.0.0.1:1884?max_connections=0"));
+}
+
+TEST_F(ConfigFileTest, UnixListenerIsWhereItsPathIs) {
+  absl::StatusOr<std::vector<ConfigSetting>> settings = LoadConfigFile(Write(R"(
+[[listener]]
+protocol = "unix"
+
+path = "/tmp/mqtt.sock"
+)"),
+                                                                       ConfigurableFlags());
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  ASSERT_EQ(settings->size(), 1u);
+  EXPECT_EQ((*settings)[0].value, "unix:///tmp/mqtt.sock");
+  EXPECT_EQ((*settings)[0].where, path() + ":5: listener.path");
+}
+
+TEST_F(ConfigFileTest, BadUnixListenerOrOption) {
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\naddress = \"/run/x.sock\"\n"),
+            "FILE:3: listener.address: a unix listener has path = \"/run/shardmq/mqtt.sock\", "
+            "not an address");
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\n"),
+            "FILE:1: listener: protocol = \"unix\" needs path = \"/absolute/path.sock\"");
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\npath = \"run/x.sock\"\n"),
+            "FILE:3: listener.path: must start with /");
+  // 660 written as a TOML integer is decimal 660, not the mode 0660.
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\npath = \"/x.sock\"\nmode = 660\n"),
+            "FILE:4: listener.mode: must be a string of octal digits such as \"0660\", not an "
+            "integer (660 would be read as decimal)");
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\npath = \"/x.sock\"\nmode = \"0680\"\n"),
+            "FILE:4: listener.mode: \"0680\" is not a permission mode (octal, 0000-0777, e.g. "
+            "\"0660\")");
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\npath = \"/x.sock\"\nmode = \"1777\"\n"),
+            "FILE:4: listener.mode: \"1777\" is not a permission mode (octal, 0000-0777, e.g. "
+            "\"0660\")");
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\npath = \"/x.sock\"\nowner = 0\n"),
+            "FILE:4: listener.owner: must be a string (\"user:group\"), not an integer");
+  // Checked by the address parser, reported where the listener is.
+  EXPECT_EQ(Error("[[listener]]\nprotocol = \"unix\"\npath = \"/x.sock\"\nowner = \"a b\"\n"),
+            "FILE:3: listener.path = unix:///x.sock?owner=a b: \"unix:///x.sock?owner=a b\": "
+            "owner=\"a b\": write user or user:group");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nmode = \"0660\"\n"),
+            "FILE:3: listener.mode: only unix listeners have a socket file to set it on");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nowner = \"mqtt\"\n"),
+            "FILE:3: listener.owner: only unix listeners have a socket file to set it on");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\npath = \"/mqtt\"\n"),
+            "FILE:3: listener.path: only ws, wss and unix listeners have a path");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nmax_connections = -1\n"),
+            "FILE:3: listener.max_connections: -1 is out of range (0-4294967295; 0: no "
+            "per-listener bound)");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nmax_connections = \"10\"\n"),
+            "FILE:3: listener.max_connections: must be an integer, not a string");
+  EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nproxy_protocol = \"yes\"\n"),
+            "FILE:3: listener.proxy_protocol: must be true or false, not a string");
+}
+
+// The example's commented-out [[listener]] tables are valid too: uncommented,
+// each is a listener the daemon accepts.
+TEST_F(ConfigFileTest, ExampleListenersParse) {
+  std::ifstream in(SHARDMQ_EXAMPLE_CONFIG);
+  std::string line, examples;
+  int tables = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("#   ", 0) != 0) continue;
+    line = line.substr(4);
+    if (line == "[[listener]]") ++tables;
+    if (tables > 0) examples += line + "\n";
+  }
+  ASSERT_GE(tables, 2) << examples;
+  absl::StatusOr<DaemonConfig> config = Parse({"--config=" + Write(examples)});
+  ASSERT_TRUE(config.ok()) << config.status() << "\n" << examples;
+  EXPECT_EQ(config->options.listeners.size(), static_cast<size_t>(tables));
+}
+
 // Every mistake stops start-up with "FILE:LINE: key".
 TEST_F(ConfigFileTest, UnknownKey) {
   EXPECT_EQ(Error("log_level = \"info\"\nmax_packets = 3\n"),
@@ -188,10 +288,10 @@ TEST_F(ConfigFileTest, BadListener) {
                          "not an IPv4 or IPv6"));
   EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nprotocol = \"quic\"\n"),
             "FILE:3: listener.protocol: \"quic\" is not a protocol this broker serves (tcp or tls "
-            "or ws or wss)");
+            "or ws or wss or unix)");
   EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\nport = 1883\n"),
-            "FILE:3: listener.port: unknown key (a listener has address, protocol and, for ws/wss, "
-            "path)");
+            "FILE:3: listener.port: unknown key (a listener has address, protocol, "
+            "max_connections, proxy_protocol; path for ws, wss and unix; mode and owner for unix)");
   EXPECT_EQ(Error("[[listener]]\naddress = \"127.0.0.1:1883\"\npath = \"mqtt\"\n"),
             "FILE:3: listener.path: must start with /");
   EXPECT_EQ(Error("[[listener]]\naddress = \"tls://127.0.0.1:1883\"\n"),
