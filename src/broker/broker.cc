@@ -56,15 +56,16 @@ class Broker::Impl {
     group_options_.address_limits.max_per_address = options_.max_connections_per_address;
     group_options_.address_limits.connects_per_second = options_.max_connect_rate_per_address;
     group_options_.batch_wait = std::chrono::microseconds(options_.batch_wait_us);
+    group_options_.proxy_header_timeout =
+        std::chrono::milliseconds(options_.limits.connect_timeout_ms);
     for (const std::string& text : options_.listeners) {
       auto parsed = net::ParseListenAddress(text);
       if (!parsed.ok()) {
         return absl::InvalidArgumentError(
             absl::StrFormat("listener %s", std::string(parsed.status().message())));
       }
-      // Parsed but not served yet: unix sockets, PROXY headers and a per-listener bound.
-      if (parsed->transport == net::Transport::kUnix || parsed->proxy_protocol ||
-          parsed->max_connections != 0) {
+      // Parsed but not served yet: unix sockets and a per-listener bound.
+      if (parsed->transport == net::Transport::kUnix || parsed->max_connections != 0) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "listener \"%s\": unix sockets and listener options are not served yet", text));
       }
@@ -89,7 +90,8 @@ class Broker::Impl {
         config->path = parsed->path;
         ws = std::move(config);
       }
-      group_options_.listeners.push_back({host, port, std::move(tls), std::move(ws)});
+      group_options_.listeners.push_back(
+          {host, port, std::move(tls), std::move(ws), parsed->proxy_protocol});
     }
     return absl::OkStatus();
   }
@@ -142,7 +144,8 @@ class Broker::Impl {
                   "%d CONNECTs, %d messages in, %d out; dropped %d QoS 0 to slow "
                   "subscribers, %d at full queues; %d publisher pauses, %d takeovers, "
                   "%d keep-alive timeouts, %d protocol errors, %d wills; refused %d "
-                  "connections (%d over max, %d per address, %d connect rate), %d connect "
+                  "connections (%d over max, %d per address, %d connect rate, %d PROXY "
+                  "header), %d connect "
                   "timeouts, %d publishers throttled",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),
@@ -159,10 +162,12 @@ class Broker::Impl {
                   stats.wills_published.load(std::memory_order_relaxed),
                   counters.rejected_max_connections.load(std::memory_order_relaxed) +
                       counters.rejected_per_address.load(std::memory_order_relaxed) +
-                      counters.rejected_connect_rate.load(std::memory_order_relaxed),
+                      counters.rejected_connect_rate.load(std::memory_order_relaxed) +
+                      counters.rejected_proxy_header.load(std::memory_order_relaxed),
                   counters.rejected_max_connections.load(std::memory_order_relaxed),
                   counters.rejected_per_address.load(std::memory_order_relaxed),
                   counters.rejected_connect_rate.load(std::memory_order_relaxed),
+                  counters.rejected_proxy_header.load(std::memory_order_relaxed),
                   stats.connect_timeouts.load(std::memory_order_relaxed),
                   stats.publishers_throttled.load(std::memory_order_relaxed));
     }
@@ -257,6 +262,7 @@ class Broker::Impl {
     out.refused_max_connections += get(counters.rejected_max_connections);
     out.refused_per_address += get(counters.rejected_per_address);
     out.refused_connect_rate += get(counters.rejected_connect_rate);
+    out.refused_proxy_header += get(counters.rejected_proxy_header);
     out.connects += get(stats.connects);
     out.auth_failures += get(stats.auth_failures);
     out.connect_timeouts += get(stats.connect_timeouts);
