@@ -938,5 +938,25 @@ TEST(ReactorTest, ProxyListenerRefusesMissingMalformedAndLateHeaders) {
   g->Join();
 }
 
+TEST(ReactorTest, StopClosesConnectionsStillWaitingForTheirProxyHeader) {
+  Hooks hooks;
+  std::atomic<int> callbacks{0};
+  hooks.on_open = [&](Shard&, ConnId, const PeerInfo&, absl::Span<const uint8_t>) { ++callbacks; };
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason, void*) { ++callbacks; };
+  auto g =
+      MakeGroup(&hooks, 2, [](ShardGroup::Options& o) { o.listeners[0].proxy_protocol = true; });
+  ASSERT_TRUE(g);
+  int fd = Connect(g->BoundPorts()[0]);
+  ASSERT_TRUE(SendAll(fd, "PROXY TCP4 "));
+  ASSERT_TRUE(WaitFor([&] { return g->counters(0).accepted + g->counters(1).accepted == 1; }));
+  g->Stop();
+  g->Join();
+  EXPECT_TRUE(ReadEof(fd));
+  close(fd);
+  EXPECT_EQ(callbacks.load(), 0);
+  EXPECT_EQ(g->counters(0).closed + g->counters(1).closed, 1u);
+  EXPECT_EQ(g->open_connections(), 0);
+}
+
 }  // namespace
 }  // namespace shardmq::shard
