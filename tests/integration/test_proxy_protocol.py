@@ -171,8 +171,8 @@ def test_missing_or_malformed_header_is_refused_at_once(proxy_broker, header):
     assert time.monotonic() - started < 3
     assert wait_until(lambda: refused_proxy(broker) == 1)
     assert "bad" not in addresses(broker)
-    assert any("refused a connection from 127.0.0.1:" in line and "PROXY" in line
-               for line in broker.log_lines), broker.log()
+    assert wait_until(lambda: any("refused a connection from 127.0.0.1:" in line
+                                  and "PROXY" in line for line in broker.log_lines)), broker.log()
     # Others carry on, on both listeners.
     bystander.send(raw.pingreq())
     bystander.expect(raw.PINGRESP)
