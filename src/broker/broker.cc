@@ -145,8 +145,7 @@ class Broker::Impl {
                   "subscribers, %d at full queues; %d publisher pauses, %d takeovers, "
                   "%d keep-alive timeouts, %d protocol errors, %d wills; refused %d "
                   "connections (%d over max, %d per address, %d connect rate, %d PROXY "
-                  "header), %d connect "
-                  "timeouts, %d publishers throttled",
+                  "header), %d connect timeouts, %d publishers throttled",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),
                   counters.handoffs_out.load(std::memory_order_relaxed),

@@ -71,7 +71,10 @@ class ShardHandler {
   // (they come before anything OnData delivers). The span is valid only during
   // the call. On a TLS listener OnOpen comes at accept, before the handshake,
   // so the handler's connect timeout also bounds a stalled handshake; bytes
-  // (initial_bytes, OnData) are always plaintext.
+  // (initial_bytes, OnData) are always plaintext. On a proxy_protocol
+  // listener OnOpen comes only once the PROXY header is in, with the client
+  // address it names as `peer` (also after a hand-off), and empty
+  // initial_bytes: what followed the header arrives through OnData.
   virtual void OnOpen(ConnId id, const PeerInfo& peer, absl::Span<const uint8_t> initial_bytes) = 0;
 
   // Bytes received. The span points into the shard's provided-buffer ring and
