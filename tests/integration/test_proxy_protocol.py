@@ -226,6 +226,44 @@ def test_websocket_after_the_header(start_broker):
     assert wait_until(lambda: refused_proxy(broker) == 1)
 
 
+class TlsOverMemory:
+    """A TLS client over memory BIOs, so its first flight can share a send
+    with the PROXY header."""
+
+    def __init__(self, context, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+
+    def _pump(self, step):
+        while True:
+            try:
+                result = step()
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outgoing.read())
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed during TLS")
+                self.incoming.write(data)
+                continue
+            self.sock.sendall(self.outgoing.read())
+            return result
+
+    def send_first(self, header):
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(header + self.outgoing.read())  # header + ClientHello
+        self._pump(self.tls.do_handshake)
+
+    def write(self, data):
+        self._pump(lambda: self.tls.write(data))
+
+    def read(self, n):
+        return self._pump(lambda: self.tls.read(n))
+
+
 def test_tls_after_the_header(start_broker, certs):  # noqa: F811
     broker = start_broker("--http-listen=127.0.0.1:0", *tls_args(certs, require=False),
                           listen="tls://127.0.0.1:0?proxy_protocol=true")
@@ -238,6 +276,14 @@ def test_tls_after_the_header(start_broker, certs):  # noqa: F811
     assert client.connect("tls-behind-lb")[1] == 0
     assert addresses(broker)["tls-behind-lb"] == "203.0.113.99:8883"
     client.close()
+    # Header and ClientHello in one segment, as a balancer forwards them: the
+    # bytes after the header go on to TLS.
+    tls = TlsOverMemory(context, broker.port)
+    tls.send_first(v2("2001:db8::99", 9999))
+    tls.write(raw.connect("tls-one-segment"))
+    assert tls.read(4)[:2] == bytes([raw.CONNACK << 4, 2])
+    assert addresses(broker)["tls-one-segment"] == "[2001:db8::99]:9999"
+    tls.sock.close()
     # A TLS client that sends no header: its ClientHello is no PROXY header.
     bare = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
