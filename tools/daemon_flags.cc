@@ -42,7 +42,12 @@ ABSL_FLAG(std::vector<std::string>, listen, {"127.0.0.1:1883"},
           "mode=0660 and owner=user[:group] of the socket file, e.g. "
           "unix:///run/shardmq/mqtt.sock?mode=0660&owner=mqtt:mqtt. Repeat the "
           "flag (or separate with commas) for several listeners. The default is loopback "
-          "only; to serve the network, give e.g. --listen=0.0.0.0:1883 and --password-file.");
+          "only; to serve the network, give e.g. --listen=0.0.0.0:1883 and --password-file. "
+          "Option proxy_protocol=true (tcp://0.0.0.0:1883?proxy_protocol=true, also for tls, "
+          "ws, wss): every connection must start with a PROXY protocol v1 or v2 header (HAProxy, "
+          "cloud load balancers), and the client's address is the one in it (logs, hooks, the "
+          "admin API, --max-connections-per-address); one without is refused. Only behind a "
+          "balancer you trust: whoever reaches the port can claim any address.");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain for tls:// and wss:// listeners (TLS 1.2 and 1.3).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls-cert.");

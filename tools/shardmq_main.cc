@@ -252,6 +252,12 @@ int main(int argc, char** argv) {
                        : !config->options.tls.ca_file.empty()  ? ", client certificate optional"
                                                                : "")
                     : "");
+    if (parsed.ok() && parsed->proxy_protocol) {
+      SHARDMQ_LOG(kInfo,
+                  "listener %s: every connection must start with a PROXY protocol header (v1 or "
+                  "v2); clients are known by the address in it",
+                  bound[i]);
+    }
   }
   // Operator views: threads of their own, destroyed before the broker.
   std::unique_ptr<shardmq::SysTopicPublisher> sys_topics;

@@ -54,6 +54,9 @@ struct BrokerStats {
   uint64_t refused_listener_max_connections = 0;
   uint64_t refused_per_address = 0;
   uint64_t refused_connect_rate = 0;
+  // Sockets on a proxy_protocol listener closed before CONNECT for a
+  // missing, malformed or late PROXY header.
+  uint64_t refused_proxy_header = 0;
   uint64_t connects = 0;              // CONNECTs accepted (CONNACK 0)
   uint64_t auth_failures = 0;         // CONNECTs an authentication hook refused
   uint64_t connect_timeouts = 0;      // no complete CONNECT in time

@@ -124,6 +124,8 @@ struct Options {
   // with authentication hooks.
   //
   // Options for one listener follow a '?', joined by '&':
+  //   proxy_protocol=true  for a listener behind a load balancer that sends
+  //                        the PROXY protocol (see below).
   //   max_connections=N    connections open at once on this listener, over
   //                        all shards; beyond it new ones are closed on
   //                        accept (BrokerStats::refused_listener_max_connections).
@@ -143,6 +145,17 @@ struct Options {
   // something still accepts on the path or the path is not a socket; the
   // file is removed when the broker stops. Unix peers have no address, so
   // the per-address limits below do not apply to them.
+  //
+  // "?proxy_protocol=true" after any of them ("tcp://0.0.0.0:1883?proxy_protocol=true")
+  // is for a listener behind a load balancer that sends the PROXY protocol
+  // (v1 or v2; HAProxy's send-proxy, AWS NLB...): each connection must start
+  // with the header, before TLS or the WebSocket Upgrade, and the client
+  // address in it replaces the balancer's everywhere (hooks' ClientInfo and
+  // Accept, the admin API, logs, the per-address limits). A connection
+  // without a valid header, or without a complete one within
+  // limits.connect_timeout_ms, is closed before any hook hears of it
+  // (BrokerStats::refused_proxy_header). Enable it only where nothing but a
+  // trusted balancer can connect: anyone else could claim any address.
   std::vector<std::string> listeners = {"127.0.0.1:1883"};
 
   // Certificate, key and CA for "tls://host:port" and "wss://host:port/path"

@@ -97,11 +97,13 @@ std::string RenderPrometheus(const MetricsInput& input) {
            &BrokerStats::connections_accepted);
   PerShardReasons(w, s, "shardmq_connections_refused_total",
                   "Connections refused, by reason: at accept (max_connections, "
-                  "listener_max_connections, per_address, connect_rate) or at CONNECT (auth).",
+                  "listener_max_connections, per_address, connect_rate), for their PROXY "
+                  "header (proxy_header) or at CONNECT (auth).",
                   {{"max_connections", &BrokerStats::refused_max_connections},
                    {"listener_max_connections", &BrokerStats::refused_listener_max_connections},
                    {"per_address", &BrokerStats::refused_per_address},
                    {"connect_rate", &BrokerStats::refused_connect_rate},
+                   {"proxy_header", &BrokerStats::refused_proxy_header},
                    {"auth", &BrokerStats::auth_failures}});
   PerShard(w, s, "shardmq_connects_total", "CONNECTs accepted (CONNACK 0).",
            &BrokerStats::connects);

@@ -81,8 +81,9 @@ std::vector<std::pair<std::string, std::string>> SysTopicValues(
   add("bytes/received", num(s.bytes_received));
   add("bytes/sent", num(s.bytes_sent));
   add("connections/total", num(s.connections_accepted));
-  add("connections/refused", num(s.refused_max_connections + s.refused_listener_max_connections +
-                                 s.refused_per_address + s.refused_connect_rate + s.auth_failures));
+  add("connections/refused",
+      num(s.refused_max_connections + s.refused_listener_max_connections + s.refused_per_address +
+          s.refused_connect_rate + s.refused_proxy_header + s.auth_failures));
   if (gauges != nullptr && !gauges->empty()) {
     ShardGauges total;
     for (const ShardGauges& g : *gauges) {

@@ -57,16 +57,13 @@ class Broker::Impl {
     group_options_.address_limits.max_per_address = options_.max_connections_per_address;
     group_options_.address_limits.connects_per_second = options_.max_connect_rate_per_address;
     group_options_.batch_wait = std::chrono::microseconds(options_.batch_wait_us);
+    group_options_.proxy_header_timeout =
+        std::chrono::milliseconds(options_.limits.connect_timeout_ms);
     for (const std::string& text : options_.listeners) {
       auto parsed = net::ParseListenAddress(text);
       if (!parsed.ok()) {
         return absl::InvalidArgumentError(
             absl::StrFormat("listener %s", std::string(parsed.status().message())));
-      }
-      // Parsed but not served yet: PROXY headers.
-      if (parsed->proxy_protocol) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("listener \"%s\": proxy_protocol is not served yet", text));
       }
       if (parsed->transport == net::Transport::kUnix) {
         absl::StatusOr<shard::ShardGroup::ListenAddress> unix_listener = UnixListener(*parsed);
@@ -99,7 +96,8 @@ class Broker::Impl {
                                           .port = port,
                                           .tls = std::move(tls),
                                           .ws = std::move(ws),
-                                          .max_connections = parsed->max_connections});
+                                          .max_connections = parsed->max_connections,
+                                          .proxy_protocol = parsed->proxy_protocol});
     }
     return absl::OkStatus();
   }
@@ -120,6 +118,7 @@ class Broker::Impl {
     listener.unix_uid = owner->uid;
     listener.unix_gid = owner->gid;
     listener.max_connections = parsed.max_connections;
+    listener.proxy_protocol = parsed.proxy_protocol;
     return listener;
   }
 
@@ -172,8 +171,8 @@ class Broker::Impl {
                   "subscribers, %d at full queues; %d publisher pauses, %d takeovers, "
                   "%d keep-alive timeouts, %d protocol errors, %d wills; refused %d "
                   "connections (%d over max, %d over a listener's max, %d per address, %d "
-                  "connect rate), %d connect "
-                  "timeouts, %d publishers throttled",
+                  "connect rate, %d PROXY header), %d connect timeouts, %d publishers "
+                  "throttled",
                   i, counters.accepted.load(std::memory_order_relaxed),
                   counters.handoffs_in.load(std::memory_order_relaxed),
                   counters.handoffs_out.load(std::memory_order_relaxed),
@@ -190,11 +189,13 @@ class Broker::Impl {
                   counters.rejected_max_connections.load(std::memory_order_relaxed) +
                       counters.rejected_listener_max_connections.load(std::memory_order_relaxed) +
                       counters.rejected_per_address.load(std::memory_order_relaxed) +
-                      counters.rejected_connect_rate.load(std::memory_order_relaxed),
+                      counters.rejected_connect_rate.load(std::memory_order_relaxed) +
+                      counters.rejected_proxy_header.load(std::memory_order_relaxed),
                   counters.rejected_max_connections.load(std::memory_order_relaxed),
                   counters.rejected_listener_max_connections.load(std::memory_order_relaxed),
                   counters.rejected_per_address.load(std::memory_order_relaxed),
                   counters.rejected_connect_rate.load(std::memory_order_relaxed),
+                  counters.rejected_proxy_header.load(std::memory_order_relaxed),
                   stats.connect_timeouts.load(std::memory_order_relaxed),
                   stats.publishers_throttled.load(std::memory_order_relaxed));
     }
@@ -290,6 +291,7 @@ class Broker::Impl {
     out.refused_listener_max_connections += get(counters.rejected_listener_max_connections);
     out.refused_per_address += get(counters.rejected_per_address);
     out.refused_connect_rate += get(counters.rejected_connect_rate);
+    out.refused_proxy_header += get(counters.rejected_proxy_header);
     out.connects += get(stats.connects);
     out.auth_failures += get(stats.auth_failures);
     out.connect_timeouts += get(stats.connect_timeouts);

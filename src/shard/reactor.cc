@@ -14,12 +14,14 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "absl/strings/str_format.h"
 #include "base/check.h"
 #include "base/log.h"
 #include "base/log_throttle.h"
+#include "net/proxy_protocol.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
 #include "shard/ws_session.h"
@@ -128,7 +130,9 @@ PeerInfo PeerOf(int fd, int listener_index) {
 
 }  // namespace
 
-enum class Shard::ConnState : uint8_t { kFree, kOpen, kClosing, kHandingOff };
+// kProxyHeader: accepted on a proxy_protocol listener, header not complete;
+// the handler has not heard of the connection (no OnOpen yet).
+enum class Shard::ConnState : uint8_t { kFree, kProxyHeader, kOpen, kClosing, kHandingOff };
 
 // One queued output slice. Copy blocks own `owned` (capacity `cap`, bytes
 // [0, len) queued); external slices reference `data` and hold `ref`.
@@ -169,6 +173,20 @@ struct Shard::HandoffPayload {
   std::unique_ptr<TlsSession> tls;
   // WebSocket connections: likewise, with input not decoded yet inside.
   std::unique_ptr<WsSession> ws;
+  // PROXY protocol connections: the client's address from the header, which
+  // getpeername on the target would not give (it names the balancer).
+  std::optional<PeerInfo> peer;
+};
+
+// A connection accepted on a proxy_protocol listener (about 170 bytes, off
+// the slot so plain connections do not pay for it).
+struct Shard::ProxyState {
+  // The socket's peer (the balancer) until the header is in, then the
+  // client's address from it. Kept for hand-offs.
+  PeerInfo peer;
+  // Bytes read while the header was incomplete; emptied once it is in.
+  std::vector<uint8_t> header;
+  TimerId timer;  // proxy_header_timeout
 };
 
 // A connection slot. About 96 bytes while idle (no output, no hand-off): the
@@ -196,8 +214,9 @@ struct Shard::Conn {
   std::vector<OutChunk> out;
   SendCtx* send_ctx = nullptr;
   std::unique_ptr<HandoffPayload> handoff;
-  std::unique_ptr<TlsSession> tls;  // null for plain TCP
-  std::unique_ptr<WsSession> ws;    // null unless a ws:// or wss:// listener
+  std::unique_ptr<TlsSession> tls;    // null for plain TCP
+  std::unique_ptr<WsSession> ws;      // null unless a ws:// or wss:// listener
+  std::unique_ptr<ProxyState> proxy;  // null unless a proxy_protocol listener
 };
 
 Shard::Shard(ShardGroup* group, int id, int shard_count)
@@ -406,6 +425,7 @@ Shard::Conn* Shard::Lookup(ConnId id) {
 const Shard::Conn* Shard::Lookup(ConnId id) const { return const_cast<Shard*>(this)->Lookup(id); }
 
 bool Shard::ReadingWanted(const Conn& c) const {
+  if (c.state == ConnState::kProxyHeader) return true;
   return c.state == ConnState::kOpen && !c.user_paused && c.bp_pauses == 0;
 }
 
@@ -420,6 +440,14 @@ void Shard::MarkDirty(uint32_t index) {
 ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key address_key,
                               absl::Span<const uint8_t> initial, std::unique_ptr<TlsSession> tls,
                               std::unique_ptr<WsSession> ws) {
+  const uint32_t index =
+      NewConn(fd, peer.listener_index, address_key, std::move(tls), std::move(ws));
+  ArmRecv(index);
+  return OpenConn(index, peer, initial);
+}
+
+uint32_t Shard::NewConn(int fd, int listener_index, AddressLimiter::Key address_key,
+                        std::unique_ptr<TlsSession> tls, std::unique_ptr<WsSession> ws) {
   uint32_t index;
   if (free_head_ != UINT32_MAX) {
     index = free_head_;
@@ -431,13 +459,18 @@ ConnId Shard::AdoptConnection(int fd, const PeerInfo& peer, AddressLimiter::Key 
   Conn& c = conns_[index];
   c.fd = fd;
   c.state = ConnState::kOpen;
-  c.listener_index = static_cast<int8_t>(peer.listener_index);
+  c.listener_index = static_cast<int8_t>(listener_index);
   c.address_key = address_key;
   c.tls = std::move(tls);
   c.ws = std::move(ws);
+  return index;
+}
+
+ConnId Shard::OpenConn(uint32_t index, const PeerInfo& peer, absl::Span<const uint8_t> initial) {
+  Conn& c = conns_[index];
+  c.state = ConnState::kOpen;
   ++open_count_;
   const ConnId id{index, c.generation};
-  ArmRecv(index);
   current_conn_ = id;
   handler_->OnOpen(id, peer, initial);
   current_conn_ = ConnId{};
@@ -517,6 +550,7 @@ void Shard::MaybeFinalize(uint32_t index) {
     h->address_key = c.address_key;
     h->tls = std::move(c.tls);
     h->ws = std::move(c.ws);
+    if (c.proxy != nullptr) h->peer = c.proxy->peer;
     const int target = h->target;
     ShardCounters::Inc(counters_.handoffs_out);
     PostImpl(target, MailItem{kMailHandoff, 0, h.release(), 0}, /*pause_current=*/false);
@@ -535,6 +569,10 @@ void Shard::MaybeFinalize(uint32_t index) {
   c.handoff.reset();
   c.tls.reset();
   c.ws.reset();
+  if (c.proxy != nullptr) {
+    CancelTimer(c.proxy->timer);
+    c.proxy.reset();
+  }
   c.fd = -1;
   c.state = ConnState::kFree;
   c.generation = (c.generation + 1) & kGenMask;
@@ -1023,7 +1061,114 @@ void Shard::AcceptAdmitted(int fd, const PeerInfo& peer, AddressLimiter::Key key
     group_->ConnectionClosed(peer.listener_index, key, NowNs());
     return;
   }
+  if (listener.proxy_protocol) {
+    AwaitProxyHeader(fd, peer, std::move(tls), std::move(ws));
+    return;
+  }
   AdoptConnection(fd, peer, key, {}, std::move(tls), std::move(ws));
+}
+
+void Shard::AwaitProxyHeader(int fd, const PeerInfo& peer, std::unique_ptr<TlsSession> tls,
+                             std::unique_ptr<WsSession> ws) {
+  const uint32_t index =
+      NewConn(fd, peer.listener_index, AddressLimiter::kNoKey, std::move(tls), std::move(ws));
+  Conn& c = conns_[index];
+  c.state = ConnState::kProxyHeader;
+  c.proxy = std::make_unique<ProxyState>();
+  c.proxy->peer = peer;
+  const ConnId id{index, c.generation};
+  c.proxy->timer = ScheduleTimer(group_->options_.proxy_header_timeout, [this, id] {
+    if (conns_[id.index].generation != id.generation ||
+        conns_[id.index].state != ConnState::kProxyHeader) {
+      return;
+    }
+    conns_[id.index].proxy->timer = TimerId{};
+    RefuseProxyHeader(id.index, "no complete PROXY header in time");
+  });
+  ArmRecv(index);
+}
+
+void Shard::OnProxyBytes(uint32_t index, absl::Span<const uint8_t> bytes) {
+  ProxyState& p = *conns_[index].proxy;
+  // Most headers come whole in the first read: parse it in place, and copy
+  // only what has to wait for more.
+  absl::Span<const uint8_t> input = bytes;
+  if (!p.header.empty()) {
+    p.header.insert(p.header.end(), bytes.begin(), bytes.end());
+    input = p.header;
+  }
+  const net::ProxyHeaderResult r = net::ParseProxyHeader(input);
+  if (r.status == net::ProxyHeaderStatus::kNeedMore) {
+    if (p.header.empty()) p.header.assign(bytes.begin(), bytes.end());
+    return;
+  }
+  if (r.status == net::ProxyHeaderStatus::kError) {
+    RefuseProxyHeader(index, r.error);
+    return;
+  }
+  if (r.has_source) {
+    p.peer.addr = r.source;
+    p.peer.addr_len = r.source_length;
+  }
+  // The slot's buffer goes if the handler closes the connection in OnOpen;
+  // the bytes after the header must outlive that.
+  const std::vector<uint8_t> buffered = std::move(p.header);
+  p.header = {};
+  if (!buffered.empty()) input = buffered;
+  OpenProxied(index, input.subspan(r.consumed));
+}
+
+void Shard::OpenProxied(uint32_t index, absl::Span<const uint8_t> after_header) {
+  Conn& c = conns_[index];
+  CancelTimer(c.proxy->timer);
+  c.proxy->timer = TimerId{};
+  const PeerInfo peer = c.proxy->peer;
+  // The per-address limits are about clients, so they apply to the address
+  // in the header, not to the balancer's.
+  AddressLimiter::Key key = AddressLimiter::kNoKey;
+  if (!AdmitAddress(peer, &key)) {
+    DropUnopened(index);
+    return;
+  }
+  c.address_key = key;
+  const bool plain = c.tls == nullptr && c.ws == nullptr;
+  if (c.tls != nullptr) {
+    c.tls->Feed(after_header);  // a ClientHello; OpenConn pumps it
+  } else if (c.ws != nullptr) {
+    c.ws->Feed(after_header);  // an HTTP Upgrade request
+  }
+  // initial_bytes stays empty: to the handler this is a fresh accept (accept
+  // hooks run), and the client's first bytes arrive as data.
+  const ConnId id = OpenConn(index, peer, {});
+  if (plain && !after_header.empty() && IsOpen(id)) {
+    current_conn_ = id;
+    handler_->OnData(id, after_header);
+    current_conn_ = ConnId{};
+  }
+}
+
+void Shard::RefuseProxyHeader(uint32_t index, std::string_view why) {
+  ShardCounters::Inc(counters_.rejected_proxy_header);
+  SHARDMQ_LOG_THROTTLED(kWarning,
+                        "refused a connection from %s on a PROXY protocol listener: %s "
+                        "(is it behind a balancer that sends the header?)",
+                        conns_[index].proxy->peer.ToString(), why);
+  DropUnopened(index);
+}
+
+void Shard::DropUnopened(uint32_t index) {
+  Conn& c = conns_[index];
+  SHARDMQ_DCHECK(c.state == ConnState::kProxyHeader);
+  c.state = ConnState::kClosing;
+  c.abort = true;
+  if (c.recv_armed) {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel_fd(sqe, c.fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, Ud(kOpCancel, index, c.generation));
+    ++inflight_ops_;
+    c.recv_cancel_pending = true;
+  }
+  MaybeFinalize(index);
 }
 
 void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
@@ -1039,7 +1184,9 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
     } else {
       PeerInfo peer = PeerOf(fd, l.index);
       AddressLimiter::Key key = AddressLimiter::kNoKey;
-      if (AdmitAddress(peer, &key)) {
+      // Behind a balancer the socket's peer is the balancer: the limits wait
+      // for the client's address in the PROXY header (OpenProxied).
+      if (group_->options_.listeners[l.index].proxy_protocol || AdmitAddress(peer, &key)) {
         AcceptAdmitted(fd, peer, key);
       } else {
         group_->ConnectionClosed(l.index, AddressLimiter::kNoKey, NowNs());
@@ -1073,8 +1220,10 @@ void Shard::OnRecvCqe(uint32_t index, int res, uint32_t flags) {
       const absl::Span<const uint8_t> data(buffers_ + size_t{bid} * buf_size_,
                                            static_cast<size_t>(res));
       Conn& c = conns_[index];
-      if ((c.tls != nullptr || c.ws != nullptr) &&
-          (c.state == ConnState::kOpen || (c.state == ConnState::kHandingOff && !c.abort))) {
+      if (c.state == ConnState::kProxyHeader && !final_drain_) {
+        OnProxyBytes(index, data);  // may open the connection and deliver data
+      } else if ((c.tls != nullptr || c.ws != nullptr) &&
+                 (c.state == ConnState::kOpen || (c.state == ConnState::kHandingOff && !c.abort))) {
         // Ciphertext or frames: decoded here, or by the target shard after a
         // hand-off.
         if (c.tls != nullptr) {
@@ -1096,7 +1245,10 @@ void Shard::OnRecvCqe(uint32_t index, int res, uint32_t flags) {
     ReturnBuffer(bid);  // the handler has copied what it keeps
   }
   Conn& c = conns_[index];
-  if (res == 0) {
+  if (c.state == ConnState::kProxyHeader &&
+      (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))) {
+    DropUnopened(index);  // gone before its header was in (a balancer's TCP check)
+  } else if (res == 0) {
     if (c.state == ConnState::kOpen) StartClosing(index, CloseReason::kPeerClosed, true);
     // kHandingOff: the target will see the EOF itself.
   } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
@@ -1249,8 +1401,18 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
       return;
     }
     ShardCounters::Inc(counters_.handoffs_in);
-    AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->address_key, h->bytes,
-                    std::move(h->tls), std::move(h->ws));
+    if (!h->peer.has_value()) {
+      AdoptConnection(h->fd, PeerOf(h->fd, h->listener_index), h->address_key, h->bytes,
+                      std::move(h->tls), std::move(h->ws));
+      return;
+    }
+    // The PROXY header's address travels with the connection.
+    const uint32_t index =
+        NewConn(h->fd, h->listener_index, h->address_key, std::move(h->tls), std::move(h->ws));
+    conns_[index].proxy = std::make_unique<ProxyState>();
+    conns_[index].proxy->peer = *h->peer;
+    ArmRecv(index);
+    OpenConn(index, *h->peer, h->bytes);
     return;
   }
   SHARDMQ_LOG(kError, "shard %d: unknown internal mail kind %#x", id_, item.kind);
@@ -1409,6 +1571,7 @@ void Shard::BeginShutdown() {
   handler_->OnShutdown();
   for (uint32_t i = 0; i < conns_.size(); ++i) {
     if (conns_[i].state == ConnState::kOpen) StartClosing(i, CloseReason::kShutdown, true);
+    if (conns_[i].state == ConnState::kProxyHeader) DropUnopened(i);
   }
 }
 
@@ -1420,6 +1583,8 @@ void Shard::ShutdownTick() {
     if (c.state == ConnState::kFree) continue;
     if (c.state == ConnState::kOpen) {  // opened after BeginShutdown (hand-off race)
       StartClosing(i, CloseReason::kShutdown, true);
+    } else if (c.state == ConnState::kProxyHeader) {
+      DropUnopened(i);
     }
     any = true;
     if (late && !c.abort && c.state != ConnState::kFree) {

@@ -39,6 +39,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -70,7 +71,10 @@ class ShardHandler {
   // (they come before anything OnData delivers). The span is valid only during
   // the call. On a TLS listener OnOpen comes at accept, before the handshake,
   // so the handler's connect timeout also bounds a stalled handshake; bytes
-  // (initial_bytes, OnData) are always plaintext.
+  // (initial_bytes, OnData) are always plaintext. On a proxy_protocol
+  // listener OnOpen comes only once the PROXY header is in, with the client
+  // address it names as `peer` (also after a hand-off), and empty
+  // initial_bytes: what followed the header arrives through OnData.
   virtual void OnOpen(ConnId id, const PeerInfo& peer, absl::Span<const uint8_t> initial_bytes) = 0;
 
   // Bytes received. The span points into the shard's provided-buffer ring and
@@ -112,6 +116,9 @@ struct ShardCounters {
   // many connections open, or opened them too fast (AddressLimiter).
   std::atomic<uint64_t> rejected_per_address{0};
   std::atomic<uint64_t> rejected_connect_rate{0};
+  // Connections on a proxy_protocol listener closed before the handler heard
+  // of them: no PROXY header, a malformed one, or none within the timeout.
+  std::atomic<uint64_t> rejected_proxy_header{0};
   std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> closed{0};
   std::atomic<uint64_t> handoffs_out{0};
@@ -286,6 +293,7 @@ class Shard {
   struct SendCtx;
   struct Listener;
   struct HandoffPayload;
+  struct ProxyState;
   struct ReturnBatch;
   enum class ConnState : uint8_t;
   friend class RefCounted;
@@ -335,6 +343,21 @@ class Shard {
                          absl::Span<const uint8_t> initial,
                          std::unique_ptr<TlsSession> tls = nullptr,
                          std::unique_ptr<WsSession> ws = nullptr);
+  // AdoptConnection in two steps: a slot (receive not armed yet), then
+  // OnOpen and the transforms' first pump.
+  uint32_t NewConn(int fd, int listener_index, AddressLimiter::Key address_key,
+                   std::unique_ptr<TlsSession> tls, std::unique_ptr<WsSession> ws);
+  ConnId OpenConn(uint32_t index, const PeerInfo& peer, absl::Span<const uint8_t> initial);
+  // PROXY protocol listeners: the connection reads its header first
+  // (kProxyHeader, unknown to the handler), then opens with the header's
+  // address and passes the bytes after it on; or is dropped.
+  void AwaitProxyHeader(int fd, const PeerInfo& peer, std::unique_ptr<TlsSession> tls,
+                        std::unique_ptr<WsSession> ws);
+  void OnProxyBytes(uint32_t index, absl::Span<const uint8_t> bytes);
+  void OpenProxied(uint32_t index, absl::Span<const uint8_t> after_header);
+  void RefuseProxyHeader(uint32_t index, std::string_view why);
+  // Closes a connection the handler never heard of (no OnClosed).
+  void DropUnopened(uint32_t index);
   // Runs the transforms (TLS, then WebSocket) after bytes arrived: handshake
   // answers, alerts and control frames go to the output queue, the
   // handler's bytes to OnData. Closes the connection when one fails.

@@ -65,6 +65,11 @@ class ShardGroup {
     // the group-wide max_connections. Accepted sockets beyond it are closed
     // at once (counted in rejected_listener_max_connections).
     uint32_t max_connections = 0;
+    // Every connection starts with a PROXY protocol v1/v2 header (read before
+    // TLS and WebSocket); the handler hears of it only once the header is in,
+    // with the client address the header names. No header, a malformed one or
+    // none within proxy_header_timeout: closed (rejected_proxy_header).
+    bool proxy_protocol = false;
   };
 
   struct Options {
@@ -78,6 +83,9 @@ class ShardGroup {
     // Per source address: connections open at once and new ones per second
     // (AddressLimiter); 0 turns either off.
     AddressLimiter::Options address_limits;
+    // How long a connection on a proxy_protocol listener may take to send its
+    // PROXY header (the broker passes its connect timeout).
+    std::chrono::milliseconds proxy_header_timeout{10000};
     // Provided-buffer ring per shard: count (power of two) x size bytes.
     uint32_t recv_buffer_count = 512;
     uint32_t recv_buffer_size = 16 * 1024;

@@ -41,6 +41,7 @@ TEST(PrometheusTest, PerShardCountersWithLabels) {
   input.shards[1].dropped_queue_full = 4;
   input.shards[0].connections_accepted = 11;
   input.shards[1].refused_per_address = 2;
+  input.shards[0].refused_proxy_header = 5;
   input.version = "9.9";
   Parsed p = Parse(RenderPrometheus(input));
   EXPECT_EQ(p.samples["shardmq_messages_received_total{shard=\"0\",qos=\"0\"}"], "7");
@@ -49,6 +50,8 @@ TEST(PrometheusTest, PerShardCountersWithLabels) {
   EXPECT_EQ(p.samples["shardmq_connections_accepted_total{shard=\"0\"}"], "11");
   EXPECT_EQ(p.samples["shardmq_connections_refused_total{shard=\"1\",reason=\"per_address\"}"],
             "2");
+  EXPECT_EQ(p.samples["shardmq_connections_refused_total{shard=\"0\",reason=\"proxy_header\"}"],
+            "5");
   EXPECT_EQ(p.samples["shardmq_info{version=\"9.9\"}"], "1");
   EXPECT_EQ(p.types["shardmq_messages_received_total"], "counter");
   // Without gauges they are left out, and gauges_up says so.

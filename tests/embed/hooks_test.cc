@@ -689,6 +689,51 @@ TEST(TlsIdentityAsUsername, NeedsACaAndLeavesPlainTcpAlone) {
   EXPECT_FALSE(from_certificate);
 }
 
+// Behind a load balancer (proxy_protocol=true) the hooks see the client's
+// address from the PROXY header, not the balancer's (127.0.0.1); on two
+// shards, so some connections are handed off to their home shard first.
+TEST(ProxyProtocol, HooksSeeTheAddressInTheHeader) {
+  Options options;
+  options.shards = 2;
+  options.listeners = {"tcp://127.0.0.1:0?proxy_protocol=true"};
+  std::mutex mutex;
+  std::vector<std::string> accepted;
+  std::map<std::string, std::string> authenticated;  // client id -> address
+  auto hooks = std::make_shared<Recorder>();
+  hooks->accept = [&](std::string_view address) {
+    std::lock_guard<std::mutex> lock(mutex);
+    accepted.emplace_back(address);
+    return Decision::NoOpinion();
+  };
+  hooks->authenticate = [&](const ConnectRequest& r) {
+    std::lock_guard<std::mutex> lock(mutex);
+    authenticated[std::string(r.client.client_id)] = std::string(r.client.remote_address);
+    return AuthDecision::NoOpinion();
+  };
+  options.hooks.push_back(hooks);
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  ASSERT_TRUE((*broker)->Start().ok());
+  const std::string address = (*broker)->BoundAddresses().at(0);
+  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  for (int i = 0; i < 4; ++i) {
+    TestClient client(ProtocolVersion::kV5);
+    ASSERT_TRUE(client.Open(port));
+    client.SendRaw(Cat("PROXY TCP4 203.0.113.", i, " 10.0.0.1 ", 5000 + i, " 1883\r\n"));
+    EXPECT_EQ(client.Connect(Cat("lb-", i)), 0);
+  }
+  (*broker)->Close();
+  (*broker)->Wait();
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(accepted.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_NE(std::find(accepted.begin(), accepted.end(), Cat("203.0.113.", i, ":", 5000 + i)),
+              accepted.end())
+        << i;
+    EXPECT_EQ(authenticated[Cat("lb-", i)], Cat("203.0.113.", i, ":", 5000 + i));
+  }
+}
+
 TEST(InlineClient, UnavailableAfterTheBrokerStops) {
   Options options;
   options.shards = 1;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -70,6 +71,16 @@ class TestClient {
     if (path.size() >= sizeof(addr.sun_path)) return false;
     std::memcpy(addr.sun_path, path.data(), path.size());
     return ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+
+  // Bytes as they are (a PROXY protocol header, say).
+  void SendRaw(std::string_view bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t r = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (r <= 0) return;
+      sent += static_cast<size_t>(r);
+    }
   }
 
   void Send(const mqtt::Packet& packet) {

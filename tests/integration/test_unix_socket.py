@@ -195,7 +195,9 @@ def test_listener_max_connections(start_broker, socket_dir):
     third = raw.Client(bounded)
     assert closed_at_connect(third), "the third connection on a 2-connection listener stayed open"
     assert wait_until(lambda: refused_by_listener(broker) == 1), refused_by_listener(broker)
-    assert "refused a connection on listener 127.0.0.1:" in broker.log()
+    # The log is read by another thread: wait for the line rather than race it.
+    assert wait_until(lambda: "refused a connection on listener 127.0.0.1:" in broker.log()), \
+        broker.log()
 
     # Other listeners count their own.
     elsewhere = raw.connected(free, "elsewhere")

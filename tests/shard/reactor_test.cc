@@ -844,5 +844,119 @@ TEST(ReactorTest, LastUnrefOffAShardLoopDeletesAtOnce) {
   EXPECT_EQ(freed_elsewhere.load(), 0);
 }
 
+// PROXY protocol listeners: the handler hears of a connection only once its
+// header is in, with the header's address, also after a hand-off; the bytes
+// after the header are delivered as data, however the reads split them.
+TEST(ReactorTest, ProxyHeaderNamesThePeerAndKeepsTheBytesAfterIt) {
+  Hooks hooks;
+  std::mutex mu;
+  std::vector<std::string> peers;  // "<shard>:<peer>:<initial bytes>"
+  hooks.on_open = [&](Shard& s, ConnId id, const PeerInfo& peer, absl::Span<const uint8_t> init) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      peers.push_back(std::to_string(s.id()) + ":" + peer.ToString() + ":" + Str(init));
+    }
+    if (!init.empty()) {  // a hand-off: echo what the old shard read
+      s.SetUserData(id, reinterpret_cast<void*>(uintptr_t{1}));
+      s.Send(id, init);
+    }
+  };
+  hooks.on_data = [&](Shard& s, ConnId id, absl::Span<const uint8_t> b) {
+    if (s.UserData(id) == nullptr && Str(b).starts_with("MOVE")) {
+      s.HandOff(id, (s.id() + 1) % s.shard_count(), b);  // arrives with OnOpen(initial)
+      return;
+    }
+    s.SetUserData(id, reinterpret_cast<void*>(uintptr_t{1}));
+    s.Send(id, b);
+  };
+  auto g =
+      MakeGroup(&hooks, 2, [](ShardGroup::Options& o) { o.listeners[0].proxy_protocol = true; });
+  ASSERT_TRUE(g);
+  const uint16_t port = g->BoundPorts()[0];
+  // Header and data in one send.
+  int fd = Connect(port);
+  ASSERT_TRUE(SendAll(fd, "PROXY TCP4 203.0.113.7 10.0.0.1 5555 1883\r\nHELLO"));
+  EXPECT_EQ(ReadN(fd, 5), "HELLO");
+  close(fd);
+  // Split one byte at a time, header and data.
+  fd = Connect(port);
+  const std::string split = "PROXY TCP6 2001:db8::7 ::1 4000 1883\r\nSPLIT";
+  for (char c : split) {
+    ASSERT_TRUE(SendAll(fd, std::string(1, c)));
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(ReadN(fd, 5), "SPLIT");
+  close(fd);
+  // Handed off to the other shard: the header's address goes along.
+  fd = Connect(port);
+  ASSERT_TRUE(SendAll(fd, "PROXY TCP4 198.51.100.1 10.0.0.1 6000 1883\r\nMOVE"));
+  EXPECT_EQ(ReadN(fd, 4), "MOVE");
+  close(fd);
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_EQ(peers.size(), 4u);
+  EXPECT_EQ(peers[0].substr(2), "203.0.113.7:5555:");
+  EXPECT_EQ(peers[1].substr(2), "[2001:db8::7]:4000:");
+  EXPECT_EQ(peers[2].substr(2), "198.51.100.1:6000:");
+  EXPECT_EQ(peers[3].substr(2), "198.51.100.1:6000:MOVE");
+  EXPECT_NE(peers[2][0], peers[3][0]);  // another shard
+  g->Stop();
+  g->Join();
+}
+
+TEST(ReactorTest, ProxyListenerRefusesMissingMalformedAndLateHeaders) {
+  Hooks hooks;
+  std::atomic<int> opens{0};
+  std::atomic<int> closes{0};
+  hooks.on_open = [&](Shard&, ConnId, const PeerInfo&, absl::Span<const uint8_t>) { ++opens; };
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason, void*) { ++closes; };
+  auto g = MakeGroup(&hooks, 1, [](ShardGroup::Options& o) {
+    o.listeners[0].proxy_protocol = true;
+    o.proxy_header_timeout = 200ms;
+  });
+  ASSERT_TRUE(g);
+  const uint16_t port = g->BoundPorts()[0];
+  for (const char* bad : {"PROXY TCP4 1.2.3 10.0.0.1 5555 1883\r\n", "CONNECT", "\r\n\r\n\x01"}) {
+    int fd = Connect(port);
+    ASSERT_TRUE(SendAll(fd, bad));
+    EXPECT_TRUE(ReadEof(fd)) << bad;
+    close(fd);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  int partial = Connect(port);
+  ASSERT_TRUE(SendAll(partial, "PROXY TCP4 1.2"));
+  EXPECT_TRUE(ReadEof(partial));  // at the timeout
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+  close(partial);
+  // A peer that leaves before its header is in is just gone (a TCP health check).
+  close(Connect(port));
+  EXPECT_TRUE(WaitFor([&] { return g->counters(0).closed.load() == 5; }));
+  EXPECT_EQ(g->counters(0).rejected_proxy_header.load(), 4u);
+  EXPECT_EQ(g->open_connections(), 0);
+  EXPECT_EQ(opens.load(), 0);
+  EXPECT_EQ(closes.load(), 0);  // the handler never heard of them
+  g->Stop();
+  g->Join();
+}
+
+TEST(ReactorTest, StopClosesConnectionsStillWaitingForTheirProxyHeader) {
+  Hooks hooks;
+  std::atomic<int> callbacks{0};
+  hooks.on_open = [&](Shard&, ConnId, const PeerInfo&, absl::Span<const uint8_t>) { ++callbacks; };
+  hooks.on_closed = [&](Shard&, ConnId, CloseReason, void*) { ++callbacks; };
+  auto g =
+      MakeGroup(&hooks, 2, [](ShardGroup::Options& o) { o.listeners[0].proxy_protocol = true; });
+  ASSERT_TRUE(g);
+  int fd = Connect(g->BoundPorts()[0]);
+  ASSERT_TRUE(SendAll(fd, "PROXY TCP4 "));
+  ASSERT_TRUE(WaitFor([&] { return g->counters(0).accepted + g->counters(1).accepted == 1; }));
+  g->Stop();
+  g->Join();
+  EXPECT_TRUE(ReadEof(fd));
+  close(fd);
+  EXPECT_EQ(callbacks.load(), 0);
+  EXPECT_EQ(g->counters(0).closed + g->counters(1).closed, 1u);
+  EXPECT_EQ(g->open_connections(), 0);
+}
+
 }  // namespace
 }  // namespace shardmq::shard
