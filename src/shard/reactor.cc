@@ -898,14 +898,14 @@ bool Shard::AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key) {
       SHARDMQ_LOG_THROTTLED(kWarning,
                             "refused a connection from %s: it has %d open, the most one address "
                             "may (--max-connections-per-address)",
-                            peer.ToString(), group_->options_.address_limits.max_per_address);
+                            peer.ToString(), group_->address_limits().max_per_address);
       return false;
     case AddressLimiter::Verdict::kTooFast:
       ShardCounters::Inc(counters_.rejected_connect_rate);
       SHARDMQ_LOG_THROTTLED(kWarning,
                             "refused a connection from %s: more than %d new connections a "
                             "second from it (--max-connect-rate-per-address)",
-                            peer.ToString(), group_->options_.address_limits.connects_per_second);
+                            peer.ToString(), group_->address_limits().connects_per_second);
       return false;
   }
   return false;
@@ -951,13 +951,13 @@ void Shard::OnAcceptCqe(uint32_t li, int res, uint32_t flags) {
     if (stopping_ || final_drain_) {
       ::close(fd);
     } else if (group_->open_connections_.fetch_add(1, std::memory_order_relaxed) >=
-               group_->options_.max_connections) {
+               group_->max_connections()) {
       group_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
       ShardCounters::Inc(counters_.rejected_max_connections);
       SHARDMQ_LOG_THROTTLED(kWarning,
                             "refused a connection: %d open, the most allowed "
                             "(--max-connections)",
-                            group_->options_.max_connections);
+                            group_->max_connections());
       ::close(fd);
     } else {
       PeerInfo peer = PeerOf(fd, l.index);

@@ -126,6 +126,14 @@ class ShardGroup {
   // Total connections open across the group (any thread).
   int64_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
 
+  // Changes Options::max_connections and Options::address_limits while the
+  // group runs (any thread, before or after Start()). They apply to sockets
+  // accepted from then on; connections already open are never closed for
+  // them, so a lowered bound is reached by attrition.
+  void SetConnectionLimits(int64_t max_connections, const AddressLimiter::Options& per_address);
+  int64_t max_connections() const { return max_connections_.load(std::memory_order_relaxed); }
+  AddressLimiter::Options address_limits() const { return address_limiter_->options(); }
+
   ~ShardGroup();
 
  private:
@@ -144,6 +152,9 @@ class ShardGroup {
   std::vector<uint16_t> bound_ports_;
   std::vector<std::thread> threads_;
   std::atomic<int64_t> open_connections_{0};
+  // Options::max_connections, changeable at run time (relaxed: one bound,
+  // read once per accept).
+  std::atomic<int64_t> max_connections_{0};
   std::unique_ptr<AddressLimiter> address_limiter_;
   // A connection's fd was closed: uncount it (any shard thread).
   void ConnectionClosed(AddressLimiter::Key address_key, int64_t now_ns) {
