@@ -138,7 +138,8 @@ class Broker {
   // started, it returns after every shard took the new limits, so a client
   // packet that arrives afterwards meets them (DeadlineExceeded if a shard
   // took longer than 5 s: they still apply, late; Unavailable while
-  // stopping). Nothing is closed or refused retroactively.
+  // stopping; FailedPrecondition, changing nothing, from a shard thread such
+  // as a hook's). Nothing is closed or refused retroactively.
   //
   // At once, for connected clients too: max_inflight (for messages sent
   // from then on), max_queued_messages / max_queued_bytes /

@@ -152,6 +152,10 @@ class Broker::Impl {
 
   absl::Status SetLimits(const Limits& limits) {
     if (absl::Status status = CheckLimits(limits); !status.ok()) return status;
+    if (broker::OnShardThread()) {
+      // Checked before anything changes: the shards are asked and waited for.
+      return absl::FailedPreconditionError("SetLimits: not from a shard thread (a hook)");
+    }
     // Held while the shards apply, so that two callers' limits reach every
     // shard in the same order.
     std::lock_guard<std::mutex> lock(limits_mutex_);

@@ -223,6 +223,38 @@ TEST_F(RuntimeLimitsTest, InvalidLimitsAreRefusedAndChangeNothing) {
   EXPECT_EQ(client->Subscribe("b", 0, 2)->codes, std::vector<uint8_t>{0});
 }
 
+// A hook (on a shard thread) that tries to change the limits. Atomics: the
+// test thread learns of the call through a socket, which ThreadSanitizer
+// does not see as ordering.
+class ChangesLimitsInAHook : public Hooks {
+ public:
+  void OnSessionEstablished(const ClientInfo&) override {
+    Limits limits;
+    limits.max_subscriptions_per_client = 1;
+    code = static_cast<int>(broker.load()->SetLimits(limits).code());
+  }
+  std::atomic<Broker*> broker{nullptr};
+  std::atomic<int> code{-1};
+};
+
+TEST_F(RuntimeLimitsTest, AHookCannotChangeLimitsAndNothingChanges) {
+  auto hook = std::make_shared<ChangesLimitsInAHook>();
+  Options options;
+  options.hooks.push_back(hook);
+  Start(options);
+  hook->broker = broker_.get();
+  auto client = TryConnect("c");
+  ASSERT_NE(client, nullptr);
+  // Refused: it would wait on its own shard.
+  for (int i = 0; i < 300 && hook->code == -1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(hook->code, static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(broker_->limits().max_subscriptions_per_client, 10000u);
+  EXPECT_EQ(client->Subscribe("a", 0, 1)->codes, std::vector<uint8_t>{0});
+  EXPECT_EQ(client->Subscribe("b", 0, 2)->codes, std::vector<uint8_t>{0});
+}
+
 TEST_F(RuntimeLimitsTest, LimitsChangeSafelyUnderTraffic) {
   // Shards read their limits on every packet while another thread keeps
   // replacing them (ThreadSanitizer watches in the `shard` suite).
