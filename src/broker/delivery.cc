@@ -235,8 +235,7 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
   const bool online = session.connection != nullptr;
   const size_t max_messages =
       limits_.max_queued_messages * (online && qos > 0 ? kOnlineQueueSlack : 1);
-  const size_t max_bytes =
-      limits_.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
+  const size_t max_bytes = limits_.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
   if (session.queue.size() >= max_messages || session.queued_bytes + bytes > max_bytes) {
     ShardStats::Inc(stats_.dropped_queue_full);
     SHARDMQ_LOG_THROTTLED(kWarning,
