@@ -7,8 +7,60 @@
 namespace shardmq::daemon {
 namespace {
 
-// The keys a reload applies; every other changed key needs a restart.
+// The keys a reload applies besides the limits below; every other changed
+// key needs a restart.
 constexpr std::string_view kLiveKeys[] = {"log_level", "password_file", "acl_file"};
+
+// Keys of Options::limits (Broker::SetLimits). `new_connections_only`: a
+// value CONNACK tells the client (or one fixed at CONNECT), which binds a
+// connected client until it reconnects (shardmq/broker.h).
+struct LimitKey {
+  std::string_view key;
+  bool new_connections_only;
+};
+constexpr LimitKey kLimitKeys[] = {
+    {"max_publish_rate", false},
+    {"max_publish_bytes_rate", false},
+    {"max_packet_size", true},
+    {"max_inflight", false},
+    {"max_queued_messages", false},
+    {"max_queued_bytes", false},
+    {"queue_qos0_offline", false},
+    {"max_outbound_bytes", false},
+    {"max_subscriptions_per_client", false},
+    {"max_topic_length", false},
+    {"max_topic_levels", false},
+    {"topic_alias_maximum", true},
+    {"validate_utf8_payload", false},
+    {"connect_timeout_ms", false},
+    {"deny_subscribe", false},
+    {"max_session_expiry", true},
+    {"max_keepalive", true},
+    {"receive_maximum", true},
+    {"max_qos", true},
+    {"retain_available", true},
+};
+// Options' connection limits (Broker::SetConnectionLimits): for sockets
+// accepted from then on.
+constexpr std::string_view kConnectionLimitKeys[] = {
+    "max_connections", "max_connections_per_address", "max_connect_rate_per_address"};
+
+const LimitKey* FindLimitKey(std::string_view key) {
+  for (const LimitKey& limit : kLimitKeys) {
+    if (limit.key == key) return &limit;
+  }
+  return nullptr;
+}
+
+bool IsConnectionLimitKey(std::string_view key) {
+  return std::find(std::begin(kConnectionLimitKeys), std::end(kConnectionLimitKeys), key) !=
+         std::end(kConnectionLimitKeys);
+}
+
+ConnectionLimits ConnectionLimitsOf(const Options& options) {
+  return {options.max_connections, options.max_connections_per_address,
+          options.max_connect_rate_per_address};
+}
 
 const std::string* FlagValue(const DaemonConfig& config, std::string_view key) {
   for (const auto& [name, value] : config.flag_values) {
@@ -31,7 +83,17 @@ ReloadPlan PlanReload(const DaemonConfig& running, const DaemonConfig& next) {
   for (const auto& [key, value] : next.flag_values) {
     const std::string* before = FlagValue(running, key);
     if (before == nullptr || *before == value) continue;
-    if (std::find(std::begin(kLiveKeys), std::end(kLiveKeys), key) == std::end(kLiveKeys)) {
+    if (const LimitKey* limit = FindLimitKey(key); limit != nullptr) {
+      plan.limits = next.options.limits;
+      plan.limit_keys.push_back(key);
+      plan.changes.push_back(
+          absl::StrFormat("%s: %s -> %s%s", key, Shown(*before), Shown(value),
+                          limit->new_connections_only ? " (new connections only)" : ""));
+    } else if (IsConnectionLimitKey(key)) {
+      plan.connection_limits = ConnectionLimitsOf(next.options);
+      plan.limit_keys.push_back(key);
+      plan.changes.push_back(absl::StrFormat("%s: %s -> %s", key, Shown(*before), Shown(value)));
+    } else if (std::find(std::begin(kLiveKeys), std::end(kLiveKeys), key) == std::end(kLiveKeys)) {
       plan.needs_restart.push_back(key);
     }
   }
@@ -62,8 +124,25 @@ ReloadPlan PlanReload(const DaemonConfig& running, const DaemonConfig& next) {
   return plan;
 }
 
+absl::Status ApplyLimits(const ReloadPlan& plan, Broker& broker) {
+  if (plan.limits.has_value()) {
+    if (absl::Status status = broker.SetLimits(*plan.limits); !status.ok()) return status;
+  }
+  if (plan.connection_limits.has_value()) {
+    return broker.SetConnectionLimits(*plan.connection_limits);
+  }
+  return absl::OkStatus();
+}
+
 void Adopt(const DaemonConfig& next, std::string_view key, DaemonConfig* running) {
   if (key == "log_level") running->log_level = next.log_level;
+  // Every limit is applied together (ApplyLimits), so the whole struct is.
+  if (FindLimitKey(key) != nullptr) running->options.limits = next.options.limits;
+  if (IsConnectionLimitKey(key)) {
+    running->options.max_connections = next.options.max_connections;
+    running->options.max_connections_per_address = next.options.max_connections_per_address;
+    running->options.max_connect_rate_per_address = next.options.max_connect_rate_per_address;
+  }
   if (key == "password_file") running->password_file = next.password_file;
   if (key == "acl_file") running->acl_file = next.acl_file;
   const std::string* value = FlagValue(next, key);

@@ -105,8 +105,9 @@ bool ReloadAuthFiles(ReloadState& state, const shardmq::auth::AuthPaths& paths,
 
 // SIGHUP: re-reads the config file (when there is one) and applies what can
 // change while running (config_reload.h); reloads the auth files. A config
-// file that does not parse changes nothing.
-void Reload(ReloadState& state) {
+// file that does not parse, or limits the broker refuses, change nothing.
+// `broker`: the running broker, null once it is stopping.
+void Reload(ReloadState& state, shardmq::Broker* broker) {
   if (state.running.config_file.empty() && state.auth_store == nullptr) {
     SHARDMQ_LOG(kInfo, "SIGHUP: no --config, --password-file or --acl-file to reload");
     return;
@@ -128,6 +129,19 @@ void Reload(ReloadState& state) {
     }
     next = *std::move(parsed);
     plan = shardmq::daemon::PlanReload(state.running, *next);
+    // Limits first: if the broker refuses them, nothing else changes either.
+    if (!plan->limit_keys.empty()) {
+      absl::Status applied = broker == nullptr ? absl::UnavailableError("the broker is stopping")
+                                               : shardmq::daemon::ApplyLimits(*plan, *broker);
+      if (!applied.ok()) {
+        SHARDMQ_LOG(kError, "SIGHUP: %s not reloaded, nothing changed: limits refused: %s",
+                    state.running.config_file, std::string(applied.message()));
+        return;
+      }
+      for (const std::string& key : plan->limit_keys) {
+        shardmq::daemon::Adopt(*next, key, &state.running);
+      }
+    }
     for (const std::string& key : plan->needs_restart) {
       SHARDMQ_LOG(kWarning, "SIGHUP: %s changed in %s and needs a restart; the running value stays",
                   key, state.running.config_file);
@@ -313,7 +327,10 @@ int main(int argc, char** argv) {
     for (;;) {
       sigwait(&stop_signals, &signal_number);
       if (signal_number != SIGHUP) break;
-      Reload(reload_state);
+      // Held while reloading: main clears `running` under it before the
+      // broker is destroyed.
+      std::lock_guard<std::mutex> lock(stop_target.mutex);
+      Reload(reload_state, stop_target.running);
     }
     SHARDMQ_LOG(kInfo, "received %s, stopping (send it again to exit at once)",
                 signal_number == SIGINT ? "SIGINT" : "SIGTERM");

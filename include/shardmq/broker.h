@@ -16,7 +16,8 @@
 //
 // Thread safety: Create, AddHook, Start and Wait are called from one
 // controlling thread; Close may be called from any thread, any number of
-// times; NewInlineClient from any thread that is not a shard thread.
+// times; NewInlineClient, SetLimits and SetConnectionLimits from any thread
+// that is not a shard thread.
 #pragma once
 
 #include <memory>
@@ -108,6 +109,14 @@ struct BrokerStats {
   uint64_t sleep_ns = 0;
 };
 
+// How many connections the broker accepts (the Options fields of the same
+// names), for Broker::SetConnectionLimits.
+struct ConnectionLimits {
+  uint32_t max_connections = 1'000'000;
+  uint32_t max_connections_per_address = 0;   // 0: no limit
+  uint32_t max_connect_rate_per_address = 0;  // per second; 0: no limit
+};
+
 class Broker {
  public:
   // Validates the options and prepares the shards; binds nothing yet.
@@ -128,6 +137,45 @@ class Broker {
   // on `client_id`'s home shard. After Start(); AlreadyExists if a network
   // client has a session with that id, Unavailable once closing.
   absl::StatusOr<std::unique_ptr<InlineClient>> NewInlineClient(std::string client_id);
+
+  // Replaces Options::limits while the broker runs (or before Start()), for
+  // example when the operator's configuration changed. Refuses what Create
+  // would refuse (InvalidArgument, naming the field; nothing changes). Once
+  // started, it returns after every shard took the new limits, so a client
+  // packet that arrives afterwards meets them (DeadlineExceeded if a shard
+  // took longer than 5 s: they still apply, late; Unavailable while
+  // stopping; FailedPrecondition, changing nothing, from a shard thread such
+  // as a hook's). Nothing is closed or refused retroactively.
+  //
+  // At once, for connected clients too: max_inflight (for messages sent
+  // from then on), max_queued_messages / max_queued_bytes /
+  // queue_qos0_offline / max_outbound_bytes (for messages queued from then
+  // on), max_subscriptions_per_client and denied_filters (for SUBSCRIBEs
+  // from then on: a client already holding more filters keeps them but gets
+  // no more, 0x97), max_topic_length / max_topic_levels and
+  // validate_utf8_payload (for packets decoded from then on),
+  // max_publish_rate / max_publish_bytes_rate (a client's own tighter value
+  // from a hook, ConnectRequest::limits, stays its ceiling: hooks tighten,
+  // never loosen), connect_timeout_ms (for sockets accepted from then on).
+  //
+  // For connections made after the change only, because an MQTT 5 client
+  // was told the old value in CONNACK and must never be held to one it was
+  // not told (MQTT 5 section 3.2.2.3): max_packet_size (Maximum Packet
+  // Size), receive_maximum, topic_alias_maximum, max_qos, retain_available,
+  // max_keepalive (Server Keep Alive) and max_session_expiry (a connected
+  // client's DISCONNECT is capped by the new value). MQTT 3.x connections
+  // keep these until they reconnect as well, for one rule for all.
+  absl::Status SetLimits(const Limits& limits);
+  // The limits last set (Options::limits until SetLimits).
+  Limits limits() const;
+
+  // Replaces Options::max_connections and the per-address limits, for
+  // sockets accepted from then on; connections already open are never
+  // closed for them. Raising max_connections admits more at once; turning
+  // a per-address limit on counts only connections accepted from then on.
+  // InvalidArgument for max_connections 0.
+  absl::Status SetConnectionLimits(const ConnectionLimits& limits);
+  ConnectionLimits connection_limits() const;
 
   // Binds every listener (SO_REUSEPORT, one socket per shard), starts the
   // shard threads and returns once they accept connections. Fails if

@@ -161,6 +161,9 @@ class AuthCompletion {
 
 // Limits of one client that OnAuthenticate may tighten, for example from a
 // per-user setting; they start as Options::limits has them. 0: no limit.
+// When Broker::SetLimits changes the global rates later, a value the hook
+// changed stays this client's ceiling (the tighter of the two applies) and
+// one it left as it found it follows the new global value.
 struct ClientLimits {
   uint32_t publish_rate = 0;        // PUBLISH packets per second
   uint64_t publish_bytes_rate = 0;  // topic + payload bytes per second

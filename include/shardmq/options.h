@@ -22,6 +22,8 @@ namespace shardmq {
 // The bounds the broker enforces per client and per packet (DESIGN.md,
 // "Bounded everything"). When one is hit the broker refuses, drops with a
 // counter, or closes that one connection; it never grows without bound.
+// Broker::SetLimits replaces them while the broker runs (shardmq/broker.h
+// says which apply to connected clients and which to new connections only).
 struct Limits {
   // Largest packet accepted from a client (remaining length + fixed header);
   // larger ones close the connection (MQTT 5: DISCONNECT 0x95).
@@ -193,7 +195,8 @@ struct Options {
   uint32_t batch_wait_us = 0;
 
   // Connections open at once over all shards; beyond it new connections are
-  // closed as soon as they are accepted (and counted).
+  // closed as soon as they are accepted (and counted). These three may
+  // change while running: Broker::SetConnectionLimits.
   uint32_t max_connections = 1'000'000;
   // Per source address (IPv4, or whole IPv6 address): connections open at
   // once, and new connections per second (a second's worth may come at

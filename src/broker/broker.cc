@@ -3,6 +3,9 @@
 
 #include <arpa/inet.h>
 
+#include <memory>
+#include <mutex>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
@@ -18,6 +21,39 @@
 
 namespace shardmq {
 
+namespace {
+
+// What Create and SetLimits refuse: values the broker could not advertise
+// in CONNACK (Maximum QoS, Server Keep Alive, Receive Maximum).
+absl::Status CheckLimits(const Limits& limits) {
+  if (limits.max_qos > 2) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("limits.max_qos=%d: must be 0, 1 or 2", limits.max_qos));
+  }
+  if (limits.max_keepalive == 0 || limits.receive_maximum == 0) {
+    return absl::InvalidArgumentError(
+        "limits.max_keepalive and limits.receive_maximum must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckConnectionLimits(const ConnectionLimits& limits) {
+  if (limits.max_connections == 0) {
+    return absl::InvalidArgumentError("max_connections=0: must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+ConnectionLimits ConnectionLimitsOf(const Options& options) {
+  return {options.max_connections, options.max_connections_per_address,
+          options.max_connect_rate_per_address};
+}
+
+// How long SetLimits waits for the shards to take new limits.
+constexpr absl::Duration kApplyLimitsTimeout = absl::Seconds(5);
+
+}  // namespace
+
 class Broker::Impl {
  public:
   explicit Impl(const Options& options) : options_(options) {}
@@ -27,13 +63,9 @@ class Broker::Impl {
       return absl::InvalidArgumentError(
           absl::StrFormat("shards=%d: must be at least 1", options_.shards));
     }
-    if (options_.limits.max_qos > 2) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("limits.max_qos=%d: must be 0, 1 or 2", options_.limits.max_qos));
-    }
-    if (options_.limits.max_keepalive == 0 || options_.limits.receive_maximum == 0) {
-      return absl::InvalidArgumentError(
-          "limits.max_keepalive and limits.receive_maximum must be at least 1");
+    if (absl::Status status = CheckLimits(options_.limits); !status.ok()) return status;
+    if (absl::Status status = CheckConnectionLimits(ConnectionLimitsOf(options_)); !status.ok()) {
+      return status;
     }
     if (options_.tls.identity_as_username && options_.tls.ca_file.empty()) {
       // Without a CA no certificate is asked for, so every TLS client would
@@ -123,13 +155,17 @@ class Broker::Impl {
   }
 
   absl::Status Start() {
-    auto group = shard::ShardGroup::Create(group_options_, [this](shard::Shard& shard) {
-      return std::make_unique<broker::BrokerShard>(shard, context_);
-    });
-    if (!group.ok()) return group.status();
-    group_ = *std::move(group);
-    if (absl::Status started = group_->Start(); !started.ok()) return started;
-    link_->Attach(group_.get());
+    {
+      // A SetLimits from another thread waits until the shards can be asked.
+      std::lock_guard<std::mutex> lock(limits_mutex_);
+      auto group = shard::ShardGroup::Create(group_options_, [this](shard::Shard& shard) {
+        return std::make_unique<broker::BrokerShard>(shard, context_);
+      });
+      if (!group.ok()) return group.status();
+      group_ = *std::move(group);
+      if (absl::Status started = group_->Start(); !started.ok()) return started;
+      link_->Attach(group_.get());
+    }
     if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();
     return absl::OkStatus();
   }
@@ -140,6 +176,58 @@ class Broker::Impl {
     }
     context_.hooks.Add(std::move(hooks));
     return absl::OkStatus();
+  }
+
+  absl::Status SetLimits(const Limits& limits) {
+    if (absl::Status status = CheckLimits(limits); !status.ok()) return status;
+    if (broker::OnShardThread()) {
+      // Checked before anything changes: the shards are asked and waited for.
+      return absl::FailedPreconditionError("SetLimits: not from a shard thread (a hook)");
+    }
+    // Held while the shards apply, so that two callers' limits reach every
+    // shard in the same order.
+    std::lock_guard<std::mutex> lock(limits_mutex_);
+    options_.limits = limits;
+    if (group_ == nullptr) {
+      // No shard thread yet: they start with these.
+      context_.limits = limits;
+      return absl::OkStatus();
+    }
+    // One copy for every shard; each takes its own on its own thread, so no
+    // shard ever reads limits another thread writes.
+    auto shared = std::make_shared<const Limits>(limits);
+    absl::StatusOr<std::vector<bool>> applied = broker::QueryShards<bool>(
+        *link_, AllShards(), kApplyLimitsTimeout, [shared](broker::BrokerShard& shard) {
+          shard.ApplyLimits(*shared);
+          return true;
+        });
+    return applied.status();
+  }
+
+  Limits limits() const {
+    std::lock_guard<std::mutex> lock(limits_mutex_);
+    return options_.limits;
+  }
+
+  absl::Status SetConnectionLimits(const ConnectionLimits& limits) {
+    if (absl::Status status = CheckConnectionLimits(limits); !status.ok()) return status;
+    std::lock_guard<std::mutex> lock(limits_mutex_);
+    options_.max_connections = limits.max_connections;
+    options_.max_connections_per_address = limits.max_connections_per_address;
+    options_.max_connect_rate_per_address = limits.max_connect_rate_per_address;
+    group_options_.max_connections = limits.max_connections;
+    group_options_.address_limits = {limits.max_connections_per_address,
+                                     limits.max_connect_rate_per_address};
+    // Atomics in the group (shard/shard_group.h): safe while shards accept.
+    if (group_ != nullptr) {
+      group_->SetConnectionLimits(group_options_.max_connections, group_options_.address_limits);
+    }
+    return absl::OkStatus();
+  }
+
+  ConnectionLimits connection_limits() const {
+    std::lock_guard<std::mutex> lock(limits_mutex_);
+    return ConnectionLimitsOf(options_);
   }
 
   absl::StatusOr<std::unique_ptr<InlineClient>> NewInlineClient(std::string client_id) {
@@ -352,6 +440,9 @@ class Broker::Impl {
   std::shared_ptr<broker::BrokerLink> link_ = std::make_shared<broker::BrokerLink>();
   std::atomic<bool> stopping_{false};
   bool waited_ = false;
+  // Orders SetLimits / SetConnectionLimits callers and guards the limits in
+  // options_ that they change.
+  mutable std::mutex limits_mutex_;
 };
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(const Options& options) {
@@ -374,6 +465,12 @@ absl::Status Broker::AddHook(std::shared_ptr<Hooks> hooks) {
 absl::StatusOr<std::unique_ptr<InlineClient>> Broker::NewInlineClient(std::string client_id) {
   return impl_->NewInlineClient(std::move(client_id));
 }
+absl::Status Broker::SetLimits(const Limits& limits) { return impl_->SetLimits(limits); }
+Limits Broker::limits() const { return impl_->limits(); }
+absl::Status Broker::SetConnectionLimits(const ConnectionLimits& limits) {
+  return impl_->SetConnectionLimits(limits);
+}
+ConnectionLimits Broker::connection_limits() const { return impl_->connection_limits(); }
 void Broker::Close() { impl_->Close(); }
 ShutdownReport Broker::Wait() { return impl_->Wait(); }
 

@@ -2,9 +2,10 @@
 // statistics that other threads may read.
 //
 // Lifecycle: owned by Broker::Impl, created before the shards start and
-// destroyed after they stop. The limits are never written after start; each
-// ShardStats is written only by its own shard (relaxed atomics) and read by
-// anyone.
+// destroyed after they stop. Nothing but the stats is written after start
+// (limits are what each shard starts with; Broker::SetLimits hands new ones
+// to every shard's own copy, BrokerShard::ApplyLimits); each ShardStats is
+// written only by its own shard (relaxed atomics) and read by anyone.
 #pragma once
 
 #include <atomic>

@@ -13,15 +13,11 @@
 namespace shardmq::broker {
 
 BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
-    : shard_(shard), context_(context), stats_(*context.stats[shard.id()]) {
-  decode_options_.max_packet_size = context.limits.max_packet_size;
-  decode_options_.topic_limits.max_length = context.limits.max_topic_length;
-  decode_options_.topic_limits.max_levels = context.limits.max_topic_levels;
-  // Bad filters are refused one by one in SUBACK (HandleSubscribe).
-  decode_options_.validate_subscribe_filters = false;
-  // A UTF-8 payload that is not is a DISCONNECT 0x99, if the operator wants
-  // the check (3.3.2.3.2 lets the receiver choose).
-  decode_options_.validate_utf8_payload = context.limits.validate_utf8_payload;
+    : shard_(shard),
+      context_(context),
+      limits_(context.limits),
+      stats_(*context.stats[shard.id()]) {
+  SetDecodeOptions();
   if (context.authenticator != nullptr) auth_methods_ = context.authenticator->Methods();
   MarkShardThread();
 }
@@ -50,8 +46,8 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
   conn->last_packet = shard_.Now();
   shard_.SetUserData(id, conn);
   // A socket that never completes CONNECT must not hold a slot for ever.
-  conn->connect_timer = shard_.ScheduleTimer(
-      std::chrono::milliseconds(context_.limits.connect_timeout_ms), [this, id] {
+  conn->connect_timer =
+      shard_.ScheduleTimer(std::chrono::milliseconds(limits_.connect_timeout_ms), [this, id] {
         Connection* c = Find(id);
         // An authentication exchange must finish in the same time.
         if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
@@ -60,7 +56,7 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
           c->connect_timer = {};
           ShardStats::Inc(stats_.connect_timeouts);
           SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
-                      context_.limits.connect_timeout_ms);
+                      limits_.connect_timeout_ms);
           c->state = Connection::State::kClosing;
           shard_.Abort(id);
         }
@@ -80,7 +76,8 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
     case Connection::State::kAuthPending:
       // Reading is paused; these are bytes the kernel had already read.
       // Bounded: beyond one largest packet more the client is flooding.
-      if (conn->held->input.size() + bytes.size() > context_.limits.max_packet_size + 65536) {
+      if (conn->held->input.size() + bytes.size() >
+          conn->decoder.options().max_packet_size + 65536) {
         conn->state = Connection::State::kClosing;
         shard_.Abort(id);
         return;

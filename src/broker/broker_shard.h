@@ -67,6 +67,12 @@ class BrokerShard final : public shard::ShardHandler {
   // Broker::DisconnectClient on the client's home shard.
   absl::Status AdminDisconnect(std::string_view client_id, bool discard_session);
 
+  // Broker::SetLimits on every shard: `limits` (already checked) replace
+  // this shard's copy. Connected clients keep what their CONNACK told them
+  // (Connection::advertised, their decoder's Maximum Packet Size) and meet
+  // every other new bound at once (limits_update.cc).
+  void ApplyLimits(const Limits& limits);
+
  private:
   // A SUBSCRIBE whose SUBACK waits for other shards to learn about new filters.
   struct PendingSuback {
@@ -277,8 +283,22 @@ class BrokerShard final : public shard::ShardHandler {
   // Output.
   void SendPacket(Connection& conn, const mqtt::Packet& packet);
 
+  // Run-time limits (limits_update.cc). The decoder options every new
+  // connection starts with, from limits_.
+  void SetDecodeOptions();
+  // A connected client after ApplyLimits: its decoder's topic and payload
+  // checks, and its publish rate (publish_throttle.h: a hook's own value
+  // stays the ceiling).
+  void RefreshConnectionLimits(Connection& conn);
+  // At CONNECT: what the CONNACK about to be sent tells the client, which
+  // binds it for the connection's life, and its publish throttle.
+  void BindConnectLimits(Connection& conn, const ClientLimits& decided);
+
   shard::Shard& shard_;
   BrokerContext& context_;
+  // This shard's copy of the limits: context_.limits at start, replaced by
+  // ApplyLimits (Broker::SetLimits). Only this thread reads or writes it.
+  Limits limits_;
   ShardStats& stats_;
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
   topic::SubscriptionIndex index_;

@@ -94,6 +94,20 @@ struct Connection {
   uint16_t client_receive_maximum = 65535;
   uint16_t client_topic_alias_maximum = 0;
 
+  // What our CONNACK told the client (MQTT 5; 3.x clients were told nothing
+  // but are held to the same values for one rule for all): the limits in
+  // force when it connected. They bind it for the connection's life, even
+  // when Broker::SetLimits changes them meanwhile: a client must never be
+  // held to a value it was not told (MQTT 5 section 3.2.2.3). The Maximum
+  // Packet Size lives in the decoder's options.
+  struct Advertised {
+    uint16_t receive_maximum = 65535;
+    uint16_t topic_alias_maximum = 0;
+    uint8_t max_qos = 2;
+    bool retain_available = true;
+  };
+  Advertised advertised;
+
   // Topic aliases, which live as long as this network connection
   // [MQTT-3.3.2-7]; allocated on first use.
   struct TopicAliases {

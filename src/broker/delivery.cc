@@ -160,7 +160,7 @@ void BrokerShard::DeliverToMatches(const MessageRef& message) {
 }
 
 size_t BrokerShard::InflightWindow(const Session& session) const {
-  size_t window = context_.limits.max_inflight;
+  size_t window = limits_.max_inflight;
   if (session.connection != nullptr) {
     window = std::min<size_t>(window, session.connection->client_receive_maximum);
   }
@@ -190,18 +190,18 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
   }
   if (qos == 0) {
     if (conn == nullptr) {
-      if (session.persistent && context_.limits.queue_qos0_offline) {
+      if (session.persistent && limits_.queue_qos0_offline) {
         Enqueue(session, message, 0, retain, ids, shared_group);
       }
       return;
     }
-    if (shard_.QueuedBytes(conn->id) > context_.limits.max_outbound_bytes) {
+    if (shard_.QueuedBytes(conn->id) > limits_.max_outbound_bytes) {
       // A slow subscriber loses QoS 0 messages, not the broker's memory.
       ShardStats::Inc(stats_.dropped_qos0_slow);
       SHARDMQ_LOG_THROTTLED(kWarning,
                             "dropping QoS 0 messages for %s: it is not reading (more than %d "
                             "bytes unsent, --max-outbound-bytes)",
-                            session.client_id, context_.limits.max_outbound_bytes);
+                            session.client_id, limits_.max_outbound_bytes);
       NoteDropped(session.client_id, *message, DropReason::kSlowSubscriber);
       return;
     }
@@ -234,9 +234,8 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
   size_t bytes = message->payload().size() + message->topic().size();
   const bool online = session.connection != nullptr;
   const size_t max_messages =
-      context_.limits.max_queued_messages * (online && qos > 0 ? kOnlineQueueSlack : 1);
-  const size_t max_bytes =
-      context_.limits.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
+      limits_.max_queued_messages * (online && qos > 0 ? kOnlineQueueSlack : 1);
+  const size_t max_bytes = limits_.max_queued_bytes * (online && qos > 0 ? kOnlineQueueSlack : 1);
   if (session.queue.size() >= max_messages || session.queued_bytes + bytes > max_bytes) {
     ShardStats::Inc(stats_.dropped_queue_full);
     SHARDMQ_LOG_THROTTLED(kWarning,
@@ -294,13 +293,13 @@ void BrokerShard::PumpQueue(Session& session) {
 }
 
 bool BrokerShard::OverHighWatermark(const Session& session) const {
-  return session.queue.size() >= std::max<size_t>(1, context_.limits.max_queued_messages / 2) ||
-         session.queued_bytes >= context_.limits.max_queued_bytes / 2;
+  return session.queue.size() >= std::max<size_t>(1, limits_.max_queued_messages / 2) ||
+         session.queued_bytes >= limits_.max_queued_bytes / 2;
 }
 
 bool BrokerShard::UnderLowWatermark(const Session& session) const {
-  return session.queue.size() <= context_.limits.max_queued_messages / 4 &&
-         session.queued_bytes <= context_.limits.max_queued_bytes / 4;
+  return session.queue.size() <= limits_.max_queued_messages / 4 &&
+         session.queued_bytes <= limits_.max_queued_bytes / 4;
 }
 
 void BrokerShard::ApplyBackpressure(Session& session, std::string_view publisher) {

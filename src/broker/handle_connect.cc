@@ -57,11 +57,11 @@ bool BrokerShard::WillSupported(Connection& conn, const mqtt::Connect& connect) 
   if (!connect.will.has_value()) return true;
   // A will the server could not publish is refused up front
   // [MQTT-3.2.2-12, MQTT-3.2.2-13]. (3.x has no code for it: no CONNACK.)
-  if (connect.will->qos > context_.limits.max_qos) {
+  if (connect.will->qos > limits_.max_qos) {
     ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kQosNotSupported);
     return false;
   }
-  if (connect.will->retain && !context_.limits.retain_available) {
+  if (connect.will->retain && !limits_.retain_available) {
     ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kRetainNotSupported);
     return false;
   }
@@ -122,7 +122,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   // and maybe the user name (RefuseWithoutCertificate made sure there is one).
   std::string certificate_identity;
   if (!context_.hooks.empty()) certificate_identity = shard_.TlsPeerIdentity(conn.id);
-  ClientLimits limits{context_.limits.max_publish_rate, context_.limits.max_publish_bytes_rate};
+  ClientLimits limits{limits_.max_publish_rate, limits_.max_publish_bytes_rate};
   if (decided_limits != nullptr) limits = *decided_limits;
   const bool username_from_certificate = !context_.hooks.empty() && IdentityIsUsername(conn);
   std::optional<std::string_view> username = connect.username;
@@ -218,7 +218,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
 
   const uint32_t asked_expiry = AskedSessionExpiry(connect);
   const uint32_t granted_expiry =
-      v5 ? std::min(asked_expiry, context_.limits.max_session_expiry) : asked_expiry;
+      v5 ? std::min(asked_expiry, limits_.max_session_expiry) : asked_expiry;
 
   // The session: resumed, taken over, or new [MQTT-3.1.2-4..6].
   Session* session = nullptr;
@@ -293,7 +293,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   // A cap on Keep Alive can be told only to MQTT 5 clients (Server Keep Alive
   // [MQTT-3.2.2-21, MQTT-3.2.2-22]); see Limits::max_keepalive for 3.x.
   bool server_keep_alive = false;
-  const uint16_t keepalive_cap = context_.limits.max_keepalive;
+  const uint16_t keepalive_cap = limits_.max_keepalive;
   if (v5 && keepalive_cap != kNoKeepAliveCap &&
       (conn.keep_alive == 0 || conn.keep_alive > keepalive_cap)) {
     conn.keep_alive = keepalive_cap;
@@ -307,7 +307,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
 
   conn.decoder.set_protocol_version(connect.version);
-  if (PublishThrottle::Applies(limits)) conn.throttle = std::make_unique<PublishThrottle>(limits);
+  BindConnectLimits(conn, limits);
   // Congested subscribers may still be holding this client id back.
   ApplyPauseState(conn);
 
@@ -320,14 +320,14 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     // Echoed only when the server changed it (section 3.2.2.3.2).
     if (granted_expiry != asked_expiry) properties.session_expiry_interval = granted_expiry;
     if (server_keep_alive) properties.server_keep_alive = conn.keep_alive;
-    properties.receive_maximum = context_.limits.receive_maximum;
-    properties.maximum_packet_size = context_.limits.max_packet_size;
+    properties.receive_maximum = limits_.receive_maximum;
+    properties.maximum_packet_size = limits_.max_packet_size;
     // Maximum QoS may only be 0 or 1; absent means 2.
-    if (context_.limits.max_qos < 2) properties.maximum_qos = context_.limits.max_qos;
-    properties.retain_available = context_.limits.retain_available ? 1 : 0;
+    if (limits_.max_qos < 2) properties.maximum_qos = limits_.max_qos;
+    properties.retain_available = limits_.retain_available ? 1 : 0;
     properties.wildcard_subscription_available = 1;
     properties.subscription_identifier_available = 1;
-    properties.topic_alias_maximum = context_.limits.topic_alias_maximum;
+    properties.topic_alias_maximum = limits_.topic_alias_maximum;
     properties.shared_subscription_available = 1;
     if (connect.properties.request_response_information.value_or(0) == 1 &&
         !context_.response_information.empty()) {
@@ -422,7 +422,7 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
                     "Session Expiry Interval set on DISCONNECT after 0 at CONNECT");
       return;
     }
-    session.expiry_interval = std::min(asked, context_.limits.max_session_expiry);
+    session.expiry_interval = std::min(asked, limits_.max_session_expiry);
     session.persistent = session.expiry_interval > 0;
   }
   conn.disconnect_reason =

@@ -15,7 +15,7 @@ std::optional<std::string_view> BrokerShard::ResolveTopicAlias(Connection& conn,
     return publish.topic;
   }
   const uint16_t alias = *publish.properties.topic_alias;
-  if (alias > context_.limits.topic_alias_maximum) {
+  if (alias > conn.advertised.topic_alias_maximum) {
     // 0 or above the maximum we offered in CONNACK [MQTT-3.3.2-9, -10].
     ProtocolClose(conn, mqtt::ReasonCode::kTopicAliasInvalid, "topic alias above the maximum");
     return std::nullopt;
@@ -50,11 +50,11 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
   // What CONNACK advertised (Maximum QoS, Retain Available) binds the client
   // (MQTT 5 sections 3.2.2.3.4, 3.2.2.3.5, 3.3.1.2, 3.3.1.3); 3.x clients could not be told, and
   // are closed the same way (without DISCONNECT, which 3.x servers never send).
-  if (publish.qos > context_.limits.max_qos) {
+  if (publish.qos > conn.advertised.max_qos) {
     ProtocolClose(conn, mqtt::ReasonCode::kQosNotSupported, "QoS above Maximum QoS");
     return;
   }
-  if (publish.retain && !context_.limits.retain_available) {
+  if (publish.retain && !conn.advertised.retain_available) {
     ProtocolClose(conn, mqtt::ReasonCode::kRetainNotSupported, "retain not available");
     return;
   }
@@ -100,7 +100,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
     // PUBCOMP; more of them than Receive Maximum is a breach (section 3.3.4).
     if (conn.version == mqtt::ProtocolVersion::kV5 &&
-        session.inbound_qos2.size() >= context_.limits.receive_maximum &&
+        session.inbound_qos2.size() >= conn.advertised.receive_maximum &&
         !session.inbound_qos2.contains(publish.packet_id)) {
       ProtocolClose(conn, mqtt::ReasonCode::kReceiveMaximumExceeded,
                     "more QoS 2 PUBLISH in flight than Receive Maximum");

@@ -19,8 +19,8 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
   Session& session = *conn.session;
   const bool v5 = conn.version == mqtt::ProtocolVersion::kV5;
   mqtt::TopicLimits limits;
-  limits.max_length = context_.limits.max_topic_length;
-  limits.max_levels = context_.limits.max_topic_levels;
+  limits.max_length = limits_.max_topic_length;
+  limits.max_levels = limits_.max_topic_levels;
 
   PendingSuback pending;
   pending.conn = conn.id;
@@ -36,8 +36,8 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
                                  : mqtt::ReasonCode::kUnspecifiedError);
       continue;
     }
-    if (std::find(context_.limits.denied_filters.begin(), context_.limits.denied_filters.end(),
-                  filter) != context_.limits.denied_filters.end()) {
+    if (std::find(limits_.denied_filters.begin(), limits_.denied_filters.end(), filter) !=
+        limits_.denied_filters.end()) {
       // 0x80 in both versions: a refusal by configuration, not an ACL
       // decision (the ACL file answers 0x87); the Paho suite expects 0x80.
       pending.codes.push_back(mqtt::ReasonCode::kUnspecifiedError);
@@ -49,7 +49,7 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
       return;
     }
     if (!session.subscriptions.contains(filter) &&
-        session.subscriptions.size() >= context_.limits.max_subscriptions_per_client) {
+        session.subscriptions.size() >= limits_.max_subscriptions_per_client) {
       pending.codes.push_back(v5 ? mqtt::ReasonCode::kQuotaExceeded
                                  : mqtt::ReasonCode::kUnspecifiedError);
       ShardStats::Inc(stats_.subscriptions_refused_quota);
@@ -61,7 +61,7 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
     }
     topic::SubscriptionOptions options;
     // Granted at most the Maximum QoS CONNACK announced (section 3.2.2.3.4).
-    options.qos = std::min<uint8_t>(entry.options.qos, context_.limits.max_qos);
+    options.qos = std::min<uint8_t>(entry.options.qos, limits_.max_qos);
     if (HooksWant(kHookSubscribe)) [[unlikely]] {
       // The subscribe ACL: refuse (0x87 in MQTT 5, 0x80 in 3.x) or downgrade.
       SubscribeRequest request;

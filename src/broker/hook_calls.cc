@@ -73,8 +73,8 @@ MessageVerdict BrokerShard::RunArrivedHooks(const ClientInfo& publisher, Message
   if (verdict.kind != MessageVerdict::Kind::kAccept) return verdict;
   if (arrived->new_topic.has_value()) {
     mqtt::TopicLimits limits;
-    limits.max_length = context_.limits.max_topic_length;
-    limits.max_levels = context_.limits.max_topic_levels;
+    limits.max_length = limits_.max_topic_length;
+    limits.max_levels = limits_.max_topic_levels;
     // A hook's mistake must not route to a filter-like name.
     if (mqtt::ValidateTopicName(*arrived->new_topic, limits) != mqtt::TopicError::kOk) {
       SHARDMQ_LOG(kWarning, "a message hook rewrote a topic to \"%s\", not a topic name",

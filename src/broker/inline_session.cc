@@ -56,8 +56,8 @@ void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublis
   fields.topic = request.topic;
   fields.payload = absl::Span<const uint8_t>(
       reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size());
-  fields.qos = std::min(request.qos, context_.limits.max_qos);
-  fields.retain = request.retain && context_.limits.retain_available;
+  fields.qos = std::min(request.qos, limits_.max_qos);
+  fields.retain = request.retain && limits_.retain_available;
   fields.publisher = client_id;
   mqtt::Properties properties;
   if (!request.user_properties.empty()) {
@@ -103,8 +103,8 @@ void BrokerShard::InlineSubscribe(const std::string& client_id, const std::strin
     return;
   }
   mqtt::TopicLimits limits;
-  limits.max_length = context_.limits.max_topic_length;
-  limits.max_levels = context_.limits.max_topic_levels;
+  limits.max_length = limits_.max_topic_length;
+  limits.max_levels = limits_.max_topic_levels;
   if (mqtt::ValidateSubscriptionFilter(filter, limits) != mqtt::TopicError::kOk) {
     done(absl::InvalidArgumentError(absl::StrFormat("\"%s\" is not a topic filter", filter)));
     return;
@@ -112,7 +112,7 @@ void BrokerShard::InlineSubscribe(const std::string& client_id, const std::strin
   // Before AddSubscription: retained messages go to this callback.
   extra->second->inline_sink->callbacks[filter] = std::move(callback);
   topic::SubscriptionOptions options;
-  options.qos = std::min(qos, context_.limits.max_qos);
+  options.qos = std::min(qos, limits_.max_qos);
   PendingSuback pending;
   pending.session = &session;
   pending.inline_client_id = client_id;

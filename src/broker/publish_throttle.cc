@@ -57,7 +57,7 @@ void BrokerShard::HoldThrottled(Connection& conn, absl::Span<const uint8_t> byte
   std::string& backlog = conn.throttle->backlog;
   // Reading stops within a few receive buffers of the pause; more than
   // that is a client we can no longer slow down.
-  if (backlog.size() + bytes.size() > context_.limits.max_packet_size + (256u << 10)) {
+  if (backlog.size() + bytes.size() > conn.decoder.options().max_packet_size + (256u << 10)) {
     ShardStats::Inc(stats_.publishers_disconnected);
     SHARDMQ_LOG_THROTTLED(kWarning, "disconnecting %s (%s): its input outran the publish throttle",
                           conn.peer, conn.session->client_id);

@@ -24,14 +24,44 @@
 namespace shardmq::broker {
 
 struct PublishThrottle {
-  explicit PublishThrottle(const ClientLimits& limits) : limits(limits) {
-    if (limits.publish_rate != 0) messages.emplace(limits.publish_rate, limits.publish_rate);
-    if (limits.publish_bytes_rate != 0) {
-      bytes.emplace(limits.publish_bytes_rate, limits.publish_bytes_rate);
-    }
+  // `limits`: in force now; `own`: the values a hook set for this client
+  // (0 where it left the global value as it found it), see Effective.
+  PublishThrottle(const ClientLimits& limits, const ClientLimits& own) : own(own) {
+    SetLimits(limits);
   }
   static bool Applies(const ClientLimits& limits) {
     return limits.publish_rate != 0 || limits.publish_bytes_rate != 0;
+  }
+
+  // The values a hook chose, field by field: those it changed from the
+  // global ones it was handed (ConnectRequest::limits); 0 where it left
+  // one as it found it (no opinion: the client follows the global value).
+  static ClientLimits OwnOf(const ClientLimits& decided, const ClientLimits& global) {
+    return {
+        decided.publish_rate != global.publish_rate ? decided.publish_rate : 0,
+        decided.publish_bytes_rate != global.publish_bytes_rate ? decided.publish_bytes_rate : 0};
+  }
+  // A client's limits after the global ones changed at run time: a hook's
+  // own value tightens the new global one and never loosens it (0: none).
+  static ClientLimits Effective(const ClientLimits& own, const ClientLimits& global) {
+    auto tighter = [](uint64_t a, uint64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); };
+    return {static_cast<uint32_t>(tighter(own.publish_rate, global.publish_rate)),
+            tighter(own.publish_bytes_rate, global.publish_bytes_rate)};
+  }
+
+  // New rates; a changed one starts a fresh budget (a second's burst).
+  void SetLimits(const ClientLimits& next) {
+    if (next.publish_rate != limits.publish_rate || !messages.has_value()) {
+      messages.reset();
+      if (next.publish_rate != 0) messages.emplace(next.publish_rate, next.publish_rate);
+    }
+    if (next.publish_bytes_rate != limits.publish_bytes_rate || !bytes.has_value()) {
+      bytes.reset();
+      if (next.publish_bytes_rate != 0) {
+        bytes.emplace(next.publish_bytes_rate, next.publish_bytes_rate);
+      }
+    }
+    limits = next;
   }
 
   // Counts one PUBLISH of `size` topic + payload bytes at `now_ns`; returns
@@ -45,6 +75,7 @@ struct PublishThrottle {
   }
 
   ClientLimits limits;
+  ClientLimits own;
   std::optional<base::RateLimit> messages;
   std::optional<base::RateLimit> bytes;
   // A client over its rate this long without a second's break is not

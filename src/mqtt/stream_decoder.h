@@ -100,6 +100,12 @@ class StreamDecoder {
 
   // Changes the maximum packet size (e.g. after CONNECT negotiated it).
   void set_max_packet_size(uint32_t size) { options_.max_packet_size = size; }
+  // Changes the checks of topics and payloads for the packets decoded next
+  // (the server's limits changed while the connection is open).
+  void set_content_checks(const TopicLimits& topic_limits, bool validate_utf8_payload) {
+    options_.topic_limits = topic_limits;
+    options_.validate_utf8_payload = validate_utf8_payload;
+  }
 
   const DecodeOptions& options() const { return options_; }
 

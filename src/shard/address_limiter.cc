@@ -8,8 +8,22 @@
 
 namespace shardmq::shard {
 
+namespace {
+// A rate of 0 never refuses: a huge rate and burst stand in for "none".
+base::RateLimit ConnectBudget(uint32_t rate) {
+  return base::RateLimit(rate ? rate : 1'000'000'000, rate ? rate : 1'000'000'000);
+}
+}  // namespace
+
 AddressLimiter::AddressLimiter(const Options& options)
-    : options_(options), stripes_(std::make_unique<std::array<Stripe, kStripes>>()) {}
+    : max_per_address_(options.max_per_address),
+      connects_per_second_(options.connects_per_second),
+      stripes_(std::make_unique<std::array<Stripe, kStripes>>()) {}
+
+void AddressLimiter::SetOptions(const Options& options) {
+  max_per_address_.store(options.max_per_address, std::memory_order_relaxed);
+  connects_per_second_.store(options.connects_per_second, std::memory_order_relaxed);
+}
 
 AddressLimiter::Key AddressLimiter::KeyOf(const sockaddr_storage& addr, socklen_t len) const {
   if (!enabled()) return kNoKey;
@@ -58,13 +72,17 @@ AddressLimiter::Verdict AddressLimiter::Admit(Key key, int64_t now_ns) {
   Stripe& stripe = StripeOf(key);
   std::lock_guard lock(stripe.mu);
   if (stripe.entries.size() >= stripe.sweep_at) Sweep(stripe, now_ns);
-  // A rate of 0 never refuses: a huge rate and burst stand in for "none".
-  const uint32_t rate = options_.connects_per_second;
-  auto [it, added] = stripe.entries.try_emplace(
-      key, Entry{0, base::RateLimit(rate ? rate : 1'000'000'000, rate ? rate : 1'000'000'000)});
+  const uint32_t rate = connects_per_second_.load(std::memory_order_relaxed);
+  const uint32_t max_open = max_per_address_.load(std::memory_order_relaxed);
+  auto [it, added] = stripe.entries.try_emplace(key, Entry{0, ConnectBudget(rate), rate});
   Entry& entry = it->second;
+  if (entry.rate != rate) {
+    // The rate changed since this address was last seen (SetOptions).
+    entry.connects = ConnectBudget(rate);
+    entry.rate = rate;
+  }
   Verdict verdict = Verdict::kAdmit;
-  if (options_.max_per_address != 0 && entry.open >= options_.max_per_address) {
+  if (max_open != 0 && entry.open >= max_open) {
     verdict = Verdict::kTooMany;
   } else if (rate != 0 && !entry.connects.TryTake(now_ns)) {
     verdict = Verdict::kTooFast;

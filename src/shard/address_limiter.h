@@ -12,11 +12,18 @@
 // IPv4 one). Memory: one entry per address with an open connection, plus
 // addresses whose connect-rate budget is still refilling; idle entries are
 // swept, so a scan from many addresses does not accumulate.
+//
+// The limits may change while shards accept (SetOptions, any thread): they
+// are atomics read at each Admit. An address's connect budget restarts at
+// its next Admit under a new rate. Turning the limiter on counts only
+// connections accepted from then on (those accepted while it was off carry
+// no key), so an address may briefly hold more than a new per-address bound.
 #pragma once
 
 #include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -45,7 +52,16 @@ class AddressLimiter {
   explicit AddressLimiter(const Options& options);
 
   bool enabled() const {
-    return options_.max_per_address != 0 || options_.connects_per_second != 0;
+    return max_per_address_.load(std::memory_order_relaxed) != 0 ||
+           connects_per_second_.load(std::memory_order_relaxed) != 0;
+  }
+
+  // Changes both limits for the connections accepted from now on (any
+  // thread). Connections already open stay open.
+  void SetOptions(const Options& options);
+  Options options() const {
+    return {max_per_address_.load(std::memory_order_relaxed),
+            connects_per_second_.load(std::memory_order_relaxed)};
   }
 
   // The key for a peer address; kNoKey if the limiter is off or the address
@@ -65,6 +81,7 @@ class AddressLimiter {
   struct Entry {
     uint32_t open = 0;
     base::RateLimit connects;
+    uint32_t rate = 0;  // the connects_per_second `connects` was made for
   };
   struct alignas(64) Stripe {
     // std::mutex rather than absl::Mutex: ThreadSanitizer understands the
@@ -81,7 +98,10 @@ class AddressLimiter {
   bool Idle(const Entry& entry, int64_t now_ns) const;
   void Sweep(Stripe& stripe, int64_t now_ns);
 
-  const Options options_;
+  // Relaxed: each is one independent bound, read once per Admit; a shard
+  // that reads the old value for one more accept is harmless.
+  std::atomic<uint32_t> max_per_address_;
+  std::atomic<uint32_t> connects_per_second_;
   std::unique_ptr<std::array<Stripe, kStripes>> stripes_;
 };
 

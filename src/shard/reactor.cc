@@ -981,14 +981,13 @@ void Shard::OnFileCqe(uint32_t slot, int res) {
 
 bool Shard::AdmitCount(int listener_index) {
   ShardGroup& group = *group_;
-  if (group.open_connections_.fetch_add(1, std::memory_order_relaxed) >=
-      group.options_.max_connections) {
+  if (group.open_connections_.fetch_add(1, std::memory_order_relaxed) >= group.max_connections()) {
     group.open_connections_.fetch_sub(1, std::memory_order_relaxed);
     ShardCounters::Inc(counters_.rejected_max_connections);
     SHARDMQ_LOG_THROTTLED(kWarning,
                           "refused a connection: %d open, the most allowed "
                           "(--max-connections)",
-                          group.options_.max_connections);
+                          group.max_connections());
     return false;
   }
   if (!group.ListenerBounded(listener_index)) return true;
@@ -1020,14 +1019,14 @@ bool Shard::AdmitAddress(const PeerInfo& peer, AddressLimiter::Key* key) {
       SHARDMQ_LOG_THROTTLED(kWarning,
                             "refused a connection from %s: it has %d open, the most one address "
                             "may (--max-connections-per-address)",
-                            peer.ToString(), group_->options_.address_limits.max_per_address);
+                            peer.ToString(), group_->address_limits().max_per_address);
       return false;
     case AddressLimiter::Verdict::kTooFast:
       ShardCounters::Inc(counters_.rejected_connect_rate);
       SHARDMQ_LOG_THROTTLED(kWarning,
                             "refused a connection from %s: more than %d new connections a "
                             "second from it (--max-connect-rate-per-address)",
-                            peer.ToString(), group_->options_.address_limits.connects_per_second);
+                            peer.ToString(), group_->address_limits().connects_per_second);
       return false;
   }
   return false;

@@ -388,6 +388,7 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   g->options_ = options;
   g->address_limiter_ = std::make_unique<AddressLimiter>(options.address_limits);
   g->listener_open_ = std::make_unique<std::atomic<int64_t>[]>(options.listeners.size());
+  g->max_connections_.store(options.max_connections, std::memory_order_relaxed);
   g->factory_ = std::move(factory);
   g->ring_config_ = *config;
   const int n = options.shard_count;
@@ -463,6 +464,12 @@ void ShardGroup::RemoveUnixSocketFiles() {
 
 std::vector<std::string> ShardGroup::BoundAddresses() const { return bound_addresses_; }
 std::vector<uint16_t> ShardGroup::BoundPorts() const { return bound_ports_; }
+
+void ShardGroup::SetConnectionLimits(int64_t max_connections,
+                                     const AddressLimiter::Options& per_address) {
+  max_connections_.store(max_connections, std::memory_order_relaxed);
+  address_limiter_->SetOptions(per_address);
+}
 
 void ShardGroup::ThreadMain(int index) {
   Shard& shard = *shards_[index];

@@ -151,6 +151,14 @@ class ShardGroup {
   // Total connections open across the group (any thread).
   int64_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
 
+  // Changes Options::max_connections and Options::address_limits while the
+  // group runs (any thread, before or after Start()). They apply to sockets
+  // accepted from then on; connections already open are never closed for
+  // them, so a lowered bound is reached by attrition.
+  void SetConnectionLimits(int64_t max_connections, const AddressLimiter::Options& per_address);
+  int64_t max_connections() const { return max_connections_.load(std::memory_order_relaxed); }
+  AddressLimiter::Options address_limits() const { return address_limiter_->options(); }
+
   ~ShardGroup();
 
  private:
@@ -172,6 +180,9 @@ class ShardGroup {
   // Per listener: connections open on it, kept only for listeners with a
   // max_connections (a shared cache line costs nothing to those without).
   std::unique_ptr<std::atomic<int64_t>[]> listener_open_;
+  // Options::max_connections, changeable at run time (relaxed: one bound,
+  // read once per accept).
+  std::atomic<int64_t> max_connections_{0};
   std::unique_ptr<AddressLimiter> address_limiter_;
   // Whether listener `index` counts its open connections.
   bool ListenerBounded(int index) const {

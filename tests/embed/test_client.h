@@ -37,6 +37,9 @@ struct Received {
   uint8_t qos = 0;
   bool retain = false;
   std::vector<std::pair<std::string, std::string>> user_properties;
+  // CONNACK (MQTT 5): what the broker advertised.
+  std::optional<uint32_t> maximum_packet_size;
+  std::optional<uint8_t> maximum_qos;
 };
 
 class TestClient {
@@ -120,6 +123,7 @@ class TestClient {
     std::optional<Received> connack = Next();
     if (!connack || connack->type != mqtt::PacketType::kConnack) return std::nullopt;
     session_present_ = connack->session_present;
+    connack_ = *connack;
     return connack->code;
   }
 
@@ -216,6 +220,8 @@ class TestClient {
   }
 
   bool session_present() const { return session_present_; }
+  // The last CONNACK Connect() read.
+  const Received& connack() const { return connack_; }
 
  private:
   Received Copy(const mqtt::Packet& packet) const {
@@ -228,6 +234,8 @@ class TestClient {
       r.code = version_ == mqtt::ProtocolVersion::kV5 ? static_cast<uint8_t>(c->reason_code)
                                                       : static_cast<uint8_t>(c->return_code);
       r.session_present = c->session_present;
+      r.maximum_packet_size = c->properties.maximum_packet_size;
+      r.maximum_qos = c->properties.maximum_qos;
     } else if (auto* p = std::get_if<mqtt::Publish>(&packet)) {
       r.topic = std::string(p->topic);
       r.payload = std::string(reinterpret_cast<const char*>(p->payload.data()), p->payload.size());
@@ -256,6 +264,7 @@ class TestClient {
   std::vector<Received> held_;
   bool closed_ = false;
   bool session_present_ = false;
+  Received connack_;
 };
 
 }  // namespace shardmq::testing

@@ -1,7 +1,7 @@
 """--config: a TOML file sets listeners, limits and authentication on the real
 daemon, command-line flags override it, a bad file stops start-up naming the
-file, line and key, and SIGHUP applies a changed log level and ACL path (and
-logs, without applying, a change that needs a restart)."""
+file, line and key, and SIGHUP applies a changed log level, ACL path and limits
+(and logs, without applying, a change that needs a restart)."""
 import shutil
 import signal
 import socket
@@ -212,25 +212,24 @@ def test_sighup_applies_log_level_and_acl_path(start_broker, tmp_path):
 log_level = "{level}"
 acl_file = "{acl}"
 allow_anonymous = true
-max_packet_size = {size}
+batch_wait_us = {wait}
 
 [[listener]]
 address = "127.0.0.1:0"
 """
-    config = write_config(tmp_path, template.format(level="info", acl=acl_a, size=2048))
+    config = write_config(tmp_path, template.format(level="info", acl=acl_a, wait=0))
     broker = start_broker(f"--config={config}", listen=None)
     assert f"anonymous clients allowed: {config}:3: allow_anonymous = true" in broker.log()
     assert suback_codes(broker.port, "before", "a/x", "b/x") == [0, 0x80]
 
-    config.write_text(template.format(level="debug", acl=acl_b, size=1024))
+    config.write_text(template.format(level="debug", acl=acl_b, wait=100))
     broker.process.send_signal(signal.SIGHUP)
     assert wait_until(lambda: f"SIGHUP: reloaded {config}" in broker.log(), 5), broker.log()
     assert "log_level info -> debug" in broker.log()
     assert f"acl_file {acl_a} -> {acl_b}" in broker.log()
-    assert f"max_packet_size changed in {config} and needs a restart" in broker.log()
-    # The new ACL is in force; the old packet limit too.
+    assert f"batch_wait_us changed in {config} and needs a restart" in broker.log()
+    # The new ACL is in force.
     assert suback_codes(broker.port, "after", "a/x", "b/x") == [0x80, 0]
-    assert not oversized_publish_closes(broker.port, 1500)
 
     # A file that no longer parses changes nothing.
     config.write_text("log_level = \"info\"\nno_such_key = 1\n")
@@ -238,6 +237,44 @@ address = "127.0.0.1:0"
     assert wait_until(lambda: "not reloaded, nothing changed" in broker.log(), 5), broker.log()
     assert f"{config}:2: no_such_key: unknown key" in broker.log()
     assert suback_codes(broker.port, "still", "a/x", "b/x") == [0x80, 0]
+
+
+def test_sighup_applies_limits(start_broker, tmp_path):
+    template = """\
+max_subscriptions_per_client = {subs}
+max_packet_size = {size}
+max_qos = {qos}
+
+[[listener]]
+address = "127.0.0.1:0"
+"""
+    config = write_config(tmp_path, template.format(subs=10, size=4096, qos=2))
+    broker = start_broker(f"--config={config}", listen=None)
+    connected = raw.connected(broker.port, "connected")
+    connected.send(raw.subscribe(1, ("a", 0), ("b", 0)))
+    assert list(connected.expect(raw.SUBACK).body[2:]) == [0, 0]
+
+    config.write_text(template.format(subs=2, size=1024, qos=2))
+    broker.process.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: f"SIGHUP: reloaded {config}" in broker.log(), 5), broker.log()
+    assert "max_subscriptions_per_client: 10 -> 2" in broker.log()
+    assert "max_packet_size: 4096 -> 1024 (new connections only)" in broker.log()
+    assert "needs a restart" not in broker.log()
+    # The client connected before meets the new quota at its next SUBSCRIBE...
+    connected.send(raw.subscribe(2, ("c", 0)))
+    assert list(connected.expect(raw.SUBACK).body[2:]) == [0x80]
+    # ...and keeps the packet size it connected under; new clients get the new one.
+    connected.send(raw.publish("t/big", b"x" * 1500, qos=1, packet_id=3))
+    assert connected.expect(raw.PUBACK).packet_id() == 3
+    assert oversized_publish_closes(broker.port, 1500)
+
+    # A value out of range changes nothing, not even the valid keys beside it.
+    config.write_text(template.format(subs=5, size=1024, qos=3))
+    broker.process.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "not reloaded, nothing changed" in broker.log(), 5), broker.log()
+    assert f"{config}:3: max_qos = 3" in broker.log()
+    assert suback_codes(broker.port, "later", "a", "b", "c") == [0, 0, 0x80]
+    connected.close()
 
 
 def test_help_describes_config():

@@ -73,6 +73,30 @@ TEST(AddressLimiterTest, ConnectRateAllowsABurstThenTheRate) {
   EXPECT_EQ(limiter.Admit(KeyV4(limiter, "192.0.2.8"), t0), Verdict::kAdmit);
 }
 
+TEST(AddressLimiterTest, NewOptionsApplyToTheNextAdmit) {
+  AddressLimiter limiter({.max_per_address = 5});
+  const auto a = KeyV4(limiter, "10.0.0.1");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.Admit(a, 0), Verdict::kAdmit);
+  // Lowered below what the address holds: nobody is closed, nobody more let in.
+  limiter.SetOptions({.max_per_address = 2});
+  EXPECT_EQ(limiter.options().max_per_address, 2u);
+  EXPECT_EQ(limiter.Admit(a, 0), Verdict::kTooMany);
+  limiter.Release(a, 0);
+  EXPECT_EQ(limiter.Admit(a, 0), Verdict::kTooMany);  // 2 open: at the bound
+  limiter.Release(a, 0);
+  EXPECT_EQ(limiter.Admit(a, 0), Verdict::kAdmit);
+  // A rate set later holds for an address already known.
+  limiter.SetOptions({.max_per_address = 0, .connects_per_second = 2});
+  const int64_t t0 = 10 * kSecond;
+  EXPECT_EQ(limiter.Admit(a, t0), Verdict::kAdmit);
+  EXPECT_EQ(limiter.Admit(a, t0), Verdict::kAdmit);
+  EXPECT_EQ(limiter.Admit(a, t0), Verdict::kTooFast);
+  // Turned off: every socket untracked again.
+  limiter.SetOptions({});
+  EXPECT_FALSE(limiter.enabled());
+  EXPECT_EQ(KeyV4(limiter, "10.0.0.1"), AddressLimiter::kNoKey);
+}
+
 TEST(AddressLimiterTest, MappedIpv4CountsAsIpv4AndIpv6IsWhole) {
   AddressLimiter limiter({.max_per_address = 1});
   socklen_t len;
