@@ -79,6 +79,8 @@ shardmq_build() {
 # (paths relative to the build dir), for SHARDMQ_BUILD_TARGETS.
 #   shardmq_suite_targets DIR SUITE
 shardmq_suite_targets() {
+  # Regenerate first if a meson.build changed, so new tests are listed.
+  ninja -C "$SHARDMQ_ROOT/$1" build.ninja >/dev/null || return 1
   meson introspect --tests "$SHARDMQ_ROOT/$1" | /usr/bin/python3 -c '
 import json, os, sys
 build, suite = sys.argv[1], sys.argv[2]
