@@ -111,8 +111,32 @@ void LogWriter::Flush(int64_t now_ns) {
     if (now_ns >= retry_at_ns_) WriteFrom(0);
     return;
   }
-  if (appending_.end_sequence <= durable_sequence_) return;  // nothing new
-  StartBatch();
+  if (appending_.end_sequence > durable_sequence_) {
+    StartBatch();
+    return;
+  }
+  if (unsynced_ && options_.sync_interval_ns > 0 && now_ns >= next_sync_ns()) {
+    StartPeriodicSync();
+  }
+}
+
+void LogWriter::StartPeriodicSync() {
+  // Nothing is written while this sync runs (in_flight_), so it covers
+  // every byte written so far.
+  in_flight_ = true;
+  unsynced_ = false;
+  last_sync_ns_ = last_now_ns_;
+  SyncThen(fd_, &LogWriter::PeriodicSyncDone);
+}
+
+void LogWriter::PeriodicSyncDone() {
+  if (directory_sync_due_) {
+    directory_sync_due_ = false;
+    SyncThen(directory_fd_, &LogWriter::PeriodicSyncDone);
+    return;
+  }
+  in_flight_ = false;
+  Flush(last_now_ns_);
 }
 
 void LogWriter::StartBatch() {
@@ -166,6 +190,7 @@ void LogWriter::OnWritten(size_t done, int result) {
   if (options_.sync) {
     SyncThen(fd_, &LogWriter::SyncDirectoryIfDue);
   } else {
+    unsynced_ = true;
     Complete();
   }
 }

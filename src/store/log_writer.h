@@ -41,9 +41,13 @@ class LogWriter {
     uint64_t segment_bytes = 64 << 20;
     // true: a record is durable once fdatasync says so (--durability=sync);
     // false: once written to the kernel (--durability=async: a crash of the
-    // broker loses nothing, a crash of the machine what the kernel had not
-    // yet written back).
+    // broker loses nothing, a crash of the machine what was written since
+    // the last fdatasync).
     bool sync = true;
+    // sync == false: what was written is fdatasync'ed by a Flush at least
+    // this long after the previous fdatasync (0: only when a segment is
+    // full), bounding what a power loss takes. Waiters never wait for it.
+    int64_t sync_interval_ns = 0;
   };
   using Waiter = absl::AnyInvocable<void(absl::Status)>;
 
@@ -69,6 +73,11 @@ class LogWriter {
   uint64_t next_sequence() const { return next_sequence_; }
   // Bytes appended and not yet durable.
   size_t pending_bytes() const { return appending_.bytes.size() + writing_.bytes->size(); }
+  // Async mode: bytes written since the last fdatasync, which a Flush at or
+  // after next_sync_ns() syncs. The caller arranges such a Flush (a timer)
+  // when nothing else would come.
+  bool unsynced() const { return unsynced_; }
+  int64_t next_sync_ns() const { return last_sync_ns_ + options_.sync_interval_ns; }
   // Why the log is stalled (disk full) or stopped; OK otherwise.
   const absl::Status& error() const { return error_; }
   bool failed() const { return failed_; }
@@ -108,6 +117,10 @@ class LogWriter {
   void SyncThen(std::shared_ptr<ScopedFd> file, void (LogWriter::*next)());
   void SyncDirectoryIfDue();
   void Complete();
+  // Async mode: the periodic fdatasync, then the new segment's directory
+  // entry if it is due.
+  void StartPeriodicSync();
+  void PeriodicSyncDone();
   void Rotate();
   void SwitchSegment();
   void Stall(int error);
@@ -134,6 +147,8 @@ class LogWriter {
   bool failed_ = false;
   int64_t retry_at_ns_ = 0;
   int64_t last_now_ns_ = 0;
+  bool unsynced_ = false;
+  int64_t last_sync_ns_ = 0;
   // Set by the destructor: callbacks still held by the I/O layer must not
   // touch a destroyed writer.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -150,6 +150,39 @@ TEST_F(LogWriterTest, AsyncModeAcknowledgesOnceWrittenWithoutSyncing) {
   EXPECT_EQ(io_.syncs, 0);
 }
 
+TEST_F(LogWriterTest, AsyncModeSyncsWhatWasWrittenAtMostOncePerInterval) {
+  constexpr int64_t kMs = 1'000'000;
+  auto opened = LogWriter::Open(
+      {.directory = dir_ + "/shard-0", .shard = 0, .sync = false, .sync_interval_ns = 100 * kMs}, 0,
+      io_);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  LogWriter& writer = **opened;
+  bool acked = false;
+  writer.Append(1, Bytes("x"));
+  writer.WhenDurable([&](absl::Status s) { acked = s.ok(); });
+  writer.Flush(10 * kMs);
+  io_.CompleteOne();  // the write: acknowledged without waiting for a sync
+  EXPECT_TRUE(acked);
+  EXPECT_TRUE(writer.unsynced());
+  EXPECT_EQ(io_.syncs, 0) << "synced before the interval since the last sync";
+  writer.Flush(50 * kMs);
+  EXPECT_EQ(io_.syncs, 0);
+  writer.Flush(100 * kMs);  // the interval is up: one sync, then the directory
+  ASSERT_EQ(io_.syncs, 1);
+  EXPECT_FALSE(writer.unsynced());
+  io_.CompleteAll();
+  EXPECT_EQ(io_.syncs, 2);
+  // Nothing new written: no more syncs however much time passes.
+  writer.Flush(1000 * kMs);
+  EXPECT_EQ(io_.syncs, 2);
+  // Written again: synced no earlier than an interval after the last sync.
+  writer.Append(1, Bytes("y"));
+  writer.Flush(1010 * kMs);
+  io_.CompleteAll();
+  EXPECT_EQ(io_.syncs, 3) << "the last sync was 910 ms ago";
+  EXPECT_EQ(Recovered(), (std::vector<std::string>{"x", "y"}));
+}
+
 TEST_F(LogWriterTest, AShortWriteContinuesWhereItStopped) {
   auto writer = OpenWriter();
   const std::string big(10000, 'q');
