@@ -101,6 +101,23 @@ ABSL_FLAG(uint32_t, batch_wait_us, 0,
           "Batched waiting (microseconds, 0-100000; 0 = off): an idle shard waits for many "
           "completions or this long, trading up to this much latency for less CPU per "
           "message at low rates. Needs Linux 6.12; ignored elsewhere.");
+ABSL_FLAG(std::string, data_dir, "",
+          "Directory for durable state (each shard logs into <data-dir>/shard-N/); retained "
+          "messages survive restarts and crashes. Empty: memory only, a restart forgets them.");
+ABSL_FLAG(std::string, durability, "async",
+          "With --data-dir: \"async\" writes every change to the kernel each loop turn and "
+          "fdatasyncs at most every --durability-flush-ms without delaying acknowledgements (a "
+          "broker crash loses nothing, a power loss at most that interval); \"sync\" "
+          "acknowledges a retained QoS 1/2 PUBLISH only once it is on stable storage (nothing "
+          "acknowledged is lost); \"none\" stores nothing.");
+ABSL_FLAG(uint32_t, durability_flush_ms, 100,
+          "--durability=async: the longest a written change waits for its fdatasync "
+          "(1-60000 ms).");
+ABSL_FLAG(bool, salvage, false,
+          "Start even if a log in --data-dir is damaged in the middle: recover the readable "
+          "records around the damage and log each skipped stretch (without it start-up stops "
+          "naming the file and offset). Needed on every start until the damage is compacted "
+          "away.");
 ABSL_FLAG(uint32_t, topic_alias_maximum, 64,
           "MQTT 5 topic aliases each client may define for its PUBLISHes (0-65535; 0: none).");
 ABSL_FLAG(bool, validate_utf8_payload, false,
@@ -190,6 +207,10 @@ constexpr std::string_view kFlagOrder[] = {"config",
                                            "max_publish_rate",
                                            "max_publish_bytes_rate",
                                            "batch_wait_us",
+                                           "data_dir",
+                                           "durability",
+                                           "durability_flush_ms",
+                                           "salvage",
                                            "max_packet_size",
                                            "max_inflight",
                                            "max_queued_messages",
@@ -500,6 +521,30 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
 
   options.batch_wait_us = absl::GetFlag(FLAGS_batch_wait_us);
   if (absl::Status status = CheckRange(sources, "batch_wait_us", options.batch_wait_us, 0, 100'000);
+      !status.ok()) {
+    return status;
+  }
+
+  Options::Durability& durability = options.durability;
+  durability.data_dir = absl::GetFlag(FLAGS_data_dir);
+  const std::string mode = absl::GetFlag(FLAGS_durability);
+  if (mode == "none") {
+    durability.mode = Options::Durability::Mode::kNone;
+  } else if (mode == "async") {
+    durability.mode = Options::Durability::Mode::kAsync;
+  } else if (mode == "sync") {
+    durability.mode = Options::Durability::Mode::kSync;
+  } else {
+    return FlagError(sources, "durability", mode, "must be none, async or sync");
+  }
+  if (mode == "sync" && durability.data_dir.empty()) {
+    // Asked for the strongest promise with nowhere to keep it.
+    return FlagError(sources, "durability", mode, "needs --data-dir");
+  }
+  durability.flush_interval_ms = absl::GetFlag(FLAGS_durability_flush_ms);
+  durability.salvage = absl::GetFlag(FLAGS_salvage);
+  if (absl::Status status =
+          CheckRange(sources, "durability_flush_ms", durability.flush_interval_ms, 1, 60'000);
       !status.ok()) {
     return status;
   }

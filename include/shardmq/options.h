@@ -209,6 +209,43 @@ struct Options {
   // Per-client and per-packet bounds.
   Limits limits;
 
+  // Durable state (DESIGN.md, "Durable state"): where and how safely the
+  // broker keeps what must survive a restart. So far retained messages are
+  // stored (issue 9 adds sessions and queued messages).
+  struct Durability {
+    enum class Mode : uint8_t {
+      // Memory only: a restart forgets everything.
+      kNone,
+      // Every change is written to the kernel at the end of the loop turn
+      // that made it, and fdatasync'ed at most every flush_interval_ms;
+      // acknowledgements are not delayed. A broker crash (kill -9) loses
+      // nothing; a power loss or kernel crash loses at most the last
+      // flush_interval_ms of changes.
+      kAsync,
+      // A QoS 1/2 PUBLISH that changes a retained message is acknowledged
+      // (PUBACK / PUBREC) only once its record is on stable storage, many
+      // clients' records sharing one fdatasync (group commit): nothing
+      // acknowledged is lost.
+      kSync,
+    };
+    // Directory of the shards' logs (<data_dir>/shard-N/). Empty: memory
+    // only, whatever the mode.
+    std::string data_dir;
+    // With a data_dir; the daemon's default is kAsync.
+    Mode mode = Mode::kAsync;
+    // kAsync: the longest a written change waits for its fdatasync.
+    uint32_t flush_interval_ms = 100;
+    // A log damaged in the middle stops Start() (naming file and offset);
+    // with salvage the readable records on both sides of the damage are
+    // recovered instead and each skipped stretch is logged. The damage stays
+    // in the file, so later starts need salvage too until it is compacted
+    // away (not yet: issue 9).
+    bool salvage = false;
+
+    bool enabled() const { return !data_dir.empty() && mode != Mode::kNone; }
+  };
+  Durability durability;
+
   // Answer every CONNECT with a redirect instead of serving it.
   ServerRedirect redirect;
 
