@@ -180,6 +180,9 @@ class Broker {
   // Binds every listener (SO_REUSEPORT, one socket per shard), starts the
   // shard threads and returns once they accept connections. Fails if
   // io_uring is unusable here; the message says why and how to fix it.
+  // With Options::durability on, first recovers the durable state from
+  // data_dir (blocking; the retained messages are served from the start) and
+  // fails if a log is damaged in the middle, naming the file and offset.
   absl::Status Start();
 
   // Begins a graceful stop and returns at once: listeners close, MQTT 5

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 
@@ -13,6 +14,7 @@
 #include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
+#include "broker/retained_recovery.h"
 #include "broker/shard_query.h"
 #include "net/listen_address.h"
 #include "net/unix_owner.h"
@@ -154,7 +156,58 @@ class Broker::Impl {
     return listener;
   }
 
+  // Options::durability: recovers every shard directory under data_dir (the
+  // retained set, each log's next sequence) and opens each shard's log
+  // writer, before any shard thread runs. Damage stops start-up here.
+  absl::Status OpenStore() {
+    const Options::Durability& durability = options_.durability;
+    if (!durability.enabled()) return absl::OkStatus();
+    const auto began = std::chrono::steady_clock::now();
+    const int64_t wall = broker::WallNowNs();
+    absl::StatusOr<broker::StoreRecovery> recovered =
+        broker::RecoverStore(durability.data_dir, options_.shards, wall, durability.salvage);
+    if (!recovered.ok()) {
+      return absl::Status(recovered.status().code(),
+                          absl::StrFormat("durable state in %s: %s", durability.data_dir,
+                                          recovered.status().message()));
+    }
+    for (const std::string& note : recovered->notes) SHARDMQ_LOG(kWarning, "store: %s", note);
+    context_.recovered_retained =
+        broker::RetainedMessages(recovered->retained, wall, shard::Clock::now());
+    context_.retained_stamp_floor = recovered->newest_stamp_ns;
+    const bool sync = durability.mode == Options::Durability::Mode::kSync;
+    context_.durability_sync = sync;
+    context_.durability_flush_ns = int64_t{durability.flush_interval_ms} * 1'000'000;
+    context_.store.resize(static_cast<size_t>(options_.shards));
+    for (int i = 0; i < options_.shards; ++i) {
+      broker::BrokerContext::ShardStore& slot = context_.store[static_cast<size_t>(i)];
+      slot.io = std::make_unique<broker::ShardFileIo>();
+      store::LogWriter::Options log_options;
+      log_options.directory = absl::StrFormat("%s/shard-%d", durability.data_dir, i);
+      log_options.shard = static_cast<uint32_t>(i);
+      log_options.sync = sync;
+      log_options.sync_interval_ns = context_.durability_flush_ns;
+      absl::StatusOr<std::unique_ptr<store::LogWriter>> writer = store::LogWriter::Open(
+          log_options, recovered->next_sequence[static_cast<size_t>(i)], *slot.io);
+      if (!writer.ok()) return writer.status();
+      slot.writer = *std::move(writer);
+    }
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+    SHARDMQ_LOG(
+        kInfo,
+        "store: %s, durability %s: %d retained messages recovered from %d records "
+        "(%d bytes in %d shard directories) in %.1f ms; %d expired dropped",
+        durability.data_dir,
+        sync ? "sync"
+             : absl::StrFormat("async (fdatasync every %d ms)", durability.flush_interval_ms),
+        context_.recovered_retained.size(), recovered->records, recovered->bytes,
+        recovered->directories, ms, recovered->expired);
+    return absl::OkStatus();
+  }
+
   absl::Status Start() {
+    if (absl::Status opened = OpenStore(); !opened.ok()) return opened;
     {
       // A SetLimits from another thread waits until the shards can be asked.
       std::lock_guard<std::mutex> lock(limits_mutex_);
@@ -164,6 +217,8 @@ class Broker::Impl {
       if (!group.ok()) return group.status();
       group_ = *std::move(group);
       if (absl::Status started = group_->Start(); !started.ok()) return started;
+      // Every shard's constructor (run before Start returns) took its copy.
+      context_.recovered_retained.clear();
       link_->Attach(group_.get());
     }
     if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();

@@ -15,7 +15,10 @@
 #include <vector>
 
 #include "broker/hooks_dispatch.h"
+#include "broker/message.h"
+#include "broker/shard_file_io.h"
 #include "shardmq/options.h"
+#include "store/log_writer.h"
 
 namespace shardmq::broker {
 
@@ -87,6 +90,23 @@ struct BrokerContext {
   std::shared_ptr<BrokerLink> link;
   int shard_count = 1;
   std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
+
+  // Durable state (Options::durability): one slot per shard, filled by
+  // Broker::Start before the shard threads run and emptied by each
+  // BrokerShard's constructor, which takes its log writer. Empty when
+  // durability is off.
+  struct ShardStore {
+    std::unique_ptr<ShardFileIo> io;
+    std::unique_ptr<store::LogWriter> writer;
+  };
+  std::vector<ShardStore> store;
+  bool durability_sync = false;
+  int64_t durability_flush_ns = 0;
+  // Retained messages recovered at start-up, loaded by every shard's
+  // constructor (shared, immutable), dropped once the shards have started.
+  std::vector<MessageRef> recovered_retained;
+  // New retained stamps start above every recovered one.
+  int64_t retained_stamp_floor = 0;
 };
 
 }  // namespace shardmq::broker

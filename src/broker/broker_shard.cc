@@ -19,6 +19,19 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
       stats_(*context.stats[shard.id()]) {
   SetDecodeOptions();
   if (context.authenticator != nullptr) auth_methods_ = context.authenticator->Methods();
+  if (!context.store.empty()) {
+    // Broker::Start recovered and opened this shard's log before the thread
+    // ran; from here on only this thread touches it.
+    BrokerContext::ShardStore& store = context.store[static_cast<size_t>(shard.id())];
+    log_io_ = std::move(store.io);
+    log_io_->Bind(&shard);
+    log_ = std::move(store.writer);
+    retained_stamp_ = context.retained_stamp_floor;
+  }
+  // Every shard holds the whole retained set; the Messages are shared.
+  for (const MessageRef& message : context.recovered_retained) {
+    retained_.Set(std::string(message->topic()), message);
+  }
   MarkShardThread();
 }
 
@@ -335,8 +348,17 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
         retained_.Erase(message->topic());
       } else {
         std::string topic(message->topic());
-        retained_.Set(topic, std::move(message));
+        retained_.Set(topic, message);
       }
+      LogRetainedIfOwner(*message);
+      break;
+    }
+    case kMailRetainDurable:
+      OnRetainDurableMail(std::unique_ptr<RetainAck>(static_cast<RetainAck*>(item.ptr)));
+      break;
+    case kMailRetainAck: {
+      std::unique_ptr<RetainAck> pending(static_cast<RetainAck*>(item.ptr));
+      FinishRetainAck(*pending);
       break;
     }
     case kMailInterestAdd: {

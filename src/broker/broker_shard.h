@@ -9,6 +9,7 @@
 // the manner of one handler per packet and one dispatch switch.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -23,10 +24,12 @@
 #include "broker/mail.h"
 #include "broker/message.h"
 #include "broker/session.h"
+#include "broker/shard_file_io.h"
 #include "mqtt/decoder.h"
 #include "mqtt/packet.h"
 #include "shard/reactor.h"
 #include "shardmq/broker_view.h"
+#include "store/log_writer.h"
 #include "topic/interest_map.h"
 #include "topic/retained_index.h"
 #include "topic/subscription_index.h"
@@ -45,6 +48,8 @@ class BrokerShard final : public shard::ShardHandler {
   void OnClosed(shard::ConnId id, shard::CloseReason reason, void* user_data) override;
   void OnMail(int from_shard, const shard::MailItem& item) override;
   void OnShutdown() override;
+  // Flushes the shard's log (retained_store.cc).
+  void OnLoopTurnEnd() override;
 
   // InlineClient operations (inline_session.cc), run on the client id's home
   // shard through the external mailbox. `done` gets the outcome: a status,
@@ -280,6 +285,25 @@ class BrokerShard final : public shard::ShardHandler {
                     const topic::SubscriptionOptions& options);
   void BroadcastInterest(MailKind kind, const std::string& filter, uint64_t token);
 
+  // Durable retained messages (retained_store.cc, DESIGN.md "Durable
+  // state"). On the topic's owner shard, appends the change `message` makes
+  // (set, or clear for an empty payload) to this shard's log.
+  void LogRetainedIfOwner(const Message& message);
+  // --durability=sync and a log here: a retained QoS 1/2 PUBLISH's ack waits
+  // for its record.
+  bool RetainedAckWaitsForLog() const { return log_ != nullptr && context_.durability_sync; }
+  // Sends `ack` once the owner shard of `topic` has the record on disk.
+  void AckWhenRetainedDurable(Connection& conn, const mqtt::PubAck& ack, std::string_view topic);
+  void OnRetainDurableMail(std::unique_ptr<RetainAck> pending);
+  void FinishRetainAck(const RetainAck& pending);
+  // A timer for the log's next Flush when no loop turn would bring it: the
+  // async mode's periodic fdatasync, the disk-full retry.
+  void ArmLogTimer();
+  int64_t NowNs() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(shard_.Now().time_since_epoch())
+        .count();
+  }
+
   // Output.
   void SendPacket(Connection& conn, const mqtt::Packet& packet);
 
@@ -304,6 +328,15 @@ class BrokerShard final : public shard::ShardHandler {
   topic::SubscriptionIndex index_;
   topic::InterestMap interest_;
   topic::RetainedIndex<MessageRef> retained_;
+  // The shard's log, when Options::durability is on (else null). The I/O
+  // adapter is declared first so it outlives the writer.
+  std::unique_ptr<ShardFileIo> log_io_;
+  std::unique_ptr<store::LogWriter> log_;
+  shard::TimerId log_timer_;
+  // The stamp of the last retained record logged here: wall clock, but
+  // strictly increasing (retained_records.h).
+  int64_t retained_stamp_ = 0;
+  std::string record_scratch_;
   absl::flat_hash_map<uint64_t, PendingSuback> pending_subacks_;
   uint64_t next_token_ = 1;
   uint64_t generated_ids_ = 0;

@@ -57,6 +57,7 @@ bool BrokerShard::Route(const Message::Fields& fields) {
     } else {
       retained_.Set(std::string(message->topic()), message);
     }
+    LogRetainedIfOwner(*message);
     for (int target = 0; target < shards; ++target) {
       if (target != self) PostMessage(target, kMailRetain, message);
     }

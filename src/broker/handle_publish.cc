@@ -115,6 +115,12 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     pubrec.type = mqtt::PacketType::kPubrec;
     pubrec.packet_id = publish.packet_id;
     if (v5 && !matched) pubrec.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
+    if (fields.retain && RetainedAckWaitsForLog()) {
+      // The receiver takes ownership with PUBREC [MQTT-4.3.3]: not before
+      // the retained message is stored.
+      AckWhenRetainedDurable(conn, pubrec, fields.topic);
+      return;
+    }
     SendPacket(conn, pubrec);
     return;
   }
@@ -126,6 +132,12 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     puback.packet_id = publish.packet_id;
     // Informational: the message was accepted and nobody wanted it.
     if (v5 && !matched) puback.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
+    if (fields.retain && RetainedAckWaitsForLog()) {
+      // PUBACK hands ownership to the broker [MQTT-4.3.2]: only once the
+      // retained message is stored.
+      AckWhenRetainedDurable(conn, puback, fields.topic);
+      return;
+    }
     SendPacket(conn, puback);
   }
 }
