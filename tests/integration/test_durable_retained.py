@@ -222,3 +222,73 @@ def test_bad_durability_flags_are_refused(tmp_path):
                                 capture_output=True, text=True, timeout=15)
         assert result.returncode == 2, (flags, result.stdout, result.stderr)
         assert why in result.stdout + result.stderr, (flags, result.stdout + result.stderr)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs the test can fill; skipped where mounting is not allowed."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_up(directory):
+    """Writes a file until the file system is full; returns its path."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.parametrize("same_shard", [True, False])
+def test_sync_mode_holds_the_puback_while_the_disk_is_full(start_broker, small_disk, same_shard):
+    import mqtt_raw as raw
+    shards = 2
+    client_id = "full-disk-pub"
+    home = raw.home_shard(client_id, shards)
+    # The topic's owner shard logs it: the publisher's own shard, or the other
+    # one (then the acknowledgement travels back by mail).
+    topic = next(t for t in (f"full/{n}" for n in range(100))
+                 if (raw.home_shard(t, shards) == home) == same_shard)
+    data = small_disk / "data"
+    broker = start_broker(*durable(data, "--durability=sync"), shards=shards)
+    pub(broker.port, "full/before", "stored before", qos=1)
+    filler = fill_up(small_disk)
+
+    client = paho.Client(client_id, protocol=paho.MQTTv311)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    # Larger than a page: tmpfs would fit a small record in the segment's
+    # last page, full disk or not.
+    big = b"while full " * 1000
+    info = client.publish(topic, big, qos=1, retain=True)
+    time.sleep(1.5)
+    assert not info.is_published(), "PUBACK for a retained message that could not be stored"
+    assert "No space left on device" in broker.log()
+    # Plain messages are still served meanwhile.
+    plain = client.publish("full/plain", b"not retained", qos=1)
+    plain.wait_for_publish(3)
+    assert plain.is_published()
+
+    filler.unlink()
+    info.wait_for_publish(5)  # the held write is retried every second
+    assert info.is_published()
+    client.disconnect()
+    client.loop_stop()
+    assert broker.stop() == 0
+    broker = start_broker(*durable(data, "--durability=sync"), shards=shards)
+    assert payloads(retained_set(broker.port, "full/#")) == {
+        "full/before": (b"stored before", 1), topic: (big, 1)}
