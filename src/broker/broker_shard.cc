@@ -316,6 +316,7 @@ void BrokerShard::OnClosed(shard::ConnId, shard::CloseReason reason, void* user_
 }
 
 void BrokerShard::OnShutdown() {
+  stopping_ = true;
   // Tell MQTT 5 clients why the connection ends (0x8B); the runtime flushes
   // and closes every connection after this returns.
   for (auto& [client_id, session] : sessions_) {

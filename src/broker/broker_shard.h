@@ -336,6 +336,7 @@ class BrokerShard final : public shard::ShardHandler {
   // The stamp of the last retained record logged here: wall clock, but
   // strictly increasing (retained_records.h).
   int64_t retained_stamp_ = 0;
+  bool stopping_ = false;  // OnShutdown ran
   std::string record_scratch_;
   absl::flat_hash_map<uint64_t, PendingSuback> pending_subacks_;
   uint64_t next_token_ = 1;
