@@ -107,9 +107,9 @@ ABSL_FLAG(std::string, data_dir, "",
 ABSL_FLAG(std::string, durability, "async",
           "With --data-dir: \"async\" writes every change to the kernel each loop turn and "
           "fdatasyncs at most every --durability-flush-ms without delaying acknowledgements (a "
-          "broker crash loses nothing, a power loss at most that interval); \"sync\" "
-          "acknowledges a retained QoS 1/2 PUBLISH only once it is on stable storage (nothing "
-          "acknowledged is lost); \"none\" stores nothing.");
+          "broker crash loses at most its last loop turn, a power loss at most that interval); "
+          "\"sync\" acknowledges a retained QoS 1/2 PUBLISH only once it is on stable storage "
+          "(nothing acknowledged is lost); \"none\" stores nothing.");
 ABSL_FLAG(uint32_t, durability_flush_ms, 100,
           "--durability=async: the longest a written change waits for its fdatasync "
           "(1-60000 ms).");

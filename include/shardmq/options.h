@@ -216,11 +216,12 @@ struct Options {
     enum class Mode : uint8_t {
       // Memory only: a restart forgets everything.
       kNone,
-      // Every change is written to the kernel at the end of the loop turn
-      // that made it, and fdatasync'ed at most every flush_interval_ms;
-      // acknowledgements are not delayed. A broker crash (kill -9) loses
-      // nothing; a power loss or kernel crash loses at most the last
-      // flush_interval_ms of changes.
+      // Every change is handed to the kernel at the end of the loop turn in
+      // which its owner shard logs it, and fdatasync'ed at most every
+      // flush_interval_ms; acknowledgements are not delayed. A broker crash
+      // (kill -9) loses only what that last turn (microseconds) had not yet
+      // handed over, which may include an acknowledged change; a power loss
+      // or kernel crash loses at most the last flush_interval_ms of changes.
       kAsync,
       // A QoS 1/2 PUBLISH that changes a retained message is acknowledged
       // (PUBACK / PUBREC) only once its record is on stable storage, many

@@ -41,8 +41,8 @@ class LogWriter {
     uint64_t segment_bytes = 64 << 20;
     // true: a record is durable once fdatasync says so (--durability=sync);
     // false: once written to the kernel (--durability=async: a crash of the
-    // broker loses nothing, a crash of the machine what was written since
-    // the last fdatasync).
+    // broker loses at most the write in flight, a crash of the machine what
+    // was written since the last fdatasync).
     bool sync = true;
     // sync == false: what was written is fdatasync'ed by a Flush at least
     // this long after the previous fdatasync (0: only when a segment is
