@@ -84,7 +84,10 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
   std::vector<std::pair<int, std::string>> directories;
   for (const auto& entry : std::filesystem::directory_iterator(data_dir, error)) {
     const int shard = ShardOfDirectory(entry.path().filename().string());
-    if (shard >= 0 && entry.is_directory()) directories.emplace_back(shard, entry.path().string());
+    std::error_code not_a_directory;
+    if (shard >= 0 && entry.is_directory(not_a_directory)) {
+      directories.emplace_back(shard, entry.path().string());
+    }
   }
   if (error) {
     return absl::UnavailableError(
