@@ -95,7 +95,11 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
   }
   std::sort(directories.begin(), directories.end());
   RetainedMerge merge;
-  for (const auto& [shard, directory] : directories) {
+  for (const auto& entry : directories) {
+    // Named, not a structured binding: C++20 lambdas cannot capture those
+    // (clang refuses; gcc allows it as an extension).
+    const int shard = entry.first;
+    const std::string& directory = entry.second;
     absl::StatusOr<store::RecoveryReport> report = store::RecoverSegments(
         directory, {.salvage = salvage},
         [&](const store::Record& record, uint64_t sequence) -> absl::Status {
