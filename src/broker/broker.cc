@@ -20,6 +20,7 @@
 #include "net/unix_owner.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
+#include "store/data_dir_lock.h"
 
 namespace shardmq {
 
@@ -163,6 +164,12 @@ class Broker::Impl {
     const Options::Durability& durability = options_.durability;
     if (!durability.enabled()) return absl::OkStatus();
     const auto began = std::chrono::steady_clock::now();
+    // Before reading anything: another broker on the same directory would
+    // be appending to the same logs.
+    absl::StatusOr<std::unique_ptr<store::DataDirLock>> lock =
+        store::DataDirLock::Acquire(durability.data_dir);
+    if (!lock.ok()) return lock.status();
+    data_dir_lock_ = *std::move(lock);
     const int64_t wall = broker::WallNowNs();
     absl::StatusOr<broker::StoreRecovery> recovered =
         broker::RecoverStore(durability.data_dir, options_.shards, wall, durability.salvage);
@@ -489,6 +496,9 @@ class Broker::Impl {
   shard::ShardGroup::Options group_options_;
   // One SSL_CTX shared (read-only) by every shard and TLS listener.
   std::shared_ptr<const shard::TlsContext> tls_context_;
+  // Held while the broker lives (declared before the logs it protects, so
+  // released after them).
+  std::unique_ptr<store::DataDirLock> data_dir_lock_;
   broker::BrokerContext context_;
   std::unique_ptr<shard::ShardGroup> group_;
   // Inline clients' way in; cut when the shards are joined.
