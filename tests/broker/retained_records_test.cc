@@ -3,7 +3,6 @@
 #include "broker/retained_records.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,11 +12,10 @@
 #include "broker/retained_recovery.h"
 #include "store/async_file_io.h"
 #include "store/log_writer.h"
+#include "temp_dir.h"
 
 namespace shardmq::broker {
 namespace {
-
-namespace fs = std::filesystem;
 
 absl::Span<const uint8_t> Bytes(const std::string& s) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -129,9 +127,8 @@ class BlockingFileIo : public store::AsyncFileIo {
 };
 
 TEST(RecoverStore, ReadsEveryShardDirectoryEvenWithFewerShardsNow) {
-  std::string pattern = (fs::temp_directory_path() / "shardmq-retained-XXXXXX").string();
-  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-  const std::string dir = pattern;
+  const testing::TempDir temp("shardmq-retained");
+  const std::string& dir = temp.path();
   BlockingFileIo io;
   auto write = [&](int shard, std::vector<std::pair<uint8_t, std::string>> records) {
     auto writer = store::LogWriter::Open(
@@ -167,7 +164,6 @@ TEST(RecoverStore, ReadsEveryShardDirectoryEvenWithFewerShardsNow) {
   EXPECT_NE(recovered.status().message().find("shard-1: offset 24: unknown record type 127"),
             std::string::npos)
       << recovered.status();
-  fs::remove_all(dir);
 }
 
 }  // namespace

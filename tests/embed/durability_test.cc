@@ -1,7 +1,6 @@
 // Options::durability through the embedding API: retained messages published
 // by an inline client come back in a new Broker on the same data_dir, with a
 // different shard count, before it serves; mode kNone stores nothing.
-#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -13,22 +12,15 @@
 #include "gtest/gtest.h"
 #include "shardmq/broker.h"
 #include "shardmq/inline_client.h"
+#include "temp_dir.h"
 
 namespace shardmq {
 namespace {
 
-namespace fs = std::filesystem;
 using RetainedSet = std::map<std::string, std::pair<std::string, int>>;
 
 class DurabilityTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "shardmq-durable-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::unique_ptr<Broker> Start(int shards, Options::Durability::Mode mode) {
     Options options;
     options.shards = shards;
@@ -57,7 +49,8 @@ class DurabilityTest : public ::testing::Test {
     broker->Wait();
   }
 
-  std::string dir_;
+  testing::TempDir temp_{"shardmq-durable"};
+  const std::string& dir_ = temp_.path();
 };
 
 TEST_F(DurabilityTest, RetainedMessagesComeBackWithAnotherShardCount) {

@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shardmq/broker.h"
+#include "temp_dir.h"
 #include "test_client.h"
 
 namespace shardmq {
@@ -28,23 +29,8 @@ namespace {
 using mqtt::PacketType;
 using mqtt::ProtocolVersion;
 using ::testing::HasSubstr;
+using testing::TempDir;
 using testing::TestClient;
-
-// A fresh directory under the test's temp dir, removed with what is left in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "/shardmq_listeners_XXXXXX";
-    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 bool Exists(const std::string& path) {
   struct stat st {};

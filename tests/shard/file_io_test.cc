@@ -2,7 +2,6 @@
 // store's log. The bytes land where asked, callbacks run on the shard's
 // thread, and Stop() waits for what is still being written.
 #include <fcntl.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "shard/shard_group.h"
+#include "temp_dir.h"
 
 namespace shardmq::shard {
 namespace {
@@ -34,9 +34,6 @@ class FileHandler : public ShardHandler {
 class FileIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "shardmq-fileio-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
     ShardGroup::Options options;
     options.shard_count = 1;
     auto group = ShardGroup::Create(options, [](Shard& s) -> std::unique_ptr<ShardHandler> {
@@ -51,7 +48,6 @@ class FileIoTest : public ::testing::Test {
       group_->Stop();
       group_->Join();
     }
-    fs::remove_all(dir_);
   }
 
   // Runs `task` on shard 0 with its Shard and waits for it to have run.
@@ -64,7 +60,8 @@ class FileIoTest : public ::testing::Test {
     ran.get_future().wait();
   }
 
-  std::string dir_;
+  shardmq::testing::TempDir temp_{"shardmq-fileio"};
+  const std::string& dir_ = temp_.path();
   std::unique_ptr<ShardGroup> group_;
 };
 

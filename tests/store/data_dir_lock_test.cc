@@ -1,22 +1,20 @@
 #include "store/data_dir_lock.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "temp_dir.h"
+
 namespace shardmq::store {
 namespace {
 
-namespace fs = std::filesystem;
-
 TEST(DataDirLockTest, ASecondHolderIsRefusedUntilTheFirstLetsGo) {
-  std::string pattern = (fs::temp_directory_path() / "shardmq-lock-XXXXXX").string();
-  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-  const std::string dir = pattern + "/data";  // created by Acquire
+  const testing::TempDir temp("shardmq-lock");
+  const std::string dir = temp.File("data");  // created by Acquire
   {
     auto first = DataDirLock::Acquire(dir);
     ASSERT_TRUE(first.ok()) << first.status();
@@ -34,7 +32,6 @@ TEST(DataDirLockTest, ASecondHolderIsRefusedUntilTheFirstLetsGo) {
                   std::to_string(::getpid()) + " holds " + dir + "/LOCK)");
   }
   EXPECT_TRUE(DataDirLock::Acquire(dir).ok()) << "released with its holder";
-  fs::remove_all(pattern);
 }
 
 }  // namespace

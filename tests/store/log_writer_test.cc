@@ -1,7 +1,6 @@
 #include "store/log_writer.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <deque>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "store/segment_recovery.h"
+#include "temp_dir.h"
 
 namespace shardmq::store {
 namespace {
@@ -67,13 +67,6 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 
 class LogWriterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "shardmq-writer-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::unique_ptr<LogWriter> OpenWriter(bool sync = true, uint64_t segment_bytes = 1 << 20,
                                         uint64_t next_sequence = 0) {
     auto writer = LogWriter::Open(
@@ -94,7 +87,8 @@ class LogWriterTest : public ::testing::Test {
     return payloads;
   }
 
-  std::string dir_;
+  testing::TempDir temp_{"shardmq-writer"};
+  const std::string& dir_ = temp_.path();
   ManualFileIo io_;
 };
 

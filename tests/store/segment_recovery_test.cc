@@ -1,12 +1,13 @@
 #include "store/segment_recovery.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "temp_dir.h"
 
 namespace shardmq::store {
 namespace {
@@ -19,13 +20,6 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 
 class SegmentRecoveryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "shardmq-store-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Writes a segment starting at `first` holding one record per payload;
   // returns its path.
   fs::path WriteSegment(uint64_t first, const std::vector<std::string>& payloads) {
@@ -51,7 +45,8 @@ class SegmentRecoveryTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_;
+  testing::TempDir temp_{"shardmq-store"};
+  const std::string& dir_ = temp_.path();
 };
 
 std::string ReadFile(const fs::path& path) {
