@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "shardmq/broker.h"
 #include "test_client.h"
+#include "three_shard_broker.h"
 
 namespace shardmq {
 namespace {
@@ -23,31 +24,8 @@ using mqtt::ProtocolVersion;
 using testing::TestClient;
 using Clock = std::chrono::steady_clock;
 
-class RuntimeLimitsTest : public ::testing::Test {
+class RuntimeLimitsTest : public testing::ThreeShardBroker {
  protected:
-  void Start(Options options) {
-    options.shards = 3;  // new limits must reach every shard
-    options.listeners = {"127.0.0.1:0"};
-    auto broker = Broker::Create(options);
-    ASSERT_TRUE(broker.ok()) << broker.status();
-    broker_ = *std::move(broker);
-    ASSERT_TRUE(broker_->Start().ok());
-    const std::string address = broker_->BoundAddresses().at(0);
-    port_ = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-  }
-  void TearDown() override {
-    if (broker_ != nullptr) {
-      broker_->Close();
-      broker_->Wait();
-    }
-  }
-  std::unique_ptr<TestClient> TryConnect(const std::string& id, const char* source = nullptr,
-                                         ProtocolVersion version = ProtocolVersion::kV5) {
-    auto client = std::make_unique<TestClient>(version);
-    if (!client->Open(port_, source)) return nullptr;
-    if (client->Connect(id) != std::optional<uint8_t>(0)) return nullptr;
-    return client;
-  }
   // The running limits with one change.
   template <typename F>
   absl::Status Change(F change) {
@@ -55,9 +33,6 @@ class RuntimeLimitsTest : public ::testing::Test {
     change(limits);
     return broker_->SetLimits(limits);
   }
-
-  std::unique_ptr<Broker> broker_;
-  uint16_t port_ = 0;
 };
 
 TEST_F(RuntimeLimitsTest, ALoweredSubscriptionQuotaRefusesTheNextSubscribe) {
