@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
@@ -16,6 +18,7 @@
 #include "broker/client_id.h"
 #include "broker/retained_recovery.h"
 #include "broker/shard_query.h"
+#include "mqtt/topic_validation.h"
 #include "net/listen_address.h"
 #include "net/unix_owner.h"
 #include "shard/shard_group.h"
@@ -182,6 +185,7 @@ class Broker::Impl {
     context_.recovered_retained =
         broker::RetainedMessages(recovered->retained, wall, shard::Clock::now());
     context_.retained_stamp_floor = recovered->newest_stamp_ns;
+    DistributeSessions(*recovered);
     const bool sync = durability.mode == Options::Durability::Mode::kSync;
     context_.durability_sync = sync;
     context_.durability_flush_ns = int64_t{durability.flush_interval_ms} * 1'000'000;
@@ -199,18 +203,54 @@ class Broker::Impl {
       if (!writer.ok()) return writer.status();
       slot.writer = *std::move(writer);
     }
+    size_t sessions = 0;
+    size_t items = 0;
+    for (const auto& shard_sessions : context_.recovered_sessions) {
+      sessions += shard_sessions.size();
+      for (const broker::RecoveredSession& session : shard_sessions) items += session.items.size();
+    }
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
     SHARDMQ_LOG(
         kInfo,
-        "store: %s, durability %s: %d retained messages recovered from %d records "
-        "(%d bytes in %d shard directories) in %.1f ms; %d expired dropped",
+        "store: %s, durability %s: %d retained messages and %d sessions (%d messages "
+        "queued or in flight) recovered from %d records (%d bytes in %d shard directories) in "
+        "%.1f ms; dropped as expired: %d retained, %d sessions, %d queued messages",
         durability.data_dir,
         sync ? "sync"
              : absl::StrFormat("async (fdatasync every %d ms)", durability.flush_interval_ms),
-        context_.recovered_retained.size(), recovered->records, recovered->bytes,
-        recovered->directories, ms, recovered->expired);
+        context_.recovered_retained.size(), sessions, items, recovered->records, recovered->bytes,
+        recovered->directories, ms, recovered->expired, recovered->sessions_expired,
+        recovered->messages_expired);
     return absl::OkStatus();
+  }
+
+  // The recovered sessions to their home shards (for this shard count), and
+  // what every shard must know of the others' before serving: their filters
+  // for the interest maps, their shared groups' members.
+  void DistributeSessions(broker::StoreRecovery& recovered) {
+    const int shards = options_.shards;
+    context_.recovered_sessions.assign(static_cast<size_t>(shards), {});
+    context_.recovered_interest.clear();
+    context_.recovered_shared_members.clear();
+    absl::flat_hash_map<std::string, std::vector<uint32_t>> shared;
+    absl::flat_hash_set<std::pair<std::string, int>> interest;
+    for (broker::RecoveredSession& session : recovered.sessions) {
+      const int home = broker::HomeShard(session.client_id, shards);
+      for (const auto& [filter, options] : session.subscriptions) {
+        if (mqtt::IsSharedSubscription(filter)) {
+          std::vector<uint32_t>& members = shared[filter];
+          members.resize(static_cast<size_t>(shards), 0);
+          ++members[static_cast<size_t>(home)];
+        }
+        interest.emplace(filter, home);
+      }
+      context_.recovered_sessions[static_cast<size_t>(home)].push_back(std::move(session));
+    }
+    recovered.sessions.clear();
+    context_.recovered_interest.assign(interest.begin(), interest.end());
+    context_.recovered_shared_members.assign(shared.begin(), shared.end());
+    context_.next_log_number = recovered.next_number;
   }
 
   absl::Status Start() {
@@ -226,6 +266,9 @@ class Broker::Impl {
       if (absl::Status started = group_->Start(); !started.ok()) return started;
       // Every shard's constructor (run before Start returns) took its copy.
       context_.recovered_retained.clear();
+      context_.recovered_sessions.clear();
+      context_.recovered_interest.clear();
+      context_.recovered_shared_members.clear();
       link_->Attach(group_.get());
     }
     if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();

@@ -16,6 +16,7 @@
 
 #include "broker/hooks_dispatch.h"
 #include "broker/message.h"
+#include "broker/session_recovery.h"
 #include "broker/shard_file_io.h"
 #include "shardmq/options.h"
 #include "store/log_writer.h"
@@ -107,6 +108,16 @@ struct BrokerContext {
   std::vector<MessageRef> recovered_retained;
   // New retained stamps start above every recovered one.
   int64_t retained_stamp_floor = 0;
+  // Persistent sessions recovered at start-up, by home shard: each shard's
+  // constructor takes its own (BrokerShard::RestoreSessions).
+  std::vector<std::vector<RecoveredSession>> recovered_sessions;
+  // Their filters with their home shard, and shared groups' members per
+  // shard: read (never written) by every shard's constructor, so each
+  // knows the others' subscribers before it serves.
+  std::vector<std::pair<std::string, int>> recovered_interest;
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> recovered_shared_members;
+  // MESSAGE and QUEUED numbers start here (session_records.h).
+  uint64_t next_log_number = 1;
 };
 
 }  // namespace shardmq::broker

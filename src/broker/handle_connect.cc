@@ -8,6 +8,7 @@
 #include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
+#include "broker/retained_recovery.h"
 
 namespace shardmq::broker {
 namespace {
@@ -271,6 +272,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
   session->expiry_interval = granted_expiry;
   session->persistent = granted_expiry > 0;
+  if (log_ != nullptr) LogSessionAtConnect(*session, connect.version);
   session->connection = &conn;
   conn.session = session;
   if (!context_.hooks.empty()) {
@@ -463,13 +465,17 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
     // The will waits out its delay only while the session lives on; a session
     // ending now ends the wait [MQTT-3.1.2-8].
     if (session->persistent && will->delay_interval > 0) {
-      DelayWill(*session, std::move(will));
+      const int64_t due = WallNowNs() + int64_t{will->delay_interval} * 1'000'000'000;
+      LogWill(*session, *will, due);
+      const uint32_t delay = will->delay_interval;
+      DelayWill(*session, std::move(will), delay, due);
     } else {
       PublishWill(*will);
     }
   }
   if (session->persistent) {
-    SessionWentOffline(*session);
+    LogSessionOffline(*session);
+    SessionWentOffline(*session, WallNowNs());
   } else {
     EndSession(*session);
   }
@@ -488,6 +494,8 @@ void BrokerShard::PublishWill(WillMessage& will) {
 }
 
 void BrokerShard::EndSession(Session& session, SessionEndReason why) {
+  // Logged first, so the subscriptions removed below log nothing.
+  LogSessionEnd(session);
   // A will still waiting out its delay goes now: the session ends first
   // [MQTT-3.1.2-8, 3.1.3.2.2].
   if (std::unique_ptr<WillMessage> will = ForgetOffline(session)) PublishWill(*will);

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "broker/message.h"
 #include "broker/retained_records.h"
+#include "broker/session_recovery.h"
 
 namespace shardmq::broker {
 
@@ -60,11 +61,22 @@ struct StoreRecovery {
   size_t records = 0;
   uint64_t bytes = 0;
   size_t expired = 0;
+  // Persistent sessions (session_recovery.h), whatever their home shard now.
+  std::vector<RecoveredSession> sessions;
+  size_t sessions_expired = 0;
+  size_t messages_expired = 0;
+  // New MESSAGE and QUEUED numbers start here on every shard.
+  uint64_t next_number = 1;
+  // State sits in a directory that no longer owns it: the shard count
+  // changed since it was written (or a directory beyond the count is left).
+  // Start-up then rewrites the data directory (store/data_dir_rewrite.h).
+  bool misplaced = false;
   // What was repaired (torn tails cut), for the start-up log.
   std::vector<std::string> notes;
 };
 
-// Reads <data_dir>/shard-*/ (a missing data_dir is an empty store).
+// Reads <data_dir>/shard-*/ (a missing data_dir is an empty store): the
+// retained set and the persistent sessions.
 // `salvage`: store::RecoveryOptions::salvage.
 absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shards,
                                            int64_t now_wall_ns, bool salvage = false);
