@@ -47,7 +47,6 @@ class BrokerShard final : public shard::ShardHandler {
   void OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) override;
   void OnClosed(shard::ConnId id, shard::CloseReason reason, void* user_data) override;
   void OnMail(int from_shard, const shard::MailItem& item) override;
-  void HandleMail(int from_shard, const shard::MailItem& item);
   void OnShutdown() override;
   // Flushes the shard's log (retained_store.cc).
   void OnLoopTurnEnd() override;
@@ -303,6 +302,8 @@ class BrokerShard final : public shard::ShardHandler {
   // persistent and the broker has a log (Session::logged); these append its
   // changes, and do nothing for a session that is not logged.
   void AppendScratch(uint8_t type);
+  // The user name hooks know `session` by (SessionExtra), if any.
+  std::optional<std::string> UsernameOf(const Session& session) const;
   // At CONNECT: starts logging a session that became persistent (all of
   // it), logs a logged one's new expiry, or ends one that stopped being
   // persistent.
@@ -336,8 +337,10 @@ class BrokerShard final : public shard::ShardHandler {
   // clients are disconnected.
   bool AcksWaitForLog() const { return log_ != nullptr && context_.durability_sync; }
   // `sequence_before`: the log's next_sequence() before the PUBLISH was
-  // handled, to tell whether it appended anything here.
-  void AckWhenDurable(Connection& conn, const mqtt::PubAck& ack, uint64_t sequence_before);
+  // handled, to tell whether it appended anything here; `wait_here`: wait
+  // for this shard's log all the same.
+  void AckWhenDurable(Connection& conn, const mqtt::PubAck& ack, uint64_t sequence_before,
+                      bool wait_here = false);
   // PUBREL/PUBCOMP: with `sync`, once this shard's log has what came before.
   void SendWhenLogged(Connection& conn, const mqtt::Packet& packet);
   void OnDurableBarrier(int from_shard, uint64_t token);
@@ -350,6 +353,9 @@ class BrokerShard final : public shard::ShardHandler {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(shard_.Now().time_since_epoch())
         .count();
   }
+
+  // OnMail's dispatch by kind.
+  void HandleMail(int from_shard, const shard::MailItem& item);
 
   // Output.
   void SendPacket(Connection& conn, const mqtt::Packet& packet);

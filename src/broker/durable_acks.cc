@@ -19,11 +19,11 @@
 namespace shardmq::broker {
 
 void BrokerShard::AckWhenDurable(Connection& conn, const mqtt::PubAck& ack,
-                                 uint64_t sequence_before) {
+                                 uint64_t sequence_before, bool wait_here) {
   // Only what the message made this shard append is waited for: a message
   // nobody stores is acknowledged at once, even while a full disk holds
   // other records back.
-  const bool wait_here = log_->next_sequence() != sequence_before;
+  wait_here |= log_->next_sequence() != sequence_before;
   if (!wait_here && durable_targets_.empty()) {
     SendPacket(conn, ack);
     return;

@@ -272,7 +272,6 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
   session->expiry_interval = granted_expiry;
   session->persistent = granted_expiry > 0;
-  if (log_ != nullptr) LogSessionAtConnect(*session, connect.version);
   session->connection = &conn;
   conn.session = session;
   if (!context_.hooks.empty()) {
@@ -289,6 +288,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     extra.certificate_identity = std::move(certificate_identity);
     extra.username_from_certificate = username_from_certificate;
   }
+  // (After the extras: the record carries the user name.)
+  if (log_ != nullptr) LogSessionAtConnect(*session, connect.version);
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;
   conn.problem_information = !v5 || connect.properties.request_problem_information.value_or(1);

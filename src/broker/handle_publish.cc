@@ -97,7 +97,11 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     }
   }
 
-  const uint64_t sequence_before = log_ != nullptr ? log_->next_sequence() : 0;
+  uint64_t sequence_before = 0;
+  if (log_ != nullptr) {
+    sequence_before = log_->next_sequence();
+    durable_targets_.Clear();  // what earlier QoS 0 messages reached is not waited for
+  }
   if (publish.qos == 2) {
     // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
     // PUBCOMP; more of them than Receive Maximum is a breach (section 3.3.4).
@@ -123,7 +127,9 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     if (AcksWaitForLog()) {
       // The receiver takes ownership with PUBREC [MQTT-4.3.3]: with `sync`,
       // not before the message and this packet id are stored.
-      AckWhenDurable(conn, pubrec, sequence_before);
+      // A resent PUBLISH waits for what the first one logged, which may
+      // not be on disk yet.
+      AckWhenDurable(conn, pubrec, sequence_before, /*wait_here=*/!first_time);
       return;
     }
     SendPacket(conn, pubrec);

@@ -48,10 +48,13 @@ bool ReadMessageHead(Reader& in, MessageRecord& message) {
 }  // namespace
 
 void EncodeSessionPut(std::string_view client_id, uint32_t expiry_interval,
-                      uint8_t protocol_version, std::string& out) {
+                      uint8_t protocol_version, const std::optional<std::string>& username,
+                      std::string& out) {
   PutString(client_id, out);
   PutU32(expiry_interval, out);
   PutU8(protocol_version, out);
+  PutU8(username.has_value() ? 1 : 0, out);
+  PutString(username.value_or(""), out);
 }
 
 void EncodeSessionOffline(std::string_view client_id, int64_t wall_ns, uint32_t expiry_interval,
@@ -136,11 +139,16 @@ absl::StatusOr<SessionRecord> DecodeSessionRecord(uint8_t type, absl::Span<const
   r.type = type;
   Reader in(payload);
   switch (type) {
-    case kRecordSessionPut:
-      if (!in.String(r.client_id) || !in.U32(r.expiry_interval) || !in.U8(r.protocol_version)) {
+    case kRecordSessionPut: {
+      uint8_t has_username = 0;
+      std::string_view username;
+      if (!in.String(r.client_id) || !in.U32(r.expiry_interval) || !in.U8(r.protocol_version) ||
+          !in.U8(has_username) || !in.String(username) || has_username > 1) {
         return Short(type);
       }
+      if (has_username == 1) r.username = username;
       break;
+    }
     case kRecordSessionOffline:
       if (!in.String(r.client_id) || !in.I64(r.wall_ns) || !in.U32(r.expiry_interval)) {
         return Short(type);

@@ -3,7 +3,9 @@
 // A session is logged by its home shard while it is persistent (Clean
 // Session 0 / Session Expiry Interval > 0); its records say what changed:
 //
-//   SESSION PUT     = client | expiry interval u32 | protocol version u8
+//   SESSION PUT     = client | expiry interval u32 | protocol version u8 |
+//                     has user name u8 | user name (the ACL judges deliveries
+//                     to the session by it while it is offline)
 //   SESSION OFFLINE = client | wall-clock ns i64 when its connection ended |
 //                     expiry interval u32 (a DISCONNECT may have changed it)
 //   SESSION END     = client
@@ -77,6 +79,7 @@ struct SessionRecord {
   std::string_view client_id;
   uint32_t expiry_interval = 0;
   uint8_t protocol_version = 0;
+  std::optional<std::string_view> username;
   int64_t wall_ns = 0;  // OFFLINE: when; WILL: when due
   std::string_view filter;
   topic::SubscriptionOptions options;
@@ -92,7 +95,8 @@ struct SessionRecord {
 };
 
 void EncodeSessionPut(std::string_view client_id, uint32_t expiry_interval,
-                      uint8_t protocol_version, std::string& out);
+                      uint8_t protocol_version, const std::optional<std::string>& username,
+                      std::string& out);
 void EncodeSessionOffline(std::string_view client_id, int64_t wall_ns, uint32_t expiry_interval,
                           std::string& out);
 // SESSION END and WILL DONE.

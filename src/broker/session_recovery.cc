@@ -56,6 +56,11 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
       if (inserted) state.client_id = std::string(r.client_id);
       state.expiry_interval = r.expiry_interval;
       state.protocol_version = r.protocol_version;
+      if (r.username) {
+        state.username = std::string(*r.username);
+      } else {
+        state.username.reset();
+      }
       state.offline_since_ns.reset();  // connected now
       break;
     }

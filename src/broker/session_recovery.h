@@ -53,6 +53,7 @@ struct RecoveredSession {
   std::string client_id;
   uint32_t expiry_interval = 0;
   uint8_t protocol_version = 4;
+  std::optional<std::string> username;
   // When its connection ended (wall clock); nullopt: it was connected when
   // the log ended.
   std::optional<int64_t> offline_since_ns;

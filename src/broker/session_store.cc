@@ -27,6 +27,12 @@ void BrokerShard::AppendScratch(uint8_t type) {
                                          record_scratch_.size()));
 }
 
+std::optional<std::string> BrokerShard::UsernameOf(const Session& session) const {
+  if (extras_.empty()) return std::nullopt;
+  auto it = extras_.find(&session);
+  return it == extras_.end() ? std::nullopt : it->second->username;
+}
+
 void BrokerShard::LogSessionAtConnect(Session& session, mqtt::ProtocolVersion version) {
   if (session.persistent && !session.logged) {
     session.logged = true;
@@ -35,7 +41,7 @@ void BrokerShard::LogSessionAtConnect(Session& session, mqtt::ProtocolVersion ve
     // Online again, perhaps with another expiry.
     record_scratch_.clear();
     EncodeSessionPut(session.client_id, session.expiry_interval, static_cast<uint8_t>(version),
-                     record_scratch_);
+                     UsernameOf(session), record_scratch_);
     AppendScratch(kRecordSessionPut);
   } else if (session.logged) {
     LogSessionEnd(session);  // resumed without an expiry: it ends with this connection
@@ -44,7 +50,8 @@ void BrokerShard::LogSessionAtConnect(Session& session, mqtt::ProtocolVersion ve
 
 void BrokerShard::LogWholeSession(Session& session, uint8_t protocol_version) {
   record_scratch_.clear();
-  EncodeSessionPut(session.client_id, session.expiry_interval, protocol_version, record_scratch_);
+  EncodeSessionPut(session.client_id, session.expiry_interval, protocol_version,
+                   UsernameOf(session), record_scratch_);
   AppendScratch(kRecordSessionPut);
   if (auto it = offline_.find(&session); it != offline_.end() && session.connection == nullptr) {
     record_scratch_.clear();
@@ -240,6 +247,12 @@ void BrokerShard::RestoreSessions() {
     session.persistent = true;
     session.logged = true;
     session.expiry_interval = r.expiry_interval;
+    if (!context_.hooks.empty()) {
+      // Hooks (the ACL among them) know an offline session by its user name.
+      SessionExtra& extra = EnsureExtra(&session);
+      extra.username = std::move(r.username);
+      extra.protocol_version = r.protocol_version;
+    }
     for (const auto& [filter, options] : r.subscriptions) {
       session.subscriptions[filter] = SessionSubscription{options};
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
