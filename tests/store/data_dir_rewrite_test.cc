@@ -176,6 +176,27 @@ TEST_F(DataDirRewriteTest, ACommittedRewriteMustBeFinishedBeforeAnother) {
   EXPECT_EQ(Load(), kNew);
 }
 
+TEST_F(DataDirRewriteTest, ALargeStateSpansSegmentsAndFillMayFlushAsItGoes) {
+  WriteOldState();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 200; ++i) expected.push_back("record-" + std::to_string(i));
+  const absl::Status status = RewriteDataDir(dir_, 1,
+                                             [&](int, LogWriter& writer) {
+                                               for (size_t i = 0; i < expected.size(); ++i) {
+                                                 writer.Append(kUser, Bytes(expected[i]));
+                                                 if (i % 50 == 49) writer.Flush(0);
+                                               }
+                                               return absl::OkStatus();
+                                             },
+                                             {9}, {.segment_bytes = 512});
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(Load(), (State{{"shard-0", expected}}));
+  auto segments = ListSegmentFiles(dir_ + "/shard-0");
+  ASSERT_TRUE(segments.ok());
+  EXPECT_GT(segments->size(), 3u);
+  EXPECT_EQ(segments->front().first_sequence, 9u);
+}
+
 TEST_F(DataDirRewriteTest, AFailingFillLeavesTheOldStateAndNoRewriteDirectory) {
   WriteOldState();
   const absl::Status status = RewriteDataDir(dir_, 3,

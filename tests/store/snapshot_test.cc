@@ -353,6 +353,62 @@ TEST_F(SnapshotTest, AWriterDestroyedBeforeDeletingLeavesTheOldSegmentsToRecover
   EXPECT_EQ(SegmentsOf(log_dir()), std::vector<uint64_t>{2});
 }
 
+TEST_F(SnapshotTest, AWriterDestroyedWithDeletionsInFlightLeavesARecoverableLog) {
+  auto writer = OpenWriter(true, /*segment_bytes=*/60);
+  Append(*writer, {"old-1", "old-2", "old-3"});
+  for (int i = 0; i < 3; ++i) {
+    writer->Flush(0);
+    io_.CompleteAll();
+  }
+  const size_t old_segments = SegmentsOf(log_dir()).size();
+  ASSERT_GE(old_segments, 2u);
+  writer->BeginSnapshot();
+  Append(*writer, {"s"});
+  writer->EndSnapshot();
+  writer->Flush(0);
+  while (!io_.ops.empty() && !io_.ops.front().unlink) io_.CompleteOne();
+  ASSERT_FALSE(io_.ops.empty());
+  io_.CompleteOne();  // one old segment goes; then the writer does
+  writer.reset();
+  io_.CompleteAll();  // the other unlinks land, nothing syncs the directory
+  Recovered r = Recover();
+  EXPECT_EQ(r.payloads(), std::vector<std::string>{"s"});
+  EXPECT_EQ(SegmentsOf(log_dir()), std::vector<uint64_t>{r.report.snapshot_sequence});
+}
+
+TEST_F(SnapshotTest, ACrashMidSnapshotThenARestartKeepsEveryAcknowledgedRecord) {
+  // First life: a snapshot, records, then a second snapshot cut short.
+  {
+    auto writer = OpenWriter();
+    Append(*writer, {"x"});
+    writer->BeginSnapshot();
+    Append(*writer, {"state-x"});
+    writer->EndSnapshot();
+    Append(*writer, {"y"});
+    writer->Flush(0);
+    io_.CompleteAll();
+    writer->BeginSnapshot();
+    Append(*writer, {"state-x", "state-y"});
+    writer->Flush(0);
+    io_.CompleteAll();  // BEGIN and part of the state are on disk: then the crash
+  }
+  Recovered first = Recover();
+  EXPECT_EQ(first.payloads(), (std::vector<std::string>{"state-x", "y"}));
+  EXPECT_TRUE(first.report.dropped_incomplete_snapshot);
+  // Second life: more records, then a crash without any snapshot.
+  {
+    auto writer = OpenWriter(true, 1 << 20, first.report.next_sequence);
+    Append(*writer, {"z"});
+    writer->Flush(0);
+    io_.CompleteAll();
+  }
+  // The dropped snapshot's records never come back, nor is "z" lost.
+  Recovered second = Recover();
+  EXPECT_EQ(second.payloads(), (std::vector<std::string>{"state-x", "y", "z"}));
+  EXPECT_FALSE(second.report.dropped_incomplete_snapshot);
+  EXPECT_GT(second.records.back().first, first.records.back().first);
+}
+
 TEST_F(SnapshotTest, ASnapshotBiggerThanASegmentSpansSegments) {
   auto writer = OpenWriter(true, /*segment_bytes=*/100);
   Append(*writer, {"old"});
