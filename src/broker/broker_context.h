@@ -72,6 +72,9 @@ struct ShardStats {
   std::atomic<uint64_t> wills_published{0};
   std::atomic<uint64_t> shutdown_disconnects{0};
   std::atomic<uint64_t> sessions_expired{0};
+  // Durable state: records appended to this shard's log, snapshots written.
+  std::atomic<uint64_t> store_records{0};
+  std::atomic<uint64_t> store_snapshots{0};
   std::atomic<uint64_t> redirects{0};
   std::atomic<uint64_t> auth_failures{0};
 };
@@ -103,6 +106,8 @@ struct BrokerContext {
   std::vector<ShardStore> store;
   bool durability_sync = false;
   int64_t durability_flush_ns = 0;
+  // Options::Durability::compaction_bytes.
+  uint64_t compaction_bytes = 64 << 20;
   // Retained messages recovered at start-up, loaded by every shard's
   // constructor (shared, immutable), dropped once the shards have started.
   std::vector<MessageRef> recovered_retained;

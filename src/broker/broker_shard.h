@@ -297,6 +297,9 @@ class BrokerShard final : public shard::ShardHandler {
   // clear for an empty payload) to this shard's log.
   void LogRetainedIfOwner(const Message& message);
   void AppendRetainedSet(const Message& message, int64_t wall_now);
+  // Compaction: a snapshot of everything this shard's log must hold, when
+  // the log has grown past Options::Durability::compaction_bytes.
+  void WriteSnapshot();
 
   // Durable sessions (session_store.cc). A session is logged while it is
   // persistent and the broker has a log (Session::logged); these append its

@@ -81,6 +81,8 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
                                            int64_t now_wall_ns, bool salvage) {
   StoreRecovery result;
   result.next_sequence.assign(static_cast<size_t>(shards), 0);
+  result.bytes_since_snapshot.assign(static_cast<size_t>(shards), 0);
+  result.last_snapshot_bytes.assign(static_cast<size_t>(shards), 0);
   std::error_code error;
   if (!std::filesystem::exists(data_dir, error)) return result;
   std::vector<std::pair<int, std::string>> directories;
@@ -153,9 +155,19 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
     ++result.directories;
     result.records += report->records;
     result.bytes += report->bytes;
-    if (shard < shards) result.next_sequence[static_cast<size_t>(shard)] = report->next_sequence;
+    if (shard < shards) {
+      const auto i = static_cast<size_t>(shard);
+      result.next_sequence[i] = report->next_sequence;
+      result.bytes_since_snapshot[i] = report->bytes - report->snapshot_bytes;
+      result.last_snapshot_bytes[i] = report->snapshot_bytes;
+    }
+    result.max_next_sequence = std::max(result.max_next_sequence, report->next_sequence);
     for (const std::string& skipped : report->salvaged) {
       result.notes.push_back("salvage skipped " + skipped);
+      result.salvaged = true;
+    }
+    for (const std::string& deleted : report->deleted) {
+      result.notes.push_back("deleted " + deleted + " (before the newest complete snapshot)");
     }
     if (report->truncated_bytes > 0) {
       result.notes.push_back(absl::StrFormat("cut a torn tail of %d bytes off %s",

@@ -53,8 +53,15 @@ class RetainedMerge {
 };
 
 struct StoreRecovery {
-  // Per shard of this run: the sequence its log continues with.
+  // Per shard of this run: the sequence its log continues with, and the
+  // compaction accounting its writer starts from (LogWriter::Options).
   std::vector<uint64_t> next_sequence;
+  std::vector<uint64_t> bytes_since_snapshot;
+  std::vector<uint64_t> last_snapshot_bytes;
+  // The largest next sequence of any directory, this run's or not.
+  uint64_t max_next_sequence = 0;
+  // Salvage skipped damage: the directory should be rewritten without it.
+  bool salvaged = false;
   std::vector<RecoveredRetained> retained;
   int64_t newest_stamp_ns = 0;
   size_t directories = 0;

@@ -4,6 +4,7 @@
 // for the disk in durable_acks.cc).
 #include <algorithm>
 
+#include "base/log.h"
 #include "broker/broker_shard.h"
 #include "broker/retained_records.h"
 #include "broker/retained_recovery.h"
@@ -50,6 +51,7 @@ void BrokerShard::AppendRetainedSet(const Message& message, int64_t wall) {
 
 void BrokerShard::OnLoopTurnEnd() {
   if (log_ == nullptr) return;
+  if (log_->CompactionDue(context_.compaction_bytes) && !log_->failed()) WriteSnapshot();
   // Group commit: everything appended this turn goes out in one write. While
   // the broker stops, the async mode's fdatasync is due at once, so a clean
   // stop leaves nothing for a power loss to take (the loop waits for it).
@@ -72,6 +74,41 @@ void BrokerShard::ArmLogTimer() {
     log_->Flush(NowNs());
     ArmLogTimer();
   });
+}
+
+void BrokerShard::WriteSnapshot() {
+  // Everything this shard's log must hold to rebuild what it owns: the
+  // retained messages of its topics and its logged sessions. Written in one
+  // go, so no other record falls inside the snapshot; the writer deletes the
+  // segments before it once the snapshot is on disk.
+  const uint64_t before = log_->bytes_since_snapshot();
+  log_->BeginSnapshot();
+  const int64_t wall = WallNowNs();
+  const shard::Clock::time_point now = shard_.Now();
+  size_t retained = 0;
+  retained_.ForEach([&](std::string_view topic, const MessageRef& message) {
+    if (RetainedOwner(topic, shard_.shard_count()) != shard_.id() || topic.starts_with("$SYS/") ||
+        message->Expired(now)) {
+      return;
+    }
+    AppendRetainedSet(*message, wall);
+    ++retained;
+  });
+  // Messages are logged afresh inside the snapshot.
+  logged_message_ = MessageRef();
+  size_t sessions = 0;
+  for (auto& [client_id, session] : sessions_) {
+    if (!session->logged) continue;
+    const Connection* conn = session->connection;
+    LogWholeSession(*session, conn != nullptr ? static_cast<uint8_t>(conn->version) : 0);
+    ++sessions;
+  }
+  log_->EndSnapshot();
+  ShardStats::Inc(stats_.store_snapshots);
+  SHARDMQ_LOG(kDebug,
+              "shard %d: log snapshot of %d retained messages and %d sessions, %d bytes "
+              "(%d bytes logged since the last one)",
+              shard_.id(), retained, sessions, log_->bytes_since_snapshot(), before);
 }
 
 }  // namespace shardmq::broker

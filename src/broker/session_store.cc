@@ -23,6 +23,7 @@
 namespace shardmq::broker {
 
 void BrokerShard::AppendScratch(uint8_t type) {
+  ShardStats::Inc(stats_.store_records);
   log_->Append(type, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(record_scratch_.data()),
                                          record_scratch_.size()));
 }
