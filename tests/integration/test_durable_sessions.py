@@ -18,11 +18,9 @@ import urllib.request
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-import pytest
 
 import mqtt_raw as raw
-from conftest import BINARY, wait_until
-from test_durable_retained import fill_up, small_disk  # noqa: F401 (fixture)
+from conftest import BINARY, fill_up, wait_until
 
 
 def durable(data_dir, *more):
@@ -348,7 +346,7 @@ def test_compaction_keeps_the_log_near_the_live_state(start_broker, tmp_path):
     sub.close()
 
 
-def test_sync_puback_waits_while_the_disk_is_full(start_broker, small_disk):  # noqa: F811
+def test_sync_puback_waits_while_the_disk_is_full(start_broker, small_disk):
     data = small_disk / "data"
     broker = start_broker(*durable(data, "--durability=sync"))
     sub = raw.subscribed(broker.port, "stored-sub", ("full/#", 1), clean=False)
