@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -290,6 +291,14 @@ class BrokerShard final : public shard::ShardHandler {
   void SubackPartDone(uint64_t token);
   void SendRetained(Session& session, std::string_view filter,
                     const topic::SubscriptionOptions& options);
+  // Retained QoS 1/2 messages for a connected session that the session's
+  // queue could not take yet (a filter matching thousands of them): kept in
+  // retained_backlog_ and fed in as the queue drains (PumpQueue), so none is
+  // dropped at the queue's bound and the queue stays within it.
+  void FeedRetainedBacklog(Session& session);
+  // The session goes offline (persistent: the backlog joins its queue,
+  // within the offline bounds) or ends (dropped).
+  void SettleRetainedBacklog(Session& session, bool keep);
   void BroadcastInterest(MailKind kind, const std::string& filter, uint64_t token);
 
   // Durable retained messages (retained_store.cc, README "Durable state").
@@ -486,6 +495,14 @@ class BrokerShard final : public shard::ShardHandler {
     std::unique_ptr<WillMessage> delayed_will;
   };
   absl::flat_hash_map<const Session*, OfflineState> offline_;
+  // FeedRetainedBacklog's entries, per session; erased before the session
+  // goes offline or is destroyed.
+  struct RetainedBacklogEntry {
+    MessageRef message;
+    uint8_t qos = 1;
+    uint32_t subscription_id = 0;
+  };
+  absl::flat_hash_map<const Session*, std::deque<RetainedBacklogEntry>> retained_backlog_;
   // Boxed: ClientInfo views point into an extra while hooks run, and must
   // not move when the map grows.
   absl::flat_hash_map<const Session*, std::unique_ptr<SessionExtra>> extras_;

@@ -318,6 +318,7 @@ void BrokerShard::PumpQueue(Session& session) {
   if (!session.paused_publishers.empty() && UnderLowWatermark(session)) {
     ReleaseBackpressure(session);
   }
+  if (!retained_backlog_.empty()) FeedRetainedBacklog(session);
 }
 
 bool BrokerShard::OverHighWatermark(const Session& session) const {

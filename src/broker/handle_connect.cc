@@ -459,6 +459,7 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   session->connection = nullptr;
   // An offline session drops at its bound instead of holding publishers back.
   ReleaseBackpressure(*session);
+  SettleRetainedBacklog(*session, /*keep=*/session->persistent);
   // What it got through shared subscriptions and did not acknowledge goes
   // to the other members now.
   RedeliverShared(*session);
@@ -507,6 +508,7 @@ void BrokerShard::EndSession(Session& session, SessionEndReason why) {
   for (const auto& [filter, options] : session.subscriptions) filters.push_back(filter);
   for (const std::string& filter : filters) RemoveSubscription(session, filter);
   ReleaseBackpressure(session);
+  SettleRetainedBacklog(session, /*keep=*/false);
   if (session.connection != nullptr) session.connection->session = nullptr;
   if (HooksWant(kHookConnection)) context_.hooks.SessionTerminated(InfoFor(session), why);
   if (!extras_.empty()) extras_.erase(&session);

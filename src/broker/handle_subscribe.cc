@@ -205,9 +205,44 @@ void BrokerShard::SendRetained(Session& session, std::string_view filter,
       expired.emplace_back(topic);
       return;
     }
-    Deliver(session, message, std::min(options.qos, message->qos()), /*retain=*/true, ids);
+    const uint8_t qos = std::min(options.qos, message->qos());
+    if (qos > 0 && session.connection != nullptr &&
+        (retained_backlog_.contains(&session) || OverHighWatermark(session))) {
+      // More than the queue should take at once: the rest follows as it
+      // drains, after what is already waiting.
+      retained_backlog_[&session].push_back({message, qos, options.subscription_id});
+      return;
+    }
+    Deliver(session, message, qos, /*retain=*/true, ids);
   });
   for (const std::string& topic : expired) retained_.Erase(topic);
+}
+
+void BrokerShard::FeedRetainedBacklog(Session& session) {
+  auto it = retained_backlog_.find(&session);
+  if (it == retained_backlog_.end()) return;
+  std::deque<RetainedBacklogEntry>& backlog = it->second;
+  const shard::Clock::time_point now = shard_.Now();
+  while (!backlog.empty() && !OverHighWatermark(session)) {
+    RetainedBacklogEntry entry = std::move(backlog.front());
+    backlog.pop_front();
+    if (entry.message->Expired(now)) continue;  // no longer retained [MQTT-3.3.2-5]
+    absl::Span<const uint32_t> ids(&entry.subscription_id, entry.subscription_id != 0 ? 1 : 0);
+    Deliver(session, entry.message, entry.qos, /*retain=*/true, ids);
+  }
+  if (backlog.empty()) retained_backlog_.erase(it);
+}
+
+void BrokerShard::SettleRetainedBacklog(Session& session, bool keep) {
+  auto it = retained_backlog_.find(&session);
+  if (it == retained_backlog_.end()) return;
+  std::deque<RetainedBacklogEntry> backlog = std::move(it->second);
+  retained_backlog_.erase(it);
+  if (!keep) return;
+  for (RetainedBacklogEntry& entry : backlog) {
+    absl::Span<const uint32_t> ids(&entry.subscription_id, entry.subscription_id != 0 ? 1 : 0);
+    Enqueue(session, entry.message, entry.qos, /*retain=*/true, ids);
+  }
 }
 
 void BrokerShard::HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& unsubscribe) {

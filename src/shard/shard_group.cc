@@ -13,8 +13,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -235,11 +238,50 @@ uint16_t PortOf(int fd, int family) {
                                  : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
 }
 
+// Whether a socket in LISTEN state (of any process) holds `port` on
+// `address` (or on the wildcard address, or, for a wildcard `address`, on any
+// address), by the kernel's table (/proc/net/tcp, tcp6). Connections that
+// outlive a crashed broker (FIN_WAIT, TIME_WAIT) do not count: a restart
+// must be able to bind at once.
+bool SomeoneListens(int family, const sockaddr_storage& address, uint16_t port) {
+  std::string ours;
+  std::string wildcard;
+  if (family == AF_INET) {
+    ours = absl::StrFormat("%08X", reinterpret_cast<const sockaddr_in&>(address).sin_addr.s_addr);
+    wildcard = "00000000";
+  } else {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address).sin6_addr;
+    for (int i = 0; i < 4; ++i) {
+      uint32_t word = 0;
+      std::memcpy(&word, v6.s6_addr + 4 * i, 4);
+      ours += absl::StrFormat("%08X", word);
+    }
+    wildcard = std::string(32, '0');
+  }
+  FILE* table = fopen(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6", "re");
+  if (table == nullptr) return false;  // no way to tell: bind will say what it can
+  char line[512];
+  bool found = false;
+  const std::string port_hex = absl::StrFormat("%04X", port);
+  while (!found && fgets(line, sizeof(line), table) != nullptr) {
+    // "  0: 0100007F:AFD7 00000000:0000 0A ..."
+    std::istringstream fields(line);
+    std::string slot, local, remote, state;
+    if (!(fields >> slot >> local >> remote >> state) || state != "0A") continue;
+    const size_t colon = local.find(':');
+    if (colon == std::string::npos || local.substr(colon + 1) != port_hex) continue;
+    const std::string host = local.substr(0, colon);
+    found = host == ours || host == wildcard || ours == wildcard;
+  }
+  fclose(table);
+  return found;
+}
+
 // The shards share a port through SO_REUSEPORT, which would just as
 // silently let them share it with another process (a second broker started
-// by mistake, which would then get some of the clients). So the port is
-// first bound without SO_REUSEPORT: that fails if anything listens there.
-// Port 0 is chosen here too, so it is one nobody uses.
+// by mistake, which would then get some of the clients). So a port in use by
+// a listener elsewhere stops start-up; and port 0 is chosen by a plain bind,
+// so it is one nobody uses.
 absl::StatusOr<uint16_t> ReservePort(const ShardGroup::ListenAddress& a, uint16_t port) {
   sockaddr_storage ss;
   socklen_t len = 0;
@@ -247,18 +289,27 @@ absl::StatusOr<uint16_t> ReservePort(const ShardGroup::ListenAddress& a, uint16_
   if (absl::Status status = MakeAddress(a.host, port, ss, len, family); !status.ok()) {
     return status;
   }
+  if (port != 0) {
+    // A broker killed a moment ago leaves its listener behind for a few
+    // milliseconds (the kernel tears its io_uring down after the process is
+    // gone, and the ring holds the socket), so a restart waits a little for
+    // it to go before taking a listener for another process's.
+    for (int waited_ms = 0; SomeoneListens(family, ss, port); waited_ms += 20) {
+      if (waited_ms >= 3000) {
+        return absl::UnavailableError(
+            absl::StrFormat("bind %s port %d: another process listens there", a.host, port));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return port;
+  }
   const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrFormat("socket: %s", strerror(errno)));
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // TIME_WAIT is no obstacle
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     const int err = errno;
     ::close(fd);
-    if (err == EADDRINUSE) {
-      return absl::UnavailableError(absl::StrFormat(
-          "bind %s port %d: %s (another process listens there)", a.host, port, strerror(err)));
-    }
     return absl::UnavailableError(
         absl::StrFormat("bind %s port %d: %s", a.host, port, strerror(err)));
   }

@@ -104,6 +104,27 @@ def test_many_retained_topics_from_publishers_on_every_shard(start_broker, shard
         assert all(m["retain"] for m in got)
 
 
+def test_more_retained_messages_than_the_queue_holds_all_arrive(start_broker):
+    """A filter matching far more retained QoS 1 messages than a session's
+    queue may hold: they are fed in as the subscriber acknowledges, none is
+    dropped at the queue's bound."""
+    broker = start_broker("--max-queued-messages=50", "--max-inflight=10", shards=2)
+    pub = raw.connected(broker.port, "rbulk-pub")
+    count = 3000
+    for n in range(count):
+        pub.send(raw.publish(f"bulk/{n}", f"v{n}", qos=1, retain=True, packet_id=n % 60000 + 1))
+    for _ in range(count):
+        pub.expect(raw.PUBACK)
+    sub = raw.subscribed(broker.port, "rbulk-sub", ("bulk/+", 1))
+    got = raw.read_publishes(sub, count, timeout=30)
+    assert sorted(m["topic"] for m in got) == sorted(f"bulk/{n}" for n in range(count))
+    assert all(m["retain"] and m["qos"] == 1 for m in got)
+    # Live messages still flow once the backlog is through.
+    raw.publish_and_confirm(pub, "bulk/live", "live", qos=1, packet_id=2)
+    [live] = raw.read_publishes(sub, 1)
+    assert live["topic"] == "bulk/live" and not live["retain"]
+
+
 @SHARDS
 @pytest.mark.parametrize("protocol", [paho.MQTTv31, paho.MQTTv311])
 def test_paho_retained_messages(start_broker, shards, protocol):

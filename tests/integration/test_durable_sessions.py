@@ -8,6 +8,7 @@ the log is compacted; damage in a session record stops start-up and
 --salvage rewrites the data directory without it. (The kill -9 crash loops
 under load are in test_durable_sessions_crash.py.)"""
 import glob
+import json
 import os
 import socket
 import struct
@@ -205,9 +206,18 @@ def test_inbound_qos2_id_survives_a_crash(start_broker, tmp_path):
     sub.close()
 
 
-def connect_with_delayed_will(port, client_id, topic, delay):
+def client_offline(http, client_id):
+    """Whether the admin API lists `client_id`'s session as offline."""
+    with urllib.request.urlopen(f"http://{http}/api/v1/clients/{client_id}", timeout=5) as r:
+        return not json.loads(r.read())["connected"]
+
+
+def connect_with_delayed_will(port, client_id, topic, delay, http=None):
     """An MQTT 5 client with Session Expiry 600 s and a will delayed `delay`
-    seconds, whose connection then drops without DISCONNECT."""
+    seconds, whose connection then drops without DISCONNECT. With `http` (the
+    admin API), returns once the broker has seen the connection end: a
+    broker stopped before that drops the will (a stop is not the client's
+    fault)."""
     client = raw.Client(port)
     properties = bytes([0x11]) + struct.pack("!I", 600)
     will_properties = bytes([0x18]) + struct.pack("!I", delay)
@@ -215,6 +225,8 @@ def connect_with_delayed_will(port, client_id, topic, delay):
                             properties=properties, will_properties=will_properties))
     assert client.expect(raw.CONNACK).body[1] == 0
     client.close()  # no DISCONNECT: the will is due after its delay
+    if http is not None:
+        assert wait_until(lambda: client_offline(http, client_id), 10)
 
 
 def watcher_session(port):
@@ -226,9 +238,10 @@ def watcher_session(port):
 
 def test_delayed_will_survives_a_restart(start_broker, tmp_path):
     data = tmp_path / "data"
-    broker = start_broker(*durable(data))
+    http = f"127.0.0.1:{free_port()}"
+    broker = start_broker(*durable(data, f"--http-listen={http}"))
     watcher_session(broker.port)
-    connect_with_delayed_will(broker.port, "mortal", "wills/mortal", 3)
+    connect_with_delayed_will(broker.port, "mortal", "wills/mortal", 3, http)
     broker = restart(start_broker, broker, data)
     watcher = raw.Client(broker.port)
     assert watcher.connect("will-watcher", clean=False)[0] == 1
@@ -240,9 +253,10 @@ def test_delayed_will_survives_a_restart(start_broker, tmp_path):
 
 def test_a_will_due_while_the_broker_was_down_goes_out_at_start(start_broker, tmp_path):
     data = tmp_path / "data"
-    broker = start_broker(*durable(data))
+    http = f"127.0.0.1:{free_port()}"
+    broker = start_broker(*durable(data, f"--http-listen={http}"))
     watcher_session(broker.port)
-    connect_with_delayed_will(broker.port, "late", "wills/late", 1)
+    connect_with_delayed_will(broker.port, "late", "wills/late", 1, http)
     port = broker.port
     assert broker.stop() == 0
     time.sleep(1.5)  # the delay runs out while nothing runs
@@ -256,9 +270,10 @@ def test_a_will_due_while_the_broker_was_down_goes_out_at_start(start_broker, tm
 
 def test_a_resumed_session_drops_its_delayed_will_for_good(start_broker, tmp_path):
     data = tmp_path / "data"
-    broker = start_broker(*durable(data))
+    http = f"127.0.0.1:{free_port()}"
+    broker = start_broker(*durable(data, f"--http-listen={http}"))
     watcher_session(broker.port)
-    connect_with_delayed_will(broker.port, "back", "wills/back", 2)
+    connect_with_delayed_will(broker.port, "back", "wills/back", 2, http)
     # Back before the delay: the will is dropped [MQTT-3.1.3-9] ...
     client = raw.Client(broker.port)
     client.send(raw.connect("back", version=5, clean=False,
