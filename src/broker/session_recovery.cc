@@ -14,11 +14,14 @@ MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
   mqtt::Properties properties =
       records::DecodePropertiesBody(record.properties).value_or(mqtt::Properties{});
   if (record.expires_at_ns) {
+    // Compared before subtracting: the expiry is read from the log, and one
+    // near either end of int64 must not overflow.
+    if (*record.expires_at_ns <= now_wall_ns) return MessageRef();
     const int64_t left_ns = *record.expires_at_ns - now_wall_ns;
-    if (left_ns <= 0) return MessageRef();
     // Whole seconds left, rounded up as Message does.
-    properties.message_expiry_interval = static_cast<uint32_t>(
-        std::min<int64_t>((left_ns + 999'999'999) / 1'000'000'000, UINT32_MAX));
+    const int64_t left_s = left_ns / 1'000'000'000 + (left_ns % 1'000'000'000 != 0 ? 1 : 0);
+    properties.message_expiry_interval =
+        static_cast<uint32_t>(std::min<int64_t>(left_s, UINT32_MAX));
   }
   Message::Fields fields;
   fields.topic = record.topic;
@@ -174,8 +177,11 @@ std::vector<RecoveredSession> SessionReplay::Take(int64_t now_wall_ns, shard::Cl
   out.reserve(sessions_.size());
   for (auto& [client_id, session] : sessions_) {
     RecoveredSession& state = session.state;
+    // Subtracted from now rather than added to the record's time: an OFFLINE
+    // record's wall clock is read from the log, and a far-future one (a
+    // clock set wrong, or a record fuzzed) must not overflow.
     if (state.offline_since_ns && state.expiry_interval != 0xFFFFFFFF &&
-        *state.offline_since_ns + int64_t{state.expiry_interval} * 1'000'000'000 <= now_wall_ns) {
+        *state.offline_since_ns <= now_wall_ns - int64_t{state.expiry_interval} * 1'000'000'000) {
       ++counts.sessions_expired;
       continue;
     }

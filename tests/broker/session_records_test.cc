@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -240,6 +241,20 @@ TEST(SessionReplay, ExpiryCountsFromWhenTheSessionWentOffline) {
   EXPECT_EQ(counts.sessions_expired, 1u);
 }
 
+// session_records_fuzz found it: an OFFLINE time near the end of int64
+// plus the expiry interval overflowed (undefined; in practice it wrapped
+// negative and the session counted as expired).
+TEST(SessionReplay, OfflineTimeFarInTheFutureDoesNotOverflowTheExpiry) {
+  Log log;
+  log.Put("future", 3600);
+  EncodeSessionOffline("future", INT64_MAX - kSecond, 3600, log.Next(kRecordSessionOffline));
+  SessionReplay::Counts counts;
+  std::vector<RecoveredSession> sessions = log.Replay(111 * kSecond, &counts);
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0].offline_since_ns, INT64_MAX - kSecond);
+  EXPECT_EQ(counts.sessions_expired, 0u);
+}
+
 TEST(SessionReplay, ExpiredMessagesAreDroppedAndCounted) {
   Log log;
   log.Put("c");
@@ -254,6 +269,24 @@ TEST(SessionReplay, ExpiredMessagesAreDroppedAndCounted) {
   EXPECT_EQ(Str(sessions[0].items[0].message->payload()), "fresh");
   // What is left of the interval: 400 s.
   EXPECT_EQ(sessions[0].items[0].message->RemainingExpirySeconds(shard::Clock::now()), 400u);
+  EXPECT_EQ(counts.messages_expired, 1u);
+}
+
+// session_records_fuzz found it: a message expiry near either end of int64
+// overflowed the time left (undefined; in practice a far-past expiry wrapped
+// to a far-future one and the message was kept).
+TEST(SessionReplay, MessageExpiryAtTheEndsOfInt64DoesNotOverflow) {
+  Log log;
+  log.Put("c");
+  log.Message(1, "t", "past", INT64_MIN + 1);
+  log.Queued(2, 1, "c");
+  log.Message(3, "t", "future", INT64_MAX);
+  log.Queued(4, 3, "c");
+  SessionReplay::Counts counts;
+  std::vector<RecoveredSession> sessions = log.Replay(100 * kSecond, &counts);
+  ASSERT_EQ(sessions.size(), 1u);
+  ASSERT_EQ(sessions[0].items.size(), 1u);
+  EXPECT_EQ(Str(sessions[0].items[0].message->payload()), "future");
   EXPECT_EQ(counts.messages_expired, 1u);
 }
 

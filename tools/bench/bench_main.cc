@@ -53,6 +53,9 @@ ABSL_FLAG(int, sub_shard, -1, "subscribers' home shard (needs --home-shards); -1
 ABSL_FLAG(std::string, topic_prefix, "", "topic prefix; default bench/<pid>");
 ABSL_FLAG(int, broker_pid, 0, "broker process: report its CPU and RSS from /proc");
 ABSL_FLAG(int, keepalive, 0, "CONNECT keep alive seconds (0 = off)");
+ABSL_FLAG(int64_t, session_expiry, 0,
+          "subscribers' sessions: 0 = clean; N > 0 = persistent (3.x: Clean Session 0; "
+          "MQTT 5: Clean Start 0 and Session Expiry Interval N s)");
 ABSL_FLAG(bool, json, false, "print one JSON object instead of the table");
 ABSL_FLAG(bool, progress, true, "a progress line on stderr every second");
 ABSL_FLAG(bool, allow_loss, false, "lost messages do not fail the run (dup/reorder still do)");
@@ -123,6 +126,13 @@ int Main(int argc, char** argv) {
   c.sub_shard = absl::GetFlag(FLAGS_sub_shard);
   c.broker_pid = absl::GetFlag(FLAGS_broker_pid);
   c.keepalive = absl::GetFlag(FLAGS_keepalive);
+  const int64_t session_expiry = absl::GetFlag(FLAGS_session_expiry);
+  if (session_expiry < 0 || session_expiry > 0xFFFFFFFFLL) {
+    std::fprintf(stderr, "shardmq-bench: --session-expiry: %lld is not 0..4294967295\n",
+                 static_cast<long long>(session_expiry));
+    return kExitUsage;
+  }
+  c.session_expiry = static_cast<uint32_t>(session_expiry);
   c.json = absl::GetFlag(FLAGS_json);
   c.progress = absl::GetFlag(FLAGS_progress);
   c.allow_loss = absl::GetFlag(FLAGS_allow_loss);

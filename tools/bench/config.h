@@ -57,6 +57,12 @@ struct Config {
   std::string topic_prefix;  // Default: "bench/<pid>".
   int broker_pid = 0;
   int keepalive = 0;
+  // Subscribers' sessions: 0 = clean (Clean Session 1 / Clean Start 1);
+  // N > 0 = persistent: 3.x connects with Clean Session 0 (its session never
+  // expires), MQTT 5 with Clean Start 0 and Session Expiry Interval N seconds.
+  // A broker logs queued messages only for persistent sessions (shardmq's
+  // --durability), so this is what makes a run exercise its store.
+  uint32_t session_expiry = 0;
   bool json = false;
   bool progress = true;
   bool allow_loss = false;  // Loss never fails the run (dup/reorder still do).

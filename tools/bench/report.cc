@@ -68,6 +68,12 @@ std::string FormatTable(const Results& r) {
     absl::StrAppendFormat(&out, "  %-26s %s\n", name, value);
   };
   if (!r.error.empty()) row("error", r.error);
+  if (c.session_expiry > 0) {
+    row("subscriber sessions",
+        c.version() == mqtt::ProtocolVersion::kV5
+            ? absl::StrFormat("persistent (Session Expiry Interval %d s)", c.session_expiry)
+            : std::string("persistent (Clean Session 0)"));
+  }
   const bool nothing = !r.error.empty() && r.received_total == 0 && r.connections == 0;
   if (IsPubSub(c) && !nothing) {
     row("clients", absl::StrFormat("%d publishers, %d subscribers, %d streams", r.publishers,
@@ -127,9 +133,10 @@ std::string FormatJson(const Results& r) {
   absl::StrAppendFormat(
       &out,
       "\"scenario\": \"%s\", \"host\": %s, \"port\": %d, \"mqtt_version\": %d, \"qos\": %d, "
-      "\"payload\": %d, \"rate_per_publisher\": %g, \"window\": %d, \"threads\": %d, ",
+      "\"payload\": %d, \"rate_per_publisher\": %g, \"window\": %d, \"threads\": %d, "
+      "\"session_expiry\": %d, ",
       ScenarioName(c.scenario), JsonString(c.host), c.port, c.mqtt_version, c.qos, c.payload,
-      c.rate, c.Window(), c.threads);
+      c.rate, c.Window(), c.threads, c.session_expiry);
   absl::StrAppendFormat(
       &out,
       "\"publishers\": %d, \"subscribers\": %d, \"streams\": %d, \"window_s\": %.3f, "

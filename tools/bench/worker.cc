@@ -370,7 +370,12 @@ void Worker::Flush(Conn* c) {
 void Worker::EncodeConnect(Conn* c) {
   mqtt::Connect p;
   p.version = config_.version();
-  p.clean_start = true;
+  // Only subscribers hold sessions worth keeping (--session-expiry).
+  const bool persistent = config_.session_expiry > 0 && c->spec.role == Role::kSubscriber;
+  p.clean_start = !persistent;
+  if (persistent && config_.version() == mqtt::ProtocolVersion::kV5) {
+    p.properties.session_expiry_interval = config_.session_expiry;
+  }
   p.keep_alive = static_cast<uint16_t>(config_.keepalive);
   p.client_id = c->spec.client_id;
   const size_t size = mqtt::EncodedSize(p, config_.version());
