@@ -1,0 +1,279 @@
+"""Durable persistent sessions (issue 9) under crashes, with the real daemon
+and real clients: Clean Session 0 / MQTT 5 sessions with an expiry, their
+subscriptions, queued and in-flight QoS 1/2 messages and inbound QoS 2
+packet ids.
+
+- A crash loop (helpers/crash_harness.py) kills the broker with SIGKILL 6-10
+  times under load and restarts it on the same port and data directory. With
+  --durability=sync nothing acknowledged may be lost and no QoS 2 message may
+  arrive twice; with async only what was acknowledged within a second of a
+  kill may be lost; with none the same loop must see losses (the harness can
+  fail).
+- Offline queues survive a SIGTERM restart and a kill -9 in order, with
+  session present and working subscriptions; an MQTT 5 session whose expiry
+  passes while the broker is down is gone, a longer one is not.
+- Sessions and their queues follow a changed --shards (2, then 3, then 1).
+
+SHARDMQ_CRASH_SEED=N repeats a crash loop's kill schedule; run with -s to see
+the summaries of passing loops too.
+"""
+import signal
+import time
+
+import pytest
+
+import mqtt5_wire as w5
+import mqtt_raw as raw
+from helpers.crash_harness import CrashLoop, start_on_port
+
+SESSION_EXPIRY = 3600
+ASYNC_GRACE = 1.0  # async: acknowledged this long before a kill must survive it
+
+
+def problems(loop, result, grace=None, qos2_duplicates_allowed=False):
+    """What the loop did wrong, as readable lines (empty: nothing)."""
+    found = []
+    if result["acked"] < 100:
+        found.append(f"only {result['acked']} messages acknowledged: the loop did not run")
+    if result["lost"]:
+        found.append("acknowledged messages lost: " + ", ".join(
+            f"{sub} {len(keys)}" for sub, keys in result["lost"].items()))
+    if result["dup_qos2"] and not qos2_duplicates_allowed:
+        found.append("QoS 2 messages delivered twice: " + ", ".join(
+            f"{sub} {len(keys)}" for sub, keys in result["dup_qos2"].items()))
+    if result["phantom"]:
+        found.append(f"messages nobody published: {result['phantom']}")
+    if result["refused"]:
+        found.append(f"publishes refused: {result['refused']}")
+    absent = {}
+    for name, kill in loop.sessions_lost(grace or 0.0):
+        absent.setdefault(name, []).append(kill)
+    if absent:
+        found.append("reconnected without their session: " + ", ".join(
+            f"{name} after kills {kills}" for name, kills in absent.items()))
+    return found
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_sync_crash_loop_loses_nothing_acknowledged(start_broker, tmp_path, shards):
+    loop = CrashLoop(start_broker, tmp_path / "data", "sync", shards=shards,
+                     label=f"sync-shards-{shards}")
+    loop.run()
+    result = loop.report()
+    found = problems(loop, result)
+    assert not found, "\n".join(found) + "\n" + loop.describe(result)
+
+
+def test_async_crash_loop_loses_only_the_last_moments(start_broker, tmp_path):
+    loop = CrashLoop(start_broker, tmp_path / "data", "async", shards=2,
+                     extra=["--durability-flush-ms=50"], label="async-flush-50")
+    loop.run()
+    loop.report()  # for the record: losses counting every acknowledgement
+    result = loop.report(grace=ASYNC_GRACE)
+    found = problems(loop, result, grace=ASYNC_GRACE, qos2_duplicates_allowed=True)
+    assert not found, "\n".join(found) + "\n" + loop.describe(result)
+
+
+def test_the_crash_loop_sees_losses_without_durability(start_broker, tmp_path):
+    # --durability=none keeps no session: every reconnect finds none, and the
+    # subscribers (which subscribe only once) miss what follows. If this
+    # passes while the durable loops fail, the harness is not the problem.
+    loop = CrashLoop(start_broker, tmp_path / "data", "none", kills=2, label="none")
+    loop.run()
+    result = loop.report()
+    assert result["acked"] >= 100, loop.describe(result)
+    assert result["lost"], "no loss detected without durability:\n" + loop.describe(result)
+    assert loop.sessions_lost(), "sessions survived --durability=none"
+    assert not result["phantom"], loop.describe(result)
+
+
+# --- restoring a session: raw clients, so the order on the wire is visible ------------------
+def durable(data):
+    return [f"--data-dir={data}", "--durability=sync"]
+
+
+def connect(port, client_id, version, clean=False, expiry=SESSION_EXPIRY):
+    """A raw client after CONNACK 0; returns (client, session present)."""
+    client = raw.Client(port)
+    if version == 5:
+        body = client.connect(client_id, version=5, clean=clean,
+                              properties=w5.props((w5.SESSION_EXPIRY, expiry)))
+    else:
+        body = client.connect(client_id, version=version, clean=clean)
+    assert body[1] == 0, f"{client_id}: CONNACK {body!r}"
+    return client, bool(body[0] & 1)
+
+
+def subscribe(client, version, *filters):
+    client.send(raw.subscribe(1, *filters, version=version))
+    suback = client.expect(raw.SUBACK)
+    codes = list(w5.parse_suback(suback)[1]) if version == 5 else list(suback.body[2:])
+    assert codes == [qos for _, qos in filters], suback
+
+
+def leave(client, version):
+    client.send(raw.disconnect(version))
+    client.close()
+
+
+def unexpected(client, version, timeout=0.4):
+    """PUBLISH packets arriving within `timeout` (PUBREL is answered)."""
+    extra = []
+    while True:
+        try:
+            pkt = client.read(timeout)
+        except TimeoutError:  # socket.timeout too; a closed connection raises on
+            return extra
+        if pkt.type == raw.PUBREL:
+            client.send(raw.ack(raw.PUBCOMP, pkt.packet_id()))
+        elif pkt.type == raw.PUBLISH:
+            extra.append(pkt.publish_fields(version))
+
+
+def fields(got):
+    return [(m["topic"], m["payload"], m["qos"]) for m in got]
+
+
+def stop(broker, how):
+    if how == "sigterm":
+        assert broker.stop() == 0, broker.log()[-3000:]
+    else:
+        broker.process.send_signal(signal.SIGKILL)
+        broker.process.wait(10)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill"])
+@pytest.mark.parametrize("version", [4, 5])
+def test_an_offline_queue_survives_a_restart_in_order(start_broker, tmp_path, version, how):
+    data = tmp_path / "data"
+    broker = start_on_port(start_broker, durable(data), shards=2)
+    port = broker.port
+    cid = f"restore-v{version}-{how}"
+    sub, present = connect(port, cid, version)
+    assert not present
+    subscribe(sub, version, ("rs/a", 2), ("rs/b/#", 1))
+    leave(sub, version)
+
+    pub = raw.connected(port, "restore-pub")
+    expected = []
+    for n in range(12):
+        topic, qos = ("rs/a", 1 + n % 2) if n % 3 else ("rs/b/x", 2)
+        payload = f"offline {n} q{qos}".encode()
+        raw.publish_and_confirm(pub, topic, payload, qos=qos, packet_id=n + 1)
+        expected.append((topic, payload, 1 if topic == "rs/b/x" else qos))
+    pub.close()
+
+    stop(broker, how)
+    broker = start_on_port(start_broker, durable(data), shards=2, port=port)
+    sub, present = connect(port, cid, version)
+    assert present, f"{cid}: session not present after {how}:\n{broker.log()}"
+    got = raw.read_publishes(sub, len(expected), version=version)
+    assert fields(got) == expected
+    assert unexpected(sub, version) == []
+
+    # The subscriptions came back with the session: no new SUBSCRIBE.
+    pub = raw.connected(port, "restore-pub")
+    raw.publish_and_confirm(pub, "rs/a", "live a", qos=2, packet_id=1)
+    raw.publish_and_confirm(pub, "rs/b/y", "live b", qos=2, packet_id=2)
+    got = raw.read_publishes(sub, 2, version=version)
+    assert fields(got) == [("rs/a", b"live a", 2), ("rs/b/y", b"live b", 1)]
+    assert unexpected(sub, version) == []
+    leave(sub, version)
+    pub.close()
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill"])
+def test_session_expiry_runs_while_the_broker_is_down(start_broker, tmp_path, how):
+    data = tmp_path / "data"
+    broker = start_on_port(start_broker, durable(data), shards=2)
+    port = broker.port
+    for cid, expiry in (("expiry-short", 2), ("expiry-long", 60)):
+        client, _ = connect(port, cid, 5, clean=True, expiry=expiry)
+        subscribe(client, 5, ("ex/t", 1))
+        leave(client, 5)
+    pub = raw.connected(port, "expiry-pub")
+    raw.publish_and_confirm(pub, "ex/t", "queued", qos=1)
+    pub.close()
+
+    stop(broker, how)
+    # Expiry of expiry-short: 2 s after its DISCONNECT, passing while no broker runs.
+    time.sleep(3.0)
+    broker = start_on_port(start_broker, durable(data), shards=2, port=port)
+
+    long, present = connect(port, "expiry-long", 5, expiry=60)
+    assert present, f"expiry-long (60 s) lost its session:\n{broker.log()}"
+    assert fields(raw.read_publishes(long, 1, version=5)) == [("ex/t", b"queued", 1)]
+    short, present = connect(port, "expiry-short", 5, expiry=2)
+    assert not present, "expiry-short's session outlived its 2 s expiry while the broker was down"
+    assert unexpected(short, 5) == []
+    leave(long, 5)
+    leave(short, 5)
+
+
+def test_sessions_and_queues_follow_a_changed_shard_count(start_broker, tmp_path):
+    data = tmp_path / "data"
+    ids = raw.spread_ids("redist", 6, 3)
+    versions = {cid: (4 if n % 2 else 5) for n, cid in enumerate(ids)}
+    broker = start_on_port(start_broker, durable(data), shards=2)
+    port = broker.port
+    for cid in ids:
+        client, present = connect(port, cid, versions[cid])
+        assert not present
+        subscribe(client, versions[cid], (f"rd/{cid}", 1), ("rd/all", 2))
+        leave(client, versions[cid])
+
+    def queue_batch(batch):
+        """Publishes a batch while everyone is offline; returns what each must get."""
+        owed = {cid: [] for cid in ids}
+        pub = raw.connected(port, "redist-pub")
+        packet_id = 0
+        for cid in ids:
+            for n in range(3):
+                qos = 1 + (n % 2)
+                payload = f"{batch} {cid} {n}".encode()
+                packet_id += 1
+                raw.publish_and_confirm(pub, f"rd/{cid}", payload, qos=qos, packet_id=packet_id)
+                owed[cid].append((f"rd/{cid}", payload, 1))
+            if cid == ids[2]:
+                packet_id += 1
+                payload = f"{batch} all".encode()
+                raw.publish_and_confirm(pub, "rd/all", payload, qos=2, packet_id=packet_id)
+                for other in ids:
+                    owed[other].append(("rd/all", payload, 2))
+        pub.close()
+        return owed
+
+    def check(owed, stay=False):
+        clients = {}
+        for cid in ids:
+            version = versions[cid]
+            client, present = connect(port, cid, version)
+            assert present, f"{cid} (home shard {raw.home_shard(cid, broker.shards)} of " \
+                f"{broker.shards}) lost its session:\n{broker.log()}"
+            got = raw.read_publishes(client, len(owed[cid]), version=version)
+            assert fields(got) == owed[cid], cid
+            assert unexpected(client, version, timeout=0.2) == [], cid
+            if stay:
+                clients[cid] = client
+            else:
+                leave(client, version)
+        return clients
+
+    owed = queue_batch("two")
+    stop(broker, "kill")
+    broker = start_on_port(start_broker, durable(data), shards=3, port=port)
+    check(owed)
+
+    owed = queue_batch("three")
+    stop(broker, "sigterm")
+    broker = start_on_port(start_broker, durable(data), shards=1, port=port)
+    clients = check(owed, stay=True)
+
+    # The subscriptions moved with the sessions: live messages arrive.
+    pub = raw.connected(port, "redist-pub")
+    raw.publish_and_confirm(pub, "rd/all", "one live", qos=2, packet_id=1)
+    for cid, client in clients.items():
+        got = raw.read_publishes(client, 1, version=versions[cid])
+        assert fields(got) == [("rd/all", b"one live", 2)], cid
+        leave(client, versions[cid])
+    pub.close()
