@@ -43,6 +43,9 @@ def problems(loop, result, grace=None, qos2_duplicates_allowed=False):
             f"{sub} {len(keys)}" for sub, keys in result["dup_qos2"].items()))
     if result["phantom"]:
         found.append(f"messages nobody published: {result['phantom']}")
+    if loop.queue_drops():
+        found.append(f"the broker dropped messages at full queues (the harness's limits are "
+                     f"too small, not a durability loss): {loop.queue_drops()[:3]}")
     if result["refused"]:
         found.append(f"publishes refused: {result['refused']}")
     absent = {}

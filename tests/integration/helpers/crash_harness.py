@@ -44,11 +44,16 @@ ACK_TIMEOUT = 20.0  # publishers' outstanding messages acknowledged after the la
 DRAIN_TIMEOUT = 30.0  # owed messages arriving at subscribers, at most
 DRAIN_IDLE = 3.0  # ... or stop waiting when nothing arrived for this long
 BROKER_LIMITS = (
-    # Python subscribers may fall behind the broker for a moment; no message
-    # may be dropped at a full queue, or the loss would not be the store's.
-    "--max-queued-messages=1000000",
+    # The Python subscribers fall behind the publishers. An online
+    # subscriber's queue pauses its publishers at half this (so the backlog,
+    # and the drain at the end, stay bounded) and holds 8 times it; an
+    # offline one (between a restart and its reconnect) holds this many. No
+    # message may be dropped at a full queue, or a loss would not be the
+    # store's: queue_drops() looks for the broker's warning.
+    "--max-queued-messages=20000",
     "--max-queued-bytes=1000000000",
 )
+QUEUE_FULL = "its queue is full"
 
 
 def crash_seed():
@@ -415,6 +420,11 @@ class CrashLoop:
                 if after is not None and not after[1]:
                     out.append((participant.name, n + 1))
         return out
+
+    def queue_drops(self):
+        """The broker's warnings about messages dropped at a full queue."""
+        return [line for broker in self.brokers for line in broker.log_lines
+                if QUEUE_FULL in line]
 
     def _when(self, t):
         return f"{t - self.started:.3f}s"
