@@ -185,6 +185,130 @@ def test_an_offline_queue_survives_a_restart_in_order(start_broker, tmp_path, ve
     pub.close()
 
 
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_suback_means_stored_even_after_kill_9(start_broker, tmp_path, version):
+    data = tmp_path / "data"
+    broker = start_on_port(start_broker, durable(data), shards=2)
+    port = broker.port
+    cid = f"suback-v{version}"
+    sub, _ = connect(port, cid, version)
+    subscribe(sub, version, ("sa/t", 2))
+    stop(broker, "kill")  # at once after SUBACK, the connection still open
+    sub.close()
+    broker = start_on_port(start_broker, durable(data), shards=2, port=port)
+    sub, present = connect(port, cid, version)
+    assert present, f"{cid}: no session after a kill -9 right after SUBACK:\n{broker.log()}"
+    pub = raw.connected(port, "suback-pub")
+    raw.publish_and_confirm(pub, "sa/t", "after the crash", qos=2)
+    assert fields(raw.read_publishes(sub, 1, version=version)) == [("sa/t", b"after the crash", 2)]
+    assert unexpected(sub, version) == []
+    leave(sub, version)
+    pub.close()
+
+
+def ack_reason(pkt):
+    """An acknowledgement's reason code (0 when absent, and always in 3.1.1)."""
+    return pkt.body[2] if len(pkt.body) > 2 else 0
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_in_flight_messages_resume_after_kill_9(start_broker, tmp_path, version):
+    # [MQTT-4.4.0-1]: on reconnect the broker resends unacknowledged PUBLISH
+    # packets with their original packet ids (DUP set) and PUBREL for QoS 2
+    # messages whose PUBREC it received; never the PUBLISH of one it released.
+    data = tmp_path / "data"
+    broker = start_on_port(start_broker, durable(data), shards=2)
+    port = broker.port
+    cid = f"inflight-v{version}"
+    sub, _ = connect(port, cid, version)
+    subscribe(sub, version, ("if/#", 2))
+    pub = raw.connected(port, "inflight-pub")
+    for n, qos in enumerate((1, 2, 2, 1)):
+        raw.publish_and_confirm(pub, f"if/{n}", f"m{n}", qos=qos, packet_id=n + 1)
+    pub.close()
+    first = raw.read_publishes(sub, 4, version=version, ack_them=False)
+    assert [(m["payload"], m["qos"]) for m in first] == [(b"m0", 1), (b"m1", 2), (b"m2", 2),
+                                                         (b"m3", 1)]
+    ids = {m["payload"]: m["packet_id"] for m in first}
+    sub.send(raw.ack(raw.PUBACK, ids[b"m3"]))  # m3 done
+    sub.send(raw.ack(raw.PUBREC, ids[b"m2"]))  # m2 received; PUBREL comes, no PUBCOMP
+    pubrel = sub.expect(raw.PUBREL)
+    assert pubrel.packet_id() == ids[b"m2"]
+    # m0 (QoS 1) and m1 (QoS 2) are left unanswered.
+    stop(broker, "kill")
+    sub.close()
+    broker = start_on_port(start_broker, durable(data), shards=2, port=port)
+
+    sub, present = connect(port, cid, version)
+    assert present, f"{cid}: no session after kill -9:\n{broker.log()}"
+    resent = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pkt = sub.read(1.0)
+        except TimeoutError:
+            break
+        if pkt.type == raw.PUBLISH:
+            m = pkt.publish_fields(version)
+            resent.append(("PUBLISH", m["packet_id"], m["payload"], m["qos"], m["dup"]))
+        else:
+            resent.append((pkt.type, pkt.packet_id()))
+    # m3's PUBACK went just before the kill: if the broker had not stored it
+    # yet, m3 comes again (QoS 1 allows a duplicate).
+    m3_again = ("PUBLISH", ids[b"m3"], b"m3", 1, True)
+    expected = [("PUBLISH", ids[b"m0"], b"m0", 1, True), ("PUBLISH", ids[b"m1"], b"m1", 2, True),
+                (raw.PUBREL, ids[b"m2"])]
+    # PUBLISH resends in their first order; where the PUBREL falls among them is free.
+    assert sorted((r for r in resent if r != m3_again), key=str) == sorted(expected, key=str), \
+        f"resent {resent}, expected {expected}:\n{broker.log()}"
+    assert [r for r in resent if r[0] == "PUBLISH"] in (expected[:2], [*expected[:2], m3_again])
+    if m3_again in resent:
+        sub.send(raw.ack(raw.PUBACK, ids[b"m3"]))
+    sub.send(raw.ack(raw.PUBACK, ids[b"m0"]))
+    sub.send(raw.ack(raw.PUBREC, ids[b"m1"]))
+    assert sub.expect(raw.PUBREL).packet_id() == ids[b"m1"]
+    sub.send(raw.ack(raw.PUBCOMP, ids[b"m1"]))
+    sub.send(raw.ack(raw.PUBCOMP, ids[b"m2"]))
+    assert unexpected(sub, version) == []
+    leave(sub, version)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_an_inbound_qos2_packet_id_survives_kill_9(start_broker, tmp_path, version):
+    # [MQTT-4.3.3-10]: until PUBREL, a PUBLISH with the same packet id is
+    # acknowledged again but not delivered again, a crash in between or not.
+    data = tmp_path / "data"
+    broker = start_on_port(start_broker, durable(data), shards=2)
+    port = broker.port
+    sub, _ = connect(port, "inbound-sub", 4)
+    subscribe(sub, 4, ("ib/t", 2))
+    leave(sub, 4)
+    cid = f"inbound-pub-v{version}"
+    pub, _ = connect(port, cid, version)
+    pub.send(raw.publish("ib/t", "exactly once", qos=2, packet_id=9, version=version))
+    pubrec = pub.expect(raw.PUBREC)
+    assert pubrec.packet_id() == 9 and ack_reason(pubrec) < 0x80, pubrec
+    stop(broker, "kill")
+    pub.close()
+    broker = start_on_port(start_broker, durable(data), shards=2, port=port)
+
+    pub, present = connect(port, cid, version)
+    assert present, f"{cid}: no session after kill -9:\n{broker.log()}"
+    pub.send(raw.publish("ib/t", "exactly once", qos=2, packet_id=9, dup=True, version=version))
+    pubrec = pub.expect(raw.PUBREC)
+    assert pubrec.packet_id() == 9 and ack_reason(pubrec) < 0x80, pubrec
+    pub.send(raw.ack(raw.PUBREL, 9))
+    pubcomp = pub.expect(raw.PUBCOMP)
+    # 0x92 (packet identifier not found) would mean the id was forgotten.
+    assert pubcomp.packet_id() == 9 and ack_reason(pubcomp) == 0, pubcomp
+    pub.close()
+    sub, present = connect(port, "inbound-sub", 4)
+    assert present
+    assert fields(raw.read_publishes(sub, 1)) == [("ib/t", b"exactly once", 2)]
+    assert unexpected(sub, 4) == [], "the resent PUBLISH was delivered a second time"
+    leave(sub, 4)
+
+
 @pytest.mark.parametrize("how", ["sigterm", "kill"])
 def test_session_expiry_runs_while_the_broker_is_down(start_broker, tmp_path, how):
     data = tmp_path / "data"
