@@ -9,6 +9,10 @@ packet ids.
   arrive twice; with async only what was acknowledged within a second of a
   kill may be lost; with none the same loop must see losses (the harness can
   fail).
+- Deterministic kill -9 checks of the pieces the loop relies on, with raw
+  clients: a SUBACK means the subscription is stored; in-flight messages to a
+  subscriber come back with their packet ids (DUP) and a released QoS 2 one
+  as PUBREL; an inbound QoS 2 packet id is remembered until PUBREL.
 - Offline queues survive a SIGTERM restart and a kill -9 in order, with
   session present and working subscriptions; an MQTT 5 session whose expiry
   passes while the broker is down is gone, a longer one is not.
