@@ -319,19 +319,35 @@ class CrashLoop:
               f"args {' '.join(self.args)}")
         self.started = time.monotonic()
         broker = self._start()
+        try:
+            self._load(broker)
+            self._drain()
+        finally:
+            self.finished = time.monotonic()
+            # Every client goes, also after a failure: one left reconnecting
+            # could find a later test's broker on the same port.
+            for pub in self.publishers:
+                pub.stopping.set()
+            for participant in self._everyone():
+                participant.close()
+
+    def _join(self, participant, port):
+        if isinstance(participant, Subscriber):
+            self.subscribers.append(participant)
+        else:
+            self.publishers.append(participant)
+        participant.connect(port)
+
+    def _load(self, broker):
         port = broker.port
         try:
             for spec in SUBSCRIBERS:
-                sub = Subscriber(*spec)
-                sub.connect(port)
-                self.subscribers.append(sub)
+                self._join(Subscriber(*spec), port)
             for sub in self.subscribers:
                 assert wait_until(lambda: sub.connected_since(0), 10), sub.name
                 sub.subscribe()
             for name, version, qos in PUBLISHERS:
-                pub = Publisher(name, version, qos, self.window)
-                pub.connect(port)
-                self.publishers.append(pub)
+                self._join(Publisher(name, version, qos, self.window), port)
             for pub in self.publishers:
                 assert wait_until(lambda: pub.connected_since(0), 10), pub.name
                 pub.thread.start()
@@ -347,9 +363,8 @@ class CrashLoop:
                 self.restart_seconds.append(time.monotonic() - restart)
                 if kill == 0:
                     late = Subscriber(*LATE_SUBSCRIBER)
-                    late.connect(port)
+                    self._join(late, port)
                     assert wait_until(lambda: late.connected_since(0), 10), late.name
-                    self.subscribers.append(late)
                     late.subscribe()
             time.sleep(self.rng.uniform(*self.load))
         finally:
@@ -359,27 +374,23 @@ class CrashLoop:
                 if pub.thread.is_alive():
                     pub.thread.join(5)
             self.load_done = time.monotonic()
-        try:
-            # Everything sent gets its acknowledgement from the last broker...
-            wait_until(lambda: all(p.outstanding() == 0 for p in self.publishers), ACK_TIMEOUT,
-                       interval=0.1)
-            self.acks_done = time.monotonic()
-            # ... and what is owed arrives, unless nothing has come for a while.
-            waiting = [(sub, self.owed(sub)) for sub in self.subscribers]
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while waiting and time.monotonic() < deadline:
-                waiting = [(sub, [k for k in keys if not sub.received(k)])
-                           for sub, keys in waiting]
-                waiting = [(sub, keys) for sub, keys in waiting if keys]
-                if time.monotonic() - max(s.last_message for s in self.subscribers) > DRAIN_IDLE:
-                    break
-                time.sleep(0.1)
-            self.drained = time.monotonic()
-            time.sleep(0.5)  # late duplicates, if any, arrive
-        finally:
-            self.finished = time.monotonic()
-            for participant in self._everyone():
-                participant.close()
+
+    def _drain(self):
+        # Everything sent gets its acknowledgement from the last broker...
+        wait_until(lambda: all(p.outstanding() == 0 for p in self.publishers), ACK_TIMEOUT,
+                   interval=0.1)
+        self.acks_done = time.monotonic()
+        # ... and what is owed arrives, unless nothing has come for a while.
+        waiting = [(sub, self.owed(sub)) for sub in self.subscribers]
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while waiting and time.monotonic() < deadline:
+            waiting = [(sub, [k for k in keys if not sub.received(k)]) for sub, keys in waiting]
+            waiting = [(sub, keys) for sub, keys in waiting if keys]
+            if time.monotonic() - max(s.last_message for s in self.subscribers) > DRAIN_IDLE:
+                break
+            time.sleep(0.1)
+        self.drained = time.monotonic()
+        time.sleep(0.5)  # late duplicates, if any, arrive
 
     # --- judging -------------------------------------------------------------------------
     def _next_kill(self, when):
