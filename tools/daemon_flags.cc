@@ -102,22 +102,26 @@ ABSL_FLAG(uint32_t, batch_wait_us, 0,
           "completions or this long, trading up to this much latency for less CPU per "
           "message at low rates. Needs Linux 6.12; ignored elsewhere.");
 ABSL_FLAG(std::string, data_dir, "",
-          "Directory for durable state (each shard logs into <data-dir>/shard-N/); retained "
-          "messages survive restarts and crashes. Empty: memory only, a restart forgets them.");
-ABSL_FLAG(std::string, durability, "async",
-          "With --data-dir: \"async\" writes every change to the kernel each loop turn and "
-          "fdatasyncs at most every --durability-flush-ms without delaying acknowledgements (a "
-          "broker crash loses at most its last loop turn, a power loss at most that interval); "
-          "\"sync\" acknowledges a retained QoS 1/2 PUBLISH only once it is on stable storage "
-          "(nothing acknowledged is lost); \"none\" stores nothing.");
+          "Directory for durable state (each shard logs into <data-dir>/shard-N/): persistent "
+          "sessions with their subscriptions and queued messages, and retained messages, survive "
+          "restarts and crashes. Empty: memory only, a restart forgets them.");
+ABSL_FLAG(
+    std::string, durability, "async",
+    "With --data-dir: \"async\" writes every change to the kernel each loop turn and "
+    "fdatasyncs at most every --durability-flush-ms without delaying acknowledgements (a "
+    "broker crash loses at most its last loop turn, a power loss at most that interval); "
+    "\"sync\" sends PUBACK/PUBREC, SUBACK and the QoS 2 handshake only once what they promise "
+    "is on stable storage (nothing acknowledged is lost); \"none\" stores nothing.");
 ABSL_FLAG(uint32_t, durability_flush_ms, 100,
           "--durability=async: the longest a written change waits for its fdatasync "
           "(1-60000 ms).");
 ABSL_FLAG(bool, salvage, false,
           "Start even if a log in --data-dir is damaged in the middle: recover the readable "
-          "records around the damage and log each skipped stretch (without it start-up stops "
-          "naming the file and offset). Needed on every start until the damage is compacted "
-          "away.");
+          "records around the damage, log each skipped stretch and rewrite the data directory "
+          "from what was recovered (without it start-up stops naming the file and offset).");
+ABSL_FLAG(uint32_t, durability_compact_mb, 64,
+          "A shard snapshots its live state and deletes the log before it once it has logged "
+          "this many MiB since its last snapshot (and twice that snapshot's size) (1-65536).");
 ABSL_FLAG(uint32_t, topic_alias_maximum, 64,
           "MQTT 5 topic aliases each client may define for its PUBLISHes (0-65535; 0: none).");
 ABSL_FLAG(bool, validate_utf8_payload, false,
@@ -210,6 +214,7 @@ constexpr std::string_view kFlagOrder[] = {"config",
                                            "data_dir",
                                            "durability",
                                            "durability_flush_ms",
+                                           "durability_compact_mb",
                                            "salvage",
                                            "max_packet_size",
                                            "max_inflight",
@@ -543,6 +548,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   }
   durability.flush_interval_ms = absl::GetFlag(FLAGS_durability_flush_ms);
   durability.salvage = absl::GetFlag(FLAGS_salvage);
+  const uint32_t compact_mb = absl::GetFlag(FLAGS_durability_compact_mb);
+  if (absl::Status status = CheckRange(sources, "durability_compact_mb", compact_mb, 1, 65'536);
+      !status.ok()) {
+    return status;
+  }
+  durability.compaction_bytes = uint64_t{compact_mb} << 20;
   if (absl::Status status =
           CheckRange(sources, "durability_flush_ms", durability.flush_interval_ms, 1, 60'000);
       !status.ok()) {

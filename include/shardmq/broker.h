@@ -91,6 +91,10 @@ struct BrokerStats {
   uint64_t takeovers = 0;  // a new connection took a session from an old one
   uint64_t wills_published = 0;
   uint64_t sessions_expired = 0;
+  // Durable state: records appended to the shards' logs, and snapshots
+  // written (compaction).
+  uint64_t store_records = 0;
+  uint64_t store_snapshots = 0;
   uint64_t tls_failures = 0;
 
   // Shard runtime: mailbox items posted between shards, posts that found a

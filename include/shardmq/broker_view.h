@@ -30,6 +30,13 @@ struct ShardGauges {
   // Retained messages: every shard holds the whole set, so this is the
   // broker's count (do not sum it over shards).
   uint64_t retained = 0;
+  // Durable state (Options::durability), 0 without it: bytes of this
+  // shard's log on disk (segments since the last snapshot), records
+  // appended and not yet on disk, and 1 while the log is stalled on a full
+  // disk (then it holds what it cannot store and retries every second).
+  uint64_t store_log_bytes = 0;
+  uint64_t store_pending_bytes = 0;
+  uint64_t store_stalled = 0;
 };
 
 // One session, online or not.

@@ -223,10 +223,16 @@ struct Options {
       // handed over, which may include an acknowledged change; a power loss
       // or kernel crash loses at most the last flush_interval_ms of changes.
       kAsync,
-      // A QoS 1/2 PUBLISH that changes a retained message is acknowledged
-      // (PUBACK / PUBREC) only once its record is on stable storage, many
-      // clients' records sharing one fdatasync (group commit): nothing
-      // acknowledged is lost.
+      // Acknowledgements wait for the records they promise: a QoS 1/2
+      // PUBLISH's PUBACK / PUBREC until every persistent subscriber's copy
+      // and a retained change are on stable storage, SUBACK / UNSUBACK
+      // until a persistent session's subscriptions are, PUBREL / PUBCOMP
+      // until the QoS 2 state they end is; and a QoS 2 message goes to a
+      // persistent subscriber only once its packet id is stored (so a crash
+      // never makes it arrive twice). Many clients' records share one
+      // fdatasync (group commit). Nothing acknowledged is lost. CONNACK does
+      // not wait: its Session Present flag tells a client that reconnects
+      // after a crash whether its session was kept.
       kSync,
     };
     // Directory of the shards' logs (<data_dir>/shard-N/). Empty: memory
@@ -238,10 +244,15 @@ struct Options {
     uint32_t flush_interval_ms = 100;
     // A log damaged in the middle stops Start() (naming file and offset);
     // with salvage the readable records on both sides of the damage are
-    // recovered instead and each skipped stretch is logged. The damage stays
-    // in the file, so later starts need salvage too until it is compacted
-    // away (not yet: issue 9).
+    // recovered instead, each skipped stretch is logged, and the data
+    // directory is rewritten from what was recovered, so the damage is gone
+    // from later starts.
     bool salvage = false;
+    // A shard writes a snapshot of its live state (and deletes the log
+    // before it) once it has logged more than this since the last snapshot
+    // and more than twice that snapshot's size: disk use and recovery time
+    // follow the live state, not the history.
+    uint64_t compaction_bytes = 64 << 20;
 
     bool enabled() const { return !data_dir.empty() && mode != Mode::kNone; }
   };

@@ -152,6 +152,11 @@ std::string RenderPrometheus(const MetricsInput& input) {
            &BrokerStats::wills_published);
   PerShard(w, s, "shardmq_sessions_expired_total", "Sessions ended by their expiry interval.",
            &BrokerStats::sessions_expired);
+  PerShard(w, s, "shardmq_store_records_total", "Records appended to the shard's durable log.",
+           &BrokerStats::store_records);
+  PerShard(w, s, "shardmq_store_snapshots_total",
+           "Snapshots of the shard's live state written to its log (compaction).",
+           &BrokerStats::store_snapshots);
 
   // Shard runtime.
   PerShard(w, s, "shardmq_mailbox_pushed_total", "Items this shard posted to other shards.",
@@ -196,6 +201,15 @@ std::string RenderPrometheus(const MetricsInput& input) {
           "Messages waiting for an in-flight slot or an offline client.", &ShardGauges::queued);
     Gauge(w, g, "shardmq_queued_bytes", "Bytes of the queued messages.",
           &ShardGauges::queued_bytes);
+    Gauge(w, g, "shardmq_store_log_bytes",
+          "Bytes of the shard's durable log on disk (since its last snapshot).",
+          &ShardGauges::store_log_bytes);
+    Gauge(w, g, "shardmq_store_pending_bytes", "Log records appended and not yet on disk.",
+          &ShardGauges::store_pending_bytes);
+    Gauge(w, g, "shardmq_store_stalled",
+          "1 while the shard's log is stalled (disk full): what it cannot store is not "
+          "acknowledged.",
+          &ShardGauges::store_stalled);
     w.Family("shardmq_retained_messages", "gauge", "Retained messages.");
     w.Sample("shardmq_retained_messages", "", g.front().retained);
   }

@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
@@ -16,11 +18,14 @@
 #include "broker/client_id.h"
 #include "broker/retained_recovery.h"
 #include "broker/shard_query.h"
+#include "broker/store_rewrite.h"
+#include "mqtt/topic_validation.h"
 #include "net/listen_address.h"
 #include "net/unix_owner.h"
 #include "shard/shard_group.h"
 #include "shard/tls_session.h"
 #include "store/data_dir_lock.h"
+#include "store/data_dir_rewrite.h"
 
 namespace shardmq {
 
@@ -170,6 +175,10 @@ class Broker::Impl {
         store::DataDirLock::Acquire(durability.data_dir);
     if (!lock.ok()) return lock.status();
     data_dir_lock_ = *std::move(lock);
+    // A rewrite that a crash interrupted is finished (or undone) first.
+    absl::StatusOr<std::string> finished = store::FinishInterruptedRewrite(durability.data_dir);
+    if (!finished.ok()) return finished.status();
+    if (!finished->empty()) SHARDMQ_LOG(kWarning, "store: %s", *finished);
     const int64_t wall = broker::WallNowNs();
     absl::StatusOr<broker::StoreRecovery> recovered =
         broker::RecoverStore(durability.data_dir, options_.shards, wall, durability.salvage);
@@ -179,12 +188,38 @@ class Broker::Impl {
                                           recovered.status().message()));
     }
     for (const std::string& note : recovered->notes) SHARDMQ_LOG(kWarning, "store: %s", note);
+    if (recovered->misplaced || recovered->salvaged) {
+      // State must move to the directories of its new owners (the shard
+      // count changed), or be written again without the damage salvage
+      // skipped: rewrite the directory from what was recovered, then read
+      // it back as any start would.
+      if (absl::Status rewritten =
+              broker::RewriteStore(durability.data_dir, options_.shards, *recovered, wall);
+          !rewritten.ok()) {
+        return absl::Status(rewritten.code(),
+                            absl::StrFormat("durable state in %s: rewriting it: %s",
+                                            durability.data_dir, rewritten.message()));
+      }
+      SHARDMQ_LOG(
+          kInfo, "store: rewrote %s for %d shards (%s): %d sessions, %d retained messages",
+          durability.data_dir, options_.shards,
+          recovered->salvaged ? "without the damage salvage skipped" : "the shard count changed",
+          recovered->sessions.size(), recovered->retained.size());
+      recovered = broker::RecoverStore(durability.data_dir, options_.shards, wall, false);
+      if (!recovered.ok()) {
+        return absl::Status(recovered.status().code(),
+                            absl::StrFormat("durable state in %s after rewriting it: %s",
+                                            durability.data_dir, recovered.status().message()));
+      }
+    }
     context_.recovered_retained =
         broker::RetainedMessages(recovered->retained, wall, shard::Clock::now());
     context_.retained_stamp_floor = recovered->newest_stamp_ns;
+    DistributeSessions(*recovered);
     const bool sync = durability.mode == Options::Durability::Mode::kSync;
     context_.durability_sync = sync;
     context_.durability_flush_ns = int64_t{durability.flush_interval_ms} * 1'000'000;
+    context_.compaction_bytes = durability.compaction_bytes;
     context_.store.resize(static_cast<size_t>(options_.shards));
     for (int i = 0; i < options_.shards; ++i) {
       broker::BrokerContext::ShardStore& slot = context_.store[static_cast<size_t>(i)];
@@ -194,23 +229,61 @@ class Broker::Impl {
       log_options.shard = static_cast<uint32_t>(i);
       log_options.sync = sync;
       log_options.sync_interval_ns = context_.durability_flush_ns;
+      log_options.bytes_since_snapshot = recovered->bytes_since_snapshot[static_cast<size_t>(i)];
+      log_options.last_snapshot_bytes = recovered->last_snapshot_bytes[static_cast<size_t>(i)];
       absl::StatusOr<std::unique_ptr<store::LogWriter>> writer = store::LogWriter::Open(
           log_options, recovered->next_sequence[static_cast<size_t>(i)], *slot.io);
       if (!writer.ok()) return writer.status();
       slot.writer = *std::move(writer);
     }
+    size_t sessions = 0;
+    size_t items = 0;
+    for (const auto& shard_sessions : context_.recovered_sessions) {
+      sessions += shard_sessions.size();
+      for (const broker::RecoveredSession& session : shard_sessions) items += session.items.size();
+    }
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
     SHARDMQ_LOG(
         kInfo,
-        "store: %s, durability %s: %d retained messages recovered from %d records "
-        "(%d bytes in %d shard directories) in %.1f ms; %d expired dropped",
+        "store: %s, durability %s: %d retained messages and %d sessions (%d messages "
+        "queued or in flight) recovered from %d records (%d bytes in %d shard directories) in "
+        "%.1f ms; dropped as expired: %d retained, %d sessions, %d queued messages",
         durability.data_dir,
         sync ? "sync"
              : absl::StrFormat("async (fdatasync every %d ms)", durability.flush_interval_ms),
-        context_.recovered_retained.size(), recovered->records, recovered->bytes,
-        recovered->directories, ms, recovered->expired);
+        context_.recovered_retained.size(), sessions, items, recovered->records, recovered->bytes,
+        recovered->directories, ms, recovered->expired, recovered->sessions_expired,
+        recovered->messages_expired);
     return absl::OkStatus();
+  }
+
+  // The recovered sessions to their home shards (for this shard count), and
+  // what every shard must know of the others' before serving: their filters
+  // for the interest maps, their shared groups' members.
+  void DistributeSessions(broker::StoreRecovery& recovered) {
+    const int shards = options_.shards;
+    context_.recovered_sessions.assign(static_cast<size_t>(shards), {});
+    context_.recovered_interest.clear();
+    context_.recovered_shared_members.clear();
+    absl::flat_hash_map<std::string, std::vector<uint32_t>> shared;
+    absl::flat_hash_set<std::pair<std::string, int>> interest;
+    for (broker::RecoveredSession& session : recovered.sessions) {
+      const int home = broker::HomeShard(session.client_id, shards);
+      for (const auto& [filter, options] : session.subscriptions) {
+        if (mqtt::IsSharedSubscription(filter)) {
+          std::vector<uint32_t>& members = shared[filter];
+          members.resize(static_cast<size_t>(shards), 0);
+          ++members[static_cast<size_t>(home)];
+        }
+        interest.emplace(filter, home);
+      }
+      context_.recovered_sessions[static_cast<size_t>(home)].push_back(std::move(session));
+    }
+    recovered.sessions.clear();
+    context_.recovered_interest.assign(interest.begin(), interest.end());
+    context_.recovered_shared_members.assign(shared.begin(), shared.end());
+    context_.next_log_number = recovered.next_number;
   }
 
   absl::Status Start() {
@@ -226,6 +299,9 @@ class Broker::Impl {
       if (absl::Status started = group_->Start(); !started.ok()) return started;
       // Every shard's constructor (run before Start returns) took its copy.
       context_.recovered_retained.clear();
+      context_.recovered_sessions.clear();
+      context_.recovered_interest.clear();
+      context_.recovered_shared_members.clear();
       link_->Attach(group_.get());
     }
     if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();
@@ -470,6 +546,8 @@ class Broker::Impl {
     out.takeovers += get(stats.takeovers);
     out.wills_published += get(stats.wills_published);
     out.sessions_expired += get(stats.sessions_expired);
+    out.store_records += get(stats.store_records);
+    out.store_snapshots += get(stats.store_snapshots);
     out.tls_failures += get(counters.tls_failures);
     out.mail_pushed += get(counters.mail_pushed);
     out.mail_full += get(counters.mail_full);

@@ -16,6 +16,7 @@
 
 #include "broker/hooks_dispatch.h"
 #include "broker/message.h"
+#include "broker/session_recovery.h"
 #include "broker/shard_file_io.h"
 #include "shardmq/options.h"
 #include "store/log_writer.h"
@@ -71,6 +72,9 @@ struct ShardStats {
   std::atomic<uint64_t> wills_published{0};
   std::atomic<uint64_t> shutdown_disconnects{0};
   std::atomic<uint64_t> sessions_expired{0};
+  // Durable state: records appended to this shard's log, snapshots written.
+  std::atomic<uint64_t> store_records{0};
+  std::atomic<uint64_t> store_snapshots{0};
   std::atomic<uint64_t> redirects{0};
   std::atomic<uint64_t> auth_failures{0};
 };
@@ -102,11 +106,23 @@ struct BrokerContext {
   std::vector<ShardStore> store;
   bool durability_sync = false;
   int64_t durability_flush_ns = 0;
+  // Options::Durability::compaction_bytes.
+  uint64_t compaction_bytes = 64 << 20;
   // Retained messages recovered at start-up, loaded by every shard's
   // constructor (shared, immutable), dropped once the shards have started.
   std::vector<MessageRef> recovered_retained;
   // New retained stamps start above every recovered one.
   int64_t retained_stamp_floor = 0;
+  // Persistent sessions recovered at start-up, by home shard: each shard's
+  // constructor takes its own (BrokerShard::RestoreSessions).
+  std::vector<std::vector<RecoveredSession>> recovered_sessions;
+  // Their filters with their home shard, and shared groups' members per
+  // shard: read (never written) by every shard's constructor, so each
+  // knows the others' subscribers before it serves.
+  std::vector<std::pair<std::string, int>> recovered_interest;
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> recovered_shared_members;
+  // MESSAGE and QUEUED numbers start here (session_records.h).
+  uint64_t next_log_number = 1;
 };
 
 }  // namespace shardmq::broker

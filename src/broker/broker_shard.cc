@@ -27,6 +27,9 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
     log_io_->Bind(&shard);
     log_ = std::move(store.writer);
     retained_stamp_ = context.retained_stamp_floor;
+    next_log_number_ = context.next_log_number;
+    appended_for_.assign(static_cast<size_t>(shard.shard_count()), false);
+    RestoreSessions();
   }
   // Every shard holds the whole retained set; the Messages are shared.
   for (const MessageRef& message : context.recovered_retained) {
@@ -336,6 +339,15 @@ void BrokerShard::OnShutdown() {
 }
 
 void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
+  // For kMailDurableBarrier: did the sender's messages make us log anything?
+  const uint64_t sequence_before = log_ != nullptr ? log_->next_sequence() : 0;
+  HandleMail(from_shard, item);
+  if (log_ != nullptr && log_->next_sequence() != sequence_before) {
+    appended_for_[static_cast<size_t>(from_shard)] = true;
+  }
+}
+
+void BrokerShard::HandleMail(int from_shard, const shard::MailItem& item) {
   switch (item.kind) {
     case kMailPublish: {
       MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
@@ -354,14 +366,12 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
       LogRetainedIfOwner(*message);
       break;
     }
-    case kMailRetainDurable:
-      OnRetainDurableMail(std::unique_ptr<RetainAck>(static_cast<RetainAck*>(item.ptr)));
+    case kMailDurableBarrier:
+      OnDurableBarrier(from_shard, item.arg);
       break;
-    case kMailRetainAck: {
-      std::unique_ptr<RetainAck> pending(static_cast<RetainAck*>(item.ptr));
-      FinishRetainAck(*pending);
+    case kMailDurableAck:
+      OnDurableAck(item.arg, item.aux != 0);
       break;
-    }
     case kMailInterestAdd: {
       std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.ptr));
       interest_.Add(change->filter, from_shard);
@@ -378,16 +388,9 @@ void BrokerShard::OnMail(int from_shard, const shard::MailItem& item) {
       InvalidateRoutes();
       break;
     }
-    case kMailInterestAck: {
-      auto it = pending_subacks_.find(item.arg);
-      if (it == pending_subacks_.end()) break;
-      if (--it->second.acks_missing == 0) {
-        PendingSuback pending = std::move(it->second);
-        pending_subacks_.erase(it);
-        FinishSuback(pending);
-      }
+    case kMailInterestAck:
+      SubackPartDone(item.arg);
       break;
-    }
     case kMailPausePublisher:
     case kMailResumePublisher: {
       std::unique_ptr<std::string> publisher(static_cast<std::string*>(item.ptr));

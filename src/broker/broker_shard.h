@@ -196,9 +196,13 @@ class BrokerShard final : public shard::ShardHandler {
   // Session expiry and will delay (lifecycle.cc). A session that goes offline
   // starts its expiry timer and, for an MQTT 5 will with a delay, its will
   // timer; resuming the session cancels both and drops the delayed will.
-  void SessionWentOffline(Session& session);
+  // `expiry_seconds`: how long the session lives on (its full interval, or
+  // what is left of it after a restart).
+  void SessionWentOffline(Session& session, int64_t offline_since_wall_ns);
+  void SessionWentOffline(Session& session, int64_t offline_since_wall_ns, uint32_t expiry_seconds);
   void SessionResumed(Session& session);
-  void DelayWill(Session& session, std::unique_ptr<WillMessage> will);
+  void DelayWill(Session& session, std::unique_ptr<WillMessage> will, uint32_t delay_seconds,
+                 int64_t due_wall_ns);
   // Forgets the session's offline state (timers cancelled) and returns a
   // will still waiting out its delay, if any.
   std::unique_ptr<WillMessage> ForgetOffline(Session& session);
@@ -281,21 +285,70 @@ class BrokerShard final : public shard::ShardHandler {
                        uint64_t token);
   void RemoveSubscription(Session& session, const std::string& filter);
   void FinishSuback(PendingSuback& pending);
+  // One of the things a pending SUBACK waits for arrived (an interest
+  // acknowledgement, the log's durability); the last one sends it.
+  void SubackPartDone(uint64_t token);
   void SendRetained(Session& session, std::string_view filter,
                     const topic::SubscriptionOptions& options);
   void BroadcastInterest(MailKind kind, const std::string& filter, uint64_t token);
 
-  // Durable retained messages (retained_store.cc, DESIGN.md "Durable
-  // state"). On the topic's owner shard, appends the change `message` makes
-  // (set, or clear for an empty payload) to this shard's log.
+  // Durable retained messages (retained_store.cc, README "Durable state").
+  // On the topic's owner shard, appends the change `message` makes (set, or
+  // clear for an empty payload) to this shard's log.
   void LogRetainedIfOwner(const Message& message);
-  // --durability=sync and a log here: a retained QoS 1/2 PUBLISH's ack waits
-  // for its record.
-  bool RetainedAckWaitsForLog() const { return log_ != nullptr && context_.durability_sync; }
-  // Sends `ack` once the owner shard of `topic` has the record on disk.
-  void AckWhenRetainedDurable(Connection& conn, const mqtt::PubAck& ack, std::string_view topic);
-  void OnRetainDurableMail(std::unique_ptr<RetainAck> pending);
-  void FinishRetainAck(const RetainAck& pending);
+  void AppendRetainedSet(const Message& message, int64_t wall_now);
+  // Compaction: a snapshot of everything this shard's log must hold, when
+  // the log has grown past Options::Durability::compaction_bytes.
+  void WriteSnapshot();
+
+  // Durable sessions (session_store.cc). A session is logged while it is
+  // persistent and the broker has a log (Session::logged); these append its
+  // changes, and do nothing for a session that is not logged.
+  void AppendScratch(uint8_t type);
+  // The user name hooks know `session` by (SessionExtra), if any.
+  std::optional<std::string> UsernameOf(const Session& session) const;
+  // At CONNECT: starts logging a session that became persistent (all of
+  // it), logs a logged one's new expiry, or ends one that stopped being
+  // persistent.
+  void LogSessionAtConnect(Session& session, mqtt::ProtocolVersion version);
+  // PUT, subscriptions, messages and inbound QoS 2 ids: the whole session,
+  // for a session that starts being logged and for snapshots.
+  void LogWholeSession(Session& session, uint8_t protocol_version);
+  void LogSessionOffline(Session& session);
+  void LogSessionEnd(Session& session);
+  void LogSubscribe(Session& session, const std::string& filter,
+                    const topic::SubscriptionOptions& options);
+  void LogUnsubscribe(Session& session, const std::string& filter);
+  // Logs a QoS 1/2 copy of `message` for `session` (and the message, once
+  // per shard) and returns its item number; 0 when the session is not logged.
+  uint64_t LogQueued(Session& session, const MessageRef& message, uint8_t qos, bool retain,
+                     const std::string* shared_group, absl::Span<const uint32_t> ids);
+  void LogItem(uint8_t type, uint64_t item, uint16_t packet_id = 0);
+  void LogInboundQos2(Session& session, uint16_t packet_id, bool added);
+  void LogWill(Session& session, const WillMessage& will, int64_t due_wall_ns);
+  void LogWillDone(Session& session);
+  // An in-flight QoS 2 message held until its records are stored
+  // (InflightMessage::awaiting_store) goes out when they are.
+  void SendWhenStored(Session& session, uint16_t packet_id, uint64_t item);
+  // At construction: the sessions recovered for this shard, and every other
+  // shard's recovered filters in the interest map, before anything is served.
+  void RestoreSessions();
+
+  // --durability=sync: `ack` (PUBACK, PUBREC, PUBCOMP) goes to `conn` once
+  // every shard the last routed message reached (durable_targets_) has its
+  // records on disk; if a log failed, MQTT 5 clients get 0x80 and 3.x
+  // clients are disconnected.
+  bool AcksWaitForLog() const { return log_ != nullptr && context_.durability_sync; }
+  // `sequence_before`: the log's next_sequence() before the PUBLISH was
+  // handled, to tell whether it appended anything here; `wait_here`: wait
+  // for this shard's log all the same.
+  void AckWhenDurable(Connection& conn, const mqtt::PubAck& ack, uint64_t sequence_before,
+                      bool wait_here = false);
+  // PUBREL/PUBCOMP: with `sync`, once this shard's log has what came before.
+  void SendWhenLogged(Connection& conn, const mqtt::Packet& packet);
+  void OnDurableBarrier(int from_shard, uint64_t token);
+  void OnDurableAck(uint64_t token, bool stored);
+  void FinishDurableAck(uint64_t token);
   // A timer for the log's next Flush when no loop turn would bring it: the
   // async mode's periodic fdatasync, the disk-full retry.
   void ArmLogTimer();
@@ -303,6 +356,9 @@ class BrokerShard final : public shard::ShardHandler {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(shard_.Now().time_since_epoch())
         .count();
   }
+
+  // OnMail's dispatch by kind.
+  void HandleMail(int from_shard, const shard::MailItem& item);
 
   // Output.
   void SendPacket(Connection& conn, const mqtt::Packet& packet);
@@ -336,6 +392,26 @@ class BrokerShard final : public shard::ShardHandler {
   // The stamp of the last retained record logged here: wall clock, but
   // strictly increasing (retained_records.h).
   int64_t retained_stamp_ = 0;
+  // MESSAGE and QUEUED numbers (session_records.h): unique in this log.
+  uint64_t next_log_number_ = 1;
+  // The message whose MESSAGE record was logged last, and its number: a
+  // message fanned out to many sessions is logged once. Held so the
+  // pointer cannot be reused by another message.
+  MessageRef logged_message_;
+  uint64_t logged_message_number_ = 0;
+  // Shards the messages routed since the last AckWhenDurable were posted to.
+  topic::ShardSet durable_targets_;
+  // PUBLISH acknowledgements waiting for other shards' logs (AckWhenDurable).
+  struct PendingDurableAck {
+    shard::ConnId conn;
+    mqtt::PubAck ack;
+    int missing = 0;
+    bool stored = true;
+  };
+  absl::flat_hash_map<uint64_t, PendingDurableAck> durable_acks_;
+  // Per other shard: whether its messages made this shard append records
+  // since its last kMailDurableBarrier (which then must wait for them).
+  std::vector<bool> appended_for_;
   bool stopping_ = false;  // OnShutdown ran
   std::string record_scratch_;
   absl::flat_hash_map<uint64_t, PendingSuback> pending_subacks_;
@@ -401,6 +477,10 @@ class BrokerShard final : public shard::ShardHandler {
   struct OfflineState {
     shard::TimerId expiry_timer;
     shard::TimerId will_timer;
+    // Wall clock: when the session went offline and when its delayed will
+    // is due, for the log's snapshots.
+    int64_t offline_since_wall_ns = 0;
+    int64_t will_due_wall_ns = 0;
     // An MQTT 5 will whose Will Delay Interval has not run out since its
     // connection ended [MQTT-3.1.2-8, MQTT-3.1.3-9].
     std::unique_ptr<WillMessage> delayed_will;

@@ -12,6 +12,8 @@
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 #include "broker/mail.h"
+#include "broker/retained_records.h"
+#include "broker/session_records.h"
 #include "mqtt/encoder.h"
 
 namespace shardmq::broker {
@@ -77,6 +79,12 @@ void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& messa
   // The mail item owns one reference; the receiving shard adopts it.
   item.ptr = const_cast<Message*>(MessageRef(message).Release());
   shard_.Post(target, item);
+  // Shards that may log records for the message (durable_acks.cc): its
+  // subscribers' shards, and of the retained copies only the owner's.
+  if (log_ != nullptr &&
+      (kind != kMailRetain || RetainedOwner(message->topic(), shard_.shard_count()) == target)) {
+    durable_targets_.Add(static_cast<uint32_t>(target));
+  }
 }
 
 void BrokerShard::CollectMatches(std::string_view topic, bool want_shards) {
@@ -212,13 +220,22 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
   if (conn != nullptr && session.queue.empty() &&
       session.inflight.size() < InflightWindow(session)) {
     uint16_t packet_id = session.AllocatePacketId();
+    const uint64_t item = LogQueued(session, message, qos, retain, shared_group, ids);
+    const bool hold = item != 0 && qos == 2 && context_.durability_sync;
     // Too large for this client: dropped for it alone, as if acknowledged.
-    if (!SendPublish(*conn, *message, qos, packet_id, false, retain, ids)) return;
+    if (!hold && !SendPublish(*conn, *message, qos, packet_id, false, retain, ids)) {
+      LogItem(kRecordDone, item);
+      return;
+    }
+    LogItem(kRecordSent, item, packet_id);
     InflightMessage inflight{message, qos, retain, false, session.next_sequence++};
     inflight.subscription_ids.assign(ids.begin(), ids.end());
     if (shared_group != nullptr)
       inflight.shared_group = std::make_unique<std::string>(*shared_group);
+    inflight.log_item = item;
+    inflight.awaiting_store = hold;
     session.inflight.emplace(packet_id, std::move(inflight));
+    if (hold) SendWhenStored(session, packet_id, item);
     return;
   }
   Enqueue(session, message, qos, retain, ids, shared_group);
@@ -249,6 +266,8 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
   QueuedMessage queued{message, qos, retain};
   queued.subscription_ids.assign(ids.begin(), ids.end());
   if (shared_group != nullptr) queued.shared_group = std::make_unique<std::string>(*shared_group);
+  // QoS 0 copies are not stored: the spec lets them go with the broker.
+  if (qos > 0) queued.log_item = LogQueued(session, message, qos, retain, shared_group, ids);
   session.queue.push_back(std::move(queued));
   session.queued_bytes += bytes;
   return true;
@@ -268,6 +287,7 @@ void BrokerShard::PumpQueue(Session& session) {
       // [MQTT-3.3.2-5].
       if (now == shard::Clock::time_point{}) now = shard_.Now();
       if (queued.message->Expired(now)) {
+        LogItem(kRecordDone, queued.log_item);
         ShardStats::Inc(stats_.dropped_expired);
         NoteDropped(session.client_id, *queued.message, DropReason::kExpired);
         continue;
@@ -278,15 +298,22 @@ void BrokerShard::PumpQueue(Session& session) {
       continue;
     }
     uint16_t packet_id = session.AllocatePacketId();
-    if (!SendPublish(*conn, *queued.message, queued.qos, packet_id, false, queued.retain,
-                     queued.subscription_ids)) {
+    const uint64_t item = queued.log_item;
+    const bool hold = item != 0 && queued.qos == 2 && context_.durability_sync;
+    if (!hold && !SendPublish(*conn, *queued.message, queued.qos, packet_id, false, queued.retain,
+                              queued.subscription_ids)) {
+      LogItem(kRecordDone, item);
       continue;
     }
+    LogItem(kRecordSent, item, packet_id);
     InflightMessage inflight{std::move(queued.message), queued.qos, queued.retain, false,
                              session.next_sequence++};
     inflight.subscription_ids = std::move(queued.subscription_ids);
     inflight.shared_group = std::move(queued.shared_group);
+    inflight.log_item = item;
+    inflight.awaiting_store = hold;
     session.inflight.emplace(packet_id, std::move(inflight));
+    if (hold) SendWhenStored(session, packet_id, item);
   }
   if (!session.paused_publishers.empty() && UnderLowWatermark(session)) {
     ReleaseBackpressure(session);
@@ -363,7 +390,8 @@ void BrokerShard::ResendInflight(Session& session) {
   std::vector<std::pair<uint64_t, uint16_t>> order;
   order.reserve(session.inflight.size());
   for (const auto& [packet_id, inflight] : session.inflight) {
-    order.emplace_back(inflight.sequence, packet_id);
+    // Still waiting for the disk: SendWhenStored sends it.
+    if (!inflight.awaiting_store) order.emplace_back(inflight.sequence, packet_id);
   }
   std::sort(order.begin(), order.end());
   for (const auto& [sequence, packet_id] : order) {
@@ -379,6 +407,7 @@ void BrokerShard::ResendInflight(Session& session) {
       // dropped for this client, as if acknowledged [MQTT-3.1.2-25].
       if (!SendPublish(*conn, *inflight.message, inflight.qos, packet_id, /*dup=*/true,
                        inflight.retain, inflight.subscription_ids)) {
+        LogItem(kRecordDone, inflight.log_item);
         session.inflight.erase(packet_id);
       }
     }

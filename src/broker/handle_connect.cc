@@ -8,6 +8,7 @@
 #include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
+#include "broker/retained_recovery.h"
 
 namespace shardmq::broker {
 namespace {
@@ -287,6 +288,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     extra.certificate_identity = std::move(certificate_identity);
     extra.username_from_certificate = username_from_certificate;
   }
+  // (After the extras: the record carries the user name.)
+  if (log_ != nullptr) LogSessionAtConnect(*session, connect.version);
   conn.state = Connection::State::kConnected;
   conn.keep_alive = connect.keep_alive;
   conn.problem_information = !v5 || connect.properties.request_problem_information.value_or(1);
@@ -463,13 +466,17 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
     // The will waits out its delay only while the session lives on; a session
     // ending now ends the wait [MQTT-3.1.2-8].
     if (session->persistent && will->delay_interval > 0) {
-      DelayWill(*session, std::move(will));
+      const int64_t due = WallNowNs() + int64_t{will->delay_interval} * 1'000'000'000;
+      LogWill(*session, *will, due);
+      const uint32_t delay = will->delay_interval;
+      DelayWill(*session, std::move(will), delay, due);
     } else {
       PublishWill(*will);
     }
   }
   if (session->persistent) {
-    SessionWentOffline(*session);
+    LogSessionOffline(*session);
+    SessionWentOffline(*session, WallNowNs());
   } else {
     EndSession(*session);
   }
@@ -488,6 +495,8 @@ void BrokerShard::PublishWill(WillMessage& will) {
 }
 
 void BrokerShard::EndSession(Session& session, SessionEndReason why) {
+  // Logged first, so the subscriptions removed below log nothing.
+  LogSessionEnd(session);
   // A will still waiting out its delay goes now: the session ends first
   // [MQTT-3.1.2-8, 3.1.3.2.2].
   if (std::unique_ptr<WillMessage> will = ForgetOffline(session)) PublishWill(*will);

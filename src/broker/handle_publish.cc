@@ -1,6 +1,7 @@
 // PUBLISH from a client and the acknowledgements of QoS 1/2 flows in both
 // directions (MQTT 3.1.1 section 4.3, MQTT 5 section 4.3).
 #include "broker/broker_shard.h"
+#include "broker/session_records.h"
 
 namespace shardmq::broker {
 
@@ -96,6 +97,11 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     }
   }
 
+  uint64_t sequence_before = 0;
+  if (log_ != nullptr) {
+    sequence_before = log_->next_sequence();
+    durable_targets_.Clear();  // what earlier QoS 0 messages reached is not waited for
+  }
   if (publish.qos == 2) {
     // A QoS 2 PUBLISH stays unacknowledged (to the client's count) until
     // PUBCOMP; more of them than Receive Maximum is a breach (section 3.3.4).
@@ -110,15 +116,20 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;
     bool matched = true;
-    if (first_time) matched = Route(fields);
+    if (first_time) {
+      LogInboundQos2(session, publish.packet_id, true);
+      matched = Route(fields);
+    }
     mqtt::PubAck pubrec;
     pubrec.type = mqtt::PacketType::kPubrec;
     pubrec.packet_id = publish.packet_id;
     if (v5 && !matched) pubrec.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
-    if (fields.retain && RetainedAckWaitsForLog()) {
-      // The receiver takes ownership with PUBREC [MQTT-4.3.3]: not before
-      // the retained message is stored.
-      AckWhenRetainedDurable(conn, pubrec, fields.topic);
+    if (AcksWaitForLog()) {
+      // The receiver takes ownership with PUBREC [MQTT-4.3.3]: with `sync`,
+      // not before the message and this packet id are stored.
+      // A resent PUBLISH waits for what the first one logged, which may
+      // not be on disk yet.
+      AckWhenDurable(conn, pubrec, sequence_before, /*wait_here=*/!first_time);
       return;
     }
     SendPacket(conn, pubrec);
@@ -132,14 +143,25 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     puback.packet_id = publish.packet_id;
     // Informational: the message was accepted and nobody wanted it.
     if (v5 && !matched) puback.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
-    if (fields.retain && RetainedAckWaitsForLog()) {
-      // PUBACK hands ownership to the broker [MQTT-4.3.2]: only once the
-      // retained message is stored.
-      AckWhenRetainedDurable(conn, puback, fields.topic);
+    if (AcksWaitForLog()) {
+      // PUBACK hands ownership to the broker [MQTT-4.3.2]: with `sync`, only
+      // once the message is stored wherever it is kept.
+      AckWhenDurable(conn, puback, sequence_before);
       return;
     }
     SendPacket(conn, puback);
   }
+}
+
+void BrokerShard::SendWhenLogged(Connection& conn, const mqtt::Packet& packet) {
+  if (!AcksWaitForLog()) {
+    SendPacket(conn, packet);
+    return;
+  }
+  log_->WhenDurable([this, id = conn.id, packet](absl::Status) {
+    Connection* c = Find(id);
+    if (c != nullptr && c->state == Connection::State::kConnected) SendPacket(*c, packet);
+  });
 }
 
 void BrokerShard::AnswerUnrouted(Connection& conn, const mqtt::Publish& publish,
@@ -160,7 +182,9 @@ void BrokerShard::AnswerUnrouted(Connection& conn, const mqtt::Publish& publish,
   } else {
     ack.type = mqtt::PacketType::kPubrec;
     // A failed PUBREC ends the flow; otherwise the id waits for PUBREL as usual.
-    if (!tell) conn.session->inbound_qos2.insert(publish.packet_id);
+    if (!tell && conn.session->inbound_qos2.insert(publish.packet_id).second) {
+      LogInboundQos2(*conn.session, publish.packet_id, true);
+    }
   }
   SendPacket(conn, ack);
 }
@@ -179,6 +203,7 @@ void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {
         ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "PUBCOMP before PUBREC");
         return;
       }
+      LogItem(kRecordDone, it->second.log_item);
       session.inflight.erase(it);
       PumpQueue(session);
       return;
@@ -198,6 +223,7 @@ void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {
       if (conn.version == mqtt::ProtocolVersion::kV5 &&
           static_cast<uint8_t>(ack.reason_code) >= 0x80) {
         // MQTT 5: a failure PUBREC ends the flow (section 4.3.3); no PUBREL.
+        LogItem(kRecordDone, it->second.log_item);
         session.inflight.erase(it);
         PumpQueue(session);
         return;
@@ -206,20 +232,27 @@ void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {
       // until PUBCOMP [MQTT-4.3.3-3].
       it->second.released = true;
       it->second.message = MessageRef();
-      SendPacket(conn, pubrel);
+      // With `sync`, PUBREL waits until "released" is stored: after a crash
+      // the broker must send PUBREL again, not the PUBLISH, which a client
+      // that completed the flow would take for a new message.
+      LogItem(kRecordReleased, it->second.log_item);
+      SendWhenLogged(conn, pubrel);
       return;
     }
     case mqtt::PacketType::kPubrel: {
       // Release the stored id and answer PUBCOMP, even for an id we no
       // longer know (a PUBREL resent after reconnect, section 4.3.3).
       bool known = session.inbound_qos2.erase(ack.packet_id) > 0;
+      if (known) LogInboundQos2(session, ack.packet_id, false);
       mqtt::PubAck pubcomp;
       pubcomp.type = mqtt::PacketType::kPubcomp;
       pubcomp.packet_id = ack.packet_id;
       if (!known && conn.version == mqtt::ProtocolVersion::kV5) {
         pubcomp.reason_code = mqtt::ReasonCode::kPacketIdentifierNotFound;
       }
-      SendPacket(conn, pubcomp);
+      // With `sync`, once the release is stored: a crash must not bring back
+      // an id the client may now reuse for a new message.
+      SendWhenLogged(conn, pubcomp);
       return;
     }
     default:

@@ -93,9 +93,24 @@ void BrokerShard::HandleSubscribe(Connection& conn, const mqtt::Subscribe& subsc
     pending.codes.push_back(static_cast<mqtt::ReasonCode>(options.qos));
     if (HooksWant(kHookSubscribe)) context_.hooks.Subscribed(InfoFor(session), filter, options.qos);
   }
+  // With `sync`, a persistent session's SUBACK also waits for its
+  // subscriptions to be on disk.
+  const bool wait_for_log = AcksWaitForLog() && session.logged;
+  if (wait_for_log) ++pending.acks_missing;
   if (pending.acks_missing > 0) {
     pending_subacks_.emplace(token, std::move(pending));
+    if (wait_for_log) log_->WhenDurable([this, token](absl::Status) { SubackPartDone(token); });
   } else {
+    FinishSuback(pending);
+  }
+}
+
+void BrokerShard::SubackPartDone(uint64_t token) {
+  auto it = pending_subacks_.find(token);
+  if (it == pending_subacks_.end()) return;
+  if (--it->second.acks_missing == 0) {
+    PendingSuback pending = std::move(it->second);
+    pending_subacks_.erase(it);
     FinishSuback(pending);
   }
 }
@@ -105,6 +120,7 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
                                   uint64_t token) {
   // A second SUBSCRIBE to the same filter replaces the first [MQTT-3.8.4-3].
   session.subscriptions[filter] = SessionSubscription{options};
+  LogSubscribe(session, filter, options);
   topic::SubscribeResult result =
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
   InvalidateRoutes();
@@ -127,6 +143,7 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
 
 void BrokerShard::RemoveSubscription(Session& session, const std::string& filter) {
   session.subscriptions.erase(filter);
+  LogUnsubscribe(session, filter);
   topic::UnsubscribeResult result =
       index_.Unsubscribe(reinterpret_cast<topic::SubscriberId>(&session), filter);
   InvalidateRoutes();
@@ -213,7 +230,8 @@ void BrokerShard::HandleUnsubscribe(Connection& conn, const mqtt::Unsubscribe& u
     unsuback.reason_codes.push_back(existed ? mqtt::ReasonCode::kSuccess
                                             : mqtt::ReasonCode::kNoSubscriptionExisted);
   }
-  SendPacket(conn, unsuback);
+  // With `sync`, once the removal is stored.
+  SendWhenLogged(conn, unsuback);
 }
 
 }  // namespace shardmq::broker

@@ -13,6 +13,11 @@ ShardGauges BrokerShard::Gauges() const {
   gauges.shard = shard_.id();
   gauges.connections_open = shard_.open_connections();
   gauges.retained = retained_.size();
+  if (log_ != nullptr) {
+    gauges.store_log_bytes = log_->live_segment_bytes();
+    gauges.store_pending_bytes = log_->pending_bytes();
+    gauges.store_stalled = log_->error().ok() ? 0 : 1;
+  }
   for (const auto& [id, session] : sessions_) {
     // Inline clients (the $SYS publisher, the admin API's) are the broker's
     // own, not clients an operator counts; their subscriptions are real.

@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "broker/broker_shard.h"
+#include "broker/retained_recovery.h"
 #include "broker/will.h"
 
 namespace shardmq::broker {
@@ -43,42 +44,52 @@ WillProperties::WillProperties(const mqtt::Properties& source) {
   }
 }
 
-void BrokerShard::SessionWentOffline(Session& session) {
-  if (session.expiry_interval == Session::kNeverExpires) return;
-  const Session* key = &session;
-  offline_[key].expiry_timer =
-      shard_.ScheduleTimer(std::chrono::seconds(session.expiry_interval), [this, key] {
-        auto it = offline_.find(key);
-        if (it == offline_.end()) return;
-        it->second.expiry_timer = {};
-        Session& expired = *const_cast<Session*>(key);
-        ShardStats::Inc(stats_.sessions_expired);
-        SHARDMQ_LOG(kDebug, "session %s expired after %d s offline", expired.client_id,
-                    expired.expiry_interval);
-        EndSession(expired,
-                   SessionEndReason::kExpired);  // publishes a will still waiting out its delay
-      });
+void BrokerShard::SessionWentOffline(Session& session, int64_t offline_since_wall_ns) {
+  SessionWentOffline(session, offline_since_wall_ns, session.expiry_interval);
 }
 
-void BrokerShard::DelayWill(Session& session, std::unique_ptr<WillMessage> will) {
+void BrokerShard::SessionWentOffline(Session& session, int64_t offline_since_wall_ns,
+                                     uint32_t expiry_seconds) {
+  if (session.expiry_interval == Session::kNeverExpires) return;
   const Session* key = &session;
   OfflineState& state = offline_[key];
-  const uint32_t delay = will->delay_interval;
+  state.offline_since_wall_ns = offline_since_wall_ns;
+  state.expiry_timer = shard_.ScheduleTimer(std::chrono::seconds(expiry_seconds), [this, key] {
+    auto it = offline_.find(key);
+    if (it == offline_.end()) return;
+    it->second.expiry_timer = {};
+    Session& expired = *const_cast<Session*>(key);
+    ShardStats::Inc(stats_.sessions_expired);
+    SHARDMQ_LOG(kDebug, "session %s expired after %d s offline", expired.client_id,
+                expired.expiry_interval);
+    EndSession(expired,
+               SessionEndReason::kExpired);  // publishes a will still waiting out its delay
+  });
+}
+
+void BrokerShard::DelayWill(Session& session, std::unique_ptr<WillMessage> will,
+                            uint32_t delay_seconds, int64_t due_wall_ns) {
+  const Session* key = &session;
+  OfflineState& state = offline_[key];
   state.delayed_will = std::move(will);
-  state.will_timer = shard_.ScheduleTimer(std::chrono::seconds(delay), [this, key] {
+  state.will_due_wall_ns = due_wall_ns;
+  state.will_timer = shard_.ScheduleTimer(std::chrono::seconds(delay_seconds), [this, key] {
     auto it = offline_.find(key);
     if (it == offline_.end()) return;
     it->second.will_timer = {};
     std::unique_ptr<WillMessage> due = std::move(it->second.delayed_will);
     // Nothing left to wait for: the session's entry goes unless it expires.
     if (!it->second.expiry_timer.valid()) offline_.erase(it);
-    if (due != nullptr) PublishWill(*due);
+    if (due != nullptr) {
+      LogWillDone(*const_cast<Session*>(key));
+      PublishWill(*due);
+    }
   });
 }
 
 void BrokerShard::SessionResumed(Session& session) {
   // A will still waiting is dropped unsent [MQTT-3.1.3-9].
-  ForgetOffline(session);
+  if (ForgetOffline(session) != nullptr) LogWillDone(session);
 }
 
 std::unique_ptr<WillMessage> BrokerShard::ForgetOffline(Session& session) {

@@ -45,22 +45,14 @@ enum MailKind : uint32_t {
   // group changed; the receiver weights its choice of shard by these counts
   // so every member, on any shard, gets a fair share.
   kMailSharedCount = 9,
-  // ptr: RetainAck*. --durability=sync: sent by the shard that received a
-  // retained QoS 1/2 PUBLISH to the topic's owner shard right after the
-  // kMailRetain, so the owner has logged the message when it reads this; the
-  // owner sends the same object back as kMailRetainAck once the record is
-  // durable (or the log failed), and the receiver then acknowledges.
-  kMailRetainDurable = 10,
-  kMailRetainAck = 11,
-};
-
-struct RetainAck {
-  shard::ConnId conn;  // the publisher's connection, checked again on return
-  mqtt::PacketType type = mqtt::PacketType::kPuback;  // or kPubrec
-  uint16_t packet_id = 0;
-  mqtt::ReasonCode reason_code = mqtt::ReasonCode::kSuccess;
-  int from_shard = 0;
-  bool stored = false;  // set by the owner
+  // arg: a token. --durability=sync: sent after a PUBLISH's mail (kMailPublish,
+  // kMailRetain to the topic's owner, kMailSharedPublish) to every shard that
+  // may have logged records for it; the receiver answers kMailDurableAck with
+  // the same token once everything it appended before is on disk (aux 1) or
+  // its log failed (aux 0), and the publisher's shard acknowledges the
+  // PUBLISH once every answer is in.
+  kMailDurableBarrier = 10,
+  kMailDurableAck = 11,
 };
 
 struct SharedDelivery {

@@ -26,6 +26,10 @@ class MessageQueue {
 
   T& front() { return items_[head_]; }
 
+  // The queued elements, oldest first (e.g. to log them all).
+  T* begin() { return items_.data() + head_; }
+  T* end() { return items_.data() + items_.size(); }
+
   void pop_front() {
     items_[head_] = T();  // drop what the element holds (a message reference) now
     ++head_;

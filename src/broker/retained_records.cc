@@ -4,58 +4,17 @@
 
 #include "absl/strings/str_format.h"
 #include "broker/client_id.h"
+#include "broker/record_codec.h"
 
 namespace shardmq::broker {
 namespace {
 
+using records::AsString;
+using records::PutU32;
+using records::PutU64;
+using records::Reader;
+
 constexpr uint8_t kFlagExpiry = 1;
-
-void PutU32(uint32_t v, std::string& out) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(uint64_t v, std::string& out) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
-// Reads little-endian integers and byte runs off the front of a span.
-class Reader {
- public:
-  explicit Reader(absl::Span<const uint8_t> bytes) : bytes_(bytes) {}
-  bool U8(uint8_t& v) {
-    if (bytes_.size() < 1) return false;
-    v = bytes_[0];
-    bytes_.remove_prefix(1);
-    return true;
-  }
-  bool U32(uint32_t& v) {
-    if (bytes_.size() < 4) return false;
-    v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(bytes_[i]) << (8 * i);
-    bytes_.remove_prefix(4);
-    return true;
-  }
-  bool U64(uint64_t& v) {
-    if (bytes_.size() < 8) return false;
-    v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(bytes_[i]) << (8 * i);
-    bytes_.remove_prefix(8);
-    return true;
-  }
-  bool Bytes(size_t n, absl::Span<const uint8_t>& v) {
-    if (bytes_.size() < n) return false;
-    v = bytes_.subspan(0, n);
-    bytes_.remove_prefix(n);
-    return true;
-  }
-  absl::Span<const uint8_t> rest() const { return bytes_; }
-
- private:
-  absl::Span<const uint8_t> bytes_;
-};
-
-std::string_view AsString(absl::Span<const uint8_t> bytes) {
-  return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
 
 }  // namespace
 
@@ -74,18 +33,7 @@ void EncodeRetainSet(int64_t stamp_ns, std::string_view topic, uint8_t qos,
   if (expires_at_ns) PutU64(static_cast<uint64_t>(*expires_at_ns), out);
   PutU32(static_cast<uint32_t>(topic.size()), out);
   out.append(topic);
-  if (properties == nullptr) {
-    PutU32(0, out);
-  } else {
-    // The block with its varint length, then the length prefix dropped: the
-    // record's own u32 says how long the body is.
-    const size_t body = mqtt::PropertiesBodySize(*properties);
-    std::string block(mqtt::PropertiesSize(*properties), '\0');
-    const size_t written =
-        mqtt::EncodeProperties(*properties, body, reinterpret_cast<uint8_t*>(block.data()));
-    PutU32(static_cast<uint32_t>(body), out);
-    out.append(block.data() + (written - body), body);
-  }
+  records::PutProperties(properties, out);
   out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
 }
 
@@ -132,14 +80,10 @@ absl::StatusOr<RetainedRecord> DecodeRetained(uint8_t type, absl::Span<const uin
 }
 
 absl::StatusOr<mqtt::Properties> DecodeRetainedProperties(const RetainedRecord& record) {
-  mqtt::Properties properties;
-  if (record.properties.empty()) return properties;
-  mqtt::PropertyError error =
-      mqtt::DecodeProperties(record.properties, mqtt::kCtxPublish, &properties);
-  if (!error.ok()) {
-    return absl::DataLossError(absl::StrFormat("retained record of %s: properties: %s",
-                                               std::string(record.topic),
-                                               error.what != nullptr ? error.what : "invalid"));
+  absl::StatusOr<mqtt::Properties> properties = records::DecodePropertiesBody(record.properties);
+  if (!properties.ok()) {
+    return absl::DataLossError(absl::StrFormat(
+        "retained record of %s: %s", std::string(record.topic), properties.status().message()));
   }
   return properties;
 }

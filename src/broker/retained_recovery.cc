@@ -7,6 +7,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "broker/client_id.h"
+#include "broker/record_codec.h"
 #include "store/segment_recovery.h"
 
 namespace shardmq::broker {
@@ -79,6 +81,8 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
                                            int64_t now_wall_ns, bool salvage) {
   StoreRecovery result;
   result.next_sequence.assign(static_cast<size_t>(shards), 0);
+  result.bytes_since_snapshot.assign(static_cast<size_t>(shards), 0);
+  result.last_snapshot_bytes.assign(static_cast<size_t>(shards), 0);
   std::error_code error;
   if (!std::filesystem::exists(data_dir, error)) return result;
   std::vector<std::pair<int, std::string>> directories;
@@ -95,14 +99,26 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
   }
   std::sort(directories.begin(), directories.end());
   RetainedMerge merge;
+  const shard::Clock::time_point now = shard::Clock::now();
+  absl::flat_hash_map<std::string, int> seen;  // client id -> directory
   for (const auto& entry : directories) {
     // Named, not a structured binding: C++20 lambdas cannot capture those
     // (clang refuses; gcc allows it as an extension).
     const int shard = entry.first;
     const std::string& directory = entry.second;
+    if (shard >= shards) result.misplaced = true;
+    SessionReplay sessions;
     absl::StatusOr<store::RecoveryReport> report = store::RecoverSegments(
         directory, {.salvage = salvage},
         [&](const store::Record& record, uint64_t sequence) -> absl::Status {
+          if (IsSessionRecord(record.type)) {
+            absl::Status applied = sessions.Apply(record.type, record.payload);
+            if (!applied.ok()) {
+              return absl::DataLossError(absl::StrFormat("%s: offset %d: %s", directory,
+                                                         record.offset, applied.message()));
+            }
+            return absl::OkStatus();
+          }
           if (record.type != kRecordRetainSet && record.type != kRecordRetainClear) {
             return absl::DataLossError(absl::StrFormat(
                 "%s: offset %d: unknown record type %d (written by a newer shardmq?)", directory,
@@ -113,16 +129,45 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
             return absl::DataLossError(absl::StrFormat("%s: offset %d: %s", directory,
                                                        record.offset, decoded.status().message()));
           }
+          if (RetainedOwner(decoded->topic, shards) != shard) result.misplaced = true;
           merge.Add(*decoded, sequence);
           return absl::OkStatus();
         });
     if (!report.ok()) return report.status();
+    SessionReplay::Counts counts;
+    for (RecoveredSession& session : sessions.Take(now_wall_ns, now, counts)) {
+      if (HomeShard(session.client_id, shards) != shard) result.misplaced = true;
+      auto [it, inserted] = seen.emplace(session.client_id, shard);
+      if (!inserted) {
+        // Only an interrupted rewrite could leave one session in two
+        // directories, and the rewrite protocol rules that out; keep the
+        // first and say so rather than guess.
+        result.notes.push_back(
+            absl::StrFormat("session %s is in shard-%d and shard-%d; kept the first",
+                            session.client_id, it->second, shard));
+        continue;
+      }
+      result.sessions.push_back(std::move(session));
+    }
+    result.sessions_expired += counts.sessions_expired;
+    result.messages_expired += counts.messages_expired;
+    result.next_number = std::max(result.next_number, sessions.max_number() + 1);
     ++result.directories;
     result.records += report->records;
     result.bytes += report->bytes;
-    if (shard < shards) result.next_sequence[static_cast<size_t>(shard)] = report->next_sequence;
+    if (shard < shards) {
+      const auto i = static_cast<size_t>(shard);
+      result.next_sequence[i] = report->next_sequence;
+      result.bytes_since_snapshot[i] = report->bytes - report->snapshot_bytes;
+      result.last_snapshot_bytes[i] = report->snapshot_bytes;
+    }
+    result.max_next_sequence = std::max(result.max_next_sequence, report->next_sequence);
     for (const std::string& skipped : report->salvaged) {
       result.notes.push_back("salvage skipped " + skipped);
+      result.salvaged = true;
+    }
+    for (const std::string& deleted : report->deleted) {
+      result.notes.push_back("deleted " + deleted + " (before the newest complete snapshot)");
     }
     if (report->truncated_bytes > 0) {
       result.notes.push_back(absl::StrFormat("cut a torn tail of %d bytes off %s",
@@ -139,27 +184,18 @@ std::vector<MessageRef> RetainedMessages(const std::vector<RecoveredRetained>& r
   std::vector<MessageRef> out;
   out.reserve(recovered.size());
   for (const RecoveredRetained& r : recovered) {
-    RetainedRecord view;
-    view.topic = r.topic;
-    view.properties = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(r.properties.data()),
-                                          r.properties.size());
-    // Checked when the record was written; a failure here would be a bug,
-    // and the message is kept without its properties rather than lost.
-    mqtt::Properties properties = DecodeRetainedProperties(view).value_or(mqtt::Properties{});
-    if (r.expires_at_ns) {
-      // Whole seconds left, rounded up as Message does.
-      const int64_t left_ns = *r.expires_at_ns - now_wall_ns;
-      properties.message_expiry_interval = static_cast<uint32_t>(
-          std::min<int64_t>((left_ns + 999'999'999) / 1'000'000'000, UINT32_MAX));
+    MessageRecord record;
+    record.topic = r.topic;
+    record.qos = r.qos;
+    record.retain = true;
+    record.expires_at_ns = r.expires_at_ns;
+    record.properties = records::AsBytes(r.properties);
+    record.payload = records::AsBytes(r.payload);
+    // Take dropped the expired ones; one whose last second ran out since is
+    // gone too.
+    if (MessageRef message = RebuildMessage(record, now_wall_ns, now)) {
+      out.push_back(std::move(message));
     }
-    Message::Fields fields;
-    fields.topic = r.topic;
-    fields.payload =
-        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(r.payload.data()), r.payload.size());
-    fields.qos = r.qos;
-    fields.retain = true;
-    fields.properties = &properties;
-    out.push_back(MessageRef::Adopt(Message::Make(fields, now)));
   }
   return out;
 }

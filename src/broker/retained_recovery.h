@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "broker/message.h"
 #include "broker/retained_records.h"
+#include "broker/session_recovery.h"
 
 namespace shardmq::broker {
 
@@ -52,19 +53,37 @@ class RetainedMerge {
 };
 
 struct StoreRecovery {
-  // Per shard of this run: the sequence its log continues with.
+  // Per shard of this run: the sequence its log continues with, and the
+  // compaction accounting its writer starts from (LogWriter::Options).
   std::vector<uint64_t> next_sequence;
+  std::vector<uint64_t> bytes_since_snapshot;
+  std::vector<uint64_t> last_snapshot_bytes;
+  // The largest next sequence of any directory, this run's or not.
+  uint64_t max_next_sequence = 0;
+  // Salvage skipped damage: the directory should be rewritten without it.
+  bool salvaged = false;
   std::vector<RecoveredRetained> retained;
   int64_t newest_stamp_ns = 0;
   size_t directories = 0;
   size_t records = 0;
   uint64_t bytes = 0;
   size_t expired = 0;
+  // Persistent sessions (session_recovery.h), whatever their home shard now.
+  std::vector<RecoveredSession> sessions;
+  size_t sessions_expired = 0;
+  size_t messages_expired = 0;
+  // New MESSAGE and QUEUED numbers start here on every shard.
+  uint64_t next_number = 1;
+  // State sits in a directory that no longer owns it: the shard count
+  // changed since it was written (or a directory beyond the count is left).
+  // Start-up then rewrites the data directory (store/data_dir_rewrite.h).
+  bool misplaced = false;
   // What was repaired (torn tails cut), for the start-up log.
   std::vector<std::string> notes;
 };
 
-// Reads <data_dir>/shard-*/ (a missing data_dir is an empty store).
+// Reads <data_dir>/shard-*/ (a missing data_dir is an empty store): the
+// retained set and the persistent sessions.
 // `salvage`: store::RecoveryOptions::salvage.
 absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shards,
                                            int64_t now_wall_ns, bool salvage = false);

@@ -1,10 +1,10 @@
 // Durable retained messages: logging each change once, on the topic's owner
-// shard, flushing the shard's log every loop turn, and (--durability=sync)
-// holding a retained QoS 1/2 PUBLISH's acknowledgement until its record is
-// on stable storage (DESIGN.md "Durable state"; recovery is in
-// retained_recovery.cc).
+// shard, and flushing the shard's log every loop turn (README "Durable
+// state"; recovery is in retained_recovery.cc, acknowledgements that wait
+// for the disk in durable_acks.cc).
 #include <algorithm>
 
+#include "base/log.h"
 #include "broker/broker_shard.h"
 #include "broker/retained_records.h"
 #include "broker/retained_recovery.h"
@@ -25,28 +25,33 @@ void BrokerShard::LogRetainedIfOwner(const Message& message) {
   // and bring back stale figures.
   if (message.topic().starts_with("$SYS/")) return;
   const int64_t wall = WallNowNs();
-  // Strictly increasing even if the wall clock steps back, so that the
-  // owner's order is the order recovery sees.
-  retained_stamp_ = std::max(wall, retained_stamp_ + 1);
-  record_scratch_.clear();
-  uint8_t type = kRecordRetainClear;
   if (message.payload().empty()) {
+    // Strictly increasing even if the wall clock steps back, so that the
+    // owner's order is the order recovery sees.
+    retained_stamp_ = std::max(wall, retained_stamp_ + 1);
+    record_scratch_.clear();
     EncodeRetainClear(retained_stamp_, message.topic(), record_scratch_);
-  } else {
-    type = kRecordRetainSet;
-    std::optional<int64_t> expires_at;
-    if (message.has_expiry()) {
-      expires_at = wall + int64_t{message.RemainingExpirySeconds(shard_.Now())} * 1'000'000'000;
-    }
-    EncodeRetainSet(retained_stamp_, message.topic(), message.qos(), expires_at,
-                    message.properties(), message.payload(), record_scratch_);
+    AppendScratch(kRecordRetainClear);
+    return;
   }
-  log_->Append(type, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(record_scratch_.data()),
-                                         record_scratch_.size()));
+  AppendRetainedSet(message, wall);
+}
+
+void BrokerShard::AppendRetainedSet(const Message& message, int64_t wall) {
+  retained_stamp_ = std::max(wall, retained_stamp_ + 1);
+  std::optional<int64_t> expires_at;
+  if (message.has_expiry()) {
+    expires_at = wall + int64_t{message.RemainingExpirySeconds(shard_.Now())} * 1'000'000'000;
+  }
+  record_scratch_.clear();
+  EncodeRetainSet(retained_stamp_, message.topic(), message.qos(), expires_at, message.properties(),
+                  message.payload(), record_scratch_);
+  AppendScratch(kRecordRetainSet);
 }
 
 void BrokerShard::OnLoopTurnEnd() {
   if (log_ == nullptr) return;
+  if (log_->CompactionDue(context_.compaction_bytes) && !log_->failed()) WriteSnapshot();
   // Group commit: everything appended this turn goes out in one write. While
   // the broker stops, the async mode's fdatasync is due at once, so a clean
   // stop leaves nothing for a power loss to take (the loop waits for it).
@@ -71,72 +76,39 @@ void BrokerShard::ArmLogTimer() {
   });
 }
 
-void BrokerShard::AckWhenRetainedDurable(Connection& conn, const mqtt::PubAck& ack,
-                                         std::string_view topic) {
-  auto pending = std::make_unique<RetainAck>();
-  pending->conn = conn.id;
-  pending->type = ack.type;
-  pending->packet_id = ack.packet_id;
-  pending->reason_code = ack.reason_code;
-  pending->from_shard = shard_.id();
-  const int owner = RetainedOwner(topic, shard_.shard_count());
-  if (owner == shard_.id()) {
-    OnRetainDurableMail(std::move(pending));
-    return;
-  }
-  // Posted after Route's kMailRetain to the same shard, so it arrives after
-  // it: the owner has appended the record by then.
-  shard::MailItem item;
-  item.kind = kMailRetainDurable;
-  item.ptr = pending.release();
-  shard_.Post(owner, item);
-}
-
-void BrokerShard::OnRetainDurableMail(std::unique_ptr<RetainAck> pending) {
-  // Runs on the owner shard. A shard without a log (cannot happen: all or
-  // none have one) answers "stored" rather than holding the ack for ever.
-  if (log_ == nullptr) {
-    pending->stored = true;
-    FinishRetainAck(*pending);
-    return;
-  }
-  log_->WhenDurable([this, p = std::move(pending)](absl::Status status) mutable {
-    p->stored = status.ok();
-    if (p->from_shard == shard_.id()) {
-      FinishRetainAck(*p);
+void BrokerShard::WriteSnapshot() {
+  // Everything this shard's log must hold to rebuild what it owns: the
+  // retained messages of its topics and its logged sessions. Written in one
+  // go, so no other record falls inside the snapshot; the writer deletes the
+  // segments before it once the snapshot is on disk.
+  const uint64_t before = log_->bytes_since_snapshot();
+  log_->BeginSnapshot();
+  const int64_t wall = WallNowNs();
+  const shard::Clock::time_point now = shard_.Now();
+  size_t retained = 0;
+  retained_.ForEach([&](std::string_view topic, const MessageRef& message) {
+    if (RetainedOwner(topic, shard_.shard_count()) != shard_.id() || topic.starts_with("$SYS/") ||
+        message->Expired(now)) {
       return;
     }
-    const int to = p->from_shard;
-    shard::MailItem item;
-    item.kind = kMailRetainAck;
-    item.ptr = p.release();
-    shard_.Post(to, item);
+    AppendRetainedSet(*message, wall);
+    ++retained;
   });
-}
-
-void BrokerShard::FinishRetainAck(const RetainAck& pending) {
-  // The connection may have gone (or its slot been reused: the id's
-  // generation tells) while the disk worked: then there is nobody to tell,
-  // and the client resends the PUBLISH when it returns.
-  Connection* conn = Find(pending.conn);
-  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
-  mqtt::PubAck ack;
-  ack.type = pending.type;
-  ack.packet_id = pending.packet_id;
-  ack.reason_code = pending.reason_code;
-  if (!pending.stored) {
-    // The log failed for good: not stored, so not acknowledged as taken.
-    // MQTT 5 can say so; a 3.x client can only be disconnected, and resends
-    // on its next connection.
-    if (conn->version != mqtt::ProtocolVersion::kV5) {
-      DisconnectAndClose(*conn, mqtt::ReasonCode::kUnspecifiedError,
-                         "retained message could not be stored");
-      return;
-    }
-    ack.reason_code = mqtt::ReasonCode::kUnspecifiedError;
-    if (ack.type == mqtt::PacketType::kPubrec) conn->session->inbound_qos2.erase(ack.packet_id);
+  // Messages are logged afresh inside the snapshot.
+  logged_message_ = MessageRef();
+  size_t sessions = 0;
+  for (auto& [client_id, session] : sessions_) {
+    if (!session->logged) continue;
+    const Connection* conn = session->connection;
+    LogWholeSession(*session, conn != nullptr ? static_cast<uint8_t>(conn->version) : 0);
+    ++sessions;
   }
-  SendPacket(*conn, ack);
+  log_->EndSnapshot();
+  ShardStats::Inc(stats_.store_snapshots);
+  SHARDMQ_LOG(kDebug,
+              "shard %d: log snapshot of %d retained messages and %d sessions, %d bytes "
+              "(%d bytes logged since the last one)",
+              shard_.id(), retained, sessions, log_->bytes_since_snapshot(), before);
 }
 
 }  // namespace shardmq::broker

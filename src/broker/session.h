@@ -50,6 +50,12 @@ struct InflightMessage {
   // Set when it came through a shared subscription ("$share/{group}/{filter}"):
   // if the client goes before acknowledging, another member gets it.
   std::unique_ptr<std::string> shared_group;
+  // Its number in the shard's log (session_records.h), 0 when not logged.
+  uint64_t log_item = 0;
+  // --durability=sync, QoS 2: not sent yet, because a PUBLISH whose packet id
+  // a crash could forget might reach the client twice; it goes out once its
+  // records are on disk (session_store.cc).
+  bool awaiting_store = false;
 };
 
 // A message waiting for an in-flight slot or for the client to come back.
@@ -59,6 +65,7 @@ struct QueuedMessage {
   bool retain = false;
   mqtt::SubscriptionIds subscription_ids;
   std::unique_ptr<std::string> shared_group;  // as in InflightMessage
+  uint64_t log_item = 0;                      // as in InflightMessage
 };
 
 struct Session {
@@ -81,6 +88,9 @@ struct Session {
   // connection ends. (Beside the packet id so the struct packs into
   // mimalloc's 256-byte size class; expiry_interval fills the padding.)
   bool persistent = false;
+  // Its records are in the shard's log (persistent, with durability on): its
+  // changes are logged until it ends or stops being persistent.
+  bool logged = false;
   // MQTT 5 Session Expiry Interval in seconds as granted (3.x persistent
   // sessions: kNeverExpires); the session is destroyed this long after its
   // connection ends (BrokerShard::SessionWentOffline). A DISCONNECT may

@@ -7,6 +7,7 @@
 // used only on that shard's thread afterwards.
 #pragma once
 
+#include <string>
 #include <utility>
 
 #include "shard/reactor.h"
@@ -21,6 +22,9 @@ class ShardFileIo final : public store::AsyncFileIo {
     shard_->WriteFile(fd, offset, bytes, std::move(done));
   }
   void Sync(int fd, Done done) override { shard_->SyncFile(fd, std::move(done)); }
+  void Unlink(int dir_fd, std::string path, Done done) override {
+    shard_->UnlinkFile(dir_fd, std::move(path), std::move(done));
+  }
 
  private:
   shard::Shard* shard_ = nullptr;

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "broker/broker_shard.h"
 #include "broker/mail.h"
+#include "broker/session_records.h"
 #include "mqtt/topic_validation.h"
 
 namespace shardmq::broker {
@@ -78,6 +79,7 @@ bool BrokerShard::DeliverShared(const MessageRef& message, const std::string& gr
   item.kind = kMailSharedPublish;
   item.ptr = delivery;
   shard_.Post(target, item);
+  if (log_ != nullptr) durable_targets_.Add(static_cast<uint32_t>(target));
   return true;
 }
 
@@ -152,6 +154,7 @@ void BrokerShard::RedeliverShared(Session& session) {
   for (auto it = session.inflight.begin(); it != session.inflight.end();) {
     InflightMessage& inflight = it->second;
     if (inflight.shared_group != nullptr && inflight.qos == 1) {
+      LogItem(kRecordDone, inflight.log_item);
       moving.emplace_back(std::move(inflight.message), std::move(inflight.shared_group));
       session.inflight.erase(it++);
     } else {
@@ -165,6 +168,7 @@ void BrokerShard::RedeliverShared(Session& session) {
       QueuedMessage queued = std::move(session.queue.front());
       session.queue.pop_front();
       if (queued.shared_group != nullptr) {
+        LogItem(kRecordDone, queued.log_item);
         moving.emplace_back(std::move(queued.message), std::move(queued.shared_group));
       } else {
         kept_bytes += queued.message->payload().size() + queued.message->topic().size();

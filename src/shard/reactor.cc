@@ -971,6 +971,19 @@ void Shard::SyncFile(int fd, FileDone done) {
   io_uring_sqe_set_data64(sqe, Ud(kOpFile, slot, 0));
 }
 
+void Shard::UnlinkFile(int dir_fd, std::string path, FileDone done) {
+  // The kernel reads the name when the SQE is submitted, later in this loop
+  // turn: keep it on the heap (a moved std::string may move its bytes) until
+  // the completion.
+  auto name = std::make_unique<std::string>(std::move(path));
+  const char* name_bytes = name->c_str();
+  const uint32_t slot = TakeFileSlot(
+      [name = std::move(name), done = std::move(done)](int res) mutable { done(res); });
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_unlinkat(sqe, dir_fd, name_bytes, 0);
+  io_uring_sqe_set_data64(sqe, Ud(kOpFile, slot, 0));
+}
+
 void Shard::OnFileCqe(uint32_t slot, int res) {
   FileDone done = std::move(file_ops_[slot]);
   file_ops_[slot] = nullptr;

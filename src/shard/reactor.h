@@ -275,6 +275,10 @@ class Shard {
   void WriteFile(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, FileDone done);
   // fdatasync(2): the data written so far, and the size, are on stable storage.
   void SyncFile(int fd, FileDone done);
+  // unlinkat(2) of `path` relative to the directory `dir_fd` (IORING_OP_UNLINKAT,
+  // kernel 5.11+): the store deletes compacted segments with it. The entry's
+  // removal is durable once the directory is synced (SyncFile on its fd).
+  void UnlinkFile(int dir_fd, std::string path, FileDone done);
   size_t pending_file_ops() const { return file_ops_pending_; }
 
   // ---- Introspection (any thread) ----------------------------------------

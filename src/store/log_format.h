@@ -9,6 +9,17 @@
 // A bad record with nothing valid after it is a torn tail (the broker died
 // mid-write) and is cut off; a bad record followed by good ones is damage in
 // the middle of the log, which start-up refuses to paper over (issue 9).
+//
+// Record types:
+//   0x00        never used (a zeroed region must not read as a record type)
+//   0x01-0x0F   reserved for the store itself; recovery consumes them and
+//               never hands them to the caller:
+//                 0x01 SNAPSHOT_BEGIN  empty payload; always the first record
+//                                      of a segment (log_writer.h)
+//                 0x02 SNAPSHOT_END    payload = the BEGIN's sequence, u64 LE
+//                 0x03-0x0F            free; recovery skips them
+//   0x10-0xFF   the broker's: retained messages 0x10/0x11
+//               (broker/retained_records.h), sessions 0x20-0x2F
 #pragma once
 
 #include <cstddef>
@@ -29,6 +40,13 @@ inline constexpr size_t kRecordHeaderSize = 8;
 // packet's worth (256 MiB) plus its session fields.
 inline constexpr uint32_t kMaxRecordBody = (256u << 20) + (1u << 20);
 
+// Store record types (see the comment at the top).
+inline constexpr uint8_t kRecordSnapshotBegin = 0x01;
+inline constexpr uint8_t kRecordSnapshotEnd = 0x02;
+// Types below this are the store's own.
+inline constexpr uint8_t kFirstUserRecordType = 0x10;
+inline constexpr size_t kSnapshotEndPayloadSize = 8;
+
 struct SegmentHeader {
   uint32_t shard = 0;
   // Sequence number of the segment's first record: segments sort by it, and
@@ -45,7 +63,7 @@ absl::StatusOr<SegmentHeader> ParseSegmentHeader(absl::Span<const uint8_t> bytes
 // Appends one framed record to `out`.
 void AppendRecord(uint8_t type, absl::Span<const uint8_t> payload, std::string& out);
 // The bytes a record with this payload takes on disk.
-inline size_t FramedSize(size_t payload_size) { return kRecordHeaderSize + 1 + payload_size; }
+constexpr size_t FramedSize(size_t payload_size) { return kRecordHeaderSize + 1 + payload_size; }
 
 struct Record {
   uint8_t type = 0;

@@ -16,10 +16,37 @@
 // meanwhile. Any other write error, or a failed sync (after which the kernel
 // may have dropped the dirty pages, so a retry could report success for data
 // that is gone), stops the log for good: waiters get the error.
+//
+// Snapshots and compaction. The log only grows; to bound it (and recovery
+// time) the owner writes, now and then, a snapshot: every record needed to
+// rebuild the live state, framed by two store records, and the writer then
+// deletes the segments before it.
+//
+//   if (writer->CompactionDue(threshold)) {
+//     writer->BeginSnapshot();              // a new segment starts here
+//     for (...) writer->Append(type, state);  // the live state, nothing else
+//     writer->EndSnapshot();                // old segments go once this is durable
+//   }
+//
+// Layout on disk: BeginSnapshot() ends the current segment (as if it were
+// full) so SNAPSHOT_BEGIN (kRecordSnapshotBegin, empty payload) is always the
+// FIRST record of a segment, whose name is therefore the snapshot's sequence
+// number; SNAPSHOT_END (kRecordSnapshotEnd, payload = that sequence, u64 LE)
+// follows the state records, possibly some segments later if the snapshot is
+// bigger than a segment. No other record may come between the two: call
+// Begin, the Appends and End in one call stack. Once the END is durable (in
+// async mode the writer fdatasyncs the segment and the directory first), the
+// segments older than the snapshot's first one are unlinked through the
+// AsyncFileIo and the directory synced; a failure there is not fatal (the
+// files are left for the next compaction or for recovery to delete) and is
+// kept in last_compaction_error(). RecoverSegments starts at the newest
+// snapshot that has its END (segment_recovery.h).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +75,11 @@ class LogWriter {
     // this long after the previous fdatasync (0: only when a segment is
     // full), bounding what a power loss takes. Waiters never wait for it.
     int64_t sync_interval_ns = 0;
+    // Compaction accounting carried over from recovery, so CompactionDue()
+    // is right from the start: RecoveryReport::bytes and
+    // RecoveryReport::snapshot_bytes.
+    uint64_t bytes_since_snapshot = 0;
+    uint64_t last_snapshot_bytes = 0;
   };
   using Waiter = absl::AnyInvocable<void(absl::Status)>;
 
@@ -56,6 +88,9 @@ class LogWriter {
   // shard serves.
   static absl::StatusOr<std::unique_ptr<LogWriter>> Open(const Options& options,
                                                          uint64_t next_sequence, AsyncFileIo& io);
+  // Completions still held by the I/O layer do nothing once the writer is
+  // gone; records not yet durable are lost (never acknowledged), and an
+  // unfinished compaction leaves old segments for recovery to delete.
   ~LogWriter();
 
   // Adds a record to the next write and returns its sequence number.
@@ -68,11 +103,48 @@ class LogWriter {
   // records follow when it completes) or a full disk's retry is not due.
   void Flush(int64_t now_ns);
 
+  // Starts a snapshot: the records appended so far stay in the current
+  // segment, SNAPSHOT_BEGIN starts a new one (unless the current segment has
+  // no record yet: then it is that segment's first). Returns BEGIN's
+  // sequence. Append the live state next, then call EndSnapshot(), with
+  // nothing else in between. Snapshots do not nest.
+  uint64_t BeginSnapshot();
+  // Appends SNAPSHOT_END. Once it is durable the segments before the
+  // snapshot's are deleted (see the file comment). Returns END's sequence.
+  uint64_t EndSnapshot();
+  // Bytes (framed records) appended since the last snapshot began, the
+  // snapshot itself included: about what recovery would read now.
+  uint64_t bytes_since_snapshot() const { return bytes_since_snapshot_; }
+  // Framed bytes from the last snapshot's BEGIN through its END.
+  uint64_t last_snapshot_bytes() const { return last_snapshot_bytes_; }
+  // Bytes in the directory's segment files, counting what is appended and
+  // not yet written, less the segments compaction deleted.
+  uint64_t live_segment_bytes() const {
+    return closed_segment_bytes_ + file_offset_ + pending_bytes();
+  }
+  // The broker's policy: a snapshot is due once the log since the last one
+  // is more than `threshold` and more than twice the last snapshot, so
+  // rewriting the state costs at most half of what it reclaims.
+  bool CompactionDue(uint64_t threshold) const {
+    return !in_snapshot_ && bytes_since_snapshot_ > std::max(threshold, 2 * last_snapshot_bytes_);
+  }
+  bool in_snapshot() const { return in_snapshot_; }
+  // Segments deleted by compaction so far, and why the last deletion or
+  // directory sync failed (OK if it did not).
+  uint64_t segments_deleted() const { return segments_deleted_; }
+  const absl::Status& last_compaction_error() const { return last_compaction_error_; }
+  // True while deletions of a finished snapshot are waiting or on their way.
+  bool compaction_pending() const { return compaction_.has_value() || compacting_; }
+
   // Records with a lower sequence number are durable.
   uint64_t durable_sequence() const { return durable_sequence_; }
   uint64_t next_sequence() const { return next_sequence_; }
   // Bytes appended and not yet durable.
-  size_t pending_bytes() const { return appending_.bytes.size() + writing_.bytes->size(); }
+  size_t pending_bytes() const {
+    size_t bytes = appending_.bytes.size() + writing_.bytes->size();
+    for (const Batch& b : queued_segments_) bytes += b.bytes.size();
+    return bytes;
+  }
   // Async mode: bytes written since the last fdatasync, which a Flush at or
   // after next_sync_ns() syncs. The caller arranges such a Flush (a timer)
   // when nothing else would come.
@@ -96,6 +168,7 @@ class LogWriter {
     ~ScopedFd();
   };
   struct Batch {
+    uint64_t first_sequence = 0;  // queued_segments_ only: the segment's name
     std::string bytes;
     uint64_t end_sequence = 0;  // sequence after the batch's last record
     std::vector<Waiter> waiters;
@@ -121,8 +194,17 @@ class LogWriter {
   // entry if it is due.
   void StartPeriodicSync();
   void PeriodicSyncDone();
+  bool AppendingHasRecords() const {
+    return appending_.end_sequence > durable_sequence_ &&
+           appending_.end_sequence > writing_.end_sequence;
+  }
   void Rotate();
   void SwitchSegment();
+  // Compaction: starts deleting once the pending snapshot's END is durable.
+  void MaybeCompact();
+  void CompactionSynced();
+  void UnlinkOldSegments();
+  void CompactionDone();
   void Stall(int error);
   void Fail(absl::Status status);
   // Wraps a completion so it does nothing once the writer is gone.
@@ -139,6 +221,11 @@ class LogWriter {
 
   Batch appending_;
   WritingBatch writing_;
+  // Records for segments after the current one, oldest first: a snapshot's
+  // BEGIN (and what follows it) waits here while records appended before it
+  // are still to be written to the current segment. Append adds to the
+  // newest; each becomes appending_ when the writer switches to its segment.
+  std::vector<Batch> queued_segments_;
   bool in_flight_ = false;
   uint64_t next_sequence_ = 0;
   uint64_t durable_sequence_ = 0;
@@ -149,6 +236,32 @@ class LogWriter {
   int64_t last_now_ns_ = 0;
   bool unsynced_ = false;
   int64_t last_sync_ns_ = 0;
+
+  // Snapshots and compaction.
+  struct ClosedSegment {
+    uint64_t first_sequence = 0;
+    uint64_t bytes = 0;
+  };
+  // Segment files before the current one, oldest first.
+  std::vector<ClosedSegment> closed_segments_;
+  uint64_t closed_segment_bytes_ = 0;
+  uint64_t segment_first_sequence_ = 0;  // of the current segment
+  bool in_snapshot_ = false;
+  uint64_t snapshot_begin_ = 0;
+  uint64_t bytes_since_snapshot_ = 0;
+  uint64_t last_snapshot_bytes_ = 0;
+  struct Compaction {
+    uint64_t durable_at = 0;  // END's sequence + 1
+    uint64_t keep_from = 0;   // the snapshot's first segment
+  };
+  std::optional<Compaction> compaction_;  // the newest finished snapshot's
+  bool compacting_ = false;
+  std::vector<ClosedSegment> deleting_;
+  uint64_t keep_from_ = 0;
+  size_t unlinks_left_ = 0;
+  absl::Status unlink_error_;
+  uint64_t segments_deleted_ = 0;
+  absl::Status last_compaction_error_;
   // Set by the destructor: callbacks still held by the I/O layer must not
   // touch a destroyed writer.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -124,6 +124,9 @@ class BlockingFileIo : public store::AsyncFileIo {
     done(static_cast<int>(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset))));
   }
   void Sync(int fd, Done done) override { done(::fdatasync(fd)); }
+  void Unlink(int dir_fd, std::string path, Done done) override {
+    done(::unlinkat(dir_fd, path.c_str(), 0) == 0 ? 0 : -errno);
+  }
 };
 
 TEST(RecoverStore, ReadsEveryShardDirectoryEvenWithFewerShardsNow) {

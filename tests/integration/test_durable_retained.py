@@ -104,7 +104,7 @@ def test_retained_set_survives_a_restart_with_properties(start_broker, tmp_path)
     assert props["ResponseTopic"] == "reply/t"
     assert props["CorrelationData"] == b"corr"
     assert 3500 < props["MessageExpiryInterval"] <= 3600
-    assert "1 expired dropped" in broker.log(), broker.log()
+    assert "dropped as expired: 1 retained" in broker.log(), broker.log()
 
 
 def test_without_data_dir_nothing_survives(start_broker, tmp_path):

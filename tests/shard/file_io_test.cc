@@ -1,4 +1,4 @@
-// Shard::WriteFile / SyncFile: file I/O through the shard's ring for the
+// Shard::WriteFile / SyncFile / UnlinkFile: file I/O through the shard's ring for the
 // store's log. The bytes land where asked, callbacks run on the shard's
 // thread, and Stop() waits for what is still being written.
 #include <fcntl.h>
@@ -116,6 +116,31 @@ TEST_F(FileIoTest, ErrorsComeBackAsNegativeErrno) {
   auto future = result.get_future();
   ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   EXPECT_EQ(future.get(), -EBADF);
+}
+
+TEST_F(FileIoTest, UnlinkRemovesTheFileRelativeToTheDirectory) {
+  const fs::path path = fs::path(dir_) / "00000000000000000000.log";
+  std::ofstream(path) << "old segment";
+  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir_fd, 0);
+  std::promise<std::vector<int>> results;
+  OnShard([&](Shard& shard) {
+    // The name's storage is gone before the ring submits the operation.
+    std::string name = path.filename().string();
+    shard.UnlinkFile(dir_fd, std::move(name), [&](int first) {
+      shard.UnlinkFile(dir_fd, "missing.log", [&, first](int second) {
+        shard.SyncFile(dir_fd, [&, first, second](int synced) {
+          results.set_value({first, second, synced});
+        });
+      });
+    });
+    EXPECT_EQ(shard.pending_file_ops(), 1u);
+  });
+  auto future = results.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), (std::vector<int>{0, -ENOENT, 0}));
+  EXPECT_FALSE(fs::exists(path));
+  ::close(dir_fd);
 }
 
 TEST_F(FileIoTest, StopWaitsForWritesInFlight) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "manual_file_io.h"
 #include "store/segment_recovery.h"
 #include "temp_dir.h"
 
@@ -15,51 +16,6 @@ namespace shardmq::store {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Does the real pwrite/fdatasync, but completes only when the test says so:
-// the test sees exactly which writes and syncs the writer issues, and when.
-class ManualFileIo : public AsyncFileIo {
- public:
-  struct Op {
-    bool sync;
-    int fd;
-    uint64_t offset;
-    absl::Span<const uint8_t> bytes;
-    Done done;
-  };
-  void Write(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, Done done) override {
-    ops.push_back({false, fd, offset, bytes, std::move(done)});
-    ++writes;
-  }
-  void Sync(int fd, Done done) override {
-    ops.push_back({true, fd, 0, {}, std::move(done)});
-    ++syncs;
-  }
-  // Completes the oldest operation: `forced_result` instead of doing it when
-  // set, and a write of at most `max_bytes`.
-  void CompleteOne(std::optional<int> forced_result = std::nullopt, size_t max_bytes = SIZE_MAX) {
-    ASSERT_FALSE(ops.empty());
-    Op op = std::move(ops.front());
-    ops.pop_front();
-    int result = 0;
-    if (forced_result) {
-      result = *forced_result;
-    } else if (op.sync) {
-      result = ::fdatasync(op.fd) == 0 ? 0 : -errno;
-    } else {
-      const size_t n = std::min(max_bytes, op.bytes.size());
-      const ssize_t w = ::pwrite(op.fd, op.bytes.data(), n, static_cast<off_t>(op.offset));
-      result = w < 0 ? -errno : static_cast<int>(w);
-    }
-    op.done(result);
-  }
-  void CompleteAll() {
-    for (int guard = 0; guard < 1000 && !ops.empty(); ++guard) CompleteOne();
-  }
-  std::deque<Op> ops;
-  int writes = 0;
-  int syncs = 0;
-};
 
 absl::Span<const uint8_t> Bytes(const std::string& s) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -98,15 +54,15 @@ TEST_F(LogWriterTest, RecordsAppendedWhileTheDiskIsBusyShareOneWriteAndOneSync) 
   auto ack = [&](std::string name) {
     return [&acked, name](absl::Status s) { acked.push_back(name + (s.ok() ? "" : "!")); };
   };
-  EXPECT_EQ(writer->Append(1, Bytes("a")), 0u);
+  EXPECT_EQ(writer->Append(0x10, Bytes("a")), 0u);
   writer->WhenDurable(ack("a"));
   writer->Flush(0);
   ASSERT_EQ(io_.writes, 1);
   // The disk is busy: three more clients' records wait and go together.
-  EXPECT_EQ(writer->Append(1, Bytes("b")), 1u);
+  EXPECT_EQ(writer->Append(0x10, Bytes("b")), 1u);
   writer->WhenDurable(ack("b"));
-  writer->Append(1, Bytes("c"));
-  writer->Append(1, Bytes("d"));
+  writer->Append(0x10, Bytes("c"));
+  writer->Append(0x10, Bytes("d"));
   writer->WhenDurable(ack("cd"));
   writer->Flush(0);
   EXPECT_EQ(io_.writes, 1);
@@ -136,7 +92,7 @@ TEST_F(LogWriterTest, RecordsAppendedWhileTheDiskIsBusyShareOneWriteAndOneSync) 
 TEST_F(LogWriterTest, AsyncModeAcknowledgesOnceWrittenWithoutSyncing) {
   auto writer = OpenWriter(/*sync=*/false);
   bool acked = false;
-  writer->Append(1, Bytes("x"));
+  writer->Append(0x10, Bytes("x"));
   writer->WhenDurable([&](absl::Status s) { acked = s.ok(); });
   writer->Flush(0);
   io_.CompleteOne();
@@ -152,7 +108,7 @@ TEST_F(LogWriterTest, AsyncModeSyncsWhatWasWrittenAtMostOncePerInterval) {
   ASSERT_TRUE(opened.ok()) << opened.status();
   LogWriter& writer = **opened;
   bool acked = false;
-  writer.Append(1, Bytes("x"));
+  writer.Append(0x10, Bytes("x"));
   writer.WhenDurable([&](absl::Status s) { acked = s.ok(); });
   writer.Flush(10 * kMs);
   io_.CompleteOne();  // the write: acknowledged without waiting for a sync
@@ -170,7 +126,7 @@ TEST_F(LogWriterTest, AsyncModeSyncsWhatWasWrittenAtMostOncePerInterval) {
   writer.Flush(1000 * kMs);
   EXPECT_EQ(io_.syncs, 2);
   // Written again: synced no earlier than an interval after the last sync.
-  writer.Append(1, Bytes("y"));
+  writer.Append(0x10, Bytes("y"));
   writer.Flush(1010 * kMs);
   io_.CompleteAll();
   EXPECT_EQ(io_.syncs, 3) << "the last sync was 910 ms ago";
@@ -180,7 +136,7 @@ TEST_F(LogWriterTest, AsyncModeSyncsWhatWasWrittenAtMostOncePerInterval) {
 TEST_F(LogWriterTest, AShortWriteContinuesWhereItStopped) {
   auto writer = OpenWriter();
   const std::string big(10000, 'q');
-  writer->Append(1, Bytes(big));
+  writer->Append(0x10, Bytes(big));
   writer->Flush(0);
   io_.CompleteOne(std::nullopt, 100);  // only 100 bytes went
   ASSERT_EQ(io_.ops.size(), 1u);
@@ -193,7 +149,7 @@ TEST_F(LogWriterTest, AShortWriteContinuesWhereItStopped) {
 TEST_F(LogWriterTest, AFullDiskHoldsAcknowledgementsAndRetriesUntilSpaceReturns) {
   auto writer = OpenWriter();
   int acked = 0;
-  writer->Append(1, Bytes("held"));
+  writer->Append(0x10, Bytes("held"));
   writer->WhenDurable([&](absl::Status s) { acked += s.ok(); });
   writer->Flush(0);
   io_.CompleteOne(-ENOSPC);
@@ -202,7 +158,7 @@ TEST_F(LogWriterTest, AFullDiskHoldsAcknowledgementsAndRetriesUntilSpaceReturns)
   EXPECT_NE(writer->error().message().find("No space left on device"), std::string::npos);
   EXPECT_FALSE(writer->failed());
   // More records keep coming; nothing is retried before a second has passed.
-  writer->Append(1, Bytes("later"));
+  writer->Append(0x10, Bytes("later"));
   writer->Flush(500'000'000);
   EXPECT_TRUE(io_.ops.empty());
   writer->Flush(1'000'000'000);
@@ -217,10 +173,10 @@ TEST_F(LogWriterTest, AFullDiskHoldsAcknowledgementsAndRetriesUntilSpaceReturns)
 TEST_F(LogWriterTest, AFailedSyncStopsTheLogAndTellsEveryWaiter) {
   auto writer = OpenWriter();
   std::vector<absl::Status> results;
-  writer->Append(1, Bytes("a"));
+  writer->Append(0x10, Bytes("a"));
   writer->WhenDurable([&](absl::Status s) { results.push_back(s); });
   writer->Flush(0);
-  writer->Append(1, Bytes("b"));
+  writer->Append(0x10, Bytes("b"));
   writer->WhenDurable([&](absl::Status s) { results.push_back(s); });
   io_.CompleteOne();      // the write
   io_.CompleteOne(-EIO);  // the sync
@@ -230,7 +186,7 @@ TEST_F(LogWriterTest, AFailedSyncStopsTheLogAndTellsEveryWaiter) {
   EXPECT_FALSE(results[1].ok());
   EXPECT_TRUE(writer->failed());
   bool refused = false;
-  writer->Append(1, Bytes("c"));
+  writer->Append(0x10, Bytes("c"));
   writer->WhenDurable([&](absl::Status s) { refused = !s.ok(); });
   EXPECT_TRUE(refused);
 }
@@ -243,7 +199,7 @@ TEST_F(LogWriterTest, SegmentsRotateAndRecoveryReadsThemInOrder) {
     std::vector<std::string> expected;
     for (int i = 0; i < 30; ++i) {
       expected.push_back("record-" + std::to_string(i) + std::string(i, '.'));
-      writer->Append(2, Bytes(expected.back()));
+      writer->Append(0x11, Bytes(expected.back()));
       if (i % 3 == 0) writer->Flush(0);
       if (i % 4 == 0) io_.CompleteAll();
     }
@@ -261,14 +217,14 @@ TEST_F(LogWriterTest, SegmentsRotateAndRecoveryReadsThemInOrder) {
 TEST_F(LogWriterTest, AWriterReopenedAfterRecoveryContinuesTheSequence) {
   {
     auto writer = OpenWriter();
-    writer->Append(1, Bytes("one"));
+    writer->Append(0x10, Bytes("one"));
     writer->Flush(0);
     io_.CompleteAll();
   }
   RecoveryReport report;
   ASSERT_EQ(Recovered(&report).size(), 1u);
   auto writer = OpenWriter(true, 1 << 20, report.next_sequence);
-  EXPECT_EQ(writer->Append(1, Bytes("two")), 1u);
+  EXPECT_EQ(writer->Append(0x10, Bytes("two")), 1u);
   writer->Flush(0);
   io_.CompleteAll();
   EXPECT_EQ(Recovered(), (std::vector<std::string>{"one", "two"}));
@@ -276,7 +232,7 @@ TEST_F(LogWriterTest, AWriterReopenedAfterRecoveryContinuesTheSequence) {
 
 TEST_F(LogWriterTest, DestroyedMidWriteTheBytesStayValidForTheDisk) {
   auto writer = OpenWriter();
-  writer->Append(1, Bytes(std::string(4096, 'w')));
+  writer->Append(0x10, Bytes(std::string(4096, 'w')));
   writer->Flush(0);
   writer.reset();
   io_.CompleteAll();  // the write lands; its callback does nothing

@@ -25,7 +25,7 @@ class SegmentRecoveryTest : public ::testing::Test {
   fs::path WriteSegment(uint64_t first, const std::vector<std::string>& payloads) {
     std::string file;
     AppendSegmentHeader({.shard = 0, .first_sequence = first}, file);
-    for (const std::string& p : payloads) AppendRecord(7, Bytes(p), file);
+    for (const std::string& p : payloads) AppendRecord(0x17, Bytes(p), file);
     fs::path path = fs::path(dir_) / SegmentFileName(first);
     std::ofstream(path, std::ios::binary) << file;
     return path;

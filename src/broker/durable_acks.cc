@@ -1,0 +1,106 @@
+// --durability=sync: acknowledgements that wait for the disk. A QoS 1/2
+// PUBLISH hands the message to the broker with PUBACK/PUBREC [MQTT-4.3.2,
+// MQTT-4.3.3]; with `sync` that promise is kept across a crash, so the
+// acknowledgement goes out only once every record the message caused is on
+// stable storage: the publisher's inbound QoS 2 id here, each persistent
+// subscriber's copy on its shard, the retained record on the topic's owner.
+//
+// Records on other shards are covered by a barrier: kMailDurableBarrier
+// follows the message's own mail into the same FIFO mailbox, so when a shard
+// reads it, it has appended whatever the message made it append; it answers
+// once its log's WhenDurable says those records are stored. Many clients'
+// acknowledgements ride on the same group commit. (A shared-subscription
+// message that a second shard forwards onward is not followed by the
+// barrier beyond the first hop; README "Durable state" says so.)
+#include "base/log.h"
+#include "broker/broker_shard.h"
+#include "broker/mail.h"
+
+namespace shardmq::broker {
+
+void BrokerShard::AckWhenDurable(Connection& conn, const mqtt::PubAck& ack,
+                                 uint64_t sequence_before, bool wait_here) {
+  // Only what the message made this shard append is waited for: a message
+  // nobody stores is acknowledged at once, even while a full disk holds
+  // other records back.
+  wait_here |= log_->next_sequence() != sequence_before;
+  if (!wait_here && durable_targets_.empty()) {
+    SendPacket(conn, ack);
+    return;
+  }
+  const uint64_t token = next_token_++;
+  PendingDurableAck& pending = durable_acks_[token];
+  pending.conn = conn.id;
+  pending.ack = ack;
+  pending.missing = 1;  // this shard's own log
+  durable_targets_.ForEach([&](uint32_t target) {
+    if (static_cast<int>(target) == shard_.id()) return;
+    ++pending.missing;
+    shard::MailItem item;
+    item.kind = kMailDurableBarrier;
+    item.arg = token;
+    shard_.Post(static_cast<int>(target), item);
+  });
+  durable_targets_.Clear();
+  if (!wait_here) {
+    OnDurableAck(token, true);
+    return;
+  }
+  log_->WhenDurable([this, token](absl::Status status) { OnDurableAck(token, status.ok()); });
+}
+
+void BrokerShard::OnDurableBarrier(int from_shard, uint64_t token) {
+  auto answer = [this, from_shard, token](bool stored) {
+    shard::MailItem item;
+    item.kind = kMailDurableAck;
+    item.arg = token;
+    item.aux = stored ? 1 : 0;
+    shard_.Post(from_shard, item);
+  };
+  // All shards have a log or none does; without one there is nothing to
+  // wait for. Nor is there when no message from that shard since its last
+  // barrier made this one append anything (OnMail keeps count).
+  if (log_ == nullptr || !appended_for_[static_cast<size_t>(from_shard)]) {
+    answer(true);
+    return;
+  }
+  appended_for_[static_cast<size_t>(from_shard)] = false;
+  log_->WhenDurable([answer](absl::Status status) { answer(status.ok()); });
+}
+
+void BrokerShard::OnDurableAck(uint64_t token, bool stored) {
+  auto it = durable_acks_.find(token);
+  if (it == durable_acks_.end()) return;
+  it->second.stored &= stored;
+  if (--it->second.missing == 0) FinishDurableAck(token);
+}
+
+void BrokerShard::FinishDurableAck(uint64_t token) {
+  auto it = durable_acks_.find(token);
+  PendingDurableAck pending = std::move(it->second);
+  durable_acks_.erase(it);
+  // The connection may have gone (or its slot been reused: the id's
+  // generation tells) while the disk worked: then there is nobody to tell,
+  // and the client resends the PUBLISH when it returns.
+  Connection* conn = Find(pending.conn);
+  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
+  mqtt::PubAck& ack = pending.ack;
+  if (!pending.stored) {
+    // A log failed for good: not stored, so not acknowledged as taken.
+    // MQTT 5 can say so; a 3.x client can only be disconnected, and resends
+    // on its next connection.
+    if (conn->version != mqtt::ProtocolVersion::kV5) {
+      DisconnectAndClose(*conn, mqtt::ReasonCode::kUnspecifiedError, "message could not be stored");
+      return;
+    }
+    if (ack.type == mqtt::PacketType::kPuback || ack.type == mqtt::PacketType::kPubrec) {
+      ack.reason_code = mqtt::ReasonCode::kUnspecifiedError;
+      if (ack.type == mqtt::PacketType::kPubrec && conn->session != nullptr) {
+        conn->session->inbound_qos2.erase(ack.packet_id);
+      }
+    }
+  }
+  SendPacket(*conn, ack);
+}
+
+}  // namespace shardmq::broker

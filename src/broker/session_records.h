@@ -1,0 +1,129 @@
+// The log records of persistent sessions (issue 9; README "Durable state").
+//
+// A session is logged by its home shard while it is persistent (Clean
+// Session 0 / Session Expiry Interval > 0); its records say what changed:
+//
+//   SESSION PUT     = client | expiry interval u32 | protocol version u8 |
+//                     has user name u8 | user name (the ACL judges deliveries
+//                     to the session by it while it is offline)
+//   SESSION OFFLINE = client | wall-clock ns i64 when its connection ended |
+//                     expiry interval u32 (a DISCONNECT may have changed it)
+//   SESSION END     = client
+//   SUBSCRIBE       = client | filter | QoS u8 | option bits u8 | subscription id u32
+//   UNSUBSCRIBE     = client | filter
+//   MESSAGE         = body u64 | QoS u8 | flags u8 | [expiry wall ns i64] |
+//                     topic | publisher | properties | payload (the rest)
+//   QUEUED          = item u64 | body u64 | client | QoS u8 | flags u8 |
+//                     shared group | id count u16 | subscription ids u32...
+//   SENT            = item u64 | packet id u16
+//   RELEASED        = item u64   (QoS 2: PUBREC came, PUBREL sent)
+//   DONE            = item u64   (acknowledged, expired or given away)
+//   INBOUND QOS2    = client | packet id u16 | 1 added / 0 released
+//   WILL            = client | due wall ns i64 | QoS u8 | flags u8 | topic |
+//                     properties | payload (the rest)
+//   WILL DONE       = client
+// Strings ("client", "filter", ...) are a u32 length and the bytes; integers
+// little-endian. A MESSAGE is logged once per shard however many sessions
+// queue it (fan-out); QUEUED names it by `body`, a number unique in the
+// shard's log, and gives the copy for one session its own `item` number, by
+// which the copy's later records find it. Items and bodies of a session that
+// ended, and bodies no item needs, are simply not rebuilt by recovery.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "mqtt/properties.h"
+#include "topic/subscriber_list.h"
+
+namespace shardmq::broker {
+
+inline constexpr uint8_t kRecordSessionPut = 0x20;
+inline constexpr uint8_t kRecordSessionOffline = 0x21;
+inline constexpr uint8_t kRecordSessionEnd = 0x22;
+inline constexpr uint8_t kRecordSubscribe = 0x23;
+inline constexpr uint8_t kRecordUnsubscribe = 0x24;
+inline constexpr uint8_t kRecordMessage = 0x25;
+inline constexpr uint8_t kRecordQueued = 0x26;
+inline constexpr uint8_t kRecordSent = 0x27;
+inline constexpr uint8_t kRecordReleased = 0x28;
+inline constexpr uint8_t kRecordDone = 0x29;
+inline constexpr uint8_t kRecordInboundQos2 = 0x2A;
+inline constexpr uint8_t kRecordWill = 0x2B;
+inline constexpr uint8_t kRecordWillDone = 0x2C;
+
+inline bool IsSessionRecord(uint8_t type) {
+  return type >= kRecordSessionPut && type <= kRecordWillDone;
+}
+
+// An application message as a MESSAGE or WILL record holds it (views).
+struct MessageRecord {
+  std::string_view topic;
+  std::string_view publisher;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::optional<int64_t> expires_at_ns;  // wall clock
+  absl::Span<const uint8_t> properties;  // property block body
+  absl::Span<const uint8_t> payload;
+};
+
+// One decoded session record; which fields are set depends on `type`.
+// Views into the record's payload, which must outlive it.
+struct SessionRecord {
+  uint8_t type = 0;
+  std::string_view client_id;
+  uint32_t expiry_interval = 0;
+  uint8_t protocol_version = 0;
+  std::optional<std::string_view> username;
+  int64_t wall_ns = 0;  // OFFLINE: when; WILL: when due
+  std::string_view filter;
+  topic::SubscriptionOptions options;
+  uint64_t body = 0;
+  uint64_t item = 0;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::string_view shared_group;
+  std::vector<uint32_t> subscription_ids;
+  uint16_t packet_id = 0;
+  bool added = false;     // INBOUND QOS2
+  MessageRecord message;  // MESSAGE, WILL
+};
+
+void EncodeSessionPut(std::string_view client_id, uint32_t expiry_interval,
+                      uint8_t protocol_version, const std::optional<std::string>& username,
+                      std::string& out);
+void EncodeSessionOffline(std::string_view client_id, int64_t wall_ns, uint32_t expiry_interval,
+                          std::string& out);
+// SESSION END and WILL DONE.
+void EncodeClientOnly(std::string_view client_id, std::string& out);
+void EncodeSubscribe(std::string_view client_id, std::string_view filter,
+                     const topic::SubscriptionOptions& options, std::string& out);
+void EncodeUnsubscribe(std::string_view client_id, std::string_view filter, std::string& out);
+// MESSAGE: `properties` may be nullptr.
+void EncodeMessage(uint64_t body, std::string_view topic, std::string_view publisher, uint8_t qos,
+                   bool retain, std::optional<int64_t> expires_at_ns,
+                   const mqtt::Properties* properties, absl::Span<const uint8_t> payload,
+                   std::string& out);
+void EncodeQueued(uint64_t item, uint64_t body, std::string_view client_id, uint8_t qos,
+                  bool retain, std::string_view shared_group,
+                  absl::Span<const uint32_t> subscription_ids, std::string& out);
+void EncodeSent(uint64_t item, uint16_t packet_id, std::string& out);
+// RELEASED and DONE.
+void EncodeItemOnly(uint64_t item, std::string& out);
+void EncodeInboundQos2(std::string_view client_id, uint16_t packet_id, bool added,
+                       std::string& out);
+void EncodeWill(std::string_view client_id, int64_t due_wall_ns, std::string_view topic,
+                uint8_t qos, bool retain, std::optional<int64_t> expires_at_ns,
+                const mqtt::Properties* properties, absl::Span<const uint8_t> payload,
+                std::string& out);
+
+// Decodes a record whose type IsSessionRecord; an error says what is wrong
+// (a checksummed record that does not parse is a bug or a newer format).
+absl::StatusOr<SessionRecord> DecodeSessionRecord(uint8_t type, absl::Span<const uint8_t> payload);
+
+}  // namespace shardmq::broker

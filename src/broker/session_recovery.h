@@ -1,0 +1,121 @@
+// Rebuilding persistent sessions from a shard directory's session records
+// (session_records.h) at start-up, before any shard serves.
+//
+// Records are applied in log order; the result is each session as it was
+// when the log ended: subscriptions, the messages queued or in flight for it
+// (with packet ids and QoS 2 state), the QoS 2 packet ids it sent and has not
+// released, and a will waiting out its delay. Sessions whose expiry ran out
+// while the broker was down, and messages whose Message Expiry Interval
+// passed, are dropped (counted). A session that was connected when the log
+// ended (the broker crashed or was stopped under it) is taken to have gone
+// offline at recovery.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "broker/message.h"
+#include "broker/session_records.h"
+
+namespace shardmq::broker {
+
+// A message a session held when the log ended.
+struct RecoveredItem {
+  // Null for a released QoS 2 message: only its packet id is still needed.
+  MessageRef message;
+  uint8_t qos = 1;
+  bool retain = false;
+  std::string shared_group;
+  std::vector<uint32_t> subscription_ids;
+  uint16_t packet_id = 0;  // 0: queued, not yet sent
+  bool released = false;
+  // Its number in the log it came from (QUEUED's item).
+  uint64_t number = 0;
+};
+
+struct RecoveredWill {
+  std::string topic;
+  std::string properties;  // property block body
+  std::string payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  int64_t due_wall_ns = 0;
+};
+
+struct RecoveredSession {
+  std::string client_id;
+  uint32_t expiry_interval = 0;
+  uint8_t protocol_version = 4;
+  std::optional<std::string> username;
+  // When its connection ended (wall clock); nullopt: it was connected when
+  // the log ended.
+  std::optional<int64_t> offline_since_ns;
+  std::vector<std::pair<std::string, topic::SubscriptionOptions>> subscriptions;
+  // In the order they were queued: in-flight ones are resent in this order,
+  // queued ones follow.
+  std::vector<RecoveredItem> items;
+  std::vector<uint16_t> inbound_qos2;
+  std::optional<RecoveredWill> will;
+};
+
+// A message out of a MESSAGE or RETAIN SET record, with what is left of its
+// Message Expiry Interval; null when that has run out.
+MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
+                          shard::Clock::time_point now);
+
+// Applies one shard directory's session records in order.
+class SessionReplay {
+ public:
+  // An error is a record that does not decode (DecodeSessionRecord's).
+  absl::Status Apply(uint8_t type, absl::Span<const uint8_t> payload);
+
+  struct Counts {
+    size_t sessions_expired = 0;
+    size_t messages_expired = 0;
+  };
+  // The sessions as the log left them, minus expired ones (counted into
+  // `counts`). `max_number` gets the largest body or item number seen.
+  std::vector<RecoveredSession> Take(int64_t now_wall_ns, shard::Clock::time_point now,
+                                     Counts& counts);
+  uint64_t max_number() const { return max_number_; }
+
+ private:
+  struct Session {
+    RecoveredSession state;
+    absl::flat_hash_map<std::string, topic::SubscriptionOptions> subscriptions;
+    absl::flat_hash_set<uint16_t> inbound_qos2;
+    absl::flat_hash_set<uint64_t> items;
+  };
+  // A MESSAGE record's contents, owned; several items may share one.
+  // Turned into a Message only by Take, which dates its expiry.
+  struct Body {
+    std::string topic, publisher, properties, payload;
+    uint8_t qos = 0;
+    bool retain = false;
+    std::optional<int64_t> expires_at_ns;
+  };
+  struct Item {
+    std::string client_id;
+    uint64_t number = 0;
+    RecoveredItem item;  // without its message
+    std::shared_ptr<const Body> body;
+  };
+  Session* Find(std::string_view client_id);
+  void EndSession(std::string_view client_id);
+
+  absl::flat_hash_map<std::string, Session> sessions_;
+  absl::flat_hash_map<uint64_t, Item> items_;
+  // Bodies by number. Bounded by the log since the last snapshot, which
+  // compaction keeps small.
+  absl::flat_hash_map<uint64_t, std::shared_ptr<const Body>> bodies_;
+  uint64_t max_number_ = 0;
+};
+
+}  // namespace shardmq::broker

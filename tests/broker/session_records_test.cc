@@ -1,0 +1,292 @@
+// The persistent-session log records and their replay
+// (broker/session_records.h, broker/session_recovery.h).
+#include "broker/session_records.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "broker/session_recovery.h"
+
+namespace shardmq::broker {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+std::string Str(absl::Span<const uint8_t> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// Builds a log as a list of records and replays it.
+class Log {
+ public:
+  std::string& Next(uint8_t type) {
+    records_.emplace_back(type, std::string());
+    return records_.back().second;
+  }
+  void Put(const std::string& client, uint32_t expiry = 0xFFFFFFFF,
+           std::optional<std::string> username = std::nullopt) {
+    EncodeSessionPut(client, expiry, 4, username, Next(kRecordSessionPut));
+  }
+  void Subscribe(const std::string& client, const std::string& filter, uint8_t qos) {
+    topic::SubscriptionOptions options;
+    options.qos = qos;
+    EncodeSubscribe(client, filter, options, Next(kRecordSubscribe));
+  }
+  void Message(uint64_t body, const std::string& topic, const std::string& payload,
+               std::optional<int64_t> expires = std::nullopt) {
+    EncodeMessage(body, topic, "publisher", 1, false, expires, nullptr, Bytes(payload),
+                  Next(kRecordMessage));
+  }
+  void Queued(uint64_t item, uint64_t body, const std::string& client, uint8_t qos = 1) {
+    EncodeQueued(item, body, client, qos, false, "", {}, Next(kRecordQueued));
+  }
+  void Item(uint8_t type, uint64_t item, uint16_t packet_id = 0) {
+    if (type == kRecordSent) {
+      EncodeSent(item, packet_id, Next(type));
+    } else {
+      EncodeItemOnly(item, Next(type));
+    }
+  }
+  std::vector<RecoveredSession> Replay(int64_t now_wall, SessionReplay::Counts* counts = nullptr) {
+    SessionReplay replay;
+    for (const auto& [type, payload] : records_) {
+      absl::Status applied = replay.Apply(type, Bytes(payload));
+      EXPECT_TRUE(applied.ok()) << applied;
+    }
+    SessionReplay::Counts local;
+    return replay.Take(now_wall, shard::Clock::now(), counts != nullptr ? *counts : local);
+  }
+
+ private:
+  std::vector<std::pair<uint8_t, std::string>> records_;
+};
+
+TEST(SessionRecords, EveryTypeRoundTrips) {
+  std::string out;
+  EncodeSessionPut("client-1", 3600, 5, std::string("alice"), out);
+  absl::StatusOr<SessionRecord> r = DecodeSessionRecord(kRecordSessionPut, Bytes(out));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->client_id, "client-1");
+  EXPECT_EQ(r->expiry_interval, 3600u);
+  EXPECT_EQ(r->protocol_version, 5);
+  ASSERT_TRUE(r->username.has_value());
+  EXPECT_EQ(*r->username, "alice");
+
+  out.clear();
+  topic::SubscriptionOptions options;
+  options.qos = 2;
+  options.no_local = true;
+  options.retain_as_published = true;
+  options.retain_handling = 2;
+  options.subscription_id = 268435455;
+  EncodeSubscribe("c", "a/+/#", options, out);
+  r = DecodeSessionRecord(kRecordSubscribe, Bytes(out));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->filter, "a/+/#");
+  EXPECT_EQ(r->options, options);
+
+  out.clear();
+  mqtt::Properties properties;
+  properties.content_type = "text/plain";
+  properties.user_properties.emplace_back("k", "v");
+  EncodeMessage(7, "t/1", "pub", 2, true, 99 * kSecond, &properties, Bytes("payload"), out);
+  r = DecodeSessionRecord(kRecordMessage, Bytes(out));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, 7u);
+  EXPECT_EQ(r->message.topic, "t/1");
+  EXPECT_EQ(r->message.publisher, "pub");
+  EXPECT_EQ(r->message.qos, 2);
+  EXPECT_TRUE(r->message.retain);
+  EXPECT_EQ(r->message.expires_at_ns, 99 * kSecond);
+  EXPECT_EQ(Str(r->message.payload), "payload");
+  EXPECT_FALSE(r->message.properties.empty());
+
+  out.clear();
+  const uint32_t ids[] = {1, 70000};
+  EncodeQueued(11, 7, "c", 1, true, "$share/g/t/#", ids, out);
+  r = DecodeSessionRecord(kRecordQueued, Bytes(out));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->item, 11u);
+  EXPECT_EQ(r->body, 7u);
+  EXPECT_TRUE(r->retain);
+  EXPECT_EQ(r->shared_group, "$share/g/t/#");
+  EXPECT_EQ(r->subscription_ids, (std::vector<uint32_t>{1, 70000}));
+
+  out.clear();
+  EncodeSent(11, 65535, out);
+  r = DecodeSessionRecord(kRecordSent, Bytes(out));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->packet_id, 65535);
+
+  out.clear();
+  EncodeWill("c", 5 * kSecond, "will/t", 1, false, std::nullopt, nullptr, Bytes("bye"), out);
+  r = DecodeSessionRecord(kRecordWill, Bytes(out));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->wall_ns, 5 * kSecond);
+  EXPECT_EQ(r->message.topic, "will/t");
+  EXPECT_EQ(r->message.publisher, "c");
+  EXPECT_EQ(Str(r->message.payload), "bye");
+}
+
+TEST(SessionRecords, TruncatedOrOverlongRecordsAreErrors) {
+  std::string out;
+  EncodeSubscribe("client", "a/b", {}, out);
+  for (size_t cut = 0; cut < out.size(); ++cut) {
+    EXPECT_FALSE(DecodeSessionRecord(kRecordSubscribe, Bytes(out.substr(0, cut))).ok()) << cut;
+  }
+  EXPECT_FALSE(DecodeSessionRecord(kRecordSubscribe, Bytes(out + "x")).ok());
+  EXPECT_FALSE(DecodeSessionRecord(0x7F, Bytes(out)).ok());
+}
+
+TEST(SessionReplay, RebuildsSubscriptionsAndQueueInOrder) {
+  Log log;
+  log.Put("sub", 0xFFFFFFFF, "alice");
+  log.Subscribe("sub", "a/#", 1);
+  log.Subscribe("sub", "b/+", 2);
+  log.Subscribe("sub", "gone", 0);
+  EncodeUnsubscribe("sub", "gone", log.Next(kRecordUnsubscribe));
+  log.Message(1, "a/x", "one");
+  log.Queued(2, 1, "sub");
+  log.Item(kRecordSent, 2, 17);
+  log.Message(3, "a/y", "two");
+  log.Queued(4, 3, "sub");
+  log.Message(5, "b/z", "three");
+  log.Queued(6, 5, "sub", 2);
+  log.Item(kRecordSent, 6, 18);
+  log.Item(kRecordReleased, 6);
+  log.Message(7, "a/acked", "acked");
+  log.Queued(8, 7, "sub");
+  log.Item(kRecordSent, 8, 19);
+  log.Item(kRecordDone, 8);
+  EncodeInboundQos2("sub", 300, true, log.Next(kRecordInboundQos2));
+  EncodeInboundQos2("sub", 301, true, log.Next(kRecordInboundQos2));
+  EncodeInboundQos2("sub", 300, false, log.Next(kRecordInboundQos2));
+
+  std::vector<RecoveredSession> sessions = log.Replay(100 * kSecond);
+  ASSERT_EQ(sessions.size(), 1u);
+  const RecoveredSession& s = sessions[0];
+  EXPECT_EQ(s.client_id, "sub");
+  EXPECT_EQ(s.username, "alice");
+  EXPECT_FALSE(s.offline_since_ns.has_value());  // connected when the log ended
+  ASSERT_EQ(s.subscriptions.size(), 2u);
+  EXPECT_EQ(s.subscriptions[0].first, "a/#");
+  EXPECT_EQ(s.subscriptions[1].first, "b/+");
+  EXPECT_EQ(s.subscriptions[1].second.qos, 2);
+  ASSERT_EQ(s.items.size(), 3u);
+  EXPECT_EQ(s.items[0].packet_id, 17);
+  EXPECT_EQ(s.items[0].message->topic(), "a/x");
+  EXPECT_EQ(s.items[1].packet_id, 0);  // queued, never sent
+  EXPECT_EQ(Str(s.items[1].message->payload()), "two");
+  EXPECT_EQ(s.items[2].packet_id, 18);
+  EXPECT_TRUE(s.items[2].released);
+  EXPECT_FALSE(s.items[2].message);  // only the packet id is kept
+  EXPECT_EQ(s.inbound_qos2, (std::vector<uint16_t>{301}));
+}
+
+TEST(SessionReplay, OneMessageSharedByManySessions) {
+  Log log;
+  log.Put("s1");
+  log.Put("s2");
+  log.Message(1, "t", "fan-out");
+  log.Queued(2, 1, "s1");
+  log.Queued(3, 1, "s2");
+  std::vector<RecoveredSession> sessions = log.Replay(1);
+  ASSERT_EQ(sessions.size(), 2u);
+  ASSERT_EQ(sessions[0].items.size(), 1u);
+  ASSERT_EQ(sessions[1].items.size(), 1u);
+  // One Message object for both, as when it was routed.
+  EXPECT_EQ(sessions[0].items[0].message.get(), sessions[1].items[0].message.get());
+}
+
+TEST(SessionReplay, AnEndedSessionTakesItsMessagesWithIt) {
+  Log log;
+  log.Put("c");
+  log.Subscribe("c", "t", 1);
+  log.Message(1, "t", "old");
+  log.Queued(2, 1, "c");
+  EncodeClientOnly("c", log.Next(kRecordSessionEnd));
+  // A new session under the same id starts empty.
+  log.Put("c");
+  log.Message(3, "t", "new");
+  log.Queued(4, 3, "c");
+  std::vector<RecoveredSession> sessions = log.Replay(1);
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_TRUE(sessions[0].subscriptions.empty());
+  ASSERT_EQ(sessions[0].items.size(), 1u);
+  EXPECT_EQ(Str(sessions[0].items[0].message->payload()), "new");
+}
+
+TEST(SessionReplay, ExpiryCountsFromWhenTheSessionWentOffline) {
+  Log log;
+  log.Put("short", 10);
+  EncodeSessionOffline("short", 100 * kSecond, 10, log.Next(kRecordSessionOffline));
+  log.Put("long", 10);
+  EncodeSessionOffline("long", 100 * kSecond, 3600, log.Next(kRecordSessionOffline));
+  log.Put("forever", 0xFFFFFFFF);
+  EncodeSessionOffline("forever", 1, 0xFFFFFFFF, log.Next(kRecordSessionOffline));
+  SessionReplay::Counts counts;
+  std::vector<RecoveredSession> sessions = log.Replay(111 * kSecond, &counts);
+  ASSERT_EQ(sessions.size(), 2u);
+  EXPECT_EQ(sessions[0].client_id, "forever");
+  EXPECT_EQ(sessions[1].client_id, "long");
+  EXPECT_EQ(sessions[1].expiry_interval, 3600u);  // the DISCONNECT's value
+  EXPECT_EQ(sessions[1].offline_since_ns, 100 * kSecond);
+  EXPECT_EQ(counts.sessions_expired, 1u);
+}
+
+TEST(SessionReplay, ExpiredMessagesAreDroppedAndCounted) {
+  Log log;
+  log.Put("c");
+  log.Message(1, "t", "stale", 50 * kSecond);
+  log.Queued(2, 1, "c");
+  log.Message(3, "t", "fresh", 500 * kSecond);
+  log.Queued(4, 3, "c");
+  SessionReplay::Counts counts;
+  std::vector<RecoveredSession> sessions = log.Replay(100 * kSecond, &counts);
+  ASSERT_EQ(sessions.size(), 1u);
+  ASSERT_EQ(sessions[0].items.size(), 1u);
+  EXPECT_EQ(Str(sessions[0].items[0].message->payload()), "fresh");
+  // What is left of the interval: 400 s.
+  EXPECT_EQ(sessions[0].items[0].message->RemainingExpirySeconds(shard::Clock::now()), 400u);
+  EXPECT_EQ(counts.messages_expired, 1u);
+}
+
+TEST(SessionReplay, WillIsKeptUntilDone) {
+  Log log;
+  log.Put("w", 60);
+  EncodeWill("w", 7 * kSecond, "will/t", 1, true, std::nullopt, nullptr, Bytes("bye"),
+             log.Next(kRecordWill));
+  log.Put("x", 60);
+  EncodeWill("x", 7 * kSecond, "will/x", 0, false, std::nullopt, nullptr, Bytes("bye"),
+             log.Next(kRecordWill));
+  EncodeClientOnly("x", log.Next(kRecordWillDone));
+  std::vector<RecoveredSession> sessions = log.Replay(1);
+  ASSERT_EQ(sessions.size(), 2u);
+  ASSERT_TRUE(sessions[0].will.has_value());
+  EXPECT_EQ(sessions[0].will->topic, "will/t");
+  EXPECT_EQ(sessions[0].will->due_wall_ns, 7 * kSecond);
+  EXPECT_TRUE(sessions[0].will->retain);
+  EXPECT_FALSE(sessions[1].will.has_value());
+}
+
+TEST(SessionReplay, AQueuedMessageWithoutItsBodyIsDamage) {
+  // Applied by hand: Log::Replay expects every record to apply.
+  SessionReplay replay;
+  std::string put;
+  EncodeSessionPut("c", 0xFFFFFFFF, 4, std::nullopt, put);
+  ASSERT_TRUE(replay.Apply(kRecordSessionPut, Bytes(put)).ok());
+  std::string queued;
+  EncodeQueued(2, 1, "c", 1, false, "", {}, queued);
+  absl::Status status = replay.Apply(kRecordQueued, Bytes(queued));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(status.message().find("does not hold"), std::string::npos) << status;
+}
+
+}  // namespace
+}  // namespace shardmq::broker
