@@ -7,10 +7,13 @@ their in-flight window allows and note when each was first sent and when the
 broker acknowledged it (on_publish: after PUBACK for QoS 1, after PUBCOMP for
 QoS 2; the PUBACK/PUBREC reason code is kept for MQTT 5). Subscribers count
 every delivery by (publisher, seq) and QoS. Each paho Client object lives for
-the whole loop and reconnects by itself (loop_start's thread calls
-reconnect() on the same object), so a publisher's in-memory session resends
-what was not acknowledged, with DUP, and a QoS 2 exchange past PUBREC
-continues with PUBREL. Subscribers subscribe once: a subscription the broker
+the whole loop; once the broker is back the harness calls reconnect() on it,
+once, so a publisher's in-memory session resends what was not acknowledged,
+with DUP, and a QoS 2 exchange past PUBREC continues with PUBREL. (Not paho's
+own retry loop: paho 1.6 resets its messages at every reconnect attempt, and
+a second reset after a refused attempt turns a QoS 2 message waiting for
+PUBCOMP into a fresh PUBLISH without DUP, which a broker rightly delivers
+again. That client bug showed up here as duplicates.) Subscribers subscribe once: a subscription the broker
 forgot stays forgotten, so the loss shows.
 
 A message is owed to a subscriber if it was acknowledged and first sent after
@@ -35,6 +38,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+import mqtt_raw
 from conftest import wait_until
 
 TOPIC_PREFIX = "crash"
@@ -107,13 +111,23 @@ class Participant:
     def __init__(self, name, version):
         self.name = name
         self.version = version
+        # reconnect_on_failure=False: the loop thread ends when the broker
+        # goes, and reconnect() below brings the client back.
         if version == 5:
-            self.client = _Client(client_id=name, protocol=paho.MQTTv5)
+            self.client = _Client(client_id=name, protocol=paho.MQTTv5,
+                                  reconnect_on_failure=False)
         else:
-            self.client = _Client(client_id=name, protocol=paho.MQTTv311, clean_session=False)
-        self.client.reconnect_delay_set(0.05, 0.5)
+            self.client = _Client(client_id=name, protocol=paho.MQTTv311, clean_session=False,
+                                  reconnect_on_failure=False)
         self.client.on_connect = self._on_connect
         self.connacks = []
+        self.generation = 0  # which broker (0 = the first) the connection is to
+        # SHARDMQ_CRASH_TRACE=1: paho's packet log, (time, line), to see what
+        # went over the wire for a message the judgement names.
+        self.trace = []
+        if os.environ.get("SHARDMQ_CRASH_TRACE"):
+            self.client.on_log = lambda c, u, level, line: self.trace.append(
+                (time.monotonic(), line))
 
     def _on_connect(self, client, userdata, flags, rc, properties=None):
         code = rc.value if hasattr(rc, "value") else rc
@@ -127,6 +141,20 @@ class Participant:
                                 properties=props)
         else:
             self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+
+    def reconnect(self, generation):
+        """One reconnect() of the same Client (its session state kept) to
+        broker number `generation`; the old loop thread has ended with the
+        connection. A refused attempt fails the test rather than retrying
+        (see the module comment for why a retry would not be harmless)."""
+        self.client.loop_stop()  # what the old connection delivered is handled by now
+        self.generation = generation
+        try:
+            self.client.reconnect()
+        except OSError as error:
+            raise AssertionError(f"{self.name}: reconnect refused ({error}); not retried, "
+                                 f"paho 1.6 would resend released QoS 2 messages") from error
         self.client.loop_start()
 
     def connected_since(self, when):
@@ -153,10 +181,12 @@ class Publisher(Participant):
         self.lock = threading.Lock()
         self.first_sent = {}  # seq -> time of the publish() call
         self.acked = {}  # seq -> time on_publish ran
+        self.ack_generation = {}  # seq -> the broker that acknowledged it (0 = the first)
         self.refused = {}  # seq -> {packet: reason} for a PUBACK/PUBREC reason >= 0x80
         self.pubcomp_reasons = collections.Counter()  # MQTT 5 PUBCOMP reason codes seen
         self.by_mid = {}  # mid -> seq, messages not yet acknowledged
         self.early = {}  # mid -> (time, reasons): on_publish ran before publish() returned
+        self.mid_log = []  # (mid, seq) as publish() returned them
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"pub-{name}", daemon=True)
 
@@ -176,6 +206,7 @@ class Publisher(Participant):
             self.refused[seq] = failed
         else:
             self.acked[seq] = now
+            self.ack_generation[seq] = self.generation
         if "PUBCOMP" in reasons:
             self.pubcomp_reasons[reasons["PUBCOMP"]] += 1
         self.window.release()
@@ -192,6 +223,7 @@ class Publisher(Participant):
             # keeps the message; it is sent after the next CONNACK.
             info = self.client.publish(self.topic, f"{self.name}:{seq}".encode(), qos=self.qos)
             with self.lock:
+                self.mid_log.append((info.mid, seq))
                 early = self.early.pop(info.mid, None)
                 if early is not None:
                     self._settle(seq, *early)
@@ -213,6 +245,7 @@ class Subscriber(Participant):
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.deliveries = collections.defaultdict(list)  # (publisher, seq) -> [qos, ...]
+        self.details = collections.defaultdict(list)  # (publisher, seq) -> [(time, mid, dup)]
         self.suback = None  # (time, granted QoS or reason code)
         self.last_message = time.monotonic()
         self.lock = threading.Lock()
@@ -224,8 +257,10 @@ class Subscriber(Participant):
     def _on_message(self, client, userdata, message):
         publisher, _, seq = message.payload.decode().partition(":")
         with self.lock:
+            now = time.monotonic()
             self.deliveries[(publisher, int(seq))].append(message.qos)
-            self.last_message = time.monotonic()
+            self.details[(publisher, int(seq))].append((now, message.mid, message.dup))
+            self.last_message = now
 
     def subscribe(self, timeout=10.0):
         self.client.subscribe(self.topic_filter, self.qos)
@@ -359,6 +394,8 @@ class CrashLoop:
                 broker.process.wait(10)
                 restart = time.monotonic()
                 broker = self._start(port)
+                for participant in self._everyone():
+                    participant.reconnect(kill + 1)
                 self._wait_reconnected(restart)
                 self.restart_seconds.append(time.monotonic() - restart)
                 if kill == 0:
@@ -393,6 +430,10 @@ class CrashLoop:
         time.sleep(0.5)  # late duplicates, if any, arrive
 
     # --- judging -------------------------------------------------------------------------
+    def _kill_of(self, generation):
+        """When broker number `generation` was killed (None: it was not)."""
+        return self.kill_times[generation] if generation < len(self.kill_times) else None
+
     def _next_kill(self, when):
         return next((k for k in self.kill_times if k >= when), None)
 
@@ -405,11 +446,14 @@ class CrashLoop:
             with pub.lock:
                 acked = dict(pub.acked)
                 first_sent = dict(pub.first_sent)
+                generation = dict(pub.ack_generation)
             for seq, ack_time in acked.items():
                 if first_sent[seq] <= sub.suback[0]:
                     continue
                 if grace is not None:
-                    kill = self._next_kill(ack_time)
+                    # The broker that sent the acknowledgement died at its kill
+                    # (which may be noted a moment before the ack was read).
+                    kill = self._kill_of(generation[seq])
                     if kill is not None and ack_time > kill - grace:
                         continue
                 keys.append((pub.name, seq))
@@ -488,9 +532,13 @@ class CrashLoop:
 
         def timing(pub, seq):
             ack = pub.acked.get(seq)
-            return (f"{pub.name}:{seq} (qos {pub.qos}) first sent "
-                    f"{self._when(pub.first_sent[seq])}, acked "
-                    + (f"{self._when(ack)}, {self._interval(ack)}" if ack else "never"))
+            first = pub.first_sent[seq]
+            return (f"{pub.name}:{seq} (qos {pub.qos}) first sent {self._when(first)} "
+                    f"({self._interval(first)}), acked "
+                    + (f"{self._when(ack)} by broker {pub.ack_generation[seq]} "
+                       f"({self._interval(ack)})" if ack else "never"))
+
+        subs = {s.name: s for s in self.subscribers}
 
         for title, table in (("lost, acknowledged", result["lost"]),
                              ("delivered more than once at QoS 2", result["dup_qos2"])):
@@ -502,9 +550,18 @@ class CrashLoop:
                     seqs.sort()
                     lines.append(f"{sub_name}: {len(seqs)} of {pub_name}'s messages {title}: "
                                  f"seq {ranges(seqs, limit * 2)}")
+                    lines += self._trace(sent[pub_name], seqs[0])
                     for seq in seqs[:limit]:
-                        extra = f", deliveries {table[sub_name][(pub_name, seq)]}" \
-                            if isinstance(table[sub_name], dict) else ""
+                        got = subs[sub_name].details.get((pub_name, seq), [])
+                        extra = "; delivered " + ", ".join(
+                            f"{self._when(t)} (packet id {mid}{', DUP' if dup else ''})"
+                            for t, mid, dup in got) + "; copies everywhere: " + ", ".join(
+                                f"{o.name} {len(o.details.get((pub_name, seq), []))}"
+                                for o in self.subscribers) if got else \
+                            "; other subscribers got it: " + (", ".join(
+                                f"{o.name} at {self._when(o.details[(pub_name, seq)][0][0])}"
+                                for o in self.subscribers if o.details.get((pub_name, seq)))
+                                or "none")
                         lines.append(f"    {timing(sent[pub_name], seq)}{extra}")
         for sub_name, keys in result["phantom"].items():
             lines.append(f"{sub_name} got messages never published: {keys[:limit]}")
@@ -516,10 +573,25 @@ class CrashLoop:
         for name, kills in absent.items():
             lines.append(f"{name} found no session after kills {kills}")
         lines.append("kills at " + ", ".join(self._when(k) for k in self.kill_times))
+        lines.append(f"home shards (of {self.shards}): " + ", ".join(
+            f"{p.name} {mqtt_raw.home_shard(p.name, self.shards)}" for p in self._everyone()))
         for n, broker in enumerate(self.brokers):
             lines.append(f"--- broker {n} (pid {broker.process.pid}), last lines:")
             lines += broker.log_lines[-12:]
         return "\n".join(lines)
+
+    def _trace(self, pub, seq):
+        """With SHARDMQ_CRASH_TRACE=1: paho's log lines for seq's packet id,
+        and the CONNACKs within a second of its first send."""
+        if not pub.trace:
+            return []
+        mids = {m for m, q in pub.mid_log if q == seq}
+        out = [f"    paho's log of {pub.name} for seq {seq} (packet id {sorted(mids)}):"]
+        for t, line in pub.trace:
+            if any(f"m{m})" in line or f"Mid: {m})" in line for m in mids) or (
+                    "CONNACK" in line and abs(t - pub.first_sent[seq]) < 1):
+                out.append(f"      {self._when(t)} {line[:120]}")
+        return out
 
     def summary(self, result, grace=None):
         subs = ", ".join(
