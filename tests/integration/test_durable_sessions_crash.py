@@ -28,7 +28,7 @@ import pytest
 
 import mqtt5_wire as w5
 import mqtt_raw as raw
-from helpers.crash_harness import CrashLoop, start_on_port
+from helpers.crash_harness import CrashLoop, ranges, start_on_port
 
 SESSION_EXPIRY = 3600
 ASYNC_GRACE = 1.0  # async: acknowledged this long before a kill must survive it
@@ -135,6 +135,26 @@ def unexpected(client, version, timeout=0.4):
             client.send(raw.ack(raw.PUBCOMP, pkt.packet_id()))
         elif pkt.type == raw.PUBLISH:
             extra.append(pkt.publish_fields(version))
+
+
+def everything(client, version, quiet=1.0, limit=10.0):
+    """Every PUBLISH until nothing arrives for `quiet` seconds (QoS 1/2
+    acknowledged, PUBREL completed)."""
+    got = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            pkt = client.read(quiet)
+        except TimeoutError:
+            break
+        if pkt.type == raw.PUBREL:
+            client.send(raw.ack(raw.PUBCOMP, pkt.packet_id()))
+        elif pkt.type == raw.PUBLISH:
+            m = pkt.publish_fields(version)
+            got.append(m)
+            if m["qos"]:
+                client.send(raw.ack(raw.PUBACK if m["qos"] == 1 else raw.PUBREC, m["packet_id"]))
+    return got
 
 
 def fields(got):
@@ -331,6 +351,78 @@ def test_an_inbound_qos2_packet_id_survives_kill_9(start_broker, tmp_path, versi
     assert fields(raw.read_publishes(sub, 1)) == [("ib/t", b"exactly once", 2)]
     assert unexpected(sub, 4) == [], "the resent PUBLISH was delivered a second time"
     leave(sub, 4)
+
+
+def test_qos2_publishes_cut_by_a_kill_reach_every_shard_exactly_once(start_broker, tmp_path):
+    # The crash loop's shards=2 failures, in small: a publisher on one shard
+    # sends QoS 2 PUBLISHes back to back, the broker is killed before (or
+    # while) it answers, and the publisher then does what [MQTT-4.4.0-1]
+    # says: PUBREL for the ids it got PUBREC for, the PUBLISH again (DUP)
+    # for the others. Two persistent subscribers, one on each shard, must
+    # each get every message exactly once: the publisher's shard logs the
+    # inbound ids, the other shard its subscriber's copies.
+    shards = 2
+    pub_id = "cut-pub"
+    subs = [next(c for c in (f"cut-sub{n}" for n in range(100))
+                 if raw.home_shard(c, shards) == shard) for shard in range(shards)]
+    found = []
+    for round_, delay in enumerate((0.0, 0.0002, 0.0005, 0.0)):
+        data = tmp_path / f"data{round_}"
+        broker = start_on_port(start_broker, durable(data), shards=shards)
+        port = broker.port
+        for cid in subs:
+            client, _ = connect(port, cid, 4)
+            subscribe(client, 4, ("cut/t", 2))
+            leave(client, 4)
+        pub, _ = connect(port, pub_id, 4)
+        subscribe(pub, 4, ("cut/none", 1))  # SUBACK: its session is stored by now
+        count = 40
+        for n in range(1, count + 1):
+            pub.send(raw.publish("cut/t", f"m{n}", qos=2, packet_id=n))
+        time.sleep(delay)
+        stop(broker, "kill")
+        pubrecs = set()
+        try:
+            while True:  # what got through before the kill
+                pkt = pub.read(0.3)
+                if pkt.type == raw.PUBREC:
+                    pubrecs.add(pkt.packet_id())
+        except (TimeoutError, ConnectionError):
+            pass
+        pub.close()
+
+        broker = start_on_port(start_broker, durable(data), shards=shards, port=port)
+        pub, present = connect(port, pub_id, 4)
+        assert present
+        for n in range(1, count + 1):
+            if n in pubrecs:
+                pub.send(raw.ack(raw.PUBREL, n))
+            else:
+                pub.send(raw.publish("cut/t", f"m{n}", qos=2, packet_id=n, dup=True))
+        completed = set()
+        while len(completed) < count:
+            pkt = pub.read(5.0)
+            if pkt.type == raw.PUBREC:
+                pub.send(raw.ack(raw.PUBREL, pkt.packet_id()))
+            elif pkt.type == raw.PUBCOMP:
+                completed.add(pkt.packet_id())
+        pub.close()
+        for cid in subs:
+            client, present = connect(port, cid, 4)
+            assert present
+            got = [int(m["payload"][1:]) for m in everything(client, 4, quiet=0.5)]
+            leave(client, 4)
+            twice = ranges(sorted({n for n in got if got.count(n) > 1}), 10)
+            missing = ranges(sorted(set(range(1, count + 1)) - set(got)), 10)
+            if twice or missing:
+                found.append(
+                    f"round {round_} (kill {delay * 1000:.1f} ms after the PUBLISHes, "
+                    f"{len(pubrecs)} PUBRECs before it): {cid} on shard "
+                    f"{raw.home_shard(cid, shards)} (publisher on shard "
+                    f"{raw.home_shard(pub_id, shards)}) got twice: m{twice or '-'}; "
+                    f"never: m{missing or '-'}")
+        assert broker.stop() == 0
+    assert not found, "\n".join(found)
 
 
 @pytest.mark.parametrize("how", ["sigterm", "kill"])
