@@ -216,12 +216,14 @@ struct Options {
     enum class Mode : uint8_t {
       // Memory only: a restart forgets everything.
       kNone,
-      // Every change is handed to the kernel at the end of the loop turn in
-      // which its owner shard logs it, and fdatasync'ed at most every
+      // Every change is written at the end of the loop turn in which its
+      // owner shard logs it, and fdatasync'ed at most every
       // flush_interval_ms; acknowledgements are not delayed. A broker crash
-      // (kill -9) loses only what that last turn (microseconds) had not yet
-      // handed over, which may include an acknowledged change; a power loss
-      // or kernel crash loses at most the last flush_interval_ms of changes.
+      // (kill -9) loses the writes the kernel had not finished (io_uring
+      // cancels queued ones with the process): typically the last few
+      // milliseconds of changes, which may include acknowledged ones; a
+      // power loss or kernel crash loses at most the last
+      // flush_interval_ms of changes.
       kAsync,
       // Acknowledgements wait for the records they promise: a QoS 1/2
       // PUBLISH's PUBACK / PUBREC until every persistent subscriber's copy

@@ -107,7 +107,7 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
     const int shard = entry.first;
     const std::string& directory = entry.second;
     if (shard >= shards) result.misplaced = true;
-    SessionReplay sessions;
+    SessionReplay sessions(salvage);
     absl::StatusOr<store::RecoveryReport> report = store::RecoverSegments(
         directory, {.salvage = salvage},
         [&](const store::Record& record, uint64_t sequence) -> absl::Status {
@@ -134,6 +134,12 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
           return absl::OkStatus();
         });
     if (!report.ok()) return report.status();
+    if (sessions.salvage_skipped() > 0) {
+      result.notes.push_back(absl::StrFormat(
+          "salvage: %s: %d queued messages whose message record the damage took are dropped",
+          directory, sessions.salvage_skipped()));
+      result.salvaged = true;
+    }
     SessionReplay::Counts counts;
     for (RecoveredSession& session : sessions.Take(now_wall_ns, now, counts)) {
       if (HomeShard(session.client_id, shards) != shard) result.misplaced = true;

@@ -3,6 +3,7 @@
 // state"; recovery is in retained_recovery.cc, acknowledgements that wait
 // for the disk in durable_acks.cc).
 #include <algorithm>
+#include <chrono>
 
 #include "base/log.h"
 #include "broker/broker_shard.h"
@@ -82,6 +83,7 @@ void BrokerShard::WriteSnapshot() {
   // go, so no other record falls inside the snapshot; the writer deletes the
   // segments before it once the snapshot is on disk.
   const uint64_t before = log_->bytes_since_snapshot();
+  const auto began = std::chrono::steady_clock::now();
   log_->BeginSnapshot();
   const int64_t wall = WallNowNs();
   const shard::Clock::time_point now = shard_.Now();
@@ -105,10 +107,20 @@ void BrokerShard::WriteSnapshot() {
   }
   log_->EndSnapshot();
   ShardStats::Inc(stats_.store_snapshots);
-  SHARDMQ_LOG(kDebug,
-              "shard %d: log snapshot of %d retained messages and %d sessions, %d bytes "
-              "(%d bytes logged since the last one)",
-              shard_.id(), retained, sessions, log_->bytes_since_snapshot(), before);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  // The shard served nobody meanwhile: worth an operator's eye when long.
+  if (ms >= 100) {
+    SHARDMQ_LOG(kInfo,
+                "shard %d: log snapshot of %d retained messages and %d sessions took %.1f ms "
+                "(%d bytes)",
+                shard_.id(), retained, sessions, ms, log_->bytes_since_snapshot());
+  } else {
+    SHARDMQ_LOG(kDebug,
+                "shard %d: log snapshot of %d retained messages and %d sessions in %.1f ms, %d "
+                "bytes (%d bytes logged since the last one)",
+                shard_.id(), retained, sessions, ms, log_->bytes_since_snapshot(), before);
+  }
 }
 
 }  // namespace shardmq::broker

@@ -98,6 +98,10 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
       if (s == nullptr) break;
       auto body = bodies_.find(r.body);
       if (body == bodies_.end()) {
+        if (salvage_) {
+          ++salvage_skipped_;
+          break;
+        }
         return absl::DataLossError(
             absl::StrFormat("queued message %d of %s names message %d, which the log does not hold",
                             r.item, r.client_id, r.body));

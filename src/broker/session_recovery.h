@@ -73,6 +73,10 @@ MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
 // Applies one shard directory's session records in order.
 class SessionReplay {
  public:
+  // `salvage`: records that need a record the damage took (a QUEUED whose
+  // MESSAGE is gone) are skipped and counted instead of being an error.
+  explicit SessionReplay(bool salvage = false) : salvage_(salvage) {}
+
   // An error is a record that does not decode (DecodeSessionRecord's).
   absl::Status Apply(uint8_t type, absl::Span<const uint8_t> payload);
 
@@ -85,6 +89,8 @@ class SessionReplay {
   std::vector<RecoveredSession> Take(int64_t now_wall_ns, shard::Clock::time_point now,
                                      Counts& counts);
   uint64_t max_number() const { return max_number_; }
+  // With salvage: records skipped because what they refer to was lost.
+  size_t salvage_skipped() const { return salvage_skipped_; }
 
  private:
   struct Session {
@@ -116,6 +122,8 @@ class SessionReplay {
   // compaction keeps small.
   absl::flat_hash_map<uint64_t, std::shared_ptr<const Body>> bodies_;
   uint64_t max_number_ = 0;
+  bool salvage_ = false;
+  size_t salvage_skipped_ = 0;
 };
 
 }  // namespace shardmq::broker

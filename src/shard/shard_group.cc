@@ -204,26 +204,76 @@ absl::StatusOr<RingConfig> ProbeRing() {
   return config;
 }
 
-absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t port, int backlog,
-                                 bool tcp_nodelay, uint16_t* bound_port) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family;
+// The socket address for a numeric host and a port.
+absl::Status MakeAddress(const std::string& host, uint16_t port, sockaddr_storage& ss,
+                         socklen_t& len, int& family) {
+  ss = {};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, a.host.c_str(), &v4->sin_addr) == 1) {
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
     family = AF_INET;
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
     len = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, a.host.c_str(), &v6->sin6_addr) == 1) {
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
     family = AF_INET6;
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(port);
     len = sizeof(sockaddr_in6);
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("listener host '", a.host, "' is not a numeric IPv4/IPv6 address"));
+        absl::StrCat("listener host '", host, "' is not a numeric IPv4/IPv6 address"));
+  }
+  return absl::OkStatus();
+}
+
+uint16_t PortOf(int fd, int family) {
+  sockaddr_storage got{};
+  socklen_t got_len = sizeof(got);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len);
+  return ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
+                                 : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
+}
+
+// The shards share a port through SO_REUSEPORT, which would just as
+// silently let them share it with another process (a second broker started
+// by mistake, which would then get some of the clients). So the port is
+// first bound without SO_REUSEPORT: that fails if anything listens there.
+// Port 0 is chosen here too, so it is one nobody uses.
+absl::StatusOr<uint16_t> ReservePort(const ShardGroup::ListenAddress& a, uint16_t port) {
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  int family = 0;
+  if (absl::Status status = MakeAddress(a.host, port, ss, len, family); !status.ok()) {
+    return status;
+  }
+  const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrFormat("socket: %s", strerror(errno)));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // TIME_WAIT is no obstacle
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EADDRINUSE) {
+      return absl::UnavailableError(absl::StrFormat(
+          "bind %s port %d: %s (another process listens there)", a.host, port, strerror(err)));
+    }
+    return absl::UnavailableError(
+        absl::StrFormat("bind %s port %d: %s", a.host, port, strerror(err)));
+  }
+  const uint16_t reserved = PortOf(fd, family);
+  ::close(fd);
+  return reserved;
+}
+
+absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t port, int backlog,
+                                 bool tcp_nodelay, uint16_t* bound_port) {
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  int family = 0;
+  if (absl::Status status = MakeAddress(a.host, port, ss, len, family); !status.ok()) {
+    return status;
   }
   const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return absl::InternalError(absl::StrFormat("socket: %s", strerror(errno)));
@@ -243,11 +293,7 @@ absl::StatusOr<int> BindListener(const ShardGroup::ListenAddress& a, uint16_t po
     return absl::UnavailableError(
         absl::StrFormat("bind/listen %s port %d: %s", a.host, port, strerror(err)));
   }
-  sockaddr_storage got{};
-  socklen_t got_len = sizeof(got);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len);
-  *bound_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&got)->sin_port
-                                        : reinterpret_cast<sockaddr_in6*>(&got)->sin6_port);
+  *bound_port = PortOf(fd, family);
   return fd;
 }
 
@@ -412,7 +458,9 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
       }
       continue;
     }
-    uint16_t port = a.port;
+    absl::StatusOr<uint16_t> reserved = ReservePort(a, a.port);
+    if (!reserved.ok()) return reserved.status();
+    uint16_t port = *reserved;
     for (int i = 0; i < n; ++i) {
       uint16_t bound = 0;
       absl::StatusOr<int> fd =

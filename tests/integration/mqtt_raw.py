@@ -37,8 +37,9 @@ def props(data=b""):
 
 
 def connect(client_id, version=4, clean=True, keepalive=60, will=None, username=None,
-            password=None, properties=b""):
-    """will = (topic, payload, qos, retain)."""
+            password=None, properties=b"", will_properties=b""):
+    """will = (topic, payload, qos, retain); properties and will_properties
+    are MQTT 5 property bytes (without their length)."""
     name = b"MQIsdp" if version == 3 else b"MQTT"
     flags = 0x02 if clean else 0
     payload = utf8(client_id)
@@ -46,7 +47,7 @@ def connect(client_id, version=4, clean=True, keepalive=60, will=None, username=
         topic, message, qos, retain = will
         flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         if version == 5:
-            payload += props()
+            payload += props(will_properties)
         payload += utf8(topic) + utf8(message)
     if username is not None:
         flags |= 0x80

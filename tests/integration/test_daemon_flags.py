@@ -54,6 +54,19 @@ def test_listen_flag_repeats(start_broker):
     assert any(a.startswith("127.0.0.1:") for a in broker.addresses)
 
 
+def test_a_port_another_broker_listens_on_is_refused(start_broker):
+    """The shards share their port with SO_REUSEPORT, which would also let a
+    second broker started by mistake take some of the first one's clients:
+    start-up refuses instead, naming the address."""
+    first = start_broker(shards=2)
+    result = subprocess.run([str(BINARY), "--shards=2", f"--listen=127.0.0.1:{first.port}"],
+                            capture_output=True, text=True, timeout=15)
+    assert result.returncode != 0
+    assert f"port {first.port}" in result.stderr and "another process listens there" in \
+        result.stderr, result.stderr
+    assert paho_connack(first.port) == 0  # the first one is untouched
+
+
 def test_bare_boolean_flag_turns_it_on(start_broker):
     broker = start_broker("--queue-qos0-offline")
     assert broker.port > 0

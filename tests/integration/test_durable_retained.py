@@ -5,18 +5,14 @@ right after a sync-mode PUBACK, and a changed --shards; a flipped byte in the
 middle of a log stops start-up naming the file and offset; a torn tail is cut
 and the records before it kept."""
 import os
-import pathlib
-import signal
 import subprocess
 import threading
 import time
 
 import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 import pytest
 
-from conftest import BINARY, RunningBroker, wait_until
+from conftest import BINARY, RunningBroker, fill_up, wait_until
 
 
 def pub(port, topic, payload, qos=1, v5_props=(), null=False):
@@ -246,35 +242,6 @@ def test_bad_durability_flags_are_refused(tmp_path):
                                 capture_output=True, text=True, timeout=15)
         assert result.returncode == 2, (flags, result.stdout, result.stderr)
         assert why in result.stdout + result.stderr, (flags, result.stdout + result.stderr)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB tmpfs the test can fill; skipped where mounting is not allowed."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill_up(directory):
-    """Writes a file until the file system is full; returns its path."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (4096, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 @pytest.mark.parametrize("same_shard", [True, False])
