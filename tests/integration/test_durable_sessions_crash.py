@@ -12,7 +12,9 @@ packet ids.
 - Deterministic kill -9 checks of the pieces the loop relies on, with raw
   clients: a SUBACK means the subscription is stored; in-flight messages to a
   subscriber come back with their packet ids (DUP) and a released QoS 2 one
-  as PUBREL; an inbound QoS 2 packet id is remembered until PUBREL.
+  as PUBREL; an inbound QoS 2 packet id is remembered until PUBREL; QoS 2
+  PUBLISHes cut by a kill and resent reach a subscriber on each of two
+  shards exactly once.
 - Offline queues survive a SIGTERM restart and a kill -9 in order, with
   session present and working subscriptions; an MQTT 5 session whose expiry
   passes while the broker is down is gone, a longer one is not.
