@@ -23,6 +23,7 @@ packet ids.
 SHARDMQ_CRASH_SEED=N repeats a crash loop's kill schedule; run with -s to see
 the summaries of passing loops too.
 """
+import re
 import signal
 import time
 
@@ -30,6 +31,7 @@ import pytest
 
 import mqtt5_wire as w5
 import mqtt_raw as raw
+from conftest import wait_until
 from helpers.crash_harness import CrashLoop, ranges, start_on_port
 
 SESSION_EXPIRY = 3600
@@ -99,6 +101,18 @@ def test_the_crash_loop_sees_losses_without_durability(start_broker, tmp_path):
 # --- restoring a session: raw clients, so the order on the wire is visible ------------------
 def durable(data):
     return [f"--data-dir={data}", "--durability=sync"]
+
+
+RECOVERED = re.compile(r"(\d+) sessions \((\d+) messages queued or in flight\) recovered")
+
+
+def recovered(broker):
+    """(sessions, messages) from the broker's start-up line "store: ...
+    N sessions (M messages queued or in flight) recovered ..."."""
+    line = wait_until(lambda: next((m for m in map(RECOVERED.search, broker.log_lines) if m),
+                                   None), timeout=5)
+    assert line, f"no recovery line in the log:\n{broker.log()}"
+    return int(line.group(1)), int(line.group(2))
 
 
 def connect(port, client_id, version, clean=False, expiry=SESSION_EXPIRY):
@@ -214,6 +228,7 @@ def test_an_offline_queue_survives_a_restart_in_order(start_broker, tmp_path, ve
 
     stop(broker, how)
     broker = start_on_port(start_broker, durable(data), shards=2, port=port)
+    assert recovered(broker) == (1, len(expected))
     sub, present = connect(port, cid, version)
     assert present, f"{cid}: session not present after {how}:\n{broker.log()}"
     got = raw.read_publishes(sub, len(expected), version=version)
@@ -510,11 +525,13 @@ def test_sessions_and_queues_follow_a_changed_shard_count(start_broker, tmp_path
     owed = queue_batch("two")
     stop(broker, "kill")
     broker = start_on_port(start_broker, durable(data), shards=3, port=port)
+    assert recovered(broker) == (len(ids), sum(map(len, owed.values())))
     check(owed)
 
     owed = queue_batch("three")
     stop(broker, "sigterm")
     broker = start_on_port(start_broker, durable(data), shards=1, port=port)
+    assert recovered(broker) == (len(ids), sum(map(len, owed.values())))
     clients = check(owed, stay=True)
 
     # The subscriptions moved with the sessions: live messages arrive.
