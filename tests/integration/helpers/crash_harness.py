@@ -68,11 +68,17 @@ def crash_seed():
 
 def start_on_port(start_broker, args, shards, port=0):
     """start_broker(*args) listening on 127.0.0.1:port (0: a free one). A
-    restart passes the previous port; binding it again is retried briefly."""
+    restart passes the previous port, and is retried for up to 2 s: after a
+    kill -9 the dead broker's listening sockets stay open for some 10-25 ms
+    (its io_uring instance is torn down asynchronously), and a broker that
+    starts meanwhile stops with "another process listens there". The
+    refused attempts are counted in the broker's `refused_starts`."""
     last = None
-    for _ in range(20):
+    for attempt in range(20):
         try:
-            return start_broker(*args, shards=shards, listen=f"127.0.0.1:{port}")
+            broker = start_broker(*args, shards=shards, listen=f"127.0.0.1:{port}")
+            broker.refused_starts = attempt
+            return broker
         except RuntimeError as error:
             if port == 0:
                 raise
@@ -604,11 +610,13 @@ class CrashLoop:
                else "")
             for p in self.publishers)
         absent = sum(1 for flags in result["session_present"].values() for f in flags if not f)
+        refused = sum(b.refused_starts for b in self.brokers)
         return (f"[{self.label}] seed {self.seed}: {len(self.kill_times)} kills in "
                 f"{self.finished - self.started:.1f} s (restart to all reconnected: "
                 f"{', '.join(f'{s:.2f}' for s in self.restart_seconds)} s; "
                 f"acks in {self.acks_done - self.load_done:.1f} s and drained "
-                f"{self.drained - self.acks_done:.1f} s after the load stopped); "
+                f"{self.drained - self.acks_done:.1f} s after the load stopped; {refused} "
+                f"restarts refused while the killed broker's port was still open); "
                 f"{result['acked']} messages acked; owed by "
                 f"{'every acknowledgement' if grace is None else f'acks {grace} s before a kill'}"
                 f"\n  publishers: {pubs}\n  subscribers: {subs}"
