@@ -248,13 +248,14 @@ class Broker::Impl {
         kInfo,
         "store: %s, durability %s: %d retained messages and %d sessions (%d messages "
         "queued or in flight) recovered from %d records (%d bytes in %d shard directories) in "
-        "%.1f ms; dropped as expired: %d retained, %d sessions, %d queued messages",
+        "%.1f ms; dropped as expired: %d retained, %d sessions, %d queued messages; %d copies "
+        "of QoS 2 messages their publisher had not committed dropped",
         durability.data_dir,
         sync ? "sync"
              : absl::StrFormat("async (fdatasync every %d ms)", durability.flush_interval_ms),
         context_.recovered_retained.size(), sessions, items, recovered->records, recovered->bytes,
         recovered->directories, ms, recovered->expired, recovered->sessions_expired,
-        recovered->messages_expired);
+        recovered->messages_expired, recovered->uncommitted);
     return absl::OkStatus();
   }
 

@@ -372,6 +372,9 @@ void BrokerShard::HandleMail(int from_shard, const shard::MailItem& item) {
     case kMailDurableAck:
       OnDurableAck(item.arg, item.aux != 0);
       break;
+    case kMailCommitted:
+      OnCommitted(item.arg);
+      break;
     case kMailInterestAdd: {
       std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.ptr));
       interest_.Add(change->filter, from_shard);

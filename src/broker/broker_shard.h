@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "broker/broker_context.h"
 #include "broker/connection.h"
@@ -333,12 +334,15 @@ class BrokerShard final : public shard::ShardHandler {
   uint64_t LogQueued(Session& session, const MessageRef& message, uint8_t qos, bool retain,
                      const std::string* shared_group, absl::Span<const uint32_t> ids);
   void LogItem(uint8_t type, uint64_t item, uint16_t packet_id = 0);
-  void LogInboundQos2(Session& session, uint16_t packet_id, bool added);
+  void LogInboundQos2(Session& session, uint16_t packet_id, bool added, uint64_t commit = 0);
   void LogWill(Session& session, const WillMessage& will, int64_t due_wall_ns);
   void LogWillDone(Session& session);
   // An in-flight QoS 2 message held until its records are stored
   // (InflightMessage::awaiting_store) goes out when they are.
-  void SendWhenStored(Session& session, uint16_t packet_id, uint64_t item);
+  void SendWhenStored(Session& session, uint16_t packet_id, uint64_t item, uint64_t origin);
+  // Sends a held copy now (it is stored, or committed).
+  void ReleaseHeld(const std::string& client_id, const Session* key, uint16_t packet_id,
+                   uint64_t item, bool stored);
   // At construction: the sessions recovered for this shard, and every other
   // shard's recovered filters in the interest map, before anything is served.
   void RestoreSessions();
@@ -353,6 +357,19 @@ class BrokerShard final : public shard::ShardHandler {
   // for this shard's log all the same.
   void AckWhenDurable(Connection& conn, const mqtt::PubAck& ack, uint64_t sequence_before,
                       bool wait_here = false);
+  // A QoS 2 PUBLISH from a logged session under `sync`: once every copy is
+  // on disk, the publisher's INBOUND QOS2 record (with `origin`) is
+  // appended, and once that is on disk, PUBREC goes out and the held copies
+  // are released on every shard (session_records.h, "Commit").
+  void CommitWhenDurable(Connection& conn, const mqtt::PubAck& pubrec, uint64_t origin,
+                         uint64_t sequence_before);
+  // Whether a commit of `packet_id` from `client_id` is under way (a resent
+  // PUBLISH then waits for its PUBREC).
+  bool CommitPending(const std::string& client_id, uint16_t packet_id) const;
+  void DrainCommits(const std::string& client_id);
+  void FinishCommit(uint64_t token);
+  // The publisher's shard committed `origin`: send the copies held for it.
+  void OnCommitted(uint64_t origin);
   // PUBREL/PUBCOMP: with `sync`, once this shard's log has what came before.
   void SendWhenLogged(Connection& conn, const mqtt::Packet& packet);
   void OnDurableBarrier(int from_shard, uint64_t token);
@@ -416,8 +433,48 @@ class BrokerShard final : public shard::ShardHandler {
     mqtt::PubAck ack;
     int missing = 0;
     bool stored = true;
+    // A QoS 2 commit (origin != 0): the publisher, the message's origin,
+    // the shards holding copies, and whether every copy is on disk (the
+    // commits of one publisher are made in the order its PUBLISHes came).
+    std::string committer;
+    const Session* committer_session = nullptr;
+    uint64_t origin = 0;
+    topic::ShardSet targets;
+    bool ready = false;
   };
   absl::flat_hash_map<uint64_t, PendingDurableAck> durable_acks_;
+  // Commit tokens per publisher, in PUBLISH order.
+  absl::flat_hash_map<std::string, std::deque<uint64_t>> commit_queue_;
+  // Copies held until their message is committed, by origin.
+  struct HeldCopy {
+    std::string client_id;
+    const Session* session;
+    uint16_t packet_id;
+    uint64_t item;
+  };
+  absl::flat_hash_map<uint64_t, std::vector<HeldCopy>> held_for_commit_;
+  // Origins of QoS 2 messages routed here (DeliverToMatches) whose commit
+  // has not arrived: only their copies wait for it. A copy of a committed
+  // message (recovered, a retained message sent later) or one sent through
+  // a shared subscription, which the commit notice may not reach, waits
+  // only for its own records.
+  absl::flat_hash_set<uint64_t> pending_origins_;
+  // The origin a held copy of `message` waits for: its own when pending.
+  uint64_t CommitToWaitFor(const Message& message, const std::string* shared_group) const {
+    return shared_group == nullptr && message.origin() != 0 &&
+                   pending_origins_.contains(message.origin())
+               ? message.origin()
+               : 0;
+  }
+  // Each logged session's commit mark (session_records.h); erased with it.
+  absl::flat_hash_map<const Session*, uint64_t> commit_marks_;
+  uint64_t CommitMarkOf(const Session& session) const {
+    auto it = commit_marks_.find(&session);
+    return it == commit_marks_.end() ? 0 : it->second;
+  }
+  // --durability=sync: the session has a QoS 2 message held for the disk;
+  // later QoS 1/2 messages wait behind it, so they arrive in order.
+  bool HoldsUnsent(const Session& session) const;
   // Per other shard: whether its messages made this shard append records
   // since its last kMailDurableBarrier (which then must wait for them).
   std::vector<bool> appended_for_;

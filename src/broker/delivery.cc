@@ -130,6 +130,8 @@ void BrokerShard::CollectLocalMatches(std::string_view topic) {
 }
 
 void BrokerShard::DeliverToMatches(const MessageRef& message) {
+  // Its copies here wait for the publisher's commit (durable_acks.cc).
+  if (message->origin() != 0) pending_origins_.insert(message->origin());
   if (match_scratch_.size() > 1) {
     publish_cache_.message = message.get();
     publish_cache_.filled[0] = publish_cache_.filled[1] = false;
@@ -218,7 +220,7 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
     return;
   }
   if (conn != nullptr && session.queue.empty() &&
-      session.inflight.size() < InflightWindow(session)) {
+      session.inflight.size() < InflightWindow(session) && !HoldsUnsent(session)) {
     uint16_t packet_id = session.AllocatePacketId();
     const uint64_t item = LogQueued(session, message, qos, retain, shared_group, ids);
     const bool hold = item != 0 && qos == 2 && context_.durability_sync;
@@ -235,7 +237,7 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
     inflight.log_item = item;
     inflight.awaiting_store = hold;
     session.inflight.emplace(packet_id, std::move(inflight));
-    if (hold) SendWhenStored(session, packet_id, item);
+    if (hold) SendWhenStored(session, packet_id, item, CommitToWaitFor(*message, shared_group));
     return;
   }
   Enqueue(session, message, qos, retain, ids, shared_group);
@@ -278,7 +280,10 @@ void BrokerShard::PumpQueue(Session& session) {
   if (conn == nullptr || conn->state != Connection::State::kConnected) return;
   const size_t window = InflightWindow(session);
   shard::Clock::time_point now{};
-  while (!session.queue.empty() && session.inflight.size() < window) {
+  // Behind a QoS 2 message held for the disk nothing overtakes it (its
+  // release pumps the queue again).
+  bool held = HoldsUnsent(session);
+  while (!held && !session.queue.empty() && session.inflight.size() < window) {
     QueuedMessage queued = std::move(session.queue.front());
     session.queue.pop_front();
     session.queued_bytes -= queued.message->payload().size() + queued.message->topic().size();
@@ -312,8 +317,12 @@ void BrokerShard::PumpQueue(Session& session) {
     inflight.shared_group = std::move(queued.shared_group);
     inflight.log_item = item;
     inflight.awaiting_store = hold;
+    const uint64_t origin = CommitToWaitFor(*inflight.message, inflight.shared_group.get());
     session.inflight.emplace(packet_id, std::move(inflight));
-    if (hold) SendWhenStored(session, packet_id, item);
+    if (hold) {
+      SendWhenStored(session, packet_id, item, origin);
+      held = true;
+    }
   }
   if (!session.paused_publishers.empty() && UnderLowWatermark(session)) {
     ReleaseBackpressure(session);

@@ -71,8 +71,100 @@ void BrokerShard::OnDurableBarrier(int from_shard, uint64_t token) {
 void BrokerShard::OnDurableAck(uint64_t token, bool stored) {
   auto it = durable_acks_.find(token);
   if (it == durable_acks_.end()) return;
-  it->second.stored &= stored;
-  if (--it->second.missing == 0) FinishDurableAck(token);
+  PendingDurableAck& pending = it->second;
+  pending.stored &= stored;
+  if (--pending.missing > 0) return;
+  if (pending.origin == 0) {
+    FinishDurableAck(token);
+    return;
+  }
+  pending.ready = true;
+  DrainCommits(pending.committer);
+}
+
+void BrokerShard::CommitWhenDurable(Connection& conn, const mqtt::PubAck& pubrec, uint64_t origin,
+                                    uint64_t sequence_before) {
+  Session& session = *conn.session;
+  const uint64_t token = next_token_;  // the one AckWhenDurable takes
+  commit_queue_[session.client_id].push_back(token);
+  // Registered before AckWhenDurable, which may complete at once.
+  PendingDurableAck& pending = durable_acks_[token];
+  pending.committer = session.client_id;
+  pending.committer_session = &session;
+  pending.origin = origin;
+  pending.targets = durable_targets_;
+  AckWhenDurable(conn, pubrec, sequence_before, /*wait_here=*/true);
+}
+
+bool BrokerShard::CommitPending(const std::string& client_id, uint16_t packet_id) const {
+  auto it = commit_queue_.find(client_id);
+  if (it == commit_queue_.end()) return false;
+  for (uint64_t token : it->second) {
+    auto ack = durable_acks_.find(token);
+    if (ack != durable_acks_.end() && ack->second.ack.packet_id == packet_id) return true;
+  }
+  return false;
+}
+
+void BrokerShard::DrainCommits(const std::string& client_id) {
+  auto queue = commit_queue_.find(client_id);
+  if (queue == commit_queue_.end()) return;
+  // In PUBLISH order: a later message's INBOUND QOS2 record must not reach
+  // the disk before an earlier one's, or the commit mark would cover a
+  // message whose copies are not all stored.
+  while (!queue->second.empty()) {
+    const uint64_t token = queue->second.front();
+    auto it = durable_acks_.find(token);
+    if (it != durable_acks_.end() && !it->second.ready) return;
+    queue->second.pop_front();
+    if (it == durable_acks_.end()) continue;
+    PendingDurableAck& pending = it->second;
+    auto session = sessions_.find(client_id);
+    if (!pending.stored || session == sessions_.end() ||
+        session->second.get() != pending.committer_session || !session->second->logged) {
+      // Not stored (a log failed), or the session is gone: nothing to
+      // commit; the copies are released and the acknowledgement, if anyone
+      // is left to get it, says what happened.
+      FinishCommit(token);
+      continue;
+    }
+    Session& publisher = *session->second;
+    LogInboundQos2(publisher, pending.ack.packet_id, true, pending.origin);
+    commit_marks_[&publisher] = pending.origin;
+    log_->WhenDurable([this, token](absl::Status status) {
+      auto again = durable_acks_.find(token);
+      if (again == durable_acks_.end()) return;
+      again->second.stored &= status.ok();
+      FinishCommit(token);
+    });
+  }
+  commit_queue_.erase(queue);
+}
+
+void BrokerShard::FinishCommit(uint64_t token) {
+  auto it = durable_acks_.find(token);
+  if (it == durable_acks_.end()) return;
+  PendingDurableAck pending = std::move(it->second);
+  durable_acks_.erase(it);
+  // The copies held for the commit go out, on every shard that has some
+  // (also when a log failed: holding them for ever would help nobody).
+  pending.targets.ForEach([&](uint32_t target) {
+    if (static_cast<int>(target) == shard_.id()) return;
+    shard::MailItem item;
+    item.kind = kMailCommitted;
+    item.arg = pending.origin;
+    shard_.Post(static_cast<int>(target), item);
+  });
+  OnCommitted(pending.origin);
+  // PUBREC to the publisher's connection now, which may be a newer one than
+  // the PUBLISH came on (it resent the PUBLISH there, and waits).
+  auto session = sessions_.find(pending.committer);
+  if (session == sessions_.end() || session->second.get() != pending.committer_session) return;
+  Connection* conn = session->second->connection;
+  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
+  durable_acks_[token] = std::move(pending);
+  durable_acks_[token].conn = conn->id;
+  FinishDurableAck(token);
 }
 
 void BrokerShard::FinishDurableAck(uint64_t token) {

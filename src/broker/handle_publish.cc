@@ -115,9 +115,17 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     // Exactly once: a PUBLISH resent before PUBREL is acknowledged again but
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;
+    // With `sync`, a persistent publisher's QoS 2 message is committed once
+    // all its copies are stored (durable_acks.cc): its packet id is logged
+    // then, not now.
+    const bool commit = first_time && AcksWaitForLog() && session.logged;
     bool matched = true;
     if (first_time) {
-      LogInboundQos2(session, publish.packet_id, true);
+      if (commit) {
+        fields.origin = next_log_number_++;
+      } else {
+        LogInboundQos2(session, publish.packet_id, true);
+      }
       matched = Route(fields);
     }
     mqtt::PubAck pubrec;
@@ -127,9 +135,16 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     if (AcksWaitForLog()) {
       // The receiver takes ownership with PUBREC [MQTT-4.3.3]: with `sync`,
       // not before the message and this packet id are stored.
-      // A resent PUBLISH waits for what the first one logged, which may
-      // not be on disk yet.
-      AckWhenDurable(conn, pubrec, sequence_before, /*wait_here=*/!first_time);
+      if (commit) {
+        CommitWhenDurable(conn, pubrec, fields.origin, sequence_before);
+      } else if (!first_time && CommitPending(session.client_id, publish.packet_id)) {
+        // A resend of a message being committed: its PUBREC comes with the
+        // commit, on this connection.
+      } else {
+        // A resent PUBLISH waits for what the first one logged, which may
+        // not be on disk yet.
+        AckWhenDurable(conn, pubrec, sequence_before, /*wait_here=*/!first_time);
+      }
       return;
     }
     SendPacket(conn, pubrec);

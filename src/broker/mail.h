@@ -53,6 +53,10 @@ enum MailKind : uint32_t {
   // PUBLISH once every answer is in.
   kMailDurableBarrier = 10,
   kMailDurableAck = 11,
+  // arg: a message's origin (Message::origin). The publisher's shard has
+  // committed that QoS 2 message (durable_acks.cc): copies held for it may
+  // go to their subscribers now.
+  kMailCommitted = 12,
 };
 
 struct SharedDelivery {

@@ -73,6 +73,7 @@ Message* Message::Make(const Fields& fields, shard::Clock::time_point now) {
     message->expires_at_ = now + std::chrono::seconds(*in->message_expiry_interval);
   }
   message->topic_size_ = static_cast<uint32_t>(fields.topic.size());
+  message->origin_ = fields.origin;
   message->payload_size_ = static_cast<uint32_t>(fields.payload.size());
   message->publisher_size_ = static_cast<uint32_t>(fields.publisher.size());
   message->qos_ = fields.qos;

@@ -38,6 +38,9 @@ class Message final : public shard::RefCounted {
     // Topic Alias and Subscription Identifiers belong to one hop and are
     // dropped.
     const mqtt::Properties* properties = nullptr;
+    // --durability=sync: the number under which the publisher's shard
+    // commits this QoS 2 message (durable_acks.cc); 0 for every other.
+    uint64_t origin = 0;
   };
 
   // Copies topic, payload and the kept properties into one allocation owned
@@ -57,6 +60,8 @@ class Message final : public shard::RefCounted {
   static void operator delete(void* p) { ::operator delete(p); }
 
   uint8_t qos() const { return qos_; }
+  // Fields::origin.
+  uint64_t origin() const { return origin_; }
   bool retain() const { return retain_; }
 
   // The forwarded MQTT 5 properties (never Message Expiry Interval, Topic
@@ -84,6 +89,7 @@ class Message final : public shard::RefCounted {
 
   mqtt::Properties* properties_ = nullptr;
   shard::Clock::time_point expires_at_{};
+  uint64_t origin_ = 0;
   uint32_t topic_size_ = 0;
   uint32_t payload_size_ = 0;
   uint32_t publisher_size_ = 0;

@@ -180,6 +180,9 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
                                              report->truncated_bytes, report->truncated_file));
     }
   }
+  // Copies of QoS 2 messages their publisher never committed (a crash came
+  // between the copies and the commit): the publisher sends them again.
+  result.uncommitted = DropUncommitted(result.sessions);
   result.newest_stamp_ns = merge.newest_stamp();
   result.retained = merge.Take(now_wall_ns, &result.expired);
   return result;

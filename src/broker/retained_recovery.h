@@ -72,6 +72,9 @@ struct StoreRecovery {
   std::vector<RecoveredSession> sessions;
   size_t sessions_expired = 0;
   size_t messages_expired = 0;
+  // Copies of QoS 2 messages dropped because their publisher never
+  // committed them (session_recovery.h, DropUncommitted).
+  size_t uncommitted = 0;
   // New MESSAGE and QUEUED numbers start here on every shard.
   uint64_t next_number = 1;
   // State sits in a directory that no longer owns it: the shard count

@@ -49,12 +49,13 @@ bool ReadMessageHead(Reader& in, MessageRecord& message) {
 
 void EncodeSessionPut(std::string_view client_id, uint32_t expiry_interval,
                       uint8_t protocol_version, const std::optional<std::string>& username,
-                      std::string& out) {
+                      uint64_t commit_mark, std::string& out) {
   PutString(client_id, out);
   PutU32(expiry_interval, out);
   PutU8(protocol_version, out);
   PutU8(username.has_value() ? 1 : 0, out);
   PutString(username.value_or(""), out);
+  PutU64(commit_mark, out);
 }
 
 void EncodeSessionOffline(std::string_view client_id, int64_t wall_ns, uint32_t expiry_interval,
@@ -83,11 +84,12 @@ void EncodeUnsubscribe(std::string_view client_id, std::string_view filter, std:
   PutString(filter, out);
 }
 
-void EncodeMessage(uint64_t body, std::string_view topic, std::string_view publisher, uint8_t qos,
-                   bool retain, std::optional<int64_t> expires_at_ns,
-                   const mqtt::Properties* properties, absl::Span<const uint8_t> payload,
-                   std::string& out) {
+void EncodeMessage(uint64_t body, uint64_t origin, std::string_view topic,
+                   std::string_view publisher, uint8_t qos, bool retain,
+                   std::optional<int64_t> expires_at_ns, const mqtt::Properties* properties,
+                   absl::Span<const uint8_t> payload, std::string& out) {
   PutU64(body, out);
+  PutU64(origin, out);
   PutMessageHead(qos, retain, expires_at_ns, out);
   PutString(topic, out);
   PutString(publisher, out);
@@ -116,10 +118,11 @@ void EncodeSent(uint64_t item, uint16_t packet_id, std::string& out) {
 void EncodeItemOnly(uint64_t item, std::string& out) { PutU64(item, out); }
 
 void EncodeInboundQos2(std::string_view client_id, uint16_t packet_id, bool added,
-                       std::string& out) {
+                       uint64_t commit_number, std::string& out) {
   PutString(client_id, out);
   PutU16(packet_id, out);
   PutU8(added ? 1 : 0, out);
+  PutU64(commit_number, out);
 }
 
 void EncodeWill(std::string_view client_id, int64_t due_wall_ns, std::string_view topic,
@@ -143,7 +146,7 @@ absl::StatusOr<SessionRecord> DecodeSessionRecord(uint8_t type, absl::Span<const
       uint8_t has_username = 0;
       std::string_view username;
       if (!in.String(r.client_id) || !in.U32(r.expiry_interval) || !in.U8(r.protocol_version) ||
-          !in.U8(has_username) || !in.String(username) || has_username > 1) {
+          !in.U8(has_username) || !in.String(username) || has_username > 1 || !in.U64(r.commit)) {
         return Short(type);
       }
       if (has_username == 1) r.username = username;
@@ -178,8 +181,9 @@ absl::StatusOr<SessionRecord> DecodeSessionRecord(uint8_t type, absl::Span<const
       break;
     case kRecordMessage: {
       absl::Span<const uint8_t> properties;
-      if (!in.U64(r.body) || !ReadMessageHead(in, r.message) || !in.String(r.message.topic) ||
-          !in.String(r.message.publisher) || !in.Prefixed(properties)) {
+      if (!in.U64(r.body) || !in.U64(r.commit) || !ReadMessageHead(in, r.message) ||
+          !in.String(r.message.topic) || !in.String(r.message.publisher) ||
+          !in.Prefixed(properties)) {
         return Short(type);
       }
       r.message.properties = properties;
@@ -210,7 +214,8 @@ absl::StatusOr<SessionRecord> DecodeSessionRecord(uint8_t type, absl::Span<const
       break;
     case kRecordInboundQos2: {
       uint8_t added = 0;
-      if (!in.String(r.client_id) || !in.U16(r.packet_id) || !in.U8(added) || added > 1) {
+      if (!in.String(r.client_id) || !in.U16(r.packet_id) || !in.U8(added) || added > 1 ||
+          !in.U64(r.commit)) {
         return Short(type);
       }
       r.added = added == 1;

@@ -5,20 +5,23 @@
 //
 //   SESSION PUT     = client | expiry interval u32 | protocol version u8 |
 //                     has user name u8 | user name (the ACL judges deliveries
-//                     to the session by it while it is offline)
+//                     to the session by it while it is offline) |
+//                     commit mark u64
 //   SESSION OFFLINE = client | wall-clock ns i64 when its connection ended |
 //                     expiry interval u32 (a DISCONNECT may have changed it)
 //   SESSION END     = client
 //   SUBSCRIBE       = client | filter | QoS u8 | option bits u8 | subscription id u32
 //   UNSUBSCRIBE     = client | filter
-//   MESSAGE         = body u64 | QoS u8 | flags u8 | [expiry wall ns i64] |
-//                     topic | publisher | properties | payload (the rest)
+//   MESSAGE         = body u64 | origin u64 | QoS u8 | flags u8 |
+//                     [expiry wall ns i64] | topic | publisher | properties |
+//                     payload (the rest)
 //   QUEUED          = item u64 | body u64 | client | QoS u8 | flags u8 |
 //                     shared group | id count u16 | subscription ids u32...
 //   SENT            = item u64 | packet id u16
 //   RELEASED        = item u64   (QoS 2: PUBREC came, PUBREL sent)
 //   DONE            = item u64   (acknowledged, expired or given away)
-//   INBOUND QOS2    = client | packet id u16 | 1 added / 0 released
+//   INBOUND QOS2    = client | packet id u16 | 1 added / 0 released |
+//                     commit number u64 (added: the message's origin, or 0)
 //   WILL            = client | due wall ns i64 | QoS u8 | flags u8 | topic |
 //                     properties | payload (the rest)
 //   WILL DONE       = client
@@ -28,6 +31,16 @@
 // shard's log, and gives the copy for one session its own `item` number, by
 // which the copy's later records find it. Items and bodies of a session that
 // ended, and bodies no item needs, are simply not rebuilt by recovery.
+//
+// Commit of a QoS 2 PUBLISH under --durability=sync (durable_acks.cc): its
+// copies are logged on each subscriber's shard with the message's `origin`
+// (a number from the publisher's shard), and the publisher's INBOUND QOS2
+// record, carrying the same number, is appended only once every copy is on
+// disk; it raises the publisher session's commit mark. Recovery drops a copy
+// whose origin is above its publisher's mark (session_recovery.h): the
+// PUBREC was never sent, the client sends the PUBLISH again, and routing it
+// again must not make a second copy. A session's mark starts at the number
+// in use when it was created, so copies from before it count as committed.
 #pragma once
 
 #include <cstdint>
@@ -90,13 +103,16 @@ struct SessionRecord {
   std::string_view shared_group;
   std::vector<uint32_t> subscription_ids;
   uint16_t packet_id = 0;
-  bool added = false;     // INBOUND QOS2
+  bool added = false;  // INBOUND QOS2
+  // SESSION PUT: the commit mark; INBOUND QOS2: the commit number;
+  // MESSAGE: the origin.
+  uint64_t commit = 0;
   MessageRecord message;  // MESSAGE, WILL
 };
 
 void EncodeSessionPut(std::string_view client_id, uint32_t expiry_interval,
                       uint8_t protocol_version, const std::optional<std::string>& username,
-                      std::string& out);
+                      uint64_t commit_mark, std::string& out);
 void EncodeSessionOffline(std::string_view client_id, int64_t wall_ns, uint32_t expiry_interval,
                           std::string& out);
 // SESSION END and WILL DONE.
@@ -105,10 +121,10 @@ void EncodeSubscribe(std::string_view client_id, std::string_view filter,
                      const topic::SubscriptionOptions& options, std::string& out);
 void EncodeUnsubscribe(std::string_view client_id, std::string_view filter, std::string& out);
 // MESSAGE: `properties` may be nullptr.
-void EncodeMessage(uint64_t body, std::string_view topic, std::string_view publisher, uint8_t qos,
-                   bool retain, std::optional<int64_t> expires_at_ns,
-                   const mqtt::Properties* properties, absl::Span<const uint8_t> payload,
-                   std::string& out);
+void EncodeMessage(uint64_t body, uint64_t origin, std::string_view topic,
+                   std::string_view publisher, uint8_t qos, bool retain,
+                   std::optional<int64_t> expires_at_ns, const mqtt::Properties* properties,
+                   absl::Span<const uint8_t> payload, std::string& out);
 void EncodeQueued(uint64_t item, uint64_t body, std::string_view client_id, uint8_t qos,
                   bool retain, std::string_view shared_group,
                   absl::Span<const uint32_t> subscription_ids, std::string& out);
@@ -116,7 +132,7 @@ void EncodeSent(uint64_t item, uint16_t packet_id, std::string& out);
 // RELEASED and DONE.
 void EncodeItemOnly(uint64_t item, std::string& out);
 void EncodeInboundQos2(std::string_view client_id, uint16_t packet_id, bool added,
-                       std::string& out);
+                       uint64_t commit_number, std::string& out);
 void EncodeWill(std::string_view client_id, int64_t due_wall_ns, std::string_view topic,
                 uint8_t qos, bool retain, std::optional<int64_t> expires_at_ns,
                 const mqtt::Properties* properties, absl::Span<const uint8_t> payload,

@@ -8,7 +8,7 @@
 namespace shardmq::broker {
 
 MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
-                          shard::Clock::time_point now) {
+                          shard::Clock::time_point now, uint64_t origin) {
   // Checked when the record was written; a failure here would be a bug, and
   // the message is kept without its properties rather than lost.
   mqtt::Properties properties =
@@ -30,6 +30,7 @@ MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
   fields.retain = record.retain;
   fields.publisher = record.publisher;
   fields.properties = &properties;
+  fields.origin = origin;
   return MessageRef::Adopt(Message::Make(fields, now));
 }
 
@@ -49,6 +50,7 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
   absl::StatusOr<SessionRecord> decoded = DecodeSessionRecord(type, payload);
   if (!decoded.ok()) return decoded.status();
   SessionRecord& r = *decoded;
+  max_number_ = std::max(max_number_, r.commit);  // origins and marks are numbers too
   // Records about a session the log no longer has (it ended, or a snapshot
   // began after them) change nothing.
   switch (type) {
@@ -59,6 +61,7 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
       if (inserted) state.client_id = std::string(r.client_id);
       state.expiry_interval = r.expiry_interval;
       state.protocol_version = r.protocol_version;
+      state.commit_mark = std::max(state.commit_mark, r.commit);
       if (r.username) {
         state.username = std::string(*r.username);
       } else {
@@ -91,6 +94,7 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
       body->qos = r.message.qos;
       body->retain = r.message.retain;
       body->expires_at_ns = r.message.expires_at_ns;
+      body->origin = r.commit;
       bodies_[r.body] = std::move(body);
       max_number_ = std::max(max_number_, r.body);
       break;
@@ -140,6 +144,7 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
       if (Session* s = Find(r.client_id)) {
         if (r.added) {
           s->inbound_qos2.insert(r.packet_id);
+          s->state.commit_mark = std::max(s->state.commit_mark, r.commit);
         } else {
           s->inbound_qos2.erase(r.packet_id);
         }
@@ -205,7 +210,7 @@ std::vector<RecoveredSession> SessionReplay::Take(int64_t now_wall_ns, shard::Cl
           record.expires_at_ns = item->body->expires_at_ns;
           record.properties = records::AsBytes(item->body->properties);
           record.payload = records::AsBytes(item->body->payload);
-          message = RebuildMessage(record, now_wall_ns, now);
+          message = RebuildMessage(record, now_wall_ns, now, item->body->origin);
         }
         if (!message) {
           ++counts.messages_expired;  // its Message Expiry Interval ran out
@@ -225,6 +230,27 @@ std::vector<RecoveredSession> SessionReplay::Take(int64_t now_wall_ns, shard::Cl
     return a.client_id < b.client_id;
   });
   return out;
+}
+
+size_t DropUncommitted(std::vector<RecoveredSession>& sessions) {
+  absl::flat_hash_map<absl::string_view, uint64_t> marks;
+  for (const RecoveredSession& s : sessions) marks[s.client_id] = s.commit_mark;
+  size_t dropped = 0;
+  for (RecoveredSession& s : sessions) {
+    auto uncommitted = [&](const RecoveredItem& item) {
+      if (!item.message || item.message->origin() == 0) return false;
+      const std::string_view publisher = item.message->publisher();
+      auto it = marks.find(absl::string_view(publisher.data(), publisher.size()));
+      return it != marks.end() && item.message->origin() > it->second;
+    };
+    auto kept =
+        std::stable_partition(s.items.begin(), s.items.end(),
+                              [&](const RecoveredItem& item) { return !uncommitted(item); });
+    for (auto it = kept; it != s.items.end(); ++it) s.dropped_items.push_back(it->number);
+    dropped += static_cast<size_t>(s.items.end() - kept);
+    s.items.erase(kept, s.items.end());
+  }
+  return dropped;
 }
 
 }  // namespace shardmq::broker

@@ -63,12 +63,24 @@ struct RecoveredSession {
   std::vector<RecoveredItem> items;
   std::vector<uint16_t> inbound_qos2;
   std::optional<RecoveredWill> will;
+  // QoS 2 messages it published under --durability=sync whose origin is at
+  // most this are committed (session_records.h).
+  uint64_t commit_mark = 0;
+  // Items DropUncommitted took out: the shard logs them as done before it
+  // serves, so a later commit mark cannot bring them back.
+  std::vector<uint64_t> dropped_items;
 };
+
+// Drops the copies of QoS 2 messages whose publisher's session is there and
+// never committed them (origin above its commit mark): the publisher sends
+// them again. Returns how many were dropped.
+size_t DropUncommitted(std::vector<RecoveredSession>& sessions);
 
 // A message out of a MESSAGE or RETAIN SET record, with what is left of its
 // Message Expiry Interval; null when that has run out.
+// `origin`: Message::origin().
 MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
-                          shard::Clock::time_point now);
+                          shard::Clock::time_point now, uint64_t origin = 0);
 
 // Applies one shard directory's session records in order.
 class SessionReplay {
@@ -106,6 +118,7 @@ class SessionReplay {
     uint8_t qos = 0;
     bool retain = false;
     std::optional<int64_t> expires_at_ns;
+    uint64_t origin = 0;
   };
   struct Item {
     std::string client_id;

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "base/log_throttle.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 #include "broker/record_codec.h"
@@ -37,12 +38,14 @@ std::optional<std::string> BrokerShard::UsernameOf(const Session& session) const
 void BrokerShard::LogSessionAtConnect(Session& session, mqtt::ProtocolVersion version) {
   if (session.persistent && !session.logged) {
     session.logged = true;
+    // Copies of its earlier incarnations' messages count as committed.
+    commit_marks_[&session] = next_log_number_ - 1;
     LogWholeSession(session, static_cast<uint8_t>(version));
   } else if (session.persistent) {
     // Online again, perhaps with another expiry.
     record_scratch_.clear();
     EncodeSessionPut(session.client_id, session.expiry_interval, static_cast<uint8_t>(version),
-                     UsernameOf(session), record_scratch_);
+                     UsernameOf(session), CommitMarkOf(session), record_scratch_);
     AppendScratch(kRecordSessionPut);
   } else if (session.logged) {
     LogSessionEnd(session);  // resumed without an expiry: it ends with this connection
@@ -52,7 +55,7 @@ void BrokerShard::LogSessionAtConnect(Session& session, mqtt::ProtocolVersion ve
 void BrokerShard::LogWholeSession(Session& session, uint8_t protocol_version) {
   record_scratch_.clear();
   EncodeSessionPut(session.client_id, session.expiry_interval, protocol_version,
-                   UsernameOf(session), record_scratch_);
+                   UsernameOf(session), CommitMarkOf(session), record_scratch_);
   AppendScratch(kRecordSessionPut);
   if (auto it = offline_.find(&session); it != offline_.end() && session.connection == nullptr) {
     record_scratch_.clear();
@@ -108,6 +111,7 @@ void BrokerShard::LogSessionOffline(Session& session) {
 void BrokerShard::LogSessionEnd(Session& session) {
   if (!session.logged) return;
   session.logged = false;
+  commit_marks_.erase(&session);
   record_scratch_.clear();
   EncodeClientOnly(session.client_id, record_scratch_);
   AppendScratch(kRecordSessionEnd);
@@ -147,9 +151,9 @@ uint64_t BrokerShard::LogQueued(Session& session, const MessageRef& message, uin
           WallNowNs() + int64_t{message->RemainingExpirySeconds(shard_.Now())} * 1'000'000'000;
     }
     record_scratch_.clear();
-    EncodeMessage(logged_message_number_, message->topic(), message->publisher(), message->qos(),
-                  message->retain(), expires_at, message->properties(), message->payload(),
-                  record_scratch_);
+    EncodeMessage(logged_message_number_, message->origin(), message->topic(), message->publisher(),
+                  message->qos(), message->retain(), expires_at, message->properties(),
+                  message->payload(), record_scratch_);
     AppendScratch(kRecordMessage);
   }
   const uint64_t item = next_log_number_++;
@@ -172,10 +176,11 @@ void BrokerShard::LogItem(uint8_t type, uint64_t item, uint16_t packet_id) {
   AppendScratch(type);
 }
 
-void BrokerShard::LogInboundQos2(Session& session, uint16_t packet_id, bool added) {
+void BrokerShard::LogInboundQos2(Session& session, uint16_t packet_id, bool added,
+                                 uint64_t commit) {
   if (!session.logged) return;
   record_scratch_.clear();
-  EncodeInboundQos2(session.client_id, packet_id, added, record_scratch_);
+  EncodeInboundQos2(session.client_id, packet_id, added, commit, record_scratch_);
   AppendScratch(kRecordInboundQos2);
 }
 
@@ -196,35 +201,68 @@ void BrokerShard::LogWillDone(Session& session) {
   AppendScratch(kRecordWillDone);
 }
 
-void BrokerShard::SendWhenStored(Session& session, uint16_t packet_id, uint64_t item) {
+void BrokerShard::SendWhenStored(Session& session, uint16_t packet_id, uint64_t item,
+                                 uint64_t origin) {
+  if (origin != 0) {
+    // A copy of a QoS 2 message its publisher has not committed: held until
+    // it has (kMailCommitted), or a crash could bring back a PUBLISH that
+    // was sent while recovery drops this copy, and the message would come
+    // twice.
+    held_for_commit_[origin].push_back({session.client_id, &session, packet_id, item});
+    return;
+  }
   log_->WhenDurable(
       [this, client_id = session.client_id, key = &session, packet_id, item](absl::Status status) {
-        auto it = sessions_.find(client_id);
-        if (it == sessions_.end() || it->second.get() != key) return;  // the session ended
-        Session& s = *it->second;
-        auto inflight = s.inflight.find(packet_id);
-        if (inflight == s.inflight.end() || inflight->second.log_item != item ||
-            !inflight->second.awaiting_store) {
-          return;
-        }
-        if (!status.ok()) {
-          // Not stored: sent all the same (the client is owed it), with only
-          // the exactly-once promise across a crash lost; the log said why.
-          SHARDMQ_LOG(kWarning, "sending a QoS 2 message to %s that could not be stored: %s",
-                      client_id, status.ToString());
-        }
-        InflightMessage& message = inflight->second;
-        message.awaiting_store = false;
-        Connection* conn = s.connection;
-        if (conn == nullptr || conn->state != Connection::State::kConnected)
-          return;  // resent later
-        if (!SendPublish(*conn, *message.message, message.qos, packet_id, false, message.retain,
-                         message.subscription_ids)) {
-          LogItem(kRecordDone, item);
-          s.inflight.erase(inflight);
-          PumpQueue(s);
-        }
+        ReleaseHeld(client_id, key, packet_id, item, status.ok());
       });
+}
+
+void BrokerShard::OnCommitted(uint64_t origin) {
+  pending_origins_.erase(origin);
+  auto it = held_for_commit_.find(origin);
+  if (it == held_for_commit_.end()) return;
+  std::vector<HeldCopy> copies = std::move(it->second);
+  held_for_commit_.erase(it);
+  for (const HeldCopy& copy : copies) {
+    ReleaseHeld(copy.client_id, copy.session, copy.packet_id, copy.item, true);
+  }
+}
+
+void BrokerShard::ReleaseHeld(const std::string& client_id, const Session* key, uint16_t packet_id,
+                              uint64_t item, bool stored) {
+  auto it = sessions_.find(client_id);
+  if (it == sessions_.end() || it->second.get() != key) return;  // the session ended
+  Session& s = *it->second;
+  auto inflight = s.inflight.find(packet_id);
+  if (inflight == s.inflight.end() || inflight->second.log_item != item ||
+      !inflight->second.awaiting_store) {
+    return;
+  }
+  if (!stored) {
+    // Not stored: sent all the same (the client is owed it), with only the
+    // exactly-once promise across a crash lost; the log said why.
+    SHARDMQ_LOG_THROTTLED(kWarning, "sending a QoS 2 message to %s that could not be stored",
+                          client_id);
+  }
+  InflightMessage& message = inflight->second;
+  message.awaiting_store = false;
+  Connection* conn = s.connection;
+  if (conn == nullptr || conn->state != Connection::State::kConnected) return;  // resent later
+  if (!SendPublish(*conn, *message.message, message.qos, packet_id, false, message.retain,
+                   message.subscription_ids)) {
+    LogItem(kRecordDone, item);
+    s.inflight.erase(inflight);
+  }
+  // What waited behind it follows, in order.
+  PumpQueue(s);
+}
+
+bool BrokerShard::HoldsUnsent(const Session& session) const {
+  if (!session.logged || !AcksWaitForLog()) return false;
+  for (const auto& [packet_id, inflight] : session.inflight) {
+    if (inflight.awaiting_store) return true;
+  }
+  return false;
 }
 
 void BrokerShard::RestoreSessions() {
@@ -248,6 +286,7 @@ void BrokerShard::RestoreSessions() {
     session.persistent = true;
     session.logged = true;
     session.expiry_interval = r.expiry_interval;
+    commit_marks_[&session] = r.commit_mark;
     if (!context_.hooks.empty()) {
       // Hooks (the ACL among them) know an offline session by its user name.
       SessionExtra& extra = EnsureExtra(&session);
@@ -289,6 +328,9 @@ void BrokerShard::RestoreSessions() {
       session.next_packet_id = last_packet_id == 65535 ? 1 : last_packet_id + 1;
     }
     session.inbound_qos2.insert(r.inbound_qos2.begin(), r.inbound_qos2.end());
+    // Copies recovery dropped as never committed stay dropped (their records
+    // are in this shard's log, unless a rewrite left them out).
+    for (uint64_t item : r.dropped_items) LogItem(kRecordDone, item);
     // Offline from the moment it went (or, if it was connected when the log
     // ended, from now): its expiry counts what is left.
     const int64_t since = r.offline_since_ns.value_or(wall);

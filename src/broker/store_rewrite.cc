@@ -27,7 +27,8 @@ class ShardFiller {
 
   void Session(const RecoveredSession& s) {
     scratch_.clear();
-    EncodeSessionPut(s.client_id, s.expiry_interval, s.protocol_version, s.username, scratch_);
+    EncodeSessionPut(s.client_id, s.expiry_interval, s.protocol_version, s.username, s.commit_mark,
+                     scratch_);
     Append(kRecordSessionPut);
     if (s.offline_since_ns) {
       scratch_.clear();
@@ -69,7 +70,7 @@ class ShardFiller {
     }
     for (uint16_t packet_id : s.inbound_qos2) {
       scratch_.clear();
-      EncodeInboundQos2(s.client_id, packet_id, true, scratch_);
+      EncodeInboundQos2(s.client_id, packet_id, true, 0, scratch_);
       Append(kRecordInboundQos2);
     }
   }
@@ -83,16 +84,16 @@ class ShardFiller {
     it->second = next_number_++;
     scratch_.clear();
     if (!message) {
-      EncodeMessage(it->second, "", "", 2, false, std::nullopt, nullptr, {}, scratch_);
+      EncodeMessage(it->second, 0, "", "", 2, false, std::nullopt, nullptr, {}, scratch_);
     } else {
       std::optional<int64_t> expires_at;
       if (message->has_expiry()) {
         expires_at = now_wall_ns_ +
                      int64_t{message->RemainingExpirySeconds(shard::Clock::now())} * 1'000'000'000;
       }
-      EncodeMessage(it->second, message->topic(), message->publisher(), message->qos(),
-                    message->retain(), expires_at, message->properties(), message->payload(),
-                    scratch_);
+      EncodeMessage(it->second, message->origin(), message->topic(), message->publisher(),
+                    message->qos(), message->retain(), expires_at, message->properties(),
+                    message->payload(), scratch_);
     }
     Append(kRecordMessage);
     return it->second;

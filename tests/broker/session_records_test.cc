@@ -32,7 +32,7 @@ class Log {
   }
   void Put(const std::string& client, uint32_t expiry = 0xFFFFFFFF,
            std::optional<std::string> username = std::nullopt) {
-    EncodeSessionPut(client, expiry, 4, username, Next(kRecordSessionPut));
+    EncodeSessionPut(client, expiry, 4, username, 0, Next(kRecordSessionPut));
   }
   void Subscribe(const std::string& client, const std::string& filter, uint8_t qos) {
     topic::SubscriptionOptions options;
@@ -41,7 +41,7 @@ class Log {
   }
   void Message(uint64_t body, const std::string& topic, const std::string& payload,
                std::optional<int64_t> expires = std::nullopt) {
-    EncodeMessage(body, topic, "publisher", 1, false, expires, nullptr, Bytes(payload),
+    EncodeMessage(body, 0, topic, "publisher", 1, false, expires, nullptr, Bytes(payload),
                   Next(kRecordMessage));
   }
   void Queued(uint64_t item, uint64_t body, const std::string& client, uint8_t qos = 1) {
@@ -70,7 +70,7 @@ class Log {
 
 TEST(SessionRecords, EveryTypeRoundTrips) {
   std::string out;
-  EncodeSessionPut("client-1", 3600, 5, std::string("alice"), out);
+  EncodeSessionPut("client-1", 3600, 5, std::string("alice"), 77, out);
   absl::StatusOr<SessionRecord> r = DecodeSessionRecord(kRecordSessionPut, Bytes(out));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->client_id, "client-1");
@@ -78,6 +78,7 @@ TEST(SessionRecords, EveryTypeRoundTrips) {
   EXPECT_EQ(r->protocol_version, 5);
   ASSERT_TRUE(r->username.has_value());
   EXPECT_EQ(*r->username, "alice");
+  EXPECT_EQ(r->commit, 77u);
 
   out.clear();
   topic::SubscriptionOptions options;
@@ -96,10 +97,11 @@ TEST(SessionRecords, EveryTypeRoundTrips) {
   mqtt::Properties properties;
   properties.content_type = "text/plain";
   properties.user_properties.emplace_back("k", "v");
-  EncodeMessage(7, "t/1", "pub", 2, true, 99 * kSecond, &properties, Bytes("payload"), out);
+  EncodeMessage(7, 42, "t/1", "pub", 2, true, 99 * kSecond, &properties, Bytes("payload"), out);
   r = DecodeSessionRecord(kRecordMessage, Bytes(out));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->body, 7u);
+  EXPECT_EQ(r->commit, 42u);
   EXPECT_EQ(r->message.topic, "t/1");
   EXPECT_EQ(r->message.publisher, "pub");
   EXPECT_EQ(r->message.qos, 2);
@@ -165,9 +167,9 @@ TEST(SessionReplay, RebuildsSubscriptionsAndQueueInOrder) {
   log.Queued(8, 7, "sub");
   log.Item(kRecordSent, 8, 19);
   log.Item(kRecordDone, 8);
-  EncodeInboundQos2("sub", 300, true, log.Next(kRecordInboundQos2));
-  EncodeInboundQos2("sub", 301, true, log.Next(kRecordInboundQos2));
-  EncodeInboundQos2("sub", 300, false, log.Next(kRecordInboundQos2));
+  EncodeInboundQos2("sub", 300, true, 0, log.Next(kRecordInboundQos2));
+  EncodeInboundQos2("sub", 301, true, 0, log.Next(kRecordInboundQos2));
+  EncodeInboundQos2("sub", 300, false, 0, log.Next(kRecordInboundQos2));
 
   std::vector<RecoveredSession> sessions = log.Replay(100 * kSecond);
   ASSERT_EQ(sessions.size(), 1u);
@@ -308,11 +310,38 @@ TEST(SessionReplay, WillIsKeptUntilDone) {
   EXPECT_FALSE(sessions[1].will.has_value());
 }
 
+TEST(SessionReplay, CopiesOfUncommittedQos2MessagesAreDropped) {
+  // Publisher "pub" committed origin 10 (its INBOUND QOS2 record) but not
+  // 11: a crash came between the copies and the commit.
+  Log log;
+  log.Put("pub");
+  EncodeInboundQos2("pub", 1, true, 10, log.Next(kRecordInboundQos2));
+  log.Put("sub");
+  for (uint64_t origin : {10, 11}) {
+    EncodeMessage(origin * 100, origin, "t", "pub", 2, false, std::nullopt, nullptr,
+                  Bytes("m" + std::to_string(origin)), log.Next(kRecordMessage));
+    log.Queued(origin * 100 + 1, origin * 100, "sub", 2);
+  }
+  // A copy from a publisher whose session is gone counts as committed.
+  EncodeMessage(1200, 12, "t", "gone", 2, false, std::nullopt, nullptr, Bytes("m12"),
+                log.Next(kRecordMessage));
+  log.Queued(1201, 1200, "sub", 2);
+  std::vector<RecoveredSession> sessions = log.Replay(1);
+  ASSERT_EQ(sessions.size(), 2u);
+  EXPECT_EQ(sessions[0].commit_mark, 10u);
+  EXPECT_EQ(DropUncommitted(sessions), 1u);
+  ASSERT_EQ(sessions[1].client_id, "sub");
+  ASSERT_EQ(sessions[1].items.size(), 2u);
+  EXPECT_EQ(Str(sessions[1].items[0].message->payload()), "m10");
+  EXPECT_EQ(Str(sessions[1].items[1].message->payload()), "m12");
+  EXPECT_EQ(sessions[1].dropped_items, (std::vector<uint64_t>{1101}));
+}
+
 TEST(SessionReplay, AQueuedMessageWithoutItsBodyIsDamage) {
   // Applied by hand: Log::Replay expects every record to apply.
   SessionReplay replay;
   std::string put;
-  EncodeSessionPut("c", 0xFFFFFFFF, 4, std::nullopt, put);
+  EncodeSessionPut("c", 0xFFFFFFFF, 4, std::nullopt, 0, put);
   ASSERT_TRUE(replay.Apply(kRecordSessionPut, Bytes(put)).ok());
   std::string queued;
   EncodeQueued(2, 1, "c", 1, false, "", {}, queued);

@@ -22,10 +22,10 @@ using namespace shardmq::broker;
 
 // The same order as session_records_fuzz.cc's kTypes.
 constexpr uint8_t kTypes[] = {
-    kRecordSessionPut, kRecordSessionOffline, kRecordSessionEnd,  kRecordSubscribe,
-    kRecordUnsubscribe, kRecordMessage,       kRecordQueued,      kRecordSent,
-    kRecordReleased,    kRecordDone,          kRecordInboundQos2, kRecordWill,
-    kRecordWillDone,    kRecordRetainSet,     kRecordRetainClear,
+    kRecordSessionPut,  kRecordSessionOffline, kRecordSessionEnd,  kRecordSubscribe,
+    kRecordUnsubscribe, kRecordMessage,        kRecordQueued,      kRecordSent,
+    kRecordReleased,    kRecordDone,           kRecordInboundQos2, kRecordWill,
+    kRecordWillDone,    kRecordRetainSet,      kRecordRetainClear,
 };
 
 uint8_t Selector(uint8_t type) {
@@ -81,21 +81,21 @@ int main(int argc, char** argv) {
     records.emplace_back(type, std::move(p));
   };
   add(kRecordSessionPut,
-      [&](std::string& p) { EncodeSessionPut("c1", 3600, 5, std::string("alice"), p); });
+      [&](std::string& p) { EncodeSessionPut("c1", 3600, 5, std::string("alice"), 0, p); });
   add(kRecordSubscribe, [&](std::string& p) { EncodeSubscribe("c1", "a/+/c", options, p); });
   add(kRecordSubscribe, [&](std::string& p) { EncodeSubscribe("c1", "x/#", {}, p); });
   add(kRecordMessage, [&](std::string& p) {
-    EncodeMessage(1, "a/b/c", "pub", 2, true, wall + 60'000'000'000, &properties, Bytes(payload),
+    EncodeMessage(1, 0, "a/b/c", "pub", 2, true, wall + 60'000'000'000, &properties, Bytes(payload),
                   p);
   });
   add(kRecordMessage, [&](std::string& p) {
-    EncodeMessage(2, "x/y", "pub", 1, false, std::nullopt, nullptr, Bytes(payload), p);
+    EncodeMessage(2, 7, "x/y", "pub", 1, false, std::nullopt, nullptr, Bytes(payload), p);
   });
   add(kRecordQueued, [&](std::string& p) { EncodeQueued(3, 1, "c1", 2, true, "", ids, p); });
   add(kRecordQueued, [&](std::string& p) { EncodeQueued(4, 2, "c1", 1, false, "g", {}, p); });
   add(kRecordSent, [&](std::string& p) { EncodeSent(3, 17, p); });
   add(kRecordReleased, [&](std::string& p) { EncodeItemOnly(3, p); });
-  add(kRecordInboundQos2, [&](std::string& p) { EncodeInboundQos2("c1", 5, true, p); });
+  add(kRecordInboundQos2, [&](std::string& p) { EncodeInboundQos2("c1", 5, true, 7, p); });
   add(kRecordWill, [&](std::string& p) {
     EncodeWill("c1", wall + 5'000'000'000, "will/c1", 1, false, std::nullopt, &properties,
                Bytes(payload), p);
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   });
   add(kRecordRetainClear, [&](std::string& p) { EncodeRetainClear(wall + 1, "x/y", p); });
   add(kRecordDone, [&](std::string& p) { EncodeItemOnly(3, p); });
-  add(kRecordInboundQos2, [&](std::string& p) { EncodeInboundQos2("c1", 5, false, p); });
+  add(kRecordInboundQos2, [&](std::string& p) { EncodeInboundQos2("c1", 5, false, 0, p); });
   add(kRecordUnsubscribe, [&](std::string& p) { EncodeUnsubscribe("c1", "x/#", p); });
   add(kRecordWillDone, [&](std::string& p) { EncodeClientOnly("c1", p); });
   add(kRecordSessionEnd, [&](std::string& p) { EncodeClientOnly("c1", p); });

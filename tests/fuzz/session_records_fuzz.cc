@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "broker/record_codec.h"
-#include "broker/retained_recovery.h"
 #include "broker/retained_records.h"
+#include "broker/retained_recovery.h"
 #include "broker/session_records.h"
 #include "broker/session_recovery.h"
 #include "mqtt/properties.h"
@@ -40,10 +40,10 @@ namespace {
 using namespace shardmq::broker;
 
 constexpr uint8_t kTypes[] = {
-    kRecordSessionPut, kRecordSessionOffline, kRecordSessionEnd,  kRecordSubscribe,
-    kRecordUnsubscribe, kRecordMessage,       kRecordQueued,      kRecordSent,
-    kRecordReleased,    kRecordDone,          kRecordInboundQos2, kRecordWill,
-    kRecordWillDone,    kRecordRetainSet,     kRecordRetainClear,
+    kRecordSessionPut,  kRecordSessionOffline, kRecordSessionEnd,  kRecordSubscribe,
+    kRecordUnsubscribe, kRecordMessage,        kRecordQueued,      kRecordSent,
+    kRecordReleased,    kRecordDone,           kRecordInboundQos2, kRecordWill,
+    kRecordWillDone,    kRecordRetainSet,      kRecordRetainClear,
 };
 constexpr size_t kTypeCount = sizeof(kTypes) / sizeof(kTypes[0]);
 
@@ -88,7 +88,7 @@ bool EncodeSession(const SessionRecord& r, std::string& out) {
     case kRecordSessionPut: {
       std::optional<std::string> username;
       if (r.username) username = std::string(*r.username);
-      EncodeSessionPut(r.client_id, r.expiry_interval, r.protocol_version, username, out);
+      EncodeSessionPut(r.client_id, r.expiry_interval, r.protocol_version, username, r.commit, out);
       return true;
     }
     case kRecordSessionOffline:
@@ -107,13 +107,13 @@ bool EncodeSession(const SessionRecord& r, std::string& out) {
     case kRecordMessage: {
       std::optional<shardmq::mqtt::Properties> p = Properties(r.message.properties);
       if (!p) return false;
-      EncodeMessage(r.body, r.message.topic, r.message.publisher, r.message.qos,
+      EncodeMessage(r.body, r.commit, r.message.topic, r.message.publisher, r.message.qos,
                     r.message.retain, r.message.expires_at_ns, &*p, r.message.payload, out);
       return true;
     }
     case kRecordQueued:
-      EncodeQueued(r.item, r.body, r.client_id, r.qos, r.retain, r.shared_group,
-                   r.subscription_ids, out);
+      EncodeQueued(r.item, r.body, r.client_id, r.qos, r.retain, r.shared_group, r.subscription_ids,
+                   out);
       return true;
     case kRecordSent:
       EncodeSent(r.item, r.packet_id, out);
@@ -123,7 +123,7 @@ bool EncodeSession(const SessionRecord& r, std::string& out) {
       EncodeItemOnly(r.item, out);
       return true;
     case kRecordInboundQos2:
-      EncodeInboundQos2(r.client_id, r.packet_id, r.added, out);
+      EncodeInboundQos2(r.client_id, r.packet_id, r.added, r.commit, out);
       return true;
     case kRecordWill: {
       std::optional<shardmq::mqtt::Properties> p = Properties(r.message.properties);
@@ -186,8 +186,8 @@ void RoundTripRetained(uint8_t type, const RetainedRecord& first) {
   } else {
     std::optional<shardmq::mqtt::Properties> p = Properties(first.properties);
     if (!p) return;
-    EncodeRetainSet(first.stamp_ns, first.topic, first.qos, first.expires_at_ns, &*p,
-                    first.payload, encoded);
+    EncodeRetainSet(first.stamp_ns, first.topic, first.qos, first.expires_at_ns, &*p, first.payload,
+                    encoded);
   }
   absl::StatusOr<RetainedRecord> second = DecodeRetained(type, Bytes(encoded));
   Check(second.ok());
