@@ -361,8 +361,11 @@ class BrokerShard final : public shard::ShardHandler {
   // on disk, the publisher's INBOUND QOS2 record (with `origin`) is
   // appended, and once that is on disk, PUBREC goes out and the held copies
   // are released on every shard (session_records.h, "Commit").
+  // With `async` (ack_now) PUBREC goes out at once and only the order of
+  // the records is kept: a restarted broker never takes a resent PUBLISH
+  // for a duplicate while copies of the first one are missing.
   void CommitWhenDurable(Connection& conn, const mqtt::PubAck& pubrec, uint64_t origin,
-                         uint64_t sequence_before);
+                         uint64_t sequence_before, bool ack_now);
   // Whether a commit of `packet_id` from `client_id` is under way (a resent
   // PUBLISH then waits for its PUBREC).
   bool CommitPending(const std::string& client_id, uint16_t packet_id) const;
@@ -436,11 +439,13 @@ class BrokerShard final : public shard::ShardHandler {
     // A QoS 2 commit (origin != 0): the publisher, the message's origin,
     // the shards holding copies, and whether every copy is on disk (the
     // commits of one publisher are made in the order its PUBLISHes came).
+    bool commit = false;
     std::string committer;
     const Session* committer_session = nullptr;
-    uint64_t origin = 0;
+    uint64_t origin = 0;  // 0 in async mode: copies are not held
     topic::ShardSet targets;
     bool ready = false;
+    bool acked = false;  // async: PUBREC went out at once
   };
   absl::flat_hash_map<uint64_t, PendingDurableAck> durable_acks_;
   // Commit tokens per publisher, in PUBLISH order.

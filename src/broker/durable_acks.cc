@@ -74,7 +74,7 @@ void BrokerShard::OnDurableAck(uint64_t token, bool stored) {
   PendingDurableAck& pending = it->second;
   pending.stored &= stored;
   if (--pending.missing > 0) return;
-  if (pending.origin == 0) {
+  if (!pending.commit) {
     FinishDurableAck(token);
     return;
   }
@@ -83,12 +83,15 @@ void BrokerShard::OnDurableAck(uint64_t token, bool stored) {
 }
 
 void BrokerShard::CommitWhenDurable(Connection& conn, const mqtt::PubAck& pubrec, uint64_t origin,
-                                    uint64_t sequence_before) {
+                                    uint64_t sequence_before, bool ack_now) {
   Session& session = *conn.session;
   const uint64_t token = next_token_;  // the one AckWhenDurable takes
   commit_queue_[session.client_id].push_back(token);
+  if (ack_now) SendPacket(conn, pubrec);
   // Registered before AckWhenDurable, which may complete at once.
   PendingDurableAck& pending = durable_acks_[token];
+  pending.commit = true;
+  pending.acked = ack_now;
   pending.committer = session.client_id;
   pending.committer_session = &session;
   pending.origin = origin;
@@ -130,7 +133,7 @@ void BrokerShard::DrainCommits(const std::string& client_id) {
     }
     Session& publisher = *session->second;
     LogInboundQos2(publisher, pending.ack.packet_id, true, pending.origin);
-    commit_marks_[&publisher] = pending.origin;
+    if (pending.origin != 0) commit_marks_[&publisher] = pending.origin;
     log_->WhenDurable([this, token](absl::Status status) {
       auto again = durable_acks_.find(token);
       if (again == durable_acks_.end()) return;
@@ -148,14 +151,17 @@ void BrokerShard::FinishCommit(uint64_t token) {
   durable_acks_.erase(it);
   // The copies held for the commit go out, on every shard that has some
   // (also when a log failed: holding them for ever would help nobody).
-  pending.targets.ForEach([&](uint32_t target) {
-    if (static_cast<int>(target) == shard_.id()) return;
-    shard::MailItem item;
-    item.kind = kMailCommitted;
-    item.arg = pending.origin;
-    shard_.Post(static_cast<int>(target), item);
-  });
-  OnCommitted(pending.origin);
+  if (pending.origin != 0) {
+    pending.targets.ForEach([&](uint32_t target) {
+      if (static_cast<int>(target) == shard_.id()) return;
+      shard::MailItem item;
+      item.kind = kMailCommitted;
+      item.arg = pending.origin;
+      shard_.Post(static_cast<int>(target), item);
+    });
+    OnCommitted(pending.origin);
+  }
+  if (pending.acked) return;  // async: PUBREC went out with the PUBLISH
   // PUBREC to the publisher's connection now, which may be a newer one than
   // the PUBLISH came on (it resent the PUBLISH there, and waits).
   auto session = sessions_.find(pending.committer);

@@ -115,14 +115,14 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     // Exactly once: a PUBLISH resent before PUBREL is acknowledged again but
     // not delivered again [MQTT-4.3.3-2] (method B: store the packet id).
     bool first_time = session.inbound_qos2.insert(publish.packet_id).second;
-    // With `sync`, a persistent publisher's QoS 2 message is committed once
-    // all its copies are stored (durable_acks.cc): its packet id is logged
-    // then, not now.
-    const bool commit = first_time && AcksWaitForLog() && session.logged;
+    // A persistent publisher's QoS 2 message is committed once all its
+    // copies are stored (durable_acks.cc): its packet id is logged then, not
+    // now. With `sync` its copies also wait for the commit (origin).
+    const bool commit = first_time && log_ != nullptr && session.logged;
     bool matched = true;
     if (first_time) {
       if (commit) {
-        fields.origin = next_log_number_++;
+        if (AcksWaitForLog()) fields.origin = next_log_number_++;
       } else {
         LogInboundQos2(session, publish.packet_id, true);
       }
@@ -132,12 +132,15 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     pubrec.type = mqtt::PacketType::kPubrec;
     pubrec.packet_id = publish.packet_id;
     if (v5 && !matched) pubrec.reason_code = mqtt::ReasonCode::kNoMatchingSubscribers;
-    if (AcksWaitForLog()) {
+    if (commit) {
       // The receiver takes ownership with PUBREC [MQTT-4.3.3]: with `sync`,
       // not before the message and this packet id are stored.
-      if (commit) {
-        CommitWhenDurable(conn, pubrec, fields.origin, sequence_before);
-      } else if (!first_time && CommitPending(session.client_id, publish.packet_id)) {
+      CommitWhenDurable(conn, pubrec, fields.origin, sequence_before,
+                        /*ack_now=*/!AcksWaitForLog());
+      return;
+    }
+    if (AcksWaitForLog()) {
+      if (!first_time && CommitPending(session.client_id, publish.packet_id)) {
         // A resend of a message being committed: its PUBREC comes with the
         // commit, on this connection.
       } else {
