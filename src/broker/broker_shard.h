@@ -369,11 +369,15 @@ class BrokerShard final : public shard::ShardHandler {
   // Whether a commit of `packet_id` from `client_id` is under way (a resent
   // PUBLISH then waits for its PUBREC).
   bool CommitPending(const std::string& client_id, uint16_t packet_id) const;
+  // A PUBREL for a message whose commit is still under way (async, where
+  // PUBREC did not wait): the commit then logs nothing for its packet id.
+  void ReleasePendingCommit(const std::string& client_id, uint16_t packet_id);
   void DrainCommits(const std::string& client_id);
   void FinishCommit(uint64_t token);
   // The publisher's shard committed `origin`: send the copies held for it.
   void OnCommitted(uint64_t origin);
-  // PUBREL/PUBCOMP: with `sync`, once this shard's log has what came before.
+  // PUBREL/PUBCOMP/UNSUBACK to a logged session: once this shard's log has
+  // written (async) or stored (sync) what came before.
   void SendWhenLogged(Connection& conn, const mqtt::Packet& packet);
   void OnDurableBarrier(int from_shard, uint64_t token);
   void OnDurableAck(uint64_t token, bool stored);
@@ -446,6 +450,8 @@ class BrokerShard final : public shard::ShardHandler {
     topic::ShardSet targets;
     bool ready = false;
     bool acked = false;  // async: PUBREC went out at once
+    // async: PUBREL came before the commit; its packet id is not logged.
+    bool released = false;
   };
   absl::flat_hash_map<uint64_t, PendingDurableAck> durable_acks_;
   // Commit tokens per publisher, in PUBLISH order.

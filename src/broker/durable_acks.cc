@@ -109,6 +109,19 @@ bool BrokerShard::CommitPending(const std::string& client_id, uint16_t packet_id
   return false;
 }
 
+void BrokerShard::ReleasePendingCommit(const std::string& client_id, uint16_t packet_id) {
+  auto it = commit_queue_.find(client_id);
+  if (it == commit_queue_.end()) return;
+  for (uint64_t token : it->second) {
+    auto ack = durable_acks_.find(token);
+    if (ack != durable_acks_.end() && ack->second.ack.packet_id == packet_id &&
+        !ack->second.released) {
+      ack->second.released = true;
+      return;
+    }
+  }
+}
+
 void BrokerShard::DrainCommits(const std::string& client_id) {
   auto queue = commit_queue_.find(client_id);
   if (queue == commit_queue_.end()) return;
@@ -132,6 +145,10 @@ void BrokerShard::DrainCommits(const std::string& client_id) {
       continue;
     }
     Session& publisher = *session->second;
+    if (pending.released) {
+      FinishCommit(token);  // nothing left to remember
+      continue;
+    }
     LogInboundQos2(publisher, pending.ack.packet_id, true, pending.origin);
     if (pending.origin != 0) commit_marks_[&publisher] = pending.origin;
     log_->WhenDurable([this, token](absl::Status status) {

@@ -172,7 +172,11 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
 }
 
 void BrokerShard::SendWhenLogged(Connection& conn, const mqtt::Packet& packet) {
-  if (!AcksWaitForLog()) {
+  // Only a logged session's records matter. With `async` it waits for the
+  // write, not the fdatasync: a few microseconds, and a broker killed right
+  // after PUBCOMP cannot bring back a released id the client now reuses for
+  // a new message (the resent PUBLISH would be taken for a duplicate).
+  if (log_ == nullptr || conn.session == nullptr || !conn.session->logged) {
     SendPacket(conn, packet);
     return;
   }
@@ -261,7 +265,10 @@ void BrokerShard::HandlePubAck(Connection& conn, const mqtt::PubAck& ack) {
       // Release the stored id and answer PUBCOMP, even for an id we no
       // longer know (a PUBREL resent after reconnect, section 4.3.3).
       bool known = session.inbound_qos2.erase(ack.packet_id) > 0;
-      if (known) LogInboundQos2(session, ack.packet_id, false);
+      if (known) {
+        LogInboundQos2(session, ack.packet_id, false);
+        ReleasePendingCommit(session.client_id, ack.packet_id);
+      }
       mqtt::PubAck pubcomp;
       pubcomp.type = mqtt::PacketType::kPubcomp;
       pubcomp.packet_id = ack.packet_id;

@@ -21,7 +21,10 @@ the subscriber's SUBACK arrived (the broker sends SUBACK only once every shard
 knows the subscription, src/broker/handle_subscribe.cc, so such a PUBLISH is
 routed to it; one sent before the SUBACK may legitimately have been routed
 before the subscription existed). With `grace` (async mode) a message is owed
-only if it was acknowledged at least `grace` seconds before the next kill.
+only if it was acknowledged at least `grace` seconds before the kill of the
+broker that acknowledged it, and first sent at least `grace` seconds before
+the next kill (async acknowledges at once, and paho tells of a QoS 2
+message only at PUBCOMP, after the PUBREC that passed it to the broker).
 
 The kill schedule comes from a seeded random.Random; the seed is printed and
 SHARDMQ_CRASH_SEED=N repeats the schedule (thread timing still varies).
@@ -461,6 +464,14 @@ class CrashLoop:
                     # (which may be noted a moment before the ack was read).
                     kill = self._kill_of(generation[seq])
                     if kill is not None and ack_time > kill - grace:
+                        continue
+                    # Async acknowledges at once: a QoS 2 message passes to
+                    # the broker with PUBREC, about when it was first sent,
+                    # though paho reports it only at PUBCOMP (perhaps from
+                    # the next broker, after PUBREL). So the kill that counts
+                    # is the first after it was sent.
+                    kill = self._next_kill(first_sent[seq])
+                    if kill is not None and first_sent[seq] > kill - grace:
                         continue
                 keys.append((pub.name, seq))
         return keys
