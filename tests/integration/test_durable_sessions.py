@@ -212,39 +212,66 @@ def client_offline(http, client_id):
         return not json.loads(r.read())["connected"]
 
 
+def session_expiry(seconds):
+    """An MQTT 5 Session Expiry Interval property."""
+    return bytes([0x11]) + struct.pack("!I", seconds)
+
+
+def connect_v5(port, client_id, expiry=600, **kwargs):
+    """A raw MQTT 5 client with Clean Start 0 and a Session Expiry Interval;
+    returns it and its CONNACK body."""
+    client = raw.Client(port)
+    client.send(raw.connect(client_id, version=5, clean=False, properties=session_expiry(expiry),
+                            **kwargs))
+    return client, client.expect(raw.CONNACK).body
+
+
 def connect_with_delayed_will(port, client_id, topic, delay, http=None):
     """An MQTT 5 client with Session Expiry 600 s and a will delayed `delay`
     seconds, whose connection then drops without DISCONNECT. With `http` (the
     admin API), returns once the broker has seen the connection end: a
     broker stopped before that drops the will (a stop is not the client's
     fault)."""
-    client = raw.Client(port)
-    properties = bytes([0x11]) + struct.pack("!I", 600)
-    will_properties = bytes([0x18]) + struct.pack("!I", delay)
-    client.send(raw.connect(client_id, version=5, clean=False, will=(topic, "gone", 1, False),
-                            properties=properties, will_properties=will_properties))
-    assert client.expect(raw.CONNACK).body[1] == 0
+    client, connack = connect_v5(port, client_id, will=(topic, "gone", 1, False),
+                                 will_properties=bytes([0x18]) + struct.pack("!I", delay))
+    assert connack[1] == 0
     client.close()  # no DISCONNECT: the will is due after its delay
     if http is not None:
         assert wait_until(lambda: client_offline(http, client_id), 10)
 
 
-def watcher_session(port):
-    """A persistent subscriber to wills/#, then offline: wills reach its queue."""
-    watcher = raw.subscribed(port, "will-watcher", ("wills/#", 1), clean=False)
+def broker_with_will_watcher(start_broker, data):
+    """A broker with the admin API and a persistent, offline subscriber to
+    wills/# (wills reach its queue); returns the broker and the API address."""
+    http = f"127.0.0.1:{free_port()}"
+    broker = start_broker(*durable(data, f"--http-listen={http}"))
+    watcher = raw.subscribed(broker.port, "will-watcher", ("wills/#", 1), clean=False)
     watcher.send(raw.disconnect())
     watcher.close()
+    return broker, http
+
+
+def down_for(start_broker, broker, data, seconds):
+    """Stops `broker`, waits `seconds` with nothing running, starts another
+    on the same port and data directory."""
+    port = broker.port
+    assert broker.stop() == 0
+    time.sleep(seconds)
+    return start_broker(*durable(data), listen=f"127.0.0.1:{port}")
+
+
+def watcher_back(port):
+    watcher = raw.Client(port)
+    assert watcher.connect("will-watcher", clean=False)[0] == 1
+    return watcher
 
 
 def test_delayed_will_survives_a_restart(start_broker, tmp_path):
     data = tmp_path / "data"
-    http = f"127.0.0.1:{free_port()}"
-    broker = start_broker(*durable(data, f"--http-listen={http}"))
-    watcher_session(broker.port)
+    broker, http = broker_with_will_watcher(start_broker, data)
     connect_with_delayed_will(broker.port, "mortal", "wills/mortal", 3, http)
     broker = restart(start_broker, broker, data)
-    watcher = raw.Client(broker.port)
-    assert watcher.connect("will-watcher", clean=False)[0] == 1
+    watcher = watcher_back(broker.port)
     # Not before its delay has run out, counted from before the restart.
     [will] = raw.read_publishes(watcher, 1, timeout=8)
     assert (will["topic"], will["payload"]) == ("wills/mortal", b"gone")
@@ -253,16 +280,10 @@ def test_delayed_will_survives_a_restart(start_broker, tmp_path):
 
 def test_a_will_due_while_the_broker_was_down_goes_out_at_start(start_broker, tmp_path):
     data = tmp_path / "data"
-    http = f"127.0.0.1:{free_port()}"
-    broker = start_broker(*durable(data, f"--http-listen={http}"))
-    watcher_session(broker.port)
+    broker, http = broker_with_will_watcher(start_broker, data)
     connect_with_delayed_will(broker.port, "late", "wills/late", 1, http)
-    port = broker.port
-    assert broker.stop() == 0
-    time.sleep(1.5)  # the delay runs out while nothing runs
-    broker = start_broker(*durable(data), listen=f"127.0.0.1:{port}")
-    watcher = raw.Client(broker.port)
-    assert watcher.connect("will-watcher", clean=False)[0] == 1
+    broker = down_for(start_broker, broker, data, 1.5)  # the delay runs out meanwhile
+    watcher = watcher_back(broker.port)
     [will] = raw.read_publishes(watcher, 1, timeout=3)
     assert (will["topic"], will["payload"]) == ("wills/late", b"gone")
     watcher.close()
@@ -270,24 +291,16 @@ def test_a_will_due_while_the_broker_was_down_goes_out_at_start(start_broker, tm
 
 def test_a_resumed_session_drops_its_delayed_will_for_good(start_broker, tmp_path):
     data = tmp_path / "data"
-    http = f"127.0.0.1:{free_port()}"
-    broker = start_broker(*durable(data, f"--http-listen={http}"))
-    watcher_session(broker.port)
+    broker, http = broker_with_will_watcher(start_broker, data)
     connect_with_delayed_will(broker.port, "back", "wills/back", 2, http)
     # Back before the delay: the will is dropped [MQTT-3.1.3-9] ...
-    client = raw.Client(broker.port)
-    client.send(raw.connect("back", version=5, clean=False,
-                            properties=bytes([0x11]) + struct.pack("!I", 600)))
-    assert client.expect(raw.CONNACK).body[0] == 1
+    client, connack = connect_v5(broker.port, "back")
+    assert connack[0] == 1
     client.send(raw.disconnect(version=5))
     client.close()
     # ... and stays dropped after a restart past its due time.
-    port = broker.port
-    assert broker.stop() == 0
-    time.sleep(2.5)
-    broker = start_broker(*durable(data), listen=f"127.0.0.1:{port}")
-    watcher = raw.Client(broker.port)
-    assert watcher.connect("will-watcher", clean=False)[0] == 1
+    broker = down_for(start_broker, broker, data, 2.5)
+    watcher = watcher_back(broker.port)
     watcher.no_packet(1.0)
     watcher.close()
 
@@ -296,22 +309,15 @@ def test_session_expiry_counts_the_time_the_broker_was_down(start_broker, tmp_pa
     data = tmp_path / "data"
     broker = start_broker(*durable(data))
     for client_id, expiry in (("brief", 2), ("lasting", 600)):
-        client = raw.Client(broker.port)
-        client.send(raw.connect(client_id, version=5, clean=False,
-                                properties=bytes([0x11]) + struct.pack("!I", expiry)))
-        assert client.expect(raw.CONNACK).body[1] == 0
+        client, connack = connect_v5(broker.port, client_id, expiry=expiry)
+        assert connack[1] == 0
         client.send(raw.disconnect(version=5))
         client.close()
-    port = broker.port
-    assert broker.stop() == 0
-    time.sleep(2.5)
-    broker = start_broker(*durable(data), listen=f"127.0.0.1:{port}")
+    broker = down_for(start_broker, broker, data, 2.5)
     assert "1 sessions" in broker.log() and "dropped as expired: 0 retained, 1 sessions" in broker.log()
     for client_id, present in (("brief", 0), ("lasting", 1)):
-        client = raw.Client(broker.port)
-        client.send(raw.connect(client_id, version=5, clean=False,
-                                properties=bytes([0x11]) + struct.pack("!I", 600)))
-        assert client.expect(raw.CONNACK).body[0] == present, client_id
+        client, connack = connect_v5(broker.port, client_id)
+        assert connack[0] == present, client_id
         client.close()
 
 
