@@ -1,4 +1,4 @@
-// --durability=sync: acknowledgements that wait for the disk. A QoS 1/2
+// Acknowledgements that wait for the disk (--durability=sync). A QoS 1/2
 // PUBLISH hands the message to the broker with PUBACK/PUBREC [MQTT-4.3.2,
 // MQTT-4.3.3]; with `sync` that promise is kept across a crash, so the
 // acknowledgement goes out only once every record the message caused is on
@@ -12,6 +12,15 @@
 // acknowledgements ride on the same group commit. (A shared-subscription
 // message that a second shard forwards onward is not followed by the
 // barrier beyond the first hop; README "Durable state" says so.)
+//
+// A persistent publisher's QoS 2 message is also committed (in both
+// durable modes): its INBOUND QOS2 record is appended only once every copy
+// is stored, in the order the publisher sent its messages, so a restarted
+// broker that remembers the packet id (and takes a resent PUBLISH for a
+// duplicate) has every copy too. With `sync` the copies carry the message's
+// origin, wait for the commit before they are sent, and recovery drops the
+// ones no commit covers (session_records.h, "Commit"); with `async` PUBREC
+// goes out at once and only the order is kept.
 #include "base/log.h"
 #include "broker/broker_shard.h"
 #include "broker/mail.h"
