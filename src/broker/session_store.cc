@@ -98,7 +98,11 @@ void BrokerShard::LogWholeSession(Session& session, uint8_t protocol_version) {
     queued.log_item = LogQueued(session, queued.message, queued.qos, queued.retain,
                                 queued.shared_group.get(), queued.subscription_ids);
   }
-  for (uint16_t packet_id : session.inbound_qos2) LogInboundQos2(session, packet_id, true);
+  for (uint16_t packet_id : session.inbound_qos2) {
+    // An id whose commit is under way is logged by the commit, after its
+    // copies (durable_acks.cc); logging it here could put it on disk first.
+    if (!CommitPending(session.client_id, packet_id)) LogInboundQos2(session, packet_id, true);
+  }
 }
 
 void BrokerShard::LogSessionOffline(Session& session) {
