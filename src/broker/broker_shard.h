@@ -275,7 +275,9 @@ class BrokerShard final : public shard::ShardHandler {
   void ApplyPauseState(Connection& conn);
   // Publish rate limits (publish_throttle.h): counts a PUBLISH and, past the
   // client's burst, holds its reading until it is within its rate again.
-  void ThrottlePublisher(Connection& conn, uint64_t size);
+  // False when the publisher was disconnected for it (its session may be
+  // gone): the caller must not touch either again.
+  [[nodiscard]] bool ThrottlePublisher(Connection& conn, uint64_t size);
   void ScheduleThrottleEnd(Connection& conn, int64_t wait_ns);
   // Keeps input of a throttled connection until the throttle ends.
   void HoldThrottled(Connection& conn, absl::Span<const uint8_t> bytes);

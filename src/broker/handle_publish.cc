@@ -41,8 +41,9 @@ std::optional<std::string_view> BrokerShard::ResolveTopicAlias(Connection& conn,
 void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) {
   Session& session = *conn.session;
   stats_.CountReceived(publish.qos, publish.topic.size() + publish.payload.size());
-  if (conn.throttle != nullptr)
-    ThrottlePublisher(conn, publish.topic.size() + publish.payload.size());
+  if (conn.throttle != nullptr &&
+      !ThrottlePublisher(conn, publish.topic.size() + publish.payload.size()))
+    return;
   if (!publish.properties.subscription_identifiers.empty()) {
     // Only the server sends Subscription Identifiers [MQTT-3.3.4-6].
     ProtocolClose(conn, mqtt::ReasonCode::kProtocolError, "subscription identifier from a client");

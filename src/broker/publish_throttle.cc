@@ -4,11 +4,11 @@
 
 namespace shardmq::broker {
 
-void BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
+bool BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
   PublishThrottle& throttle = *conn.throttle;
   const int64_t now = shard_.NowNs();
   const int64_t wait = throttle.Count(now, size);
-  if (wait == 0 || throttle.holding) return;
+  if (wait == 0 || throttle.holding) return true;
   if (!throttle.NoteThrottled(now)) {
     ShardStats::Inc(stats_.publishers_disconnected);
     SHARDMQ_LOG_THROTTLED(kWarning, "disconnecting %s (%s): over its publish rate for %d s",
@@ -16,7 +16,7 @@ void BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
                           PublishThrottle::kMaxThrottledNs / 1'000'000'000);
     conn.disconnect_reason = DisconnectReason::kRateLimited;
     DisconnectAndClose(conn, mqtt::ReasonCode::kMessageRateTooHigh, "message rate too high");
-    return;
+    return false;
   }
   throttle.holding = true;
   ShardStats::Inc(stats_.publishers_throttled);
@@ -27,6 +27,7 @@ void BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
                         throttle.limits.publish_bytes_rate, wait / 1'000'000);
   ApplyPauseState(conn);
   ScheduleThrottleEnd(conn, wait);
+  return true;
 }
 
 void BrokerShard::ScheduleThrottleEnd(Connection& conn, int64_t wait_ns) {

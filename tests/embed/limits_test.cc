@@ -115,6 +115,41 @@ TEST_F(LimitsTest, PublishRateThrottlesThePublisherAndLosesNothing) {
   EXPECT_EQ(ack->type, PacketType::kPuback);
 }
 
+// A publisher held back for 10 s without a second's break is not slowing
+// down: it is disconnected (0x96), and the broker and its other clients go on.
+// (The disconnect comes while the throttle's backlog is being decoded; it once
+// freed the session under the PUBLISH that was being handled.)
+TEST_F(LimitsTest, APublisherThatNeverSlowsDownIsDisconnected) {
+  Options options;
+  options.limits.max_publish_rate = 10;
+  Start(options);
+  auto subscriber = TryConnect("watcher");
+  ASSERT_NE(subscriber, nullptr);
+  ASSERT_TRUE(subscriber->Subscribe("calm", 1).has_value());
+  auto flooder = TryConnect("relentless");
+  ASSERT_NE(flooder, nullptr);
+  // 25 a second against a limit of 10, for longer than the 10 s allowed.
+  const auto start = Clock::now();
+  for (int i = 0; i < 320 && Clock::now() - start < std::chrono::milliseconds(12500); ++i) {
+    flooder->Publish("flood", std::to_string(i), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  auto disconnect = flooder->NextOf(PacketType::kDisconnect, 5000);
+  ASSERT_TRUE(disconnect.has_value());
+  EXPECT_EQ(disconnect->code, 0x96);  // message rate too high
+  EXPECT_TRUE(flooder->WaitClosed());
+  EXPECT_GE(WaitForStats([](const BrokerStats& s) {
+              return s.publishers_disconnected >= 1;
+            }).publishers_disconnected,
+            1u);
+  auto calm = TryConnect("calm-publisher");
+  ASSERT_NE(calm, nullptr);
+  ASSERT_TRUE(calm->Publish("calm", "still here", 1).has_value());
+  auto got = subscriber->NextOf(PacketType::kPublish);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->payload, "still here");
+}
+
 TEST_F(LimitsTest, PublishBytesRateCountsTopicAndPayload) {
   Options options;
   options.limits.max_publish_bytes_rate = 20000;
