@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <vector>
@@ -122,6 +123,11 @@ ABSL_FLAG(bool, salvage, false,
 ABSL_FLAG(uint32_t, durability_compact_mb, 64,
           "A shard snapshots its live state and deletes the log before it once it has logged "
           "this many MiB since its last snapshot (and twice that snapshot's size) (1-65536).");
+ABSL_FLAG(std::string, max_memory, "0",
+          "Memory for queued messages (bytes, or with a K, M, G or T suffix; 0 = no limit). "
+          "Beyond it, new QoS 1/2 messages for offline persistent sessions are kept only in the "
+          "log and read back when their client returns, so absent clients cannot exhaust "
+          "memory. Needs --data-dir and --durability async or sync.");
 ABSL_FLAG(uint32_t, topic_alias_maximum, 64,
           "MQTT 5 topic aliases each client may define for its PUBLISHes (0-65535; 0: none).");
 ABSL_FLAG(bool, validate_utf8_payload, false,
@@ -216,6 +222,7 @@ constexpr std::string_view kFlagOrder[] = {"config",
                                            "durability_flush_ms",
                                            "durability_compact_mb",
                                            "salvage",
+                                           "max_memory",
                                            "max_packet_size",
                                            "max_inflight",
                                            "max_queued_messages",
@@ -265,6 +272,34 @@ absl::Status FlagError(const Sources& sources, std::string_view name, std::strin
     return absl::InvalidArgumentError(absl::StrFormat("%s = %s: %s", it->second, value, why));
   }
   return absl::InvalidArgumentError(absl::StrFormat("--%s=%s: %s", DashedName(name), value, why));
+}
+
+// "0", "1048576", "512M", "2G", "64KiB": bytes (K/M/G/T are powers of 1024).
+std::optional<uint64_t> ParseByteSize(std::string_view text) {
+  uint64_t value = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (value > (UINT64_MAX - 9) / 10) return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  std::string unit = absl::AsciiStrToUpper(std::string(text.substr(i)));
+  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
+  if (unit.ends_with("B") && unit.size() > 1) unit.pop_back();
+  int shift = 0;
+  if (unit == "K") {
+    shift = 10;
+  } else if (unit == "M") {
+    shift = 20;
+  } else if (unit == "G") {
+    shift = 30;
+  } else if (unit == "T") {
+    shift = 40;
+  } else if (!unit.empty() && unit != "B") {
+    return std::nullopt;
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
+  return value << shift;
 }
 
 // Checks that a numeric flag lies in [low, high]; the message names flag and value.
@@ -554,6 +589,22 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
     return status;
   }
   durability.compaction_bytes = uint64_t{compact_mb} << 20;
+  const std::string max_memory = absl::GetFlag(FLAGS_max_memory);
+  std::optional<uint64_t> max_memory_bytes = ParseByteSize(max_memory);
+  if (!max_memory_bytes.has_value()) {
+    return FlagError(sources, "max_memory", max_memory,
+                     "not a size (bytes, or a number with K, M, G or T)");
+  }
+  if (*max_memory_bytes != 0 && !durability.enabled()) {
+    // Messages beyond the budget live in the log: without one there is
+    // nowhere to put them.
+    return FlagError(sources, "max_memory", max_memory,
+                     "needs --data-dir and --durability async or sync");
+  }
+  if (*max_memory_bytes != 0 && *max_memory_bytes < (1u << 20)) {
+    return FlagError(sources, "max_memory", max_memory, "must be 0 or at least 1M");
+  }
+  durability.max_memory = *max_memory_bytes;
   if (absl::Status status =
           CheckRange(sources, "durability_flush_ms", durability.flush_interval_ms, 1, 60'000);
       !status.ok()) {

@@ -95,6 +95,11 @@ struct BrokerStats {
   // written (compaction).
   uint64_t store_records = 0;
   uint64_t store_snapshots = 0;
+  // Options::Durability::max_memory: queued copies kept only in the log,
+  // read back from it, and lost because reading them back failed.
+  uint64_t store_spilled = 0;
+  uint64_t store_spill_reads = 0;
+  uint64_t store_spill_failures = 0;
   uint64_t tls_failures = 0;
 
   // Shard runtime: mailbox items posted between shards, posts that found a

@@ -37,6 +37,10 @@ struct ShardGauges {
   uint64_t store_log_bytes = 0;
   uint64_t store_pending_bytes = 0;
   uint64_t store_stalled = 0;
+  // Memory charged for queued messages (Options::Durability::max_memory
+  // bounds it), and queued copies kept only in the log beyond it.
+  uint64_t queued_memory_bytes = 0;
+  uint64_t store_spilled_messages = 0;
 };
 
 // One session, online or not.

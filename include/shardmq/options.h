@@ -255,6 +255,14 @@ struct Options {
     // and more than twice that snapshot's size: disk use and recovery time
     // follow the live state, not the history.
     uint64_t compaction_bytes = 64 << 20;
+    // Memory for queued messages, split evenly among the shards (0: no
+    // limit). Once a shard's queued messages take its share, new QoS 1/2
+    // messages for offline persistent sessions are kept only in the log and
+    // read back when their client returns and its queue reaches them; so
+    // are those recovered beyond it at start-up. Messages for connected
+    // clients, QoS 0 and shared-subscription copies stay in memory (their
+    // own limits, Limits::max_queued_*, bound them). Needs enabled().
+    uint64_t max_memory = 0;
 
     bool enabled() const { return !data_dir.empty() && mode != Mode::kNone; }
   };

@@ -157,6 +157,14 @@ std::string RenderPrometheus(const MetricsInput& input) {
   PerShard(w, s, "shardmq_store_snapshots_total",
            "Snapshots of the shard's live state written to its log (compaction).",
            &BrokerStats::store_snapshots);
+  PerShard(w, s, "shardmq_store_spilled_total",
+           "Queued copies kept only in the log, over --max-memory.", &BrokerStats::store_spilled);
+  PerShard(w, s, "shardmq_store_spill_reads_total",
+           "Queued copies read back from the log for their returning client.",
+           &BrokerStats::store_spill_reads);
+  PerShard(w, s, "shardmq_store_spill_failures_total",
+           "Queued copies lost because reading them back from the log failed.",
+           &BrokerStats::store_spill_failures);
 
   // Shard runtime.
   PerShard(w, s, "shardmq_mailbox_pushed_total", "Items this shard posted to other shards.",
@@ -210,6 +218,12 @@ std::string RenderPrometheus(const MetricsInput& input) {
           "1 while the shard's log is stalled (disk full): what it cannot store is not "
           "acknowledged.",
           &ShardGauges::store_stalled);
+    Gauge(w, g, "shardmq_queued_memory_bytes",
+          "Memory charged for queued messages (bounded by --max-memory).",
+          &ShardGauges::queued_memory_bytes);
+    Gauge(w, g, "shardmq_store_spilled_messages",
+          "Queued messages kept only in the log until their client returns.",
+          &ShardGauges::store_spilled_messages);
     w.Family("shardmq_retained_messages", "gauge", "Retained messages.");
     w.Sample("shardmq_retained_messages", "", g.front().retained);
   }

@@ -180,8 +180,9 @@ class Broker::Impl {
     if (!finished.ok()) return finished.status();
     if (!finished->empty()) SHARDMQ_LOG(kWarning, "store: %s", *finished);
     const int64_t wall = broker::WallNowNs();
-    absl::StatusOr<broker::StoreRecovery> recovered =
-        broker::RecoverStore(durability.data_dir, options_.shards, wall, durability.salvage);
+    const uint64_t spill_budget = durability.max_memory / static_cast<uint64_t>(options_.shards);
+    absl::StatusOr<broker::StoreRecovery> recovered = broker::RecoverStore(
+        durability.data_dir, options_.shards, wall, durability.salvage, spill_budget);
     if (!recovered.ok()) {
       return absl::Status(recovered.status().code(),
                           absl::StrFormat("durable state in %s: %s", durability.data_dir,
@@ -205,7 +206,8 @@ class Broker::Impl {
           durability.data_dir, options_.shards,
           recovered->salvaged ? "without the damage salvage skipped" : "the shard count changed",
           recovered->sessions.size(), recovered->retained.size());
-      recovered = broker::RecoverStore(durability.data_dir, options_.shards, wall, false);
+      recovered =
+          broker::RecoverStore(durability.data_dir, options_.shards, wall, false, spill_budget);
       if (!recovered.ok()) {
         return absl::Status(recovered.status().code(),
                             absl::StrFormat("durable state in %s after rewriting it: %s",
@@ -220,6 +222,7 @@ class Broker::Impl {
     context_.durability_sync = sync;
     context_.durability_flush_ns = int64_t{durability.flush_interval_ms} * 1'000'000;
     context_.compaction_bytes = durability.compaction_bytes;
+    context_.spill_budget = spill_budget;
     context_.store.resize(static_cast<size_t>(options_.shards));
     for (int i = 0; i < options_.shards; ++i) {
       broker::BrokerContext::ShardStore& slot = context_.store[static_cast<size_t>(i)];
@@ -549,6 +552,9 @@ class Broker::Impl {
     out.sessions_expired += get(stats.sessions_expired);
     out.store_records += get(stats.store_records);
     out.store_snapshots += get(stats.store_snapshots);
+    out.store_spilled += get(stats.store_spilled);
+    out.store_spill_reads += get(stats.store_spill_reads);
+    out.store_spill_failures += get(stats.store_spill_failures);
     out.tls_failures += get(counters.tls_failures);
     out.mail_pushed += get(counters.mail_pushed);
     out.mail_full += get(counters.mail_full);

@@ -75,6 +75,11 @@ struct ShardStats {
   // Durable state: records appended to this shard's log, snapshots written.
   std::atomic<uint64_t> store_records{0};
   std::atomic<uint64_t> store_snapshots{0};
+  // --max-memory: copies kept only in the log, read back from it, and lost
+  // because the read failed (a damaged or missing segment).
+  std::atomic<uint64_t> store_spilled{0};
+  std::atomic<uint64_t> store_spill_reads{0};
+  std::atomic<uint64_t> store_spill_failures{0};
   std::atomic<uint64_t> redirects{0};
   std::atomic<uint64_t> auth_failures{0};
 };
@@ -108,6 +113,8 @@ struct BrokerContext {
   int64_t durability_flush_ns = 0;
   // Options::Durability::compaction_bytes.
   uint64_t compaction_bytes = 64 << 20;
+  // Options::Durability::max_memory divided among the shards (0: none).
+  uint64_t spill_budget = 0;
   // Retained messages recovered at start-up, loaded by every shard's
   // constructor (shared, immutable), dropped once the shards have started.
   std::vector<MessageRef> recovered_retained;

@@ -29,6 +29,7 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
     retained_stamp_ = context.retained_stamp_floor;
     next_log_number_ = context.next_log_number;
     appended_for_.assign(static_cast<size_t>(shard.shard_count()), false);
+    if (context.spill_budget != 0) StartSpilling();
     RestoreSessions();
   }
   // Every shard holds the whole retained set; the Messages are shared.
@@ -38,7 +39,10 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
   MarkShardThread();
 }
 
-BrokerShard::~BrokerShard() = default;
+BrokerShard::~BrokerShard() {
+  // The sessions (and the spilled bodies they hold) outlive the log writer.
+  if (spill_ != nullptr) spill_->Detach();
+}
 
 Connection* BrokerShard::Find(shard::ConnId id) {
   return static_cast<Connection*>(shard_.UserData(id));

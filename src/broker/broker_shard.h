@@ -333,6 +333,27 @@ class BrokerShard final : public shard::ShardHandler {
   void LogUnsubscribe(Session& session, const std::string& filter);
   // Logs a QoS 1/2 copy of `message` for `session` (and the message, once
   // per shard) and returns its item number; 0 when the session is not logged.
+  // --max-memory (spill_store.cc, spill.h).
+  struct SpillFile;
+  void StartSpilling();
+  bool ShouldSpill(const Session& session, const QueuedMessage& queued) const;
+  std::shared_ptr<SpilledBody> SpillLoggedMessage();
+  std::shared_ptr<SpilledBody> SpillRecovered(const SpillLocation& where);
+  // Adds or removes a queued message's charge (queued_memory_).
+  void ChargeQueued(const QueuedMessage& queued, bool add);
+  // A session's queue is going away with it.
+  void ForgetQueue(Session& session);
+  // Starts reading the spilled messages at the front of the queue back; the
+  // queue moves on as they arrive (OnSpillRead).
+  void LoadSpilled(Session& session);
+  // `token`: the entry's SpilledBody (copies of one message in one queue
+  // are alike, so the first one loading takes it). `bytes`: what was read,
+  // or why nothing was (result < 0).
+  void OnSpillRead(const std::string& client_id, const Session* key, const SpilledBody* token,
+                   const std::string& bytes, const SpillLocation& where, int result);
+  std::shared_ptr<SpillFile> OpenSpillFile(uint64_t segment, std::string* error);
+  // QUEUED for a copy kept only in the log, after a MESSAGE AT naming where.
+  uint64_t LogSpilledQueued(Session& session, const QueuedMessage& queued);
   uint64_t LogQueued(Session& session, const MessageRef& message, uint8_t qos, bool retain,
                      const std::string* shared_group, absl::Span<const uint32_t> ids);
   void LogItem(uint8_t type, uint64_t item, uint16_t packet_id = 0);
@@ -434,6 +455,26 @@ class BrokerShard final : public shard::ShardHandler {
   // pointer cannot be reused by another message.
   MessageRef logged_message_;
   uint64_t logged_message_number_ = 0;
+  // --max-memory (spill.h; spill_store.cc). Null when there is no budget.
+  std::shared_ptr<SpillTable> spill_;
+  // Memory charged for the queued messages of this shard's sessions
+  // (QueuedMemoryCharge), kept whether or not there is a budget.
+  size_t queued_memory_ = 0;
+  // With spill_: where logged_message_'s record goes, and the body made for
+  // it if a copy was kept only in the log.
+  uint64_t logged_message_sequence_ = UINT64_MAX;
+  SpillLocation logged_message_where_;
+  bool logged_message_located_ = false;
+  std::weak_ptr<SpilledBody> logged_message_spill_;
+  // Segment files open for reading spilled messages back.
+  struct SpillFile {
+    int fd = -1;
+    explicit SpillFile(int f) : fd(f) {}
+    SpillFile(const SpillFile&) = delete;
+    SpillFile& operator=(const SpillFile&) = delete;
+    ~SpillFile();
+  };
+  absl::flat_hash_map<uint64_t, std::shared_ptr<SpillFile>> spill_files_;
   // Shards the messages routed since the last AckWhenDurable were posted to.
   topic::ShardSet durable_targets_;
   // PUBLISH acknowledgements waiting for other shards' logs (AckWhenDurable).

@@ -266,10 +266,20 @@ bool BrokerShard::Enqueue(Session& session, const MessageRef& message, uint8_t q
     return false;
   }
   QueuedMessage queued{message, qos, retain};
+  queued.bytes = static_cast<uint32_t>(bytes);
   queued.subscription_ids.assign(ids.begin(), ids.end());
   if (shared_group != nullptr) queued.shared_group = std::make_unique<std::string>(*shared_group);
   // QoS 0 copies are not stored: the spec lets them go with the broker.
   if (qos > 0) queued.log_item = LogQueued(session, message, qos, retain, shared_group, ids);
+  if (spill_ != nullptr && ShouldSpill(session, queued)) {
+    // Over --max-memory: the copy keeps only where its record is.
+    queued.spilled = SpillLoggedMessage();
+    queued.message = MessageRef();
+    ++spill_->copies;
+    ShardStats::Inc(stats_.store_spilled);
+  } else {
+    ChargeQueued(queued, true);
+  }
   session.queue.push_back(std::move(queued));
   session.queued_bytes += bytes;
   return true;
@@ -284,9 +294,16 @@ void BrokerShard::PumpQueue(Session& session) {
   // release pumps the queue again).
   bool held = HoldsUnsent(session);
   while (!held && !session.queue.empty() && session.inflight.size() < window) {
+    if (session.queue.front().spilled != nullptr) {
+      // Kept only in the log: read back first (and what follows it).
+      LoadSpilled(session);
+      break;
+    }
     QueuedMessage queued = std::move(session.queue.front());
     session.queue.pop_front();
-    session.queued_bytes -= queued.message->payload().size() + queued.message->topic().size();
+    session.queued_bytes -= queued.bytes;
+    if (!queued.message) continue;  // could not be read back from the log (LoadSpilled)
+    ChargeQueued(queued, false);
     if (queued.message->has_expiry()) {
       // A message whose interval passed while it waited is not sent
       // [MQTT-3.3.2-5].

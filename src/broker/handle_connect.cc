@@ -512,6 +512,7 @@ void BrokerShard::EndSession(Session& session, SessionEndReason why) {
   if (session.connection != nullptr) session.connection->session = nullptr;
   if (HooksWant(kHookConnection)) context_.hooks.SessionTerminated(InfoFor(session), why);
   if (!extras_.empty()) extras_.erase(&session);
+  ForgetQueue(session);
   std::string client_id = session.client_id;
   sessions_.erase(client_id);  // destroys the session
 }

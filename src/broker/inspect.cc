@@ -18,6 +18,8 @@ ShardGauges BrokerShard::Gauges() const {
     gauges.store_pending_bytes = log_->pending_bytes();
     gauges.store_stalled = log_->error().ok() ? 0 : 1;
   }
+  gauges.queued_memory_bytes = queued_memory_;
+  if (spill_ != nullptr) gauges.store_spilled_messages = spill_->copies;
   for (const auto& [id, session] : sessions_) {
     // Inline clients (the $SYS publisher, the admin API's) are the broker's
     // own, not clients an operator counts; their subscriptions are real.

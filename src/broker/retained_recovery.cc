@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "broker/client_id.h"
 #include "broker/record_codec.h"
+#include "broker/spill_read.h"
 #include "store/segment_recovery.h"
 
 namespace shardmq::broker {
@@ -77,8 +78,45 @@ std::vector<RecoveredRetained> RetainedMerge::Take(int64_t now_wall_ns, size_t* 
   return out;
 }
 
+// A message left in the log that was sent before the log ended (a
+// snapshot named it, then its client came back and got it) is resent at
+// once with its packet id: read it now. In-flight windows bound how many.
+static void LoadSpilledInflight(const std::string& data_dir, int64_t now_wall_ns,
+                                shard::Clock::time_point now, StoreRecovery& result) {
+  for (RecoveredSession& session : result.sessions) {
+    for (auto it = session.items.begin(); it != session.items.end();) {
+      if (!it->spilled || it->packet_id == 0) {
+        ++it;
+        continue;
+      }
+      absl::StatusOr<std::string> bytes = ReadSpilledRecord(data_dir, *it->spilled);
+      MessageRef message;
+      if (bytes.ok()) {
+        absl::StatusOr<SessionRecord> record =
+            ParseSpilledRecord(records::AsBytes(*bytes), *it->spilled);
+        if (record.ok())
+          message = RebuildMessage(record->message, now_wall_ns, now, record->commit);
+        if (!message) ++result.messages_expired;
+      } else {
+        result.notes.push_back(absl::StrFormat("message %d in flight to %s is lost: %s", it->number,
+                                               session.client_id, bytes.status().message()));
+      }
+      if (!message) {
+        session.dropped_items.push_back(it->number);
+        it = session.items.erase(it);
+        continue;
+      }
+      it->message = std::move(message);
+      it->spilled.reset();
+      --result.spilled;
+      ++it;
+    }
+  }
+}
+
 absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shards,
-                                           int64_t now_wall_ns, bool salvage) {
+                                           int64_t now_wall_ns, bool salvage,
+                                           uint64_t spill_budget) {
   StoreRecovery result;
   result.next_sequence.assign(static_cast<size_t>(shards), 0);
   result.bytes_since_snapshot.assign(static_cast<size_t>(shards), 0);
@@ -108,11 +146,22 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
     const std::string& directory = entry.second;
     if (shard >= shards) result.misplaced = true;
     SessionReplay sessions(salvage);
+    store::RecoveryOptions recovery_options;
+    recovery_options.salvage = salvage;
+    // A snapshot's MESSAGE AT records name older segments: those stay.
+    recovery_options.keep_segments_from = [&sessions] {
+      return sessions.oldest_referenced_segment();
+    };
     absl::StatusOr<store::RecoveryReport> report = store::RecoverSegments(
-        directory, {.salvage = salvage},
+        directory, recovery_options,
         [&](const store::Record& record, uint64_t sequence) -> absl::Status {
           if (IsSessionRecord(record.type)) {
-            absl::Status applied = sessions.Apply(record.type, record.payload);
+            const SpillLocation where{
+                .directory = shard,
+                .segment = record.segment,
+                .offset = record.offset,
+                .length = static_cast<uint32_t>(store::FramedSize(record.payload.size()))};
+            absl::Status applied = sessions.Apply(record.type, record.payload, where);
             if (!applied.ok()) {
               return absl::DataLossError(absl::StrFormat("%s: offset %d: %s", directory,
                                                          record.offset, applied.message()));
@@ -141,7 +190,8 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
       result.salvaged = true;
     }
     SessionReplay::Counts counts;
-    for (RecoveredSession& session : sessions.Take(now_wall_ns, now, counts)) {
+    for (RecoveredSession& session :
+         sessions.Take(now_wall_ns, now, counts, static_cast<size_t>(spill_budget))) {
       if (HomeShard(session.client_id, shards) != shard) result.misplaced = true;
       auto [it, inserted] = seen.emplace(session.client_id, shard);
       if (!inserted) {
@@ -157,6 +207,7 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
     }
     result.sessions_expired += counts.sessions_expired;
     result.messages_expired += counts.messages_expired;
+    result.spilled += sessions.spilled();
     result.next_number = std::max(result.next_number, sessions.max_number() + 1);
     ++result.directories;
     result.records += report->records;
@@ -180,6 +231,7 @@ absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shar
                                              report->truncated_bytes, report->truncated_file));
     }
   }
+  LoadSpilledInflight(data_dir, now_wall_ns, now, result);
   // Copies of QoS 2 messages their publisher never committed (a crash came
   // between the copies and the commit): the publisher sends them again.
   result.uncommitted = DropUncommitted(result.sessions);

@@ -75,6 +75,8 @@ struct StoreRecovery {
   // Copies of QoS 2 messages dropped because their publisher never
   // committed them (session_recovery.h, DropUncommitted).
   size_t uncommitted = 0;
+  // Queued messages left in the log beyond the memory budget.
+  size_t spilled = 0;
   // New MESSAGE and QUEUED numbers start here on every shard.
   uint64_t next_number = 1;
   // State sits in a directory that no longer owns it: the shard count
@@ -88,8 +90,11 @@ struct StoreRecovery {
 // Reads <data_dir>/shard-*/ (a missing data_dir is an empty store): the
 // retained set and the persistent sessions.
 // `salvage`: store::RecoveryOptions::salvage.
+// `spill_budget`: --max-memory's share of one shard (0: none); queued
+// messages beyond it stay in the log (SessionReplay::Take).
 absl::StatusOr<StoreRecovery> RecoverStore(const std::string& data_dir, int shards,
-                                           int64_t now_wall_ns, bool salvage = false);
+                                           int64_t now_wall_ns, bool salvage = false,
+                                           uint64_t spill_budget = 0);
 
 // The recovered messages as Messages for the retained index, with what is
 // left of their Message Expiry Interval.

@@ -52,7 +52,12 @@ void BrokerShard::AppendRetainedSet(const Message& message, int64_t wall) {
 
 void BrokerShard::OnLoopTurnEnd() {
   if (log_ == nullptr) return;
-  if (log_->CompactionDue(context_.compaction_bytes) && !log_->failed()) WriteSnapshot();
+  // A snapshot names where each spilled message is, so it waits until all
+  // have a place (the next Flush gives them one).
+  if (log_->CompactionDue(context_.compaction_bytes) && !log_->failed() &&
+      (spill_ == nullptr || !spill_->any_pending())) {
+    WriteSnapshot();
+  }
   // Group commit: everything appended this turn goes out in one write. While
   // the broker stops, the async mode's fdatasync is due at once, so a clean
   // stop leaves nothing for a power loss to take (the loop waits for it).

@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "broker/message.h"
 #include "broker/message_queue.h"
+#include "broker/spill.h"
 #include "mqtt/properties.h"
 #include "mqtt/protocol_version.h"
 #include "shard/types.h"
@@ -60,12 +61,20 @@ struct InflightMessage {
 
 // A message waiting for an in-flight slot or for the client to come back.
 struct QueuedMessage {
+  // Null while the message is kept only in the log (`spilled`), and for one
+  // that could not be read back from it (skipped, already logged as done).
   MessageRef message;
   uint8_t qos = 0;
   bool retain = false;
+  // Being read back from the log (BrokerShard::LoadSpilled).
+  bool loading = false;
+  // Topic + payload bytes, what Session::queued_bytes counts.
+  uint32_t bytes = 0;
   mqtt::SubscriptionIds subscription_ids;
   std::unique_ptr<std::string> shared_group;  // as in InflightMessage
   uint64_t log_item = 0;                      // as in InflightMessage
+  // --max-memory: where the message is in the log while it is not in memory.
+  std::shared_ptr<SpilledBody> spilled;
 };
 
 struct Session {

@@ -117,6 +117,15 @@ void EncodeSent(uint64_t item, uint16_t packet_id, std::string& out) {
 
 void EncodeItemOnly(uint64_t item, std::string& out) { PutU64(item, out); }
 
+void EncodeMessageAt(uint64_t body, uint64_t segment, uint64_t offset, uint32_t length,
+                     uint64_t stored_body, std::string& out) {
+  PutU64(body, out);
+  PutU64(segment, out);
+  PutU64(offset, out);
+  PutU32(length, out);
+  PutU64(stored_body, out);
+}
+
 void EncodeInboundQos2(std::string_view client_id, uint16_t packet_id, bool added,
                        uint64_t commit_number, std::string& out) {
   PutString(client_id, out);
@@ -211,6 +220,12 @@ absl::StatusOr<SessionRecord> DecodeSessionRecord(uint8_t type, absl::Span<const
     case kRecordReleased:
     case kRecordDone:
       if (!in.U64(r.item)) return Short(type);
+      break;
+    case kRecordMessageAt:
+      if (!in.U64(r.body) || !in.U64(r.segment) || !in.U64(r.offset) || !in.U32(r.length) ||
+          !in.U64(r.stored_body)) {
+        return Short(type);
+      }
       break;
     case kRecordInboundQos2: {
       uint8_t added = 0;

@@ -25,6 +25,13 @@
 //   WILL            = client | due wall ns i64 | QoS u8 | flags u8 | topic |
 //                     properties | payload (the rest)
 //   WILL DONE       = client
+//   MESSAGE AT      = body u64 | segment u64 | offset u64 | length u32 |
+//                     stored body u64
+//                     (a snapshot's stand-in for a MESSAGE that lives only
+//                     in an older segment, --max-memory: the MESSAGE record
+//                     numbered `stored body` is `length` framed bytes at
+//                     `offset` of the segment named `segment`; that segment
+//                     is kept while anything refers to it)
 // Strings ("client", "filter", ...) are a u32 length and the bytes; integers
 // little-endian. A MESSAGE is logged once per shard however many sessions
 // queue it (fan-out); QUEUED names it by `body`, a number unique in the
@@ -69,9 +76,10 @@ inline constexpr uint8_t kRecordDone = 0x29;
 inline constexpr uint8_t kRecordInboundQos2 = 0x2A;
 inline constexpr uint8_t kRecordWill = 0x2B;
 inline constexpr uint8_t kRecordWillDone = 0x2C;
+inline constexpr uint8_t kRecordMessageAt = 0x2D;
 
 inline bool IsSessionRecord(uint8_t type) {
-  return type >= kRecordSessionPut && type <= kRecordWillDone;
+  return type >= kRecordSessionPut && type <= kRecordMessageAt;
 }
 
 // An application message as a MESSAGE or WILL record holds it (views).
@@ -108,6 +116,11 @@ struct SessionRecord {
   // MESSAGE: the origin.
   uint64_t commit = 0;
   MessageRecord message;  // MESSAGE, WILL
+  // MESSAGE AT: where the MESSAGE record is, and the number it has there.
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  uint64_t stored_body = 0;
 };
 
 void EncodeSessionPut(std::string_view client_id, uint32_t expiry_interval,
@@ -129,6 +142,8 @@ void EncodeQueued(uint64_t item, uint64_t body, std::string_view client_id, uint
                   bool retain, std::string_view shared_group,
                   absl::Span<const uint32_t> subscription_ids, std::string& out);
 void EncodeSent(uint64_t item, uint16_t packet_id, std::string& out);
+void EncodeMessageAt(uint64_t body, uint64_t segment, uint64_t offset, uint32_t length,
+                     uint64_t stored_body, std::string& out);
 // RELEASED and DONE.
 void EncodeItemOnly(uint64_t item, std::string& out);
 void EncodeInboundQos2(std::string_view client_id, uint16_t packet_id, bool added,

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "broker/record_codec.h"
+#include "broker/spill.h"
 
 namespace shardmq::broker {
 
@@ -46,7 +47,8 @@ void SessionReplay::EndSession(std::string_view client_id) {
   sessions_.erase(it);
 }
 
-absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payload) {
+absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payload,
+                                  const SpillLocation& where) {
   absl::StatusOr<SessionRecord> decoded = DecodeSessionRecord(type, payload);
   if (!decoded.ok()) return decoded.status();
   SessionRecord& r = *decoded;
@@ -95,6 +97,17 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
       body->retain = r.message.retain;
       body->expires_at_ns = r.message.expires_at_ns;
       body->origin = r.commit;
+      body->where = where;
+      body->where.body = r.body;
+      bodies_[r.body] = std::move(body);
+      max_number_ = std::max(max_number_, r.body);
+      break;
+    }
+    case kRecordMessageAt: {
+      auto body = std::make_shared<Body>();
+      body->only_in_log = true;
+      body->where = SpillLocation{where.directory, r.segment, r.offset, r.length, r.stored_body};
+      oldest_referenced_segment_ = std::min(oldest_referenced_segment_, r.segment);
       bodies_[r.body] = std::move(body);
       max_number_ = std::max(max_number_, r.body);
       break;
@@ -172,12 +185,13 @@ absl::Status SessionReplay::Apply(uint8_t type, absl::Span<const uint8_t> payloa
 }
 
 std::vector<RecoveredSession> SessionReplay::Take(int64_t now_wall_ns, shard::Clock::time_point now,
-                                                  Counts& counts) {
+                                                  Counts& counts, size_t memory_budget) {
   // Items by session, in queue order (item numbers grow as they are queued).
   absl::flat_hash_map<std::string, std::vector<Item*>> by_session;
   for (auto& [number, item] : items_) by_session[item.client_id].push_back(&item);
   // A Message per body, shared by every session that queued it.
   absl::flat_hash_map<const Body*, MessageRef> messages;
+  size_t memory = 0;
   std::vector<RecoveredSession> out;
   out.reserve(sessions_.size());
   for (auto& [client_id, session] : sessions_) {
@@ -199,8 +213,28 @@ std::vector<RecoveredSession> SessionReplay::Take(int64_t now_wall_ns, shard::Cl
     std::sort(items.begin(), items.end(),
               [](const Item* a, const Item* b) { return a->number < b->number; });
     for (Item* item : items) {
-      if (item->body != nullptr) {
-        MessageRef& message = messages[item->body.get()];
+      const Body* body = item->body.get();
+      // Beyond the budget a message stays where it is in the log, unless
+      // recovery may still drop it as uncommitted (origin: never spilled).
+      // (As the shard decides at run time: BrokerShard::ShouldSpill.)
+      const bool over_budget =
+          memory_budget != 0 && body != nullptr && !body->only_in_log &&
+          memory + QueuedMemoryCharge(body->topic.size(), body->payload.size()) > memory_budget &&
+          body->origin == 0 && body->where.length != 0 && item->item.packet_id == 0 &&
+          item->item.shared_group.empty();
+      if (body != nullptr && (body->only_in_log || over_budget)) {
+        if (body->expires_at_ns && *body->expires_at_ns <= now_wall_ns) {
+          ++counts.messages_expired;
+          continue;
+        }
+        item->item.spilled = body->where;
+        item->item.number = item->number;
+        ++spilled_;
+        state.items.push_back(std::move(item->item));
+        continue;
+      }
+      if (body != nullptr) {
+        MessageRef& message = messages[body];
         if (!message) {
           MessageRecord record;
           record.topic = item->body->topic;
@@ -217,6 +251,8 @@ std::vector<RecoveredSession> SessionReplay::Take(int64_t now_wall_ns, shard::Cl
           continue;
         }
         item->item.message = message;
+        // Per copy, as the shard charges queued messages (spill.h).
+        memory += QueuedMemoryCharge(body->topic.size(), body->payload.size());
       }
       item->item.number = item->number;
       state.items.push_back(std::move(item->item));

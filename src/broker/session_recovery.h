@@ -26,10 +26,22 @@
 
 namespace shardmq::broker {
 
+// Where a MESSAGE record is in a shard's log: a message kept only there
+// (--max-memory) is read back from it when its session's client returns.
+struct SpillLocation {
+  int directory = 0;     // shard-N
+  uint64_t segment = 0;  // the segment file's first sequence (its name)
+  uint64_t offset = 0;   // the record's first byte in it
+  uint32_t length = 0;   // framed bytes
+  uint64_t body = 0;     // the MESSAGE record's body number, to check it
+};
+
 // A message a session held when the log ended.
 struct RecoveredItem {
-  // Null for a released QoS 2 message: only its packet id is still needed.
+  // Null for a released QoS 2 message: only its packet id is still needed;
+  // and for one kept only in the log (then `spilled` says where).
   MessageRef message;
+  std::optional<SpillLocation> spilled;
   uint8_t qos = 1;
   bool retain = false;
   std::string shared_group;
@@ -90,7 +102,10 @@ class SessionReplay {
   explicit SessionReplay(bool salvage = false) : salvage_(salvage) {}
 
   // An error is a record that does not decode (DecodeSessionRecord's).
-  absl::Status Apply(uint8_t type, absl::Span<const uint8_t> payload);
+  // `where`: the record's place in the log (directory, segment, offset and
+  // framed length), so a MESSAGE can be left there by Take.
+  absl::Status Apply(uint8_t type, absl::Span<const uint8_t> payload,
+                     const SpillLocation& where = {});
 
   struct Counts {
     size_t sessions_expired = 0;
@@ -98,8 +113,16 @@ class SessionReplay {
   };
   // The sessions as the log left them, minus expired ones (counted into
   // `counts`). `max_number` gets the largest body or item number seen.
+  // `memory_budget` (--max-memory's share of one shard; 0: none): once the
+  // messages rebuilt take that many bytes, further ones stay in the log
+  // (RecoveredItem::spilled), as do those a snapshot left there.
   std::vector<RecoveredSession> Take(int64_t now_wall_ns, shard::Clock::time_point now,
-                                     Counts& counts);
+                                     Counts& counts, size_t memory_budget = 0);
+  // The oldest segment a MESSAGE AT refers to (UINT64_MAX: none): recovery
+  // must keep it and those after it.
+  uint64_t oldest_referenced_segment() const { return oldest_referenced_segment_; }
+  // Messages Take left in the log.
+  size_t spilled() const { return spilled_; }
   uint64_t max_number() const { return max_number_; }
   // With salvage: records skipped because what they refer to was lost.
   size_t salvage_skipped() const { return salvage_skipped_; }
@@ -119,6 +142,9 @@ class SessionReplay {
     bool retain = false;
     std::optional<int64_t> expires_at_ns;
     uint64_t origin = 0;
+    SpillLocation where;  // where the MESSAGE record is
+    // A MESSAGE AT's: the record is elsewhere and its bytes were not read.
+    bool only_in_log = false;
   };
   struct Item {
     std::string client_id;
@@ -135,6 +161,8 @@ class SessionReplay {
   // compaction keeps small.
   absl::flat_hash_map<uint64_t, std::shared_ptr<const Body>> bodies_;
   uint64_t max_number_ = 0;
+  uint64_t oldest_referenced_segment_ = UINT64_MAX;
+  size_t spilled_ = 0;
   bool salvage_ = false;
   size_t salvage_skipped_ = 0;
 };

@@ -20,6 +20,7 @@
 #include "broker/session_records.h"
 #include "broker/will.h"
 #include "mqtt/topic_validation.h"
+#include "store/log_format.h"
 
 namespace shardmq::broker {
 
@@ -95,6 +96,11 @@ void BrokerShard::LogWholeSession(Session& session, uint8_t protocol_version) {
   }
   for (QueuedMessage& queued : session.queue) {
     if (queued.qos == 0) continue;
+    if (queued.spilled != nullptr) {
+      queued.log_item = LogSpilledQueued(session, queued);
+      continue;
+    }
+    if (!queued.message) continue;  // lost while being read back from the log
     queued.log_item = LogQueued(session, queued.message, queued.qos, queued.retain,
                                 queued.shared_group.get(), queued.subscription_ids);
   }
@@ -158,7 +164,23 @@ uint64_t BrokerShard::LogQueued(Session& session, const MessageRef& message, uin
     EncodeMessage(logged_message_number_, message->origin(), message->topic(), message->publisher(),
                   message->qos(), message->retain(), expires_at, message->properties(),
                   message->payload(), record_scratch_);
-    AppendScratch(kRecordMessage);
+    if (spill_ != nullptr) {
+      // Its place in the log is wanted should a copy be kept only there.
+      ShardStats::Inc(stats_.store_records);
+      logged_message_sequence_ =
+          log_->Append(kRecordMessage,
+                       absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(record_scratch_.data()),
+                                           record_scratch_.size()),
+                       /*locate=*/true);
+      logged_message_where_ =
+          SpillLocation{.directory = shard_.id(),
+                        .length = static_cast<uint32_t>(store::FramedSize(record_scratch_.size())),
+                        .body = logged_message_number_};
+      logged_message_located_ = false;
+      logged_message_spill_.reset();
+    } else {
+      AppendScratch(kRecordMessage);
+    }
   }
   const uint64_t item = next_log_number_++;
   record_scratch_.clear();
@@ -318,14 +340,23 @@ void BrokerShard::RestoreSessions() {
         session.inflight.emplace(item.packet_id, std::move(inflight));
         continue;
       }
-      if (!item.message) continue;  // a released id that clashed: nothing to send
+      if (!item.message && !item.spilled) continue;  // a released id that clashed: nothing to send
       QueuedMessage queued{std::move(item.message), item.qos, item.retain};
       queued.subscription_ids.assign(item.subscription_ids.begin(), item.subscription_ids.end());
       if (!item.shared_group.empty()) {
         queued.shared_group = std::make_unique<std::string>(item.shared_group);
       }
       queued.log_item = item.number;
-      session.queued_bytes += queued.message->payload().size() + queued.message->topic().size();
+      if (item.spilled) {
+        // Left in the log by recovery (over --max-memory, or so before).
+        queued.spilled = SpillRecovered(*item.spilled);
+        queued.bytes = item.spilled->length;  // the topic and payload are not known yet
+      } else {
+        queued.bytes = static_cast<uint32_t>(queued.message->payload().size() +
+                                             queued.message->topic().size());
+        ChargeQueued(queued, true);
+      }
+      session.queued_bytes += queued.bytes;
       session.queue.push_back(std::move(queued));
     }
     if (last_packet_id != 0) {

@@ -167,11 +167,13 @@ void BrokerShard::RedeliverShared(Session& session) {
     while (!session.queue.empty()) {
       QueuedMessage queued = std::move(session.queue.front());
       session.queue.pop_front();
-      if (queued.shared_group != nullptr) {
+      if (queued.shared_group != nullptr && queued.message) {
+        // (Shared copies are never kept only in the log: spill.h.)
         LogItem(kRecordDone, queued.log_item);
+        ChargeQueued(queued, false);
         moving.emplace_back(std::move(queued.message), std::move(queued.shared_group));
       } else {
-        kept_bytes += queued.message->payload().size() + queued.message->topic().size();
+        kept_bytes += queued.bytes;
         kept.push_back(std::move(queued));
       }
     }

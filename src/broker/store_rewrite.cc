@@ -4,7 +4,9 @@
 #include "broker/client_id.h"
 #include "broker/record_codec.h"
 #include "broker/session_records.h"
+#include "broker/spill_read.h"
 #include "store/data_dir_rewrite.h"
+#include "store/log_format.h"
 
 namespace shardmq::broker {
 namespace {
@@ -12,8 +14,12 @@ namespace {
 // Appends records for one new shard's log.
 class ShardFiller {
  public:
-  ShardFiller(store::LogWriter& writer, uint64_t& next_number, int64_t now_wall_ns)
-      : writer_(writer), next_number_(next_number), now_wall_ns_(now_wall_ns) {}
+  ShardFiller(store::LogWriter& writer, uint64_t& next_number, int64_t now_wall_ns,
+              const std::string& data_dir)
+      : writer_(writer),
+        next_number_(next_number),
+        now_wall_ns_(now_wall_ns),
+        data_dir_(data_dir) {}
 
   void Retained(const RecoveredRetained& r) {
     mqtt::Properties properties =
@@ -25,7 +31,7 @@ class ShardFiller {
     Append(kRecordRetainSet);
   }
 
-  void Session(const RecoveredSession& s) {
+  absl::Status Session(const RecoveredSession& s) {
     scratch_.clear();
     EncodeSessionPut(s.client_id, s.expiry_interval, s.protocol_version, s.username, s.commit_mark,
                      scratch_);
@@ -51,7 +57,16 @@ class ShardFiller {
       Append(kRecordSubscribe);
     }
     for (const RecoveredItem& item : s.items) {
-      const uint64_t body = Body(item.message);
+      uint64_t body = 0;
+      if (item.spilled) {
+        // Kept only in the old log: copied into the new one (the old
+        // directory goes when the rewrite commits).
+        absl::StatusOr<uint64_t> copied = CopySpilled(*item.spilled);
+        if (!copied.ok()) return copied.status();
+        body = *copied;
+      } else {
+        body = Body(item.message);
+      }
       const uint64_t number = next_number_++;
       scratch_.clear();
       EncodeQueued(number, body, s.client_id, item.qos, item.retain, item.shared_group,
@@ -73,9 +88,24 @@ class ShardFiller {
       EncodeInboundQos2(s.client_id, packet_id, true, 0, scratch_);
       Append(kRecordInboundQos2);
     }
+    return absl::OkStatus();
   }
 
  private:
+  // The MESSAGE record at `where` in the old log, appended with a new body
+  // number (its first field); its number in the new log.
+  absl::StatusOr<uint64_t> CopySpilled(const SpillLocation& where) {
+    absl::StatusOr<std::string> framed = ReadSpilledRecord(data_dir_, where);
+    if (!framed.ok()) return framed.status();
+    const uint64_t number = next_number_++;
+    scratch_.assign(framed->substr(store::kRecordHeaderSize + 1));
+    std::string field;
+    records::PutU64(number, field);
+    scratch_.replace(0, field.size(), field);
+    Append(kRecordMessage);
+    return number;
+  }
+
   // The MESSAGE record number of `message`, logging it the first time; a
   // released QoS 2 item has none and gets an empty body.
   uint64_t Body(const MessageRef& message) {
@@ -109,6 +139,7 @@ class ShardFiller {
   store::LogWriter& writer_;
   uint64_t& next_number_;
   int64_t now_wall_ns_;
+  const std::string& data_dir_;
   std::string scratch_;
   absl::flat_hash_map<const Message*, uint64_t> bodies_;
 };
@@ -123,12 +154,13 @@ absl::Status RewriteStore(const std::string& data_dir, int shards, const StoreRe
   return store::RewriteDataDir(
       data_dir, shards,
       [&](int shard, store::LogWriter& writer) -> absl::Status {
-        ShardFiller filler(writer, next_number, now_wall_ns);
+        ShardFiller filler(writer, next_number, now_wall_ns, data_dir);
         for (const RecoveredRetained& r : recovered.retained) {
           if (RetainedOwner(r.topic, shards) == shard) filler.Retained(r);
         }
         for (const RecoveredSession& s : recovered.sessions) {
-          if (HomeShard(s.client_id, shards) == shard) filler.Session(s);
+          if (HomeShard(s.client_id, shards) != shard) continue;
+          if (absl::Status filled = filler.Session(s); !filled.ok()) return filled;
         }
         return absl::OkStatus();
       },

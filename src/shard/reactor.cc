@@ -964,6 +964,13 @@ void Shard::WriteFile(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, 
   io_uring_sqe_set_data64(sqe, Ud(kOpFile, slot, 0));
 }
 
+void Shard::ReadFile(int fd, uint64_t offset, absl::Span<uint8_t> into, FileDone done) {
+  const uint32_t slot = TakeFileSlot(std::move(done));
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_read(sqe, fd, into.data(), static_cast<unsigned>(into.size()), offset);
+  io_uring_sqe_set_data64(sqe, Ud(kOpFile, slot, 0));
+}
+
 void Shard::SyncFile(int fd, FileDone done) {
   const uint32_t slot = TakeFileSlot(std::move(done));
   io_uring_sqe* sqe = GetSqe();

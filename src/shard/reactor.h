@@ -273,6 +273,10 @@ class Shard {
   // them) before it ends, up to 10 s past the flush timeout.
   using FileDone = absl::AnyInvocable<void(int result)>;
   void WriteFile(int fd, uint64_t offset, absl::Span<const uint8_t> bytes, FileDone done);
+  // pread(2) into `into` (which must stay valid until `done`): bytes read
+  // (short at the end of the file), or -errno. The broker reads messages
+  // kept only in its log back with it (--max-memory).
+  void ReadFile(int fd, uint64_t offset, absl::Span<uint8_t> into, FileDone done);
   // fdatasync(2): the data written so far, and the size, are on stable storage.
   void SyncFile(int fd, FileDone done);
   // unlinkat(2) of `path` relative to the directory `dir_fd` (IORING_OP_UNLINKAT,

@@ -70,6 +70,9 @@ struct Record {
   absl::Span<const uint8_t> payload;
   // Offset of the record's first byte, counted like ScanRecords' base_offset.
   uint64_t offset = 0;
+  // RecoverSegments: the first sequence (name) of the segment it is in, so a
+  // caller can find the record again (a spilled message, LogWriter::Located).
+  uint64_t segment = 0;
 };
 
 enum class ScanEnd {

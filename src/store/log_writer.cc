@@ -94,14 +94,16 @@ absl::Status LogWriter::OpenSegment(uint64_t first_sequence) {
   std::string header;
   AppendSegmentHeader({.shard = options_.shard, .first_sequence = first_sequence}, header);
   appending_.bytes.insert(0, header);
+  for (auto& [sequence, offset] : appending_.located) offset += header.size();
   directory_sync_due_ = true;
   return absl::OkStatus();
 }
 
-uint64_t LogWriter::Append(uint8_t type, absl::Span<const uint8_t> payload) {
+uint64_t LogWriter::Append(uint8_t type, absl::Span<const uint8_t> payload, bool locate) {
   const uint64_t sequence = next_sequence_++;
   if (failed_) return sequence;  // nothing more reaches the disk; waiters get the error
   Batch& batch = queued_segments_.empty() ? appending_ : queued_segments_.back();
+  if (locate) batch.located.emplace_back(sequence, batch.bytes.size());
   AppendRecord(type, payload, batch.bytes);
   batch.end_sequence = next_sequence_;
   bytes_since_snapshot_ += FramedSize(payload.size());
@@ -196,6 +198,17 @@ void LogWriter::PeriodicSyncDone() {
 }
 
 void LogWriter::StartBatch() {
+  // The batch goes at file_offset_ of this segment, retried there after a
+  // full disk: its located records' places are fixed now.
+  if (!appending_.located.empty()) {
+    std::vector<std::pair<uint64_t, uint64_t>> located = std::move(appending_.located);
+    appending_.located.clear();
+    if (located_) {
+      for (const auto& [sequence, offset] : located) {
+        located_(sequence, segment_first_sequence_, file_offset_ + offset);
+      }
+    }
+  }
   writing_.bytes = std::make_shared<std::string>(std::move(appending_.bytes));
   writing_.end_sequence = appending_.end_sequence;
   writing_.waiters = std::move(appending_.waiters);
@@ -324,6 +337,9 @@ void LogWriter::SwitchSegment() {
     // The segment a snapshot waited for: its records follow the header.
     Batch& next = queued_segments_.front();
     SHARDMQ_CHECK(next.first_sequence == durable_sequence_);
+    for (const auto& [sequence, offset] : next.located) {
+      appending_.located.emplace_back(sequence, appending_.bytes.size() + offset);
+    }
     appending_.bytes.append(next.bytes);
     appending_.end_sequence = next.end_sequence;
     appending_.waiters = std::move(next.waiters);
@@ -339,7 +355,8 @@ void LogWriter::MaybeCompact() {
   deleting_.clear();
   std::vector<ClosedSegment> kept;
   for (const ClosedSegment& segment : closed_segments_) {
-    (segment.first_sequence < keep_from_ ? deleting_ : kept).push_back(segment);
+    (segment.first_sequence < std::min(keep_from_, pinned_from_) ? deleting_ : kept)
+        .push_back(segment);
   }
   if (deleting_.empty()) return;
   closed_segments_ = std::move(kept);
@@ -452,6 +469,7 @@ void LogWriter::Fail(absl::Status status) {
   RunAll(writing_.waiters, error_);
   RunAll(appending_.waiters, error_);
   appending_.bytes.clear();
+  appending_.located.clear();
   std::vector<Batch> queued = std::move(queued_segments_);
   queued_segments_.clear();
   for (Batch& batch : queued) RunAll(batch.waiters, error_);

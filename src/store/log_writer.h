@@ -94,7 +94,22 @@ class LogWriter {
   ~LogWriter();
 
   // Adds a record to the next write and returns its sequence number.
-  uint64_t Append(uint8_t type, absl::Span<const uint8_t> payload);
+  // `locate`: once the record's place in a segment file is fixed (when its
+  // write starts), the OnLocated callback is told, so the owner can read it
+  // back later (a message kept only in the log: --max-memory).
+  uint64_t Append(uint8_t type, absl::Span<const uint8_t> payload, bool locate = false);
+  // Where located records went: `segment` is the first sequence (name) of
+  // the segment file, `offset` the record's first byte in it. Runs on the
+  // shard thread from inside Flush (or a completion).
+  using Located = absl::AnyInvocable<void(uint64_t sequence, uint64_t segment, uint64_t offset)>;
+  void OnLocated(Located located) { located_ = std::move(located); }
+  // Compaction keeps the segments from this first sequence on, even those
+  // older than the newest snapshot: the owner still reads records in them.
+  // UINT64_MAX (the default): no such segment. Segments it no longer covers
+  // go with the next compaction.
+  void KeepSegmentsFrom(uint64_t first_sequence) { pinned_from_ = first_sequence; }
+  uint64_t kept_segments_from() const { return pinned_from_; }
+  const std::string& directory() const { return options_.directory; }
   // `waiter` runs once every record appended before this call is durable
   // (OK), or when the log has failed for good (the error). Runs at once, with
   // OK, when nothing is pending.
@@ -172,6 +187,8 @@ class LogWriter {
     std::string bytes;
     uint64_t end_sequence = 0;  // sequence after the batch's last record
     std::vector<Waiter> waiters;
+    // Records appended with `locate`: sequence and offset in `bytes`.
+    std::vector<std::pair<uint64_t, uint64_t>> located;
   };
   // The batch on its way to disk. Its bytes are shared with the I/O
   // callbacks, so a writer destroyed mid-write leaves them valid.
@@ -258,6 +275,8 @@ class LogWriter {
   bool compacting_ = false;
   std::vector<ClosedSegment> deleting_;
   uint64_t keep_from_ = 0;
+  uint64_t pinned_from_ = UINT64_MAX;
+  Located located_;
   size_t unlinks_left_ = 0;
   absl::Status unlink_error_;
   uint64_t segments_deleted_ = 0;

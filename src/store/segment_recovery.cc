@@ -252,7 +252,9 @@ absl::StatusOr<RecoveryReport> RecoverSegments(
         const uint64_t this_sequence = sequence++;
         report.bytes += FramedSize(record.payload.size());
         if (record.type < kFirstUserRecordType) return;  // the store's own
-        visit_error = visit(record, this_sequence);
+        Record located = record;
+        located.segment = segment.first_sequence;
+        visit_error = visit(located, this_sequence);
         ++report.records;
       });
       if (!visit_error.ok()) return visit_error;
@@ -291,8 +293,14 @@ absl::StatusOr<RecoveryReport> RecoverSegments(
     // Before anything is appended: the BEGIN must be gone for good first.
     if (absl::Status synced = SyncDirectory(directory); !synced.ok()) return synced;
   }
-  for (size_t i = 0; i < start; ++i) deleted |= DeleteFile((*segments)[i].path, report);
-  if (deleted && start > 0) {
+  const uint64_t keep_from = options.keep_segments_from ? options.keep_segments_from() : UINT64_MAX;
+  bool deleted_old = false;
+  for (size_t i = 0; i < start; ++i) {
+    if ((*segments)[i].first_sequence >= keep_from) break;
+    deleted_old |= DeleteFile((*segments)[i].path, report);
+  }
+  deleted |= deleted_old;
+  if (deleted_old) {
     if (absl::Status synced = SyncDirectory(directory); !synced.ok()) {
       report.delete_failures.push_back(std::string(synced.message()));
     }

@@ -38,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,11 @@ absl::StatusOr<std::vector<SegmentFile>> ListSegmentFiles(const std::string& dir
 struct RecoveryOptions {
   // Keep what is readable past damage instead of refusing to start.
   bool salvage = false;
+  // Asked after a successful replay: segments from this first sequence on
+  // are kept even if older than the snapshot, because the caller still reads
+  // records in them (a snapshot's references to spilled messages). Unset:
+  // everything older than the snapshot goes.
+  std::function<uint64_t()> keep_segments_from;
 };
 
 struct RecoveryReport {

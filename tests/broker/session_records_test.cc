@@ -352,3 +352,109 @@ TEST(SessionReplay, AQueuedMessageWithoutItsBodyIsDamage) {
 
 }  // namespace
 }  // namespace shardmq::broker
+
+namespace shardmq::broker {
+namespace {
+
+// --max-memory (spill.h): what Take keeps in memory and what it leaves in
+// the log, and a snapshot's MESSAGE AT stand-in.
+TEST(SessionRecords, MessageAtRoundTrips) {
+  std::string out;
+  EncodeMessageAt(9, 1234, 5678, 300, 4, out);
+  absl::StatusOr<SessionRecord> r = DecodeSessionRecord(kRecordMessageAt, Bytes(out));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, 9u);
+  EXPECT_EQ(r->segment, 1234u);
+  EXPECT_EQ(r->offset, 5678u);
+  EXPECT_EQ(r->length, 300u);
+  EXPECT_EQ(r->stored_body, 4u);
+  out.pop_back();
+  EXPECT_FALSE(DecodeSessionRecord(kRecordMessageAt, Bytes(out)).ok());
+}
+
+TEST(SessionReplay, BeyondTheBudgetQueuedMessagesStayInTheLog) {
+  SessionReplay replay;
+  std::string out;
+  auto apply = [&](uint8_t type, SpillLocation where = {}) {
+    ASSERT_TRUE(replay.Apply(type, Bytes(out), where).ok());
+    out.clear();
+  };
+  EncodeSessionPut("absent", 0xFFFFFFFF, 4, std::nullopt, 0, out);
+  apply(kRecordSessionPut);
+  const std::string payload(1000, 'p');
+  for (uint64_t i = 1; i <= 10; ++i) {
+    EncodeMessage(i, 0, "t", "pub", 1, false, std::nullopt, nullptr, Bytes(payload), out);
+    apply(kRecordMessage,
+          SpillLocation{.directory = 2, .segment = 100, .offset = i * 1100, .length = 1050});
+    EncodeQueued(100 + i, i, "absent", 1, false, "", {}, out);
+    apply(kRecordQueued);
+  }
+  // The first one in flight: it is resent at once, so it is never left out.
+  EncodeSent(101, 7, out);
+  apply(kRecordSent);
+  SessionReplay::Counts counts;
+  // Room for about three messages (each charged its bytes and ~160 more).
+  std::vector<RecoveredSession> sessions = replay.Take(0, shard::Clock::now(), counts, 3 * 1200);
+  ASSERT_EQ(sessions.size(), 1u);
+  const std::vector<RecoveredItem>& items = sessions[0].items;
+  ASSERT_EQ(items.size(), 10u);
+  size_t in_memory = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(items[i].number, 101 + i) << "queue order kept";
+    if (items[i].message) {
+      ++in_memory;
+      EXPECT_FALSE(items[i].spilled.has_value());
+      continue;
+    }
+    ASSERT_TRUE(items[i].spilled.has_value());
+    EXPECT_EQ(items[i].spilled->directory, 2);
+    EXPECT_EQ(items[i].spilled->segment, 100u);
+    EXPECT_EQ(items[i].spilled->offset, (i + 1) * 1100);
+    EXPECT_EQ(items[i].spilled->length, 1050u);
+    EXPECT_EQ(items[i].spilled->body, i + 1) << "the number the record carries, to check it";
+  }
+  EXPECT_EQ(in_memory, 3u);
+  EXPECT_TRUE(items[0].message) << "in flight: kept in memory";
+  EXPECT_EQ(replay.spilled(), 7u);
+  // Without a budget everything is rebuilt.
+  EXPECT_EQ(replay.oldest_referenced_segment(), UINT64_MAX);
+}
+
+TEST(SessionReplay, MessageAtLeavesTheMessageWhereItIs) {
+  SessionReplay replay;
+  std::string out;
+  auto apply = [&](uint8_t type, SpillLocation where = {}) {
+    ASSERT_TRUE(replay.Apply(type, Bytes(out), where).ok());
+    out.clear();
+  };
+  EncodeSessionPut("absent", 0xFFFFFFFF, 4, std::nullopt, 0, out);
+  apply(kRecordSessionPut);
+  EncodeMessageAt(50, 7, 4096, 222, 3, out);
+  apply(kRecordMessageAt, SpillLocation{.directory = 1});
+  EncodeMessageAt(51, 4, 24, 111, 2, out);
+  apply(kRecordMessageAt, SpillLocation{.directory = 1});
+  EncodeQueued(60, 50, "absent", 2, true, "", {}, out);
+  apply(kRecordQueued);
+  EncodeQueued(61, 51, "absent", 1, false, "", {}, out);
+  apply(kRecordQueued);
+  EXPECT_EQ(replay.oldest_referenced_segment(), 4u) << "recovery must keep segment 4 on";
+  SessionReplay::Counts counts;
+  std::vector<RecoveredSession> sessions = replay.Take(0, shard::Clock::now(), counts);
+  ASSERT_EQ(sessions.size(), 1u);
+  ASSERT_EQ(sessions[0].items.size(), 2u);
+  const RecoveredItem& first = sessions[0].items[0];
+  EXPECT_FALSE(first.message);
+  ASSERT_TRUE(first.spilled.has_value());
+  EXPECT_EQ(first.spilled->directory, 1);
+  EXPECT_EQ(first.spilled->segment, 7u);
+  EXPECT_EQ(first.spilled->offset, 4096u);
+  EXPECT_EQ(first.spilled->length, 222u);
+  EXPECT_EQ(first.spilled->body, 3u);
+  EXPECT_EQ(first.qos, 2);
+  EXPECT_TRUE(first.retain);
+  EXPECT_EQ(sessions[0].items[1].spilled->segment, 4u);
+}
+
+}  // namespace
+}  // namespace shardmq::broker

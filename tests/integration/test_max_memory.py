@@ -1,0 +1,170 @@
+"""--max-memory (issue 9): beyond the budget, queued QoS 1/2 messages of
+offline persistent sessions live only in the log and are read back when the
+client returns. Real daemon, raw MQTT clients: the budget holds while an
+absent client's queue grows far past it, every message comes back in order
+(after a plain reconnect, a kill -9, a snapshot that compacted the log, and a
+changed shard count), and bad values stop start-up naming the flag."""
+import os
+import subprocess
+import urllib.request
+
+import mqtt_raw as raw
+from conftest import BINARY, wait_until
+from test_durable_sessions import free_port
+
+PAYLOAD = 2048
+BUDGET = 1 << 20
+
+
+def payload(i):
+    head = f"m{i:06d}-".encode()
+    return head + b"x" * (PAYLOAD - len(head))
+
+
+def metric(http, name):
+    text = urllib.request.urlopen(f"http://{http}/metrics", timeout=5).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def start(start_broker, data, http, *more, shards=1, port=0):
+    return start_broker(f"--data-dir={data}", f"--max-memory={BUDGET}", f"--http-listen={http}",
+                        "--max-queued-messages=100000", "--max-queued-bytes=1000000000", *more,
+                        shards=shards, listen=f"127.0.0.1:{port}")
+
+
+def absent_subscriber(port, client_id="absent"):
+    sub = raw.subscribed(port, client_id, ("spill/#", 1), clean=False)
+    sub.send(raw.disconnect())
+    sub.close()
+
+
+def publish_many(port, first, count, batch=100):
+    """QoS 1 PUBLISHes `first`..`first+count-1` on spill/<i % 7>, pipelined a
+    batch at a time; returns once every PUBACK is in."""
+    pub = raw.connected(port, "publisher")
+    for start_at in range(first, first + count, batch):
+        ids = range(start_at, min(start_at + batch, first + count))
+        pub.send(b"".join(raw.publish(f"spill/{i % 7}", payload(i), qos=1,
+                                      packet_id=(i % 60000) + 1) for i in ids))
+        for _ in ids:
+            pub.expect(raw.PUBACK)
+    pub.send(raw.disconnect())
+    pub.close()
+
+
+def receive_all(port, count, client_id="absent", first=0):
+    client = raw.Client(port)
+    assert client.connect(client_id, clean=False)[0] == 1, "session present"
+    got = raw.read_publishes(client, count, timeout=60)
+    assert [g["payload"][:8] for g in got] == [payload(i)[:8] for i in range(first, first + count)]
+    assert all(g["payload"] == payload(first + n) for n, g in enumerate(got))
+    client.no_packet(0.3)
+    client.close()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_an_absent_clients_queue_beyond_the_budget_lives_in_the_log(start_broker, tmp_path):
+    http = f"127.0.0.1:{free_port()}"
+    broker = start(start_broker, tmp_path / "data", http)
+    absent_subscriber(broker.port)
+    publish_many(broker.port, 0, 200)  # warm up allocations before measuring
+    before = rss_kib(broker.process.pid)
+    count = 30_000  # 60 MB of payload for one absent client
+    publish_many(broker.port, 200, count - 200)
+    # The budget holds (one message's charge of slack), the rest is in the log.
+    assert metric(http, "shardmq_queued_memory_bytes") <= BUDGET + PAYLOAD + 200
+    spilled = metric(http, "shardmq_store_spilled_messages")
+    assert spilled >= count - BUDGET // PAYLOAD, spilled
+    assert metric(http, "shardmq_store_spilled_total") == spilled
+    # Memory follows the budget, not the queue: well under the 60 MB of
+    # payload the client is owed (without a budget it grows about 100 MB).
+    # What stays is ~250 bytes of bookkeeping per spilled message, and the
+    # log's write buffers at their high-water mark, which the allocator
+    # keeps (11-21 MB seen here).
+    assert wait_until(lambda: metric(http, "shardmq_store_pending_bytes") == 0, 10)
+    grown = rss_kib(broker.process.pid) - before
+    assert grown < 30 * 1024, f"RSS grew {grown} KiB for 60 MB queued with a 1 MiB budget"
+    # Everything comes back, in order, read from the log.
+    receive_all(broker.port, count)
+    assert metric(http, "shardmq_store_spill_reads_total") == spilled
+    assert metric(http, "shardmq_store_spilled_messages") == 0
+    assert metric(http, "shardmq_store_spill_failures_total") == 0
+    assert metric(http, "shardmq_queued_memory_bytes") == 0
+
+
+def test_spilled_messages_survive_a_kill_and_a_changed_shard_count(start_broker, tmp_path):
+    data = tmp_path / "data"
+    http = f"127.0.0.1:{free_port()}"
+    broker = start(start_broker, data, http)
+    # Homed on another shard once there are three: its state must move.
+    mover = next(f"mover{n}" for n in range(100) if raw.home_shard(f"mover{n}", 3) != 0)
+    absent_subscriber(broker.port, mover)
+    count = 3000
+    publish_many(broker.port, 0, count)
+    assert metric(http, "shardmq_store_spilled_messages") > 2000
+    port = broker.port
+    broker.process.kill()
+    broker.process.wait()
+    # Recovery leaves what is over the budget in the log too.
+    broker = start(start_broker, data, http, port=port)
+    assert metric(http, "shardmq_store_spilled_messages") > 2000
+    assert metric(http, "shardmq_queued_memory_bytes") <= BUDGET + PAYLOAD + 200
+    assert broker.stop() == 0
+    # Three shards: the data directory is rewritten for them, spilled
+    # messages copied out of the old logs.
+    broker = start(start_broker, data, http, shards=3, port=port)
+    assert "rewrote" in broker.log()
+    receive_all(broker.port, count, client_id=mover)
+
+
+def test_a_snapshot_keeps_the_segments_spilled_messages_are_in(start_broker, tmp_path):
+    data = tmp_path / "data"
+    http = f"127.0.0.1:{free_port()}"
+    broker = start(start_broker, data, http, "--durability-compact-mb=1")
+    absent_subscriber(broker.port)
+    count = 3000  # 6 MB: several snapshots while the messages wait
+    publish_many(broker.port, 0, count)
+    assert wait_until(lambda: metric(http, "shardmq_store_snapshots_total") >= 1, 10)
+    port = broker.port
+    assert broker.stop() == 0
+    # Recovery starts at the newest snapshot, which names the older
+    # segments the spilled messages are in.
+    broker = start(start_broker, data, http, "--durability-compact-mb=1", port=port)
+    receive_all(broker.port, count)
+    # Delivered: nothing pins the old segments now; the next compaction
+    # takes them, so the log shrinks back towards the live state.
+    segments = lambda: len(os.listdir(data / "shard-0"))  # noqa: E731
+    many = segments()
+    other = raw.subscribed(broker.port, "present", ("churn/#", 1), clean=False)
+    pub = raw.connected(broker.port, "churner")
+    for i in range(1500):
+        raw.publish_and_confirm(pub, "churn/x", payload(i), qos=1, packet_id=(i % 60000) + 1)
+    raw.read_publishes(other, 1500, timeout=30)
+    assert wait_until(lambda: segments() < many, 10), (many, segments())
+    pub.close()
+    other.close()
+
+
+def run_flags(*flags):
+    return subprocess.run([str(BINARY), "--listen=127.0.0.1:0", *flags], capture_output=True,
+                          text=True, timeout=15)
+
+
+def test_bad_max_memory_values_stop_start_up_naming_the_flag(tmp_path):
+    for flags, why in (
+        (["--max-memory=lots", f"--data-dir={tmp_path}"], "not a size"),
+        (["--max-memory=64M"], "needs --data-dir"),
+        (["--max-memory=64M", f"--data-dir={tmp_path}", "--durability=none"], "needs --data-dir"),
+        (["--max-memory=1000", f"--data-dir={tmp_path}"], "at least 1M"),
+    ):
+        result = run_flags(*flags)
+        assert result.returncode != 0, flags
+        assert "--max-memory=" in result.stderr and why in result.stderr, result.stderr
