@@ -132,10 +132,12 @@ void BrokerShard::LoadSpilled(Session& session) {
     auto buffer = std::make_shared<std::string>(body.where.length, '\0');
     const absl::Span<uint8_t> into(reinterpret_cast<uint8_t*>(buffer->data()), buffer->size());
     shard_.ReadFile(file->fd, body.where.offset, into,
+                    // Holding the body keeps its address from being reused
+                    // by another entry's while the read is on its way.
                     [this, file, buffer, client_id = session.client_id, key = &session,
-                     token = queued.spilled.get(), where = body.where](int result) {
+                     held = queued.spilled, where = body.where](int result) {
                       if (result >= 0) buffer->resize(static_cast<size_t>(result));
-                      OnSpillRead(client_id, key, token, *buffer, where, result);
+                      OnSpillRead(client_id, key, held.get(), *buffer, where, result);
                     });
   }
   if (wait_for_log) {
