@@ -1,6 +1,7 @@
 // Options::durability through the embedding API: retained messages published
 // by an inline client come back in a new Broker on the same data_dir, with a
-// different shard count, before it serves; mode kNone stores nothing.
+// different shard count, before it serves; mode kNone stores nothing. And the
+// commits of a persistent publisher's QoS 2 messages (durable_acks.cc).
 
 #include <chrono>
 #include <filesystem>
@@ -9,10 +10,13 @@
 #include <string>
 #include <thread>
 
+#include "broker/client_id.h"
 #include "gtest/gtest.h"
+#include "mqtt/encoder.h"
 #include "shardmq/broker.h"
 #include "shardmq/inline_client.h"
 #include "temp_dir.h"
+#include "test_client.h"
 
 namespace shardmq {
 namespace {
@@ -86,6 +90,88 @@ TEST_F(DurabilityTest, RetainedMessagesComeBackWithAnotherShardCount) {
   broker = Start(1, Options::Durability::Mode::kNone);
   ASSERT_NE(broker, nullptr);
   EXPECT_TRUE(Retained(*broker).empty()) << "mode none reads nothing";
+  Stop(std::move(broker));
+}
+
+// A persistent publisher's QoS 2 messages are committed in the order they
+// came. In async mode PUBREC goes out at once, so a PUBREL may come before
+// its message's commit, which then ends early; the later messages' commits
+// go on. Here the first message waits for a subscriber's shard while the
+// second (nobody subscribes) is ready at once, and the PUBREL for the first
+// comes before the other shard answers. (DrainCommits once kept the
+// publisher's id as a reference into the first commit, which it had just
+// finished: the second commit read freed memory.)
+TEST_F(DurabilityTest, AReleaseBeforeItsCommitLeavesTheNextCommitIntact) {
+  std::unique_ptr<Broker> broker = Start(3, Options::Durability::Mode::kAsync);
+  ASSERT_NE(broker, nullptr);
+  const std::string address = broker->BoundAddresses().at(0);
+  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  // Longer than std::string's inline buffer: a freed id is freed heap.
+  const std::string publisher_id = "publisher-with-a-long-client-id";
+  std::string subscriber_id;
+  for (int i = 0; subscriber_id.empty(); ++i) {
+    const std::string id = "subscriber-" + std::to_string(i);
+    if (broker::HomeShard(id, 3) != broker::HomeShard(publisher_id, 3)) subscriber_id = id;
+  }
+  testing::TestClient subscriber(mqtt::ProtocolVersion::kV5);
+  ASSERT_TRUE(subscriber.Open(port));
+  ASSERT_EQ(subscriber.Connect(subscriber_id), std::optional<uint8_t>(0));
+  ASSERT_TRUE(subscriber.Subscribe("far/away", 2).has_value());
+  testing::TestClient publisher(mqtt::ProtocolVersion::kV5);
+  ASSERT_TRUE(publisher.Open(port));
+  ASSERT_EQ(publisher.Connect(publisher_id, std::nullopt, std::nullopt, /*clean_start=*/true,
+                              std::nullopt, /*session_expiry=*/300),
+            std::optional<uint8_t>(0));
+  // The session's records are written: the publisher's log has nothing
+  // pending, so what the two messages wait for on its own shard is there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  // One write, so one read: both PUBLISHes and the PUBREL for the first are
+  // handled before the subscriber's shard can answer.
+  std::vector<uint8_t> bytes;
+  auto append = [&bytes](const mqtt::Packet& packet) {
+    const size_t at = bytes.size();
+    bytes.resize(at + mqtt::EncodedSize(packet, mqtt::ProtocolVersion::kV5));
+    mqtt::Encode(packet, mqtt::ProtocolVersion::kV5, absl::MakeSpan(bytes).subspan(at));
+  };
+  const std::string payload = "once";
+  auto publish = [&](std::string_view topic, uint16_t id) {
+    mqtt::Publish p;
+    p.topic = topic;
+    p.payload =
+        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+    p.qos = 2;
+    p.packet_id = id;
+    return p;
+  };
+  append(publish("far/away", 1));
+  append(publish("nobody/listens", 2));
+  mqtt::PubAck pubrel;
+  pubrel.type = mqtt::PacketType::kPubrel;
+  pubrel.packet_id = 1;
+  append(pubrel);
+  publisher.SendRaw(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+
+  auto first = publisher.NextOf(mqtt::PacketType::kPubrec);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->packet_id, 1);
+  auto second = publisher.NextOf(mqtt::PacketType::kPubrec);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->packet_id, 2);
+  auto complete = publisher.NextOf(mqtt::PacketType::kPubcomp);
+  ASSERT_TRUE(complete.has_value());
+  EXPECT_EQ(complete->packet_id, 1);
+  auto got = subscriber.NextOf(mqtt::PacketType::kPublish);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->payload, "once");
+  // The other shard has answered by now; the broker goes on.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  pubrel.packet_id = 2;
+  publisher.Send(pubrel);
+  complete = publisher.NextOf(mqtt::PacketType::kPubcomp);
+  ASSERT_TRUE(complete.has_value());
+  EXPECT_EQ(complete->packet_id, 2);
+  EXPECT_EQ(complete->code, 0);  // its id was still known
   Stop(std::move(broker));
 }
 
