@@ -1,12 +1,17 @@
 // Options::durability through the embedding API: retained messages published
 // by an inline client come back in a new Broker on the same data_dir, with a
 // different shard count, before it serves; mode kNone stores nothing. And the
-// commits of a persistent publisher's QoS 2 messages (durable_acks.cc).
+// commits of a persistent publisher's QoS 2 messages (durable_acks.cc), and
+// a broker whose log failed for good.
+
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -173,6 +178,84 @@ TEST_F(DurabilityTest, AReleaseBeforeItsCommitLeavesTheNextCommitIntact) {
   EXPECT_EQ(complete->packet_id, 2);
   EXPECT_EQ(complete->code, 0);  // its id was still known
   Stop(std::move(broker));
+}
+
+// A log that failed for good (here: a write the file size limit refuses)
+// answers every wait at once with its error, so a QoS 2 copy held for the
+// disk under `sync` goes out at once, and what waited behind it follows.
+// Retained messages that a subscription's queue could not take yet then
+// follow as the subscriber acknowledges. (Sending a copy pumped the queue,
+// which fed the retained backlog again from inside its own feed; the
+// innermost feed emptied and erased the backlog the outer ones still read.)
+TEST_F(DurabilityTest, RetainedBacklogDrainsAfterTheLogFailed) {
+  Options options;
+  options.shards = 1;
+  options.listeners = {"127.0.0.1:0"};
+  options.durability.data_dir = dir_;
+  options.durability.mode = Options::Durability::Mode::kSync;
+  // One in flight, one queued: the rest of the retained set waits aside.
+  options.limits.max_inflight = 1;
+  options.limits.max_queued_messages = 2;
+  auto created = Broker::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<Broker> broker = *std::move(created);
+  ASSERT_TRUE(broker->Start().ok());
+  const std::string address = broker->BoundAddresses().at(0);
+  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+
+  constexpr int kRetained = 6;
+  testing::TestClient publisher(mqtt::ProtocolVersion::kV5);
+  ASSERT_TRUE(publisher.Open(port));
+  ASSERT_EQ(publisher.Connect("retainer"), std::optional<uint8_t>(0));
+  for (int i = 0; i < kRetained; ++i) {
+    ASSERT_TRUE(publisher
+                    .Publish("kept/" + std::to_string(i), "v" + std::to_string(i), 2,
+                             /*retain=*/true, static_cast<uint16_t>(i + 1))
+                    .has_value());
+  }
+  testing::TestClient subscriber(mqtt::ProtocolVersion::kV5);
+  ASSERT_TRUE(subscriber.Open(port));
+  ASSERT_EQ(subscriber.Connect("backlogged", std::nullopt, std::nullopt, /*clean_start=*/true,
+                               std::nullopt, /*session_expiry=*/300),
+            std::optional<uint8_t>(0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // Every log write from here fails (EFBIG): the log stops for good.
+  rlimit old_limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  rlimit tiny = old_limit;
+  tiny.rlim_cur = 1;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  auto suback = subscriber.Subscribe("kept/#", 2);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  signal(SIGXFSZ, old_handler);
+  ASSERT_TRUE(suback.has_value());
+
+  // A wider window: acknowledging the first message now lets the rest go.
+  Limits wider = broker->limits();
+  wider.max_inflight = 100;
+  ASSERT_TRUE(broker->SetLimits(wider).ok());
+
+  std::set<std::string> got;
+  auto first = subscriber.NextOf(mqtt::PacketType::kPublish);
+  ASSERT_TRUE(first.has_value());
+  got.insert(first->payload);
+  mqtt::PubAck ack;
+  ack.type = mqtt::PacketType::kPubrec;
+  ack.packet_id = first->packet_id;
+  subscriber.Send(ack);
+  ASSERT_TRUE(subscriber.NextOf(mqtt::PacketType::kPubrel).has_value());
+  ack.type = mqtt::PacketType::kPubcomp;
+  subscriber.Send(ack);
+  while (got.size() < kRetained) {
+    auto next = subscriber.NextOf(mqtt::PacketType::kPublish);
+    ASSERT_TRUE(next.has_value()) << got.size() << " of " << kRetained << " retained messages";
+    EXPECT_TRUE(next->retain);
+    got.insert(next->payload);
+  }
+  broker->Close();
+  broker->Wait();
 }
 
 }  // namespace
