@@ -395,7 +395,9 @@ class BrokerShard final : public shard::ShardHandler {
   // A PUBREL for a message whose commit is still under way (async, where
   // PUBREC did not wait): the commit then logs nothing for its packet id.
   void ReleasePendingCommit(const std::string& client_id, uint16_t packet_id);
-  void DrainCommits(const std::string& client_id);
+  // `client_id` by value: callers pass a commit's own committer, and the
+  // commits it finishes are erased under it.
+  void DrainCommits(std::string client_id);
   void FinishCommit(uint64_t token);
   // The publisher's shard committed `origin`: send the copies held for it.
   void OnCommitted(uint64_t origin);

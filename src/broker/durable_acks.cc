@@ -131,7 +131,7 @@ void BrokerShard::ReleasePendingCommit(const std::string& client_id, uint16_t pa
   }
 }
 
-void BrokerShard::DrainCommits(const std::string& client_id) {
+void BrokerShard::DrainCommits(std::string client_id) {
   auto queue = commit_queue_.find(client_id);
   if (queue == commit_queue_.end()) return;
   // In PUBLISH order: a later message's INBOUND QOS2 record must not reach

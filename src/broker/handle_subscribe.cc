@@ -219,18 +219,25 @@ void BrokerShard::SendRetained(Session& session, std::string_view filter,
 }
 
 void BrokerShard::FeedRetainedBacklog(Session& session) {
-  auto it = retained_backlog_.find(&session);
-  if (it == retained_backlog_.end()) return;
-  std::deque<RetainedBacklogEntry>& backlog = it->second;
   const shard::Clock::time_point now = shard_.Now();
-  while (!backlog.empty() && !OverHighWatermark(session)) {
+  // Looked up again after every Deliver, which may feed (and erase) this very
+  // backlog itself: a QoS 2 copy that a failed log releases at once pumps
+  // the queue, and the pump feeds the backlog.
+  for (;;) {
+    auto it = retained_backlog_.find(&session);
+    if (it == retained_backlog_.end()) return;
+    std::deque<RetainedBacklogEntry>& backlog = it->second;
+    if (backlog.empty()) {
+      retained_backlog_.erase(it);
+      return;
+    }
+    if (OverHighWatermark(session)) return;
     RetainedBacklogEntry entry = std::move(backlog.front());
     backlog.pop_front();
     if (entry.message->Expired(now)) continue;  // no longer retained [MQTT-3.3.2-5]
     absl::Span<const uint32_t> ids(&entry.subscription_id, entry.subscription_id != 0 ? 1 : 0);
     Deliver(session, entry.message, entry.qos, /*retain=*/true, ids);
   }
-  if (backlog.empty()) retained_backlog_.erase(it);
 }
 
 void BrokerShard::SettleRetainedBacklog(Session& session, bool keep) {
