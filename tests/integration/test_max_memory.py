@@ -63,6 +63,13 @@ def receive_all(port, count, client_id="absent", first=0):
     client.close()
 
 
+def sanitized():
+    """A sanitizer build keeps freed memory in quarantine: its RSS says
+    nothing about the broker's."""
+    linked = subprocess.run(["ldd", str(BINARY)], capture_output=True, text=True).stdout
+    return "libasan" in linked or "libtsan" in linked
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -91,7 +98,7 @@ def test_an_absent_clients_queue_beyond_the_budget_lives_in_the_log(start_broker
     # keeps (11-21 MB seen here).
     assert wait_until(lambda: metric(http, "shardmq_store_pending_bytes") == 0, 10)
     grown = rss_kib(broker.process.pid) - before
-    assert grown < 30 * 1024, f"RSS grew {grown} KiB for 60 MB queued with a 1 MiB budget"
+    assert sanitized() or grown < 30 * 1024, f"RSS grew {grown} KiB for 60 MB queued with a 1 MiB budget"
     # Everything comes back, in order, read from the log.
     receive_all(broker.port, count)
     assert metric(http, "shardmq_store_spill_reads_total") == spilled
