@@ -3,9 +3,13 @@ offline persistent sessions live only in the log and are read back when the
 client returns. Real daemon, raw MQTT clients: the budget holds while an
 absent client's queue grows far past it, every message comes back in order
 (after a plain reconnect, a kill -9, a snapshot that compacted the log, and a
-changed shard count), and bad values stop start-up naming the flag."""
+changed shard count, and kill -9 under load in sync mode, while messages are
+left in the log and while they are read back), and bad values stop start-up
+naming the flag."""
 import os
+import random
 import subprocess
+import threading
 import urllib.request
 
 import mqtt_raw as raw
@@ -175,3 +179,75 @@ def test_bad_max_memory_values_stop_start_up_naming_the_flag(tmp_path):
         result = run_flags(*flags)
         assert result.returncode != 0, flags
         assert "--max-memory=" in result.stderr and why in result.stderr, result.stderr
+
+
+def publish_until_killed(port, first, acked, limit=20_000, batch=50):
+    """Publishes QoS 1 messages first.. in pipelined batches until the
+    broker goes away (or `limit`); adds each acknowledged index to `acked`.
+    Returns the next index to publish."""
+    i = first
+    try:
+        pub = raw.connected(port, f"publisher-{first}")
+        while i < first + limit:
+            ids = list(range(i, i + batch))
+            pub.send(b"".join(raw.publish(f"spill/{n % 7}", payload(n), qos=1,
+                                          packet_id=(n % 60000) + 1) for n in ids))
+            for _ in ids:
+                acked.add(pub.expect(raw.PUBACK).packet_id())
+            i += batch
+    except Exception:  # noqa: BLE001 - the kill ends the connection
+        pass
+    return i
+
+
+def test_kill_9_while_messages_are_spilled_or_read_back_loses_nothing_acknowledged(
+        start_broker, tmp_path):
+    rnd = random.Random(20261122)
+    data = tmp_path / "data"
+    http = f"127.0.0.1:{free_port()}"
+    flags = ("--durability=sync", "--durability-compact-mb=1")
+    broker = start(start_broker, data, http, *flags, shards=2)
+    port = broker.port
+    absent_subscriber(port)
+    acked = set()  # packet ids map back to indices below: ids are index % 60000 + 1
+    next_index = 0
+    for round_ in range(4):
+        ack_ids = set()
+        result = {}
+        worker = threading.Thread(
+            target=lambda: result.setdefault("next", publish_until_killed(port, next_index,
+                                                                          ack_ids)))
+        worker.start()
+        threading.Event().wait(rnd.uniform(0.3, 0.9))
+        broker.process.kill()
+        broker.process.wait()
+        worker.join(30)
+        first = next_index
+        next_index = result["next"] + 50  # a batch cut mid-way is not reused
+        acked |= {n for n in range(first, next_index) if (n % 60000) + 1 in ack_ids}
+        broker = start(start_broker, data, http, *flags, shards=2, port=port)
+    assert len(acked) > 1000, len(acked)
+    assert metric(http, "shardmq_store_spilled_messages") > 500
+    # The client comes back; the broker dies while it reads spilled
+    # messages back; the rest comes after the restart.
+    seen = set()
+    client = raw.Client(port)
+    assert client.connect("absent", clean=False)[0] == 1
+    for fields in raw.read_publishes(client, len(acked) // 3, timeout=60):
+        seen.add(int(fields["payload"][1:7]))
+    broker.process.kill()
+    broker.process.wait()
+    client.close()
+    broker = start(start_broker, data, http, *flags, shards=2, port=port)
+    client = raw.Client(port)
+    assert client.connect("absent", clean=False)[0] == 1
+    while True:
+        try:
+            [fields] = raw.read_publishes(client, 1, timeout=3)
+        except Exception:  # noqa: BLE001 - nothing more within 3 s: the queue is empty
+            break
+        seen.add(int(fields["payload"][1:7]))
+    client.close()
+    missing = sorted(acked - seen)
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {missing[:10]}"
+    assert metric(http, "shardmq_store_spill_failures_total") == 0
