@@ -4,7 +4,7 @@
 //
 // The input is a sequence of records, each
 //   selector u8 | payload length u16 LE | payload (cut short at the end)
-// where the selector picks one of the 15 record types (selector % 15), so
+// where the selector picks one of the 16 record types (selector % 16), so
 // every mutation lands on a type the decoders know. The store's framing
 // and checksums are left out: store_log_fuzz covers them, and a checksum
 // would stop the fuzzer at the first byte it changes.
@@ -17,7 +17,9 @@
 //    compare (the encoders take mqtt::Properties) and is skipped;
 //  - the session records, applied in order to a SessionReplay and then
 //    Take()n, never crash whatever order, duplicates or dangling numbers
-//    they come in; likewise the retained ones through RetainedMerge and
+//    they come in, and every item Take returns has its message or says
+//    where in the log it is (--max-memory: the budget, from the input's
+//    first byte, leaves some there); likewise the retained ones through RetainedMerge and
 //    RetainedMessages.
 #include <chrono>
 #include <cstdint>
@@ -43,7 +45,7 @@ constexpr uint8_t kTypes[] = {
     kRecordSessionPut,  kRecordSessionOffline, kRecordSessionEnd,  kRecordSubscribe,
     kRecordUnsubscribe, kRecordMessage,        kRecordQueued,      kRecordSent,
     kRecordReleased,    kRecordDone,           kRecordInboundQos2, kRecordWill,
-    kRecordWillDone,    kRecordRetainSet,      kRecordRetainClear,
+    kRecordWillDone,    kRecordRetainSet,      kRecordRetainClear, kRecordMessageAt,
 };
 constexpr size_t kTypeCount = sizeof(kTypes) / sizeof(kTypes[0]);
 
@@ -118,6 +120,9 @@ bool EncodeSession(const SessionRecord& r, std::string& out) {
     case kRecordSent:
       EncodeSent(r.item, r.packet_id, out);
       return true;
+    case kRecordMessageAt:
+      EncodeMessageAt(r.body, r.segment, r.offset, r.length, r.stored_body, out);
+      return true;
     case kRecordReleased:
     case kRecordDone:
       EncodeItemOnly(r.item, out);
@@ -158,6 +163,9 @@ bool SameSession(const SessionRecord& a, const SessionRecord& b) {
              a.shared_group == b.shared_group && a.subscription_ids == b.subscription_ids;
     case kRecordSent:
       return a.item == b.item && a.packet_id == b.packet_id;
+    case kRecordMessageAt:
+      return a.body == b.body && a.segment == b.segment && a.offset == b.offset &&
+             a.length == b.length && a.stored_body == b.stored_body;
     case kRecordReleased:
     case kRecordDone:
       return a.item == b.item;
@@ -204,6 +212,8 @@ void RoundTripRetained(uint8_t type, const RetainedRecord& first) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto in = absl::MakeConstSpan(data, size);
+  // 0: no budget; else a few hundred bytes to a few hundred KiB.
+  const size_t budget = size > 0 ? size_t{data[0]} * 997 : 0;
   SessionReplay replay;
   RetainedMerge merge;
   uint64_t sequence = 0;
@@ -215,7 +225,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ++sequence;
     if (IsSessionRecord(type)) {
       absl::StatusOr<SessionRecord> decoded = DecodeSessionRecord(type, payload);
-      const absl::Status applied = replay.Apply(type, payload);
+      // A made-up place in the log, as recovery would give it.
+      const SpillLocation where{.directory = 0,
+                                .segment = sequence / 8,
+                                .offset = sequence * 64,
+                                .length = static_cast<uint32_t>(payload.size() + 9)};
+      const absl::Status applied = replay.Apply(type, payload, where);
       // Apply refuses what does not decode (and, beyond that, a QUEUED
       // naming a MESSAGE it has not seen, changing nothing: replay goes on).
       Check(decoded.ok() || !applied.ok());
@@ -230,9 +245,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const auto now = shardmq::shard::Clock::now();
   SessionReplay::Counts counts;
-  std::vector<RecoveredSession> sessions = replay.Take(kNowWallNs, now, counts);
+  std::vector<RecoveredSession> sessions = replay.Take(kNowWallNs, now, counts, budget);
   for (const RecoveredSession& s : sessions) {
-    for (const RecoveredItem& item : s.items) Check(item.message || item.released);
+    for (const RecoveredItem& item : s.items) {
+      Check(item.message || item.released || item.spilled.has_value());
+      Check(!(item.message && item.spilled.has_value()));
+    }
   }
   size_t expired = 0;
   std::vector<RecoveredRetained> retained = merge.Take(kNowWallNs, &expired);
