@@ -557,6 +557,17 @@ void AmqpLink::Run() {
     }
   }
   DisconnectAll();
+  const AmqpLinkStats stats = Stats();
+  size_t left;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    left = buffer_.size();
+  }
+  SHARDMQ_LOG(kInfo,
+              "cluster: stopped; %u messages published, %u consumed, %u own skipped, %u "
+              "reconnects, dropped %u QoS 0 and %u QoS 1/2, %u left unsent",
+              stats.published, stats.consumed, stats.own_skipped, stats.reconnects,
+              stats.dropped_qos0, stats.dropped_qos12, left);
 }
 
 }  // namespace shardmq::cluster
