@@ -80,8 +80,11 @@ void BrokerShard::RouteFromCluster(std::string_view body) {
   const MessageRecord& m = record->message;
   // The property block was encoded by another node from a Message; one that
   // does not decode is delivered without its properties rather than lost.
-  mqtt::Properties properties =
-      records::DecodePropertiesBody(m.properties).value_or(mqtt::Properties{});
+  mqtt::Properties properties;
+  if (absl::StatusOr<mqtt::Properties> decoded = records::DecodePropertiesBody(m.properties);
+      decoded.ok()) {
+    properties = *std::move(decoded);
+  }
   if (m.expires_at_ns) {
     const int64_t now = WallNowNs();
     if (*m.expires_at_ns <= now) {
