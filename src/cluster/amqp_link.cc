@@ -21,9 +21,9 @@ namespace shardmq::cluster {
 namespace {
 
 // Messages published before waiting for their confirms.
-constexpr size_t kPublishBatch = 256;
+constexpr size_t kPublishBatch = 1024;
 // Unacked deliveries RabbitMQ may have in flight to this node.
-constexpr uint16_t kPrefetch = 512;
+constexpr uint16_t kPrefetch = 1024;
 // The key every node binds: retained messages reach every node.
 constexpr std::string_view kRetainedKey = "r";
 constexpr int kChannel = 1;
@@ -474,11 +474,17 @@ bool AmqpLink::ConsumeSome(int wait_ms) {
     uint64_t drained;
     [[maybe_unused]] ssize_t n = read(wake_fd_, &drained, sizeof(drained));
   }
+  // One ack ("multiple") for every message taken in this call: they were
+  // all handed to the shards before it is sent.
+  uint64_t ack_upto = 0;
+  auto flush_acks = [&] {
+    return ack_upto == 0 || amqp_basic_ack(c, kChannel, ack_upto, /*multiple=*/1) == AMQP_STATUS_OK;
+  };
   for (int i = 0; i < kPrefetch; ++i) {
     if (i > 0 && !amqp_frames_enqueued(c) && !amqp_data_in_buffer(c)) {
       // Nothing buffered: look at the socket once more without waiting.
       pollfd fd = {amqp_get_sockfd(c), POLLIN, 0};
-      if (poll(&fd, 1, 0) <= 0) return true;
+      if (poll(&fd, 1, 0) <= 0) break;
     }
     amqp_maybe_release_buffers(c);
     amqp_envelope_t envelope;
@@ -486,10 +492,11 @@ bool AmqpLink::ConsumeSome(int wait_ms) {
     amqp_rpc_reply_t reply = amqp_consume_message(c, &envelope, &no_wait, 0);
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         reply.library_error == AMQP_STATUS_TIMEOUT) {
-      return true;
+      break;
     }
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
       SHARDMQ_LOG(kWarning, "cluster: consuming %s: %s", queue_name_, Describe(reply));
+      flush_acks();
       return false;
     }
     const bool own = (envelope.message.properties._flags & AMQP_BASIC_APP_ID_FLAG) != 0 &&
@@ -503,12 +510,15 @@ bool AmqpLink::ConsumeSome(int wait_ms) {
     }
     const uint64_t tag = envelope.delivery_tag;
     amqp_destroy_envelope(&envelope);
-    // Not taken: the broker is stopping. Left unacked, RabbitMQ gives it
-    // back to the queue when this connection closes.
-    if (!taken) return false;
-    if (amqp_basic_ack(c, kChannel, tag, 0) != AMQP_STATUS_OK) return false;
+    if (!taken) {
+      // The broker is stopping. Left unacked, this message (and any after
+      // it) goes back to the queue when the connection closes.
+      flush_acks();
+      return false;
+    }
+    ack_upto = tag;
   }
-  return true;
+  return flush_acks();
 }
 
 void AmqpLink::Run() {
