@@ -339,6 +339,7 @@ bool AmqpLink::ConnectAll() {
   }
   publisher_ = std::move(publisher);
   consumer_ = std::move(consumer);
+  next_tag_ = 1;  // a new channel in confirm mode counts from 1
   return true;
 }
 
@@ -403,6 +404,7 @@ bool AmqpLink::PublishBatch() {
   if (batch.empty()) return true;
   amqp_connection_state_t p = publisher_->state();
   bool ok = true;
+  size_t sent = 0;
   for (const Outgoing& out : batch) {
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_APP_ID_FLAG;
@@ -414,12 +416,22 @@ bool AmqpLink::PublishBatch() {
       ok = false;
       break;
     }
+    ++sent;
   }
-  // Confirms: tags are consecutive per channel; RabbitMQ may confirm several
-  // at once ("multiple") and in any grouping, so count what is confirmed.
-  size_t confirmed = 0;
-  uint64_t highest = 0;
-  while (ok && confirmed < batch.size()) {
+  // Confirms. Tags count the channel's publishes from 1; this batch's are
+  // [first, first + sent). RabbitMQ confirms each once, alone or with all
+  // below it ("multiple"), so mark them off exactly.
+  const uint64_t first = next_tag_;
+  next_tag_ += sent;
+  std::vector<bool> confirmed(sent, false);
+  size_t left = sent;
+  uint64_t scan = first;
+  auto mark = [&](uint64_t tag) {
+    if (tag < first || tag >= first + sent || confirmed[tag - first]) return;
+    confirmed[tag - first] = true;
+    --left;
+  };
+  while (ok && left > 0) {
     amqp_frame_t frame;
     timeval timeout = kRpcTimeout;
     amqp_maybe_release_buffers(p);
@@ -434,14 +446,11 @@ bool AmqpLink::PublishBatch() {
     if (frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
       auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
       if (ack->multiple) {
-        // Everything up to the tag, counted from the highest seen so far.
-        if (ack->delivery_tag > highest) {
-          confirmed += ack->delivery_tag - highest;
-          highest = ack->delivery_tag;
-        }
+        // Tags below `scan` were covered by an earlier "multiple".
+        const uint64_t upto = std::min<uint64_t>(ack->delivery_tag, first + sent - 1);
+        for (; scan <= upto; ++scan) mark(scan);
       } else {
-        ++confirmed;
-        highest = std::max(highest, ack->delivery_tag);
+        mark(ack->delivery_tag);
       }
       continue;
     }
@@ -449,9 +458,9 @@ bool AmqpLink::PublishBatch() {
                 frame.payload.method.id);
     ok = false;  // a nack or a close: publish again on a fresh channel
   }
+  ok = ok && sent == batch.size();
   if (ok) {
     published_.fetch_add(batch.size(), std::memory_order_relaxed);
-    // The delivery tags restart with every channel; this one goes on.
     return true;
   }
   // Back to the front, in order: published again after the reconnect

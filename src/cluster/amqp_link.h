@@ -143,6 +143,8 @@ class AmqpLink {
   absl::flat_hash_map<std::string, int> key_counts_;
   std::unique_ptr<Connection> publisher_;
   std::unique_ptr<Connection> consumer_;
+  // The publisher channel's next delivery tag (publisher confirms).
+  uint64_t next_tag_ = 1;
 
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> consumed_{0};
