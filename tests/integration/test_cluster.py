@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 import pytest
 
-from conftest import RunningBroker, wait_until
+from conftest import BINARY, RunningBroker, wait_until
 
 RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
 pytestmark = pytest.mark.skipif(not (RABBIT_BIN / "rabbitmq-server").exists(),
@@ -203,6 +203,9 @@ def test_cross_node_pubsub_all_qos_and_wildcards(nodes):
     plus = Client(b, "sub-plus")
     hash_ = Client(c, "sub-hash")
     dollar = Client(c, "sub-dollar")
+    # On the publisher's node: one copy, not a second one back from RabbitMQ.
+    local = Client(a, "sub-local")
+    local.subscribe("q/#", qos=2)
     plus.subscribe("q/+/x", qos=2)
     hash_.subscribe("#", qos=2)
     dollar.subscribe("$q/#", qos=2)
@@ -218,7 +221,8 @@ def test_cross_node_pubsub_all_qos_and_wildcards(nodes):
     assert dollar.get().payload == b"dollar"
     assert [m.topic for m in hash_.drain()] == []
     assert [m.topic for m in plus.drain(0)] == []
-    for client in (pub, plus, hash_, dollar):
+    assert sorted(m.topic for m in local.drain(0)) == ["q/0/x", "q/1/x", "q/2/x"]
+    for client in (pub, plus, hash_, dollar, local):
         client.close()
 
 
@@ -342,3 +346,29 @@ def test_rabbitmq_restart_loses_no_qos1_message(nodes, rabbit):
     assert sorted(seen) == list(range(total))  # at least once: duplicates allowed
     pub.close()
     sub.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cluster-amqp=amqp://guest:guest@h:5672"],
+     "--cluster-amqp=amqp://guest:guest@h:5672: needs --node-id"),
+    (["--cluster-amqp=rabbit:5672", "--node-id=a"], "--cluster-amqp=rabbit:5672: must be amqp://"),
+    (["--cluster-amqp=amqp://h", "--node-id=a/b"], "--node-id=a/b: must be at most 200"),
+    (["--cluster-amqp=amqp://h", "--node-id=a", "--cluster-buffer=0"],
+     "--cluster-buffer=0: must be between 1"),
+    (["--cluster-amqp=amqp://h:notaport", "--node-id=a"],
+     "--cluster-amqp=amqp://h:notaport: not an amqp://"),
+])
+def test_bad_cluster_flags_stop_start_up(args, message):
+    result = subprocess.run([str(BINARY), "--listen=127.0.0.1:0", *args],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+
+
+def test_bad_cluster_key_in_config_file_names_file_line_and_key(tmp_path):
+    config = tmp_path / "shardmq.toml"
+    config.write_text('cluster_amqp = "amqp://guest:guest@h:5672"\nnode_id = "a b"\n')
+    result = subprocess.run([str(BINARY), "--listen=127.0.0.1:0", f"--config={config}"],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode != 0
+    assert f"{config}:2: node_id = a b: must be at most 200" in result.stderr + result.stdout
