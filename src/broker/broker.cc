@@ -479,6 +479,23 @@ class Broker::Impl {
     return out;
   }
 
+  ClusterStats cluster_stats() const {
+    ClusterStats out;
+    if (cluster_ == nullptr) return out;
+    const cluster::AmqpLinkStats s = cluster_->Stats();
+    out.enabled = true;
+    out.connected = s.connected;
+    out.published = s.published;
+    out.consumed = s.consumed;
+    out.own_skipped = s.own_skipped;
+    out.dropped_qos0 = s.dropped_qos0;
+    out.dropped_qos12 = s.dropped_qos12;
+    out.reconnects = s.reconnects;
+    out.bindings = s.bindings;
+    out.buffered = s.buffered;
+    return out;
+  }
+
   std::vector<BrokerStats> StatsPerShard() const {
     std::vector<BrokerStats> out(group_ == nullptr ? 0 : context_.shard_count);
     for (size_t i = 0; i < out.size(); ++i) {
@@ -666,6 +683,7 @@ absl::Status Broker::Serve() {
 std::vector<std::string> Broker::BoundAddresses() const { return impl_->BoundAddresses(); }
 BrokerStats Broker::Stats() const { return impl_->Stats(); }
 std::vector<BrokerStats> Broker::StatsPerShard() const { return impl_->StatsPerShard(); }
+ClusterStats Broker::cluster_stats() const { return impl_->cluster_stats(); }
 absl::StatusOr<std::vector<ShardGauges>> Broker::Gauges(absl::Duration timeout) const {
   return impl_->Gauges(timeout);
 }

@@ -287,6 +287,8 @@ AmqpLinkStats AmqpLink::Stats() const {
   s.reconnects = reconnects_.load(std::memory_order_relaxed);
   s.bindings = bindings_.load(std::memory_order_relaxed);
   s.connected = connected_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mutex_);
+  s.buffered = buffer_.size();
   return s;
 }
 

@@ -65,6 +65,7 @@ struct AmqpLinkStats {
   uint64_t dropped_qos12 = 0;
   uint64_t reconnects = 0;
   uint64_t bindings = 0;  // binding keys currently bound (or to rebind)
+  uint64_t buffered = 0;  // waiting to be published
   bool connected = false;
 };
 
@@ -132,7 +133,7 @@ class AmqpLink {
   std::thread thread_;
   std::atomic<bool> running_{false};
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::deque<Outgoing> buffer_;         // guarded by mutex_
   size_t buffered_qos0_ = 0;            // guarded by mutex_
   std::deque<InterestEvent> interest_;  // guarded by mutex_

@@ -11,6 +11,7 @@ Run alone: SHARDMQ_BIN=build/tools/shardmq /usr/bin/python3 -m pytest -q \
 import os
 import pathlib
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
@@ -137,8 +139,10 @@ def nodes(rabbit):
     started = []
     try:
         for name in ("a", "b", "c"):
+            # Node b serves /metrics too.
+            extra = ["--http-listen=127.0.0.1:0", "--sys-interval=0"] if name == "b" else []
             started.append(RunningBroker(f"--cluster-amqp={rabbit.url}", f"--node-id=node-{name}",
-                                         shards=2))
+                                         *extra, shards=2))
         for node in started:
             assert wait_until(lambda: connected_count(node) >= 1, timeout=20), node.log()
         yield started
@@ -299,17 +303,34 @@ def bindings_of(rabbit, node_id):
     return keys
 
 
+def metrics(node):
+    match = re.search(r"admin HTTP on http://(\S+) ", node.log())
+    with urllib.request.urlopen(f"http://{match.group(1)}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def test_unsubscribe_unbinds(nodes, rabbit):
     _, b, _ = nodes
+    before = metrics(b)["shardmq_cluster_bindings"]
     sub = Client(b, "sub-unbind")
     sub.subscribe("unb/+/z", qos=1)
     time.sleep(BIND_WAIT)
     keys = bindings_of(rabbit, "node-b")
-    assert "n.wunb.*.wz" in keys and "r" in keys
+    assert "n.wunb.*.wz" in keys and "tn.wunb.#" in keys and "r" in keys
+    assert metrics(b)["shardmq_cluster_bindings"] == before + 2
     sub.unsubscribe("unb/+/z")
     time.sleep(BIND_WAIT)
     keys = bindings_of(rabbit, "node-b")
-    assert "n.wunb.*.wz" not in keys and "r" in keys
+    assert "n.wunb.*.wz" not in keys and "tn.wunb.#" not in keys and "r" in keys
+    m = metrics(b)
+    assert m["shardmq_cluster_bindings"] == before
+    assert m["shardmq_cluster_connected"] == 1
     sub.close()
 
 
