@@ -324,6 +324,13 @@ bool AmqpLink::ConnectAll() {
                     amqp_empty_table);
     status = Check(p, "queue.bind");
   }
+  // And what it gave up while the connection was down.
+  for (auto it = unbind_pending_.begin(); it != unbind_pending_.end() && status.ok();) {
+    amqp_queue_unbind(p, kChannel, Bytes(queue_name_), Bytes(options_.exchange), Bytes(*it),
+                      amqp_empty_table);
+    status = Check(p, "queue.unbind");
+    if (status.ok()) unbind_pending_.erase(it++);
+  }
   if (status.ok()) status = consumer->Open(options_.url);
   amqp_connection_state_t c = consumer->state();
   if (status.ok()) {
@@ -371,7 +378,15 @@ bool AmqpLink::ApplyInterest() {
       key_count += bind ? 1 : -1;
       const bool change = bind ? key_count == 1 : key_count == 0;
       if (key_count == 0) key_counts_.erase(key);
-      if (!change || !ok || publisher_ == nullptr) continue;
+      if (!change) continue;
+      if (bind) {
+        unbind_pending_.erase(key);
+      } else {
+        // Unbound when this succeeds, else after the next connect: a
+        // binding left behind would only be a superset, but costs traffic.
+        unbind_pending_.insert(key);
+      }
+      if (!ok || publisher_ == nullptr) continue;  // ConnectAll (re)binds
       amqp_connection_state_t p = publisher_->state();
       if (bind) {
         amqp_queue_bind(p, kChannel, Bytes(queue_name_), Bytes(options_.exchange), Bytes(key),
@@ -381,11 +396,12 @@ bool AmqpLink::ApplyInterest() {
                           amqp_empty_table);
       }
       if (absl::Status status = Check(p, bind ? "queue.bind" : "queue.unbind"); !status.ok()) {
-        // The counts are right; a reconnect rebinds what is counted. (An
-        // unbind lost this way leaves a superset binding behind: harmless,
-        // the node re-matches what it receives.)
+        // The counts are right; the reconnect binds what is counted and
+        // unbinds what is pending.
         SHARDMQ_LOG(kWarning, "cluster: %s", status.message());
         ok = false;
+      } else if (!bind) {
+        unbind_pending_.erase(key);
       }
     }
   }

@@ -40,6 +40,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -142,6 +143,8 @@ class AmqpLink {
   // Link thread only.
   absl::flat_hash_map<std::string, int> filter_counts_;
   absl::flat_hash_map<std::string, int> key_counts_;
+  // Keys whose count went to 0 and whose unbind has not reached RabbitMQ.
+  absl::flat_hash_set<std::string> unbind_pending_;
   std::unique_ptr<Connection> publisher_;
   std::unique_ptr<Connection> consumer_;
   // The publisher channel's next delivery tag (publisher confirms).

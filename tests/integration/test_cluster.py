@@ -348,15 +348,22 @@ def test_rabbitmq_restart_loses_no_qos1_message(nodes, rabbit):
             pub.publish("stream/t", str(i), qos=1)
             time.sleep(0.03)
 
+    # A filter given up while RabbitMQ is away is unbound once it is back.
+    gone = Client(nodes[1], "sub-gone")
+    gone.subscribe("gone/+", qos=1)
+    time.sleep(BIND_WAIT)
     thread = threading.Thread(target=publish_all)
     thread.start()
     time.sleep(1.0)
     rabbit.stop()
+    gone.unsubscribe("gone/+")
+    gone.close()
     rabbit.start()
     thread.join(60)
     # Every node reconnects (with back-off) and flushes what it held.
     for node, count in zip(nodes, before):
         assert wait_until(lambda: connected_count(node) > count, timeout=20), node.log()[-2000:]
+    assert "n.wgone.*" not in bindings_of(rabbit, "node-b")
     seen = set()
     deadline = time.monotonic() + 20
     while len(seen) < total and time.monotonic() < deadline:
