@@ -127,8 +127,9 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
       } else {
         LogInboundQos2(session, publish.packet_id, true);
       }
-      if (context_.cluster != nullptr) [[unlikely]]
+      if (context_.cluster != nullptr) [[unlikely]] {
         ExportToCluster(fields);
+      }
       // Other nodes may have subscribers: only this node's are known here.
       matched = Route(fields) || context_.cluster != nullptr;
     }
@@ -158,8 +159,9 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     return;
   }
 
-  if (context_.cluster != nullptr) [[unlikely]]
+  if (context_.cluster != nullptr) [[unlikely]] {
     ExportToCluster(fields);
+  }
   const bool matched = Route(fields) || context_.cluster != nullptr;
   if (publish.qos == 1) {
     mqtt::PubAck puback;
