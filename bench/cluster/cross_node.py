@@ -92,6 +92,28 @@ def run_case(pub_port, sub_port, count, payload=64, settle=1.0):
     return received[0], elapsed
 
 
+def latency(pub_port, sub_port, rounds=200, payload=64):
+    """Median and 99th percentile of one message's trip, one at a time."""
+    topic = f"lat/{time.monotonic_ns()}"
+    sub = connect(sub_port, f"lsub-{time.monotonic_ns()}")
+    subscribe(sub, topic)
+    time.sleep(1.0)
+    pub = connect(pub_port, f"lpub-{time.monotonic_ns()}")
+    one = packet(0x30, utf8(topic) + b"x" * payload)
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        pub.sendall(one)
+        got = 0
+        while got < len(one):
+            got += len(sub.recv(len(one) - got))
+        samples.append(time.perf_counter() - start)
+    pub.close()
+    sub.close()
+    samples.sort()
+    return samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99)] * 1e3
+
+
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     base = tempfile.mkdtemp(prefix="shardmq-bench-rabbit-")
@@ -109,6 +131,10 @@ def main():
             got, elapsed = run_case(pub.port, sub.port, count)
             print(f"{label:24s} QoS 0, 64 B: {got}/{count} received in {elapsed:.2f} s = "
                   f"{got / elapsed:,.0f} msg/s", flush=True)
+        for label, pub, sub in (("same node (cluster on)", a, a), ("cross node", a, b)):
+            p50, p99 = latency(pub.port, sub.port)
+            print(f"{label:24s} QoS 0 one at a time: p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                  flush=True)
     finally:
         for node in nodes:
             node.stop()
