@@ -150,6 +150,10 @@ def nodes(rabbit):
         for node in started:
             code = node.stop()
             assert code == 0, f"shardmq exited with {code}:\n{node.log()[-3000:]}"
+            # With a sanitizer build (SHARDMQ_BIN=build-tsan/...), any report fails.
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                           "WARNING: ThreadSanitizer"):
+                assert marker not in node.log(), node.log()[-6000:]
 
 
 class Client:
