@@ -404,3 +404,39 @@ def test_bad_cluster_key_in_config_file_names_file_line_and_key(tmp_path):
                             capture_output=True, text=True, timeout=10)
     assert result.returncode != 0
     assert f"{config}:2: node_id = a b: must be at most 200" in result.stderr + result.stdout
+
+
+def test_restarted_node_rebinds_its_persistent_sessions(nodes, rabbit, tmp_path):
+    """--data-dir: a restarted node binds the filters of the persistent
+    sessions it recovered, so they get other nodes' messages while offline."""
+    a = nodes[0]
+    args = [f"--cluster-amqp={rabbit.url}", "--node-id=node-d", f"--data-dir={tmp_path}",
+            "--http-listen=127.0.0.1:0", "--sys-interval=0"]
+    d = RunningBroker(*args, shards=2)
+    try:
+        assert wait_until(lambda: connected_count(d) >= 1, timeout=20), d.log()
+        sub = paho.Client(client_id="persist-d", clean_session=False, protocol=paho.MQTTv311)
+        sub.connect("127.0.0.1", d.port)
+        sub.loop_start()
+        result, _ = sub.subscribe("dur/+", 1)
+        assert result == 0
+        assert wait_until(lambda: metrics(d)["shardmq_cluster_bindings"] == 2, timeout=5)
+        sub.disconnect()
+        sub.loop_stop()
+        assert d.stop() == 0
+        d = RunningBroker(*args, shards=2)
+        assert wait_until(lambda: connected_count(d) >= 1, timeout=20), d.log()
+        assert metrics(d)["shardmq_cluster_bindings"] == 2
+        pub = Client(a, "pub-dur")
+        pub.publish("dur/x", "while offline", qos=1)
+        pub.close()
+        got = queue.Queue()
+        sub = paho.Client(client_id="persist-d", clean_session=False, protocol=paho.MQTTv311)
+        sub.on_message = lambda c, u, m: got.put(m.payload)
+        sub.connect("127.0.0.1", d.port)
+        sub.loop_start()
+        assert got.get(timeout=5) == b"while offline"
+        sub.disconnect()
+        sub.loop_stop()
+    finally:
+        assert d.stop() == 0
