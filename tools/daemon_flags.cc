@@ -194,6 +194,18 @@ ABSL_FLAG(std::string, http_token, "",
           "--http-token-file: a command line is visible to other users.");
 ABSL_FLAG(std::string, http_token_file, "",
           "File holding the admin HTTP bearer token (surrounding white space ignored).");
+ABSL_FLAG(std::string, cluster_amqp, "",
+          "Run as one node of a cluster whose nodes exchange messages through RabbitMQ: "
+          "amqp://user:pass@host:port/vhost (README \"Cluster\"). Needs --node-id. Empty: "
+          "a single broker.");
+ABSL_FLAG(std::string, node_id, "",
+          "This node's name in the cluster (letters, digits, '-', '_', '.'; at most 200 "
+          "bytes), unique among the nodes: its RabbitMQ queue is shardmq.node.<id>.");
+ABSL_FLAG(std::string, cluster_exchange, "shardmq",
+          "The RabbitMQ topic exchange the nodes of a cluster share.");
+ABSL_FLAG(uint32_t, cluster_buffer, 100000,
+          "Messages for other nodes held while RabbitMQ is slow or away (1-10000000); over "
+          "it QoS 0 messages are dropped first, and drops are logged.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -252,6 +264,10 @@ constexpr std::string_view kFlagOrder[] = {"config",
                                            "http_listen",
                                            "http_token",
                                            "http_token_file",
+                                           "cluster_amqp",
+                                           "node_id",
+                                           "cluster_exchange",
+                                           "cluster_buffer",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -311,6 +327,40 @@ absl::Status CheckRange(const Sources& sources, std::string_view name, T value, 
                      absl::StrFormat("must be between %d and %d", low, high));
   }
   return absl::OkStatus();
+}
+
+// --cluster-amqp and its companions (README "Cluster").
+absl::Status ClusterOptions(const Sources& sources, Options::Cluster& cluster) {
+  cluster.amqp_url = absl::GetFlag(FLAGS_cluster_amqp);
+  cluster.node_id = absl::GetFlag(FLAGS_node_id);
+  cluster.exchange = absl::GetFlag(FLAGS_cluster_exchange);
+  cluster.buffer_messages = absl::GetFlag(FLAGS_cluster_buffer);
+  if (cluster.amqp_url.empty()) {
+    if (!cluster.node_id.empty()) {
+      return FlagError(sources, "node_id", cluster.node_id, "has no effect without --cluster-amqp");
+    }
+    return absl::OkStatus();
+  }
+  if (!cluster.amqp_url.starts_with("amqp://")) {
+    return FlagError(sources, "cluster_amqp", cluster.amqp_url,
+                     "must be amqp://user:pass@host:port/vhost");
+  }
+  if (cluster.node_id.empty()) {
+    return FlagError(sources, "cluster_amqp", cluster.amqp_url, "needs --node-id");
+  }
+  const bool name_ok = cluster.node_id.size() <= 200 &&
+                       std::all_of(cluster.node_id.begin(), cluster.node_id.end(), [](char c) {
+                         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                       });
+  if (!name_ok) {
+    return FlagError(sources, "node_id", cluster.node_id,
+                     "must be at most 200 letters, digits, '-', '_' or '.'");
+  }
+  if (cluster.exchange.empty() || cluster.exchange.size() > 255) {
+    return FlagError(sources, "cluster_exchange", cluster.exchange, "must be 1 to 255 bytes");
+  }
+  return CheckRange(sources, "cluster_buffer", cluster.buffer_messages, 1, 10'000'000);
 }
 
 // Every flag back to its default: a reload parses the command line and the
@@ -683,6 +733,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc, char** argv) {
   }
   options.redirect.server_reference = reference;
   options.response_information = absl::GetFlag(FLAGS_response_information);
+
+  if (absl::Status status = ClusterOptions(sources, options.cluster); !status.ok()) return status;
 
   std::string secret = absl::GetFlag(FLAGS_auth_method_demo);
   if (!secret.empty()) {

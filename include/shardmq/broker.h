@@ -118,6 +118,23 @@ struct BrokerStats {
   uint64_t sleep_ns = 0;
 };
 
+// Options::cluster: the node's link to RabbitMQ (README "Cluster").
+struct ClusterStats {
+  bool enabled = false;    // --cluster-amqp is set
+  bool connected = false;  // to RabbitMQ, now
+  uint64_t published = 0;  // messages to other nodes, confirmed by RabbitMQ
+  uint64_t consumed = 0;   // messages from other nodes handed to the shards
+  // This node's own messages that came back through its queue (it has a
+  // subscriber for them too) and were dropped.
+  uint64_t own_skipped = 0;
+  // Messages for other nodes dropped because the outgoing buffer was full.
+  uint64_t dropped_qos0 = 0;
+  uint64_t dropped_qos12 = 0;
+  uint64_t reconnects = 0;
+  uint64_t bindings = 0;  // binding keys the node's queue holds for its filters
+  uint64_t buffered = 0;  // messages waiting to be published
+};
+
 // How many connections the broker accepts (the Options fields of the same
 // names), for Broker::SetConnectionLimits.
 struct ConnectionLimits {
@@ -219,6 +236,8 @@ class Broker {
   // The same per shard, indexed by shard (connections_open is the group's
   // total in Stats() and each shard's own here).
   std::vector<BrokerStats> StatsPerShard() const;
+  // The cluster link's counters (all zero, enabled false, without one).
+  ClusterStats cluster_stats() const;
 
   // Inspection (shardmq/broker_view.h). Each asks every shard concerned
   // through its external mailbox, lets it copy what it owns on its own

@@ -271,6 +271,25 @@ struct Options {
   // Answer every CONNECT with a redirect instead of serving it.
   ServerRedirect redirect;
 
+  // Several nodes as one broker through RabbitMQ (README "Cluster"):
+  // messages published here reach matching subscribers on the other nodes,
+  // retained messages are stored on every node. Off while amqp_url is empty,
+  // and then costs nothing.
+  struct Cluster {
+    // amqp://user:pass@host:port/vhost
+    std::string amqp_url;
+    // This node's name among the nodes (its queue is "shardmq.node.<id>").
+    std::string node_id;
+    // The topic exchange every node publishes to.
+    std::string exchange = "shardmq";
+    // Messages for other nodes held while RabbitMQ is slow or away; over
+    // it QoS 0 messages are dropped first (counted, logged).
+    uint32_t buffer_messages = 100000;
+
+    bool enabled() const { return !amqp_url.empty(); }
+  };
+  Cluster cluster;
+
   // MQTT 5 Response Information: a client that sets Request Response
   // Information gets this prefix followed by its client id in CONNACK, a
   // topic subtree it may use for response topics. Empty: not offered.

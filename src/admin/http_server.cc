@@ -186,6 +186,7 @@ class AdminServer::Impl {
       if (gauges.ok()) input.gauges = *std::move(gauges);
       input.uptime_seconds = absl::ToDoubleSeconds(absl::Now() - started_);
       input.version = options_.version;
+      input.cluster = broker_.cluster_stats();
       res.set_content(admin::RenderPrometheus(input), "text/plain; version=0.0.4");
     });
     server_.Get("/api/v1/broker",

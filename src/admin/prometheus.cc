@@ -227,6 +227,34 @@ std::string RenderPrometheus(const MetricsInput& input) {
     w.Family("shardmq_retained_messages", "gauge", "Retained messages.");
     w.Sample("shardmq_retained_messages", "", g.front().retained);
   }
+  if (input.cluster.enabled) {
+    // One link per node, so no shard label (README "Cluster").
+    const ClusterStats& c = input.cluster;
+    auto one = [&w](absl::string_view name, absl::string_view type, absl::string_view help,
+                    uint64_t value) {
+      w.Family(name, type, help);
+      w.Sample(name, "", value);
+    };
+    one("shardmq_cluster_connected", "gauge", "1 while the node is connected to RabbitMQ.",
+        c.connected ? 1 : 0);
+    one("shardmq_cluster_published_total", "counter",
+        "Messages sent to the other nodes, confirmed by RabbitMQ.", c.published);
+    one("shardmq_cluster_consumed_total", "counter",
+        "Messages from other nodes handed to the shards.", c.consumed);
+    one("shardmq_cluster_own_skipped_total", "counter",
+        "This node's own messages that came back through its queue and were dropped.",
+        c.own_skipped);
+    w.Family("shardmq_cluster_dropped_total", "counter",
+             "Messages for other nodes dropped because the outgoing buffer was full, by QoS.");
+    w.Sample("shardmq_cluster_dropped_total", "qos=\"0\"", c.dropped_qos0);
+    w.Sample("shardmq_cluster_dropped_total", "qos=\"1_2\"", c.dropped_qos12);
+    one("shardmq_cluster_reconnects_total", "counter", "Connections to RabbitMQ made again.",
+        c.reconnects);
+    one("shardmq_cluster_bindings", "gauge", "Binding keys the node's queue holds for its filters.",
+        c.bindings);
+    one("shardmq_cluster_buffered_messages", "gauge",
+        "Messages for other nodes waiting to be published.", c.buffered);
+  }
   return out;
 }
 

@@ -24,6 +24,8 @@ struct MetricsInput {
   std::vector<ShardGauges> gauges;
   double uptime_seconds = 0;
   std::string version;
+  // Rendered only when enabled (--cluster-amqp).
+  ClusterStats cluster;
 };
 
 std::string RenderPrometheus(const MetricsInput& input);

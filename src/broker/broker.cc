@@ -16,9 +16,11 @@
 #include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
+#include "broker/cluster_bridge.h"
 #include "broker/retained_recovery.h"
 #include "broker/shard_query.h"
 #include "broker/store_rewrite.h"
+#include "cluster/amqp_link.h"
 #include "mqtt/topic_validation.h"
 #include "net/listen_address.h"
 #include "net/unix_owner.h"
@@ -26,6 +28,7 @@
 #include "shard/tls_session.h"
 #include "store/data_dir_lock.h"
 #include "store/data_dir_rewrite.h"
+#include "topic/levels.h"
 
 namespace shardmq {
 
@@ -88,6 +91,9 @@ class Broker::Impl {
     context_.authenticator = options_.authenticator;
     for (const std::shared_ptr<Hooks>& hooks : options_.hooks) context_.hooks.Add(hooks);
     context_.link = link_;
+    if (options_.cluster.enabled()) {
+      if (absl::Status status = CreateClusterLink(); !status.ok()) return status;
+    }
     for (int i = 0; i < options_.shards; ++i) {
       context_.stats.push_back(std::make_unique<broker::ShardStats>());
     }
@@ -290,8 +296,35 @@ class Broker::Impl {
     context_.next_log_number = recovered.next_number;
   }
 
+  // Options::cluster: the link to RabbitMQ. Consumed messages go to a shard
+  // through the same BrokerLink inline clients use.
+  absl::Status CreateClusterLink() {
+    cluster::AmqpLinkOptions link_options;
+    link_options.url = options_.cluster.amqp_url;
+    link_options.node_id = options_.cluster.node_id;
+    link_options.exchange = options_.cluster.exchange;
+    link_options.max_buffered = options_.cluster.buffer_messages;
+    auto created = cluster::AmqpLink::Create(
+        std::move(link_options), [link = link_, shards = options_.shards](std::string_view body) {
+          return broker::PostFromCluster(*link, shards, body);
+        });
+    if (!created.ok()) return created.status();
+    cluster_ = *std::move(created);
+    context_.cluster = cluster_.get();
+    return absl::OkStatus();
+  }
+
   absl::Status Start() {
     if (absl::Status opened = OpenStore(); !opened.ok()) return opened;
+    if (cluster_ != nullptr) {
+      // Recovered persistent sessions' filters: one 0->1 per shard that has
+      // them, as the shards themselves announce new ones.
+      for (const auto& [filter, home] : context_.recovered_interest) {
+        std::string_view bound = filter;
+        if (auto shared = topic::ParseSharedSubscription(filter)) bound = shared->filter;
+        cluster_->FilterAdded(bound);
+      }
+    }
     {
       // A SetLimits from another thread waits until the shards can be asked.
       std::lock_guard<std::mutex> lock(limits_mutex_);
@@ -308,6 +341,7 @@ class Broker::Impl {
       context_.recovered_shared_members.clear();
       link_->Attach(group_.get());
     }
+    if (cluster_ != nullptr) cluster_->Start();
     if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();
     return absl::OkStatus();
   }
@@ -390,6 +424,8 @@ class Broker::Impl {
     waited_ = true;
     shard::ShutdownReport shards = group_->Join();
     link_->Attach(nullptr);
+    // After the shards: nothing publishes or changes interest any more.
+    if (cluster_ != nullptr) cluster_->Stop();
     report.connections_closed = shards.connections_flushed + shards.connections_aborted;
     for (int i = 0; i < context_.shard_count; ++i) {
       const shard::ShardCounters& counters = group_->counters(i);
@@ -443,6 +479,23 @@ class Broker::Impl {
     if (group_ == nullptr) return out;
     for (int i = 0; i < context_.shard_count; ++i) AddShard(i, out);
     out.connections_open = static_cast<uint64_t>(std::max<int64_t>(0, group_->open_connections()));
+    return out;
+  }
+
+  ClusterStats cluster_stats() const {
+    ClusterStats out;
+    if (cluster_ == nullptr) return out;
+    const cluster::AmqpLinkStats s = cluster_->Stats();
+    out.enabled = true;
+    out.connected = s.connected;
+    out.published = s.published;
+    out.consumed = s.consumed;
+    out.own_skipped = s.own_skipped;
+    out.dropped_qos0 = s.dropped_qos0;
+    out.dropped_qos12 = s.dropped_qos12;
+    out.reconnects = s.reconnects;
+    out.bindings = s.bindings;
+    out.buffered = s.buffered;
     return out;
   }
 
@@ -588,6 +641,9 @@ class Broker::Impl {
   std::unique_ptr<shard::ShardGroup> group_;
   // Inline clients' way in; cut when the shards are joined.
   std::shared_ptr<broker::BrokerLink> link_ = std::make_shared<broker::BrokerLink>();
+  // Options::cluster (context_.cluster points at it): started once the
+  // shards serve, stopped in Wait() once they have stopped.
+  std::unique_ptr<cluster::AmqpLink> cluster_;
   std::atomic<bool> stopping_{false};
   bool waited_ = false;
   // Orders SetLimits / SetConnectionLimits callers and guards the limits in
@@ -633,6 +689,7 @@ absl::Status Broker::Serve() {
 std::vector<std::string> Broker::BoundAddresses() const { return impl_->BoundAddresses(); }
 BrokerStats Broker::Stats() const { return impl_->Stats(); }
 std::vector<BrokerStats> Broker::StatsPerShard() const { return impl_->StatsPerShard(); }
+ClusterStats Broker::cluster_stats() const { return impl_->cluster_stats(); }
 absl::StatusOr<std::vector<ShardGauges>> Broker::Gauges(absl::Duration timeout) const {
   return impl_->Gauges(timeout);
 }

@@ -21,6 +21,10 @@
 #include "shardmq/options.h"
 #include "store/log_writer.h"
 
+namespace shardmq::cluster {
+class AmqpLink;  // cluster/amqp_link.h
+}  // namespace shardmq::cluster
+
 namespace shardmq::broker {
 
 class BrokerLink;  // broker/broker_link.h
@@ -99,6 +103,10 @@ struct BrokerContext {
   std::shared_ptr<BrokerLink> link;
   int shard_count = 1;
   std::vector<std::unique_ptr<ShardStats>> stats;  // one per shard
+  // Options::cluster: the link to RabbitMQ, or nullptr when clustering is
+  // off (every use is behind that null check). Owned by Broker::Impl; it
+  // outlives the shards. Its Publish/Filter* calls never block a shard.
+  cluster::AmqpLink* cluster = nullptr;
 
   // Durable state (Options::durability): one slot per shard, filled by
   // Broker::Start before the shard threads run and emptied by each

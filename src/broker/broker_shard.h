@@ -74,6 +74,11 @@ class BrokerShard final : public shard::ShardHandler {
   // Broker::DisconnectClient on the client's home shard.
   absl::Status AdminDisconnect(std::string_view client_id, bool discard_session);
 
+  // Clustering (cluster_bridge.cc). A message from another node, as the
+  // link consumed it: routed here as if published locally (matched against
+  // this node's subscriptions, retained on this node), never sent back out.
+  void RouteFromCluster(std::string_view body);
+
   // Broker::SetLimits on every shard: `limits` (already checked) replace
   // this shard's copy. Connected clients keep what their CONNACK told them
   // (Connection::advertised, their decoder's Maximum Packet Size) and meet
@@ -288,6 +293,11 @@ class BrokerShard final : public shard::ShardHandler {
                        const topic::SubscriptionOptions& options, PendingSuback* pending,
                        uint64_t token);
   void RemoveSubscription(Session& session, const std::string& filter);
+  // Clustering (cluster_bridge.cc), called only when context_.cluster is
+  // set: a message a local client (or will, or inline client) published
+  // goes to the other nodes; a filter became active / inactive on this shard.
+  void ExportToCluster(const Message::Fields& fields);
+  void ClusterInterest(const std::string& filter, bool added);
   void FinishSuback(PendingSuback& pending);
   // One of the things a pending SUBACK waits for arrived (an interest
   // acknowledgement, the log's durability); the last one sends it.

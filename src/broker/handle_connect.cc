@@ -492,6 +492,9 @@ void BrokerShard::PublishWill(WillMessage& will) {
   // Message::Make copies the properties and starts the expiry interval now;
   // `will` keeps them alive until Route returns.
   if (will.properties != nullptr) fields.properties = &will.properties->properties;
+  if (context_.cluster != nullptr) [[unlikely]] {
+    ExportToCluster(fields);
+  }
   Route(fields);
 }
 

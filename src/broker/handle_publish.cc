@@ -127,7 +127,11 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
       } else {
         LogInboundQos2(session, publish.packet_id, true);
       }
-      matched = Route(fields);
+      if (context_.cluster != nullptr) [[unlikely]] {
+        ExportToCluster(fields);
+      }
+      // Other nodes may have subscribers: only this node's are known here.
+      matched = Route(fields) || context_.cluster != nullptr;
     }
     mqtt::PubAck pubrec;
     pubrec.type = mqtt::PacketType::kPubrec;
@@ -155,7 +159,10 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     return;
   }
 
-  const bool matched = Route(fields);
+  if (context_.cluster != nullptr) [[unlikely]] {
+    ExportToCluster(fields);
+  }
+  const bool matched = Route(fields) || context_.cluster != nullptr;
   if (publish.qos == 1) {
     mqtt::PubAck puback;
     puback.type = mqtt::PacketType::kPuback;

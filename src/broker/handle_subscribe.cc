@@ -124,6 +124,9 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
   topic::SubscribeResult result =
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
   InvalidateRoutes();
+  if (result.filter_became_active && context_.cluster != nullptr) [[unlikely]] {
+    ClusterInterest(filter, true);
+  }
   if (result.filter_became_active && shard_.shard_count() > 1) {
     BroadcastInterest(kMailInterestAdd, filter, token);
     pending->acks_missing += shard_.shard_count() - 1;
@@ -148,6 +151,9 @@ void BrokerShard::RemoveSubscription(Session& session, const std::string& filter
       index_.Unsubscribe(reinterpret_cast<topic::SubscriberId>(&session), filter);
   InvalidateRoutes();
   if (result.existed && mqtt::IsSharedSubscription(filter)) AnnounceSharedCount(filter);
+  if (result.filter_became_inactive && context_.cluster != nullptr) [[unlikely]] {
+    ClusterInterest(filter, false);
+  }
   if (result.filter_became_inactive && shard_.shard_count() > 1) {
     BroadcastInterest(kMailInterestRemove, filter, 0);
   }

@@ -86,6 +86,9 @@ void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublis
   if (!request.topic.starts_with('$')) {
     stats_.CountReceived(fields.qos, fields.topic.size() + fields.payload.size());
   }
+  if (context_.cluster != nullptr) [[unlikely]] {
+    ExportToCluster(fields);
+  }
   Route(fields);
 }
 

@@ -78,5 +78,23 @@ TEST(PrometheusTest, EverySampleHasAType) {
   EXPECT_EQ(p.samples["shardmq_gauges_up"], "1");
 }
 
+TEST(PrometheusTest, ClusterLinkOnlyWhenEnabled) {
+  MetricsInput input;
+  input.shards.resize(1);
+  EXPECT_EQ(Parse(RenderPrometheus(input)).samples.count("shardmq_cluster_connected"), 0u);
+  input.cluster.enabled = true;
+  input.cluster.connected = true;
+  input.cluster.published = 12;
+  input.cluster.dropped_qos0 = 3;
+  input.cluster.bindings = 4;
+  Parsed p = Parse(RenderPrometheus(input));
+  EXPECT_EQ(p.samples["shardmq_cluster_connected"], "1");
+  EXPECT_EQ(p.samples["shardmq_cluster_published_total"], "12");
+  EXPECT_EQ(p.samples["shardmq_cluster_dropped_total{qos=\"0\"}"], "3");
+  EXPECT_EQ(p.samples["shardmq_cluster_dropped_total{qos=\"1_2\"}"], "0");
+  EXPECT_EQ(p.samples["shardmq_cluster_bindings"], "4");
+  EXPECT_EQ(p.types["shardmq_cluster_consumed_total"], "counter");
+}
+
 }  // namespace
 }  // namespace shardmq::admin

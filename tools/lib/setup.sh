@@ -8,15 +8,16 @@ SHARDMQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHARDMQ_BUILD_PACKAGES=(
   g++ meson ninja-build pkg-config
   liburing-dev libabsl-dev libmimalloc-dev libssl-dev libwslay-dev libtoml11-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev librabbitmq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Packages only the tests need: clang for the libFuzzer build, real MQTT
 # clients, mosquitto for side-by-side runs, Node.js for MQTT.js, Chromium to
-# run MQTT.js's browser bundle over WebSocket (tests/integration/test_websocket.py).
+# run MQTT.js's browser bundle over WebSocket (tests/integration/test_websocket.py),
+# RabbitMQ for the cluster tests (tests/integration/test_cluster.py starts its own).
 SHARDMQ_TEST_PACKAGES=(
   clang libclang-rt-14-dev
-  mosquitto mosquitto-clients
+  mosquitto mosquitto-clients rabbitmq-server
   python3 python3-pytest python3-paho-mqtt
   chromium
 )

@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""Cross-node throughput through RabbitMQ (README "Cluster"), measured end to
+end with raw MQTT 3.1.1 sockets so the client is not the bottleneck.
+
+Starts its own rabbitmq-server (as tests/integration/test_cluster.py does)
+and two shardmq nodes, then for each case publishes COUNT QoS 0 messages as
+fast as TCP takes them on one node and counts them at a subscriber on the
+other node (or the same node, for the baseline). Prints messages/s from the
+first byte sent to the last message received.
+
+    SHARDMQ_BIN=build/tools/shardmq /usr/bin/python3 bench/cluster/cross_node.py [COUNT]
+"""
+import os
+import pathlib
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from conftest import RunningBroker, wait_until  # noqa: E402
+from test_cluster import Rabbit, connected_count  # noqa: E402
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n % 128
+        n //= 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def packet(kind, body):
+    return bytes([kind]) + varint(len(body)) + body
+
+
+def utf8(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def connect(port, client_id):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    body = utf8("MQTT") + bytes([4, 2]) + struct.pack(">H", 0) + utf8(client_id)
+    s.sendall(packet(0x10, body))
+    assert s.recv(4)[0] == 0x20
+    return s
+
+
+def subscribe(s, topic):
+    s.sendall(packet(0x82, struct.pack(">H", 1) + utf8(topic) + bytes([0])))
+    assert s.recv(5)[0] == 0x90
+
+
+def run_case(pub_port, sub_port, count, payload=64, settle=1.0):
+    topic = f"bench/{pub_port}/{sub_port}/{time.monotonic_ns()}"
+    sub = connect(sub_port, f"sub-{time.monotonic_ns()}")
+    subscribe(sub, topic)
+    time.sleep(settle)  # the binding reaches RabbitMQ
+    one = packet(0x30, utf8(topic) + b"x" * payload)
+    received = [0]
+    done = threading.Event()
+
+    def read():
+        got = 0
+        need = count * len(one)
+        while got < need:
+            chunk = sub.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+        received[0] = got // len(one)
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    pub = connect(pub_port, f"pub-{time.monotonic_ns()}")
+    batch = one * 1000
+    start = time.monotonic()
+    for _ in range(count // 1000):
+        pub.sendall(batch)
+    done.wait(120)
+    elapsed = time.monotonic() - start
+    pub.close()
+    sub.close()
+    return received[0], elapsed
+
+
+def latency(pub_port, sub_port, rounds=200, payload=64):
+    """Median and 99th percentile of one message's trip, one at a time."""
+    topic = f"lat/{time.monotonic_ns()}"
+    sub = connect(sub_port, f"lsub-{time.monotonic_ns()}")
+    subscribe(sub, topic)
+    time.sleep(1.0)
+    pub = connect(pub_port, f"lpub-{time.monotonic_ns()}")
+    one = packet(0x30, utf8(topic) + b"x" * payload)
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        pub.sendall(one)
+        got = 0
+        while got < len(one):
+            got += len(sub.recv(len(one) - got))
+        samples.append(time.perf_counter() - start)
+    pub.close()
+    sub.close()
+    samples.sort()
+    return samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99)] * 1e3
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
+    base = tempfile.mkdtemp(prefix="shardmq-bench-rabbit-")
+    rabbit = Rabbit(base)
+    nodes = []
+    try:
+        rabbit.start()
+        for name in ("a", "b"):
+            nodes.append(RunningBroker(f"--cluster-amqp={rabbit.url}", f"--node-id=bench-{name}",
+                                       f"--cluster-buffer={count * 2}", shards=1))
+        for node in nodes:
+            assert wait_until(lambda: connected_count(node) >= 1, timeout=20)
+        a, b = nodes
+        for label, pub, sub in (("same node (cluster on)", a, a), ("cross node", a, b)):
+            got, elapsed = run_case(pub.port, sub.port, count)
+            print(f"{label:24s} QoS 0, 64 B: {got}/{count} received in {elapsed:.2f} s = "
+                  f"{got / elapsed:,.0f} msg/s", flush=True)
+        for label, pub, sub in (("same node (cluster on)", a, a), ("cross node", a, b)):
+            p50, p99 = latency(pub.port, sub.port)
+            print(f"{label:24s} QoS 0 one at a time: p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                  flush=True)
+    finally:
+        for node in nodes:
+            node.stop()
+            for line in node.log_lines:
+                if "cluster: stopped" in line:
+                    print(line)
+        rabbit.close()
+
+
+if __name__ == "__main__":
+    main()

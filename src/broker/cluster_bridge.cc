@@ -1,0 +1,111 @@
+// See cluster_bridge.h.
+#include "broker/cluster_bridge.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include "absl/hash/hash.h"
+#include "base/log.h"
+#include "broker/broker_shard.h"
+#include "broker/record_codec.h"
+#include "broker/retained_recovery.h"
+#include "broker/session_records.h"
+#include "cluster/amqp_link.h"
+#include "topic/levels.h"
+
+namespace shardmq::broker {
+namespace {
+
+absl::StatusOr<SessionRecord> DecodeBody(std::string_view body) {
+  if (body.empty() || body[0] != kClusterBodyFormat) {
+    return absl::InvalidArgumentError("unknown message format (another shardmq version?)");
+  }
+  body.remove_prefix(1);
+  return DecodeSessionRecord(kRecordMessage, records::AsBytes(body));
+}
+
+}  // namespace
+
+bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body) {
+  absl::StatusOr<SessionRecord> record = DecodeBody(body);
+  if (!record.ok()) {
+    SHARDMQ_LOG(kWarning, "cluster: dropped a message from RabbitMQ: %s",
+                record.status().message());
+    return true;
+  }
+  const std::string_view topic = record->message.topic;
+  const size_t hash =
+      absl::Hash<absl::string_view>{}(absl::string_view(topic.data(), topic.size()));
+  const int shard = static_cast<int>(hash % static_cast<size_t>(shard_count));
+  return link.Post(shard, [body = std::string(body)](shard::ShardHandler& handler) {
+    static_cast<BrokerShard&>(handler).RouteFromCluster(body);
+  });
+}
+
+void BrokerShard::ExportToCluster(const Message::Fields& fields) {
+  // $SYS is each node's own report about itself.
+  if (fields.topic == "$SYS" || fields.topic.starts_with("$SYS/")) return;
+  // Built as subscribers would see it: only the properties they receive,
+  // the expiry interval started now.
+  MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
+  std::optional<int64_t> expires_at_ns;
+  if (message->has_expiry()) {
+    expires_at_ns =
+        WallNowNs() + int64_t{message->RemainingExpirySeconds(shard_.Now())} * 1'000'000'000;
+  }
+  std::string body(1, kClusterBodyFormat);
+  EncodeMessage(0, 0, message->topic(), message->publisher(), message->qos(), message->retain(),
+                expires_at_ns, message->properties(), message->payload(), body);
+  context_.cluster->Publish(message->topic(), message->retain(), message->qos(), std::move(body));
+}
+
+void BrokerShard::ClusterInterest(const std::string& filter, bool added) {
+  // A shared group's members on this node share its messages; the node
+  // needs what the inner filter matches.
+  std::string_view bound = filter;
+  if (auto shared = topic::ParseSharedSubscription(filter); shared.has_value()) {
+    bound = shared->filter;
+  }
+  if (added) {
+    context_.cluster->FilterAdded(bound);
+  } else {
+    context_.cluster->FilterRemoved(bound);
+  }
+}
+
+void BrokerShard::RouteFromCluster(std::string_view body) {
+  absl::StatusOr<SessionRecord> record = DecodeBody(body);
+  if (!record.ok()) return;  // PostFromCluster checked it
+  const MessageRecord& m = record->message;
+  // The property block was encoded by another node from a Message; one that
+  // does not decode is delivered without its properties rather than lost.
+  mqtt::Properties properties;
+  if (absl::StatusOr<mqtt::Properties> decoded = records::DecodePropertiesBody(m.properties);
+      decoded.ok()) {
+    properties = *std::move(decoded);
+  }
+  if (m.expires_at_ns) {
+    const int64_t now = WallNowNs();
+    if (*m.expires_at_ns <= now) {
+      ShardStats::Inc(stats_.dropped_expired);
+      return;
+    }
+    const int64_t left_ns = *m.expires_at_ns - now;
+    const int64_t left_s = left_ns / 1'000'000'000 + (left_ns % 1'000'000'000 != 0 ? 1 : 0);
+    properties.message_expiry_interval =
+        static_cast<uint32_t>(std::min<int64_t>(left_s, UINT32_MAX));
+  }
+  Message::Fields fields;
+  fields.topic = m.topic;
+  fields.payload = m.payload;
+  fields.qos = std::min(m.qos, limits_.max_qos);
+  fields.retain = m.retain;
+  fields.publisher = m.publisher;
+  fields.properties = &properties;
+  // Route, not the client path: no hooks (the publishing node ran them), not
+  // exported again. A retained message is stored here too.
+  Route(fields);
+}
+
+}  // namespace shardmq::broker

@@ -1,0 +1,27 @@
+// The broker's side of clustering (README "Cluster"): how messages from
+// other nodes enter the shards. The link to RabbitMQ (cluster/amqp_link.h)
+// moves opaque bodies; this side gives them their meaning.
+//
+// A body is a format byte (kClusterBodyFormat) followed by a MESSAGE record
+// (session_records.h, body and origin 0): topic, publisher client id, QoS,
+// retain, the MQTT 5 properties a subscriber receives and the expiry as a
+// wall-clock deadline (nodes are assumed to keep their clocks in sync, as
+// with NTP). BrokerShard::ExportToCluster writes it on the publisher's shard,
+// BrokerShard::RouteFromCluster reads it on the receiving node's shard.
+#pragma once
+
+#include <string_view>
+
+#include "broker/broker_link.h"
+
+namespace shardmq::broker {
+
+inline constexpr char kClusterBodyFormat = 1;
+
+// The link thread: hands a body consumed from RabbitMQ to one shard, chosen
+// by its topic so that messages on one topic keep their order. False when
+// the broker is not running (the link then leaves the message unacked) or
+// the body cannot be read (logged; acked, since it never will be).
+bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body);
+
+}  // namespace shardmq::broker
