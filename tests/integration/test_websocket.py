@@ -176,7 +176,7 @@ def test_broker_close_sends_close_frame(start_broker):
     (frame(BINARY, b"\xc0\x00", rsv=4), 1002),
     (frame(CONTINUATION, b"\xc0\x00"), 1002),
     (frame(PING, b"x", fin=False), 1002),
-])
+], ids=["text", "unmasked", "rsv", "stray-continuation", "fragmented-ping"])
 def test_protocol_violations_close_the_connection(start_broker, bad, code):
     broker = start_ws(start_broker)
     client = WsClient(broker.port)
@@ -197,7 +197,7 @@ def test_protocol_violations_close_the_connection(start_broker, bad, code):
     request(version="8"),
     request(key="not-a-key"),
     b"POST /mqtt HTTP/1.1\r\nHost: x\r\n\r\n",
-])
+], ids=["path", "no-protocol", "other-protocol", "version-8", "bad-key", "post"])
 def test_bad_handshake_gets_400(start_broker, upgrade):
     broker = start_ws(start_broker)
     with pytest.raises(WsRefused) as refused:

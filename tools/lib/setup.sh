@@ -14,11 +14,12 @@ SHARDMQ_BUILD_PACKAGES=(
 # Packages only the tests need: clang for the libFuzzer build, real MQTT
 # clients, mosquitto for side-by-side runs, Node.js for MQTT.js, Chromium to
 # run MQTT.js's browser bundle over WebSocket (tests/integration/test_websocket.py),
-# RabbitMQ for the cluster tests (tests/integration/test_cluster.py starts its own).
+# RabbitMQ for the cluster tests (tests/integration/test_cluster.py starts its own),
+# pytest-xdist to run the integration test files two at a time.
 SHARDMQ_TEST_PACKAGES=(
   clang libclang-rt-14-dev
   mosquitto mosquitto-clients rabbitmq-server
-  python3 python3-pytest python3-paho-mqtt
+  python3 python3-pytest python3-pytest-xdist python3-paho-mqtt
   chromium
 )
 
