@@ -78,23 +78,12 @@ void BrokerShard::RouteFromCluster(std::string_view body) {
   absl::StatusOr<SessionRecord> record = DecodeBody(body);
   if (!record.ok()) return;  // PostFromCluster checked it
   const MessageRecord& m = record->message;
-  // The property block was encoded by another node from a Message; one that
-  // does not decode is delivered without its properties rather than lost.
-  mqtt::Properties properties;
-  if (absl::StatusOr<mqtt::Properties> decoded = records::DecodePropertiesBody(m.properties);
-      decoded.ok()) {
-    properties = *std::move(decoded);
-  }
-  if (m.expires_at_ns) {
-    const int64_t now = WallNowNs();
-    if (*m.expires_at_ns <= now) {
-      ShardStats::Inc(stats_.dropped_expired);
-      return;
-    }
-    const int64_t left_ns = *m.expires_at_ns - now;
-    const int64_t left_s = left_ns / 1'000'000'000 + (left_ns % 1'000'000'000 != 0 ? 1 : 0);
-    properties.message_expiry_interval =
-        static_cast<uint32_t>(std::min<int64_t>(left_s, UINT32_MAX));
+  // Encoded by another node from a Message: its properties, with what is
+  // left of its expiry.
+  std::optional<mqtt::Properties> properties = ForwardedProperties(m, WallNowNs());
+  if (!properties) {
+    ShardStats::Inc(stats_.dropped_expired);
+    return;
   }
   Message::Fields fields;
   fields.topic = m.topic;
@@ -102,7 +91,7 @@ void BrokerShard::RouteFromCluster(std::string_view body) {
   fields.qos = std::min(m.qos, limits_.max_qos);
   fields.retain = m.retain;
   fields.publisher = m.publisher;
-  fields.properties = &properties;
+  fields.properties = &*properties;
   // Route, not the client path: no hooks (the publishing node ran them), not
   // exported again. A retained message is stored here too.
   Route(fields);

@@ -8,29 +8,34 @@
 
 namespace shardmq::broker {
 
-MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
-                          shard::Clock::time_point now, uint64_t origin) {
-  // Checked when the record was written; a failure here would be a bug, and
-  // the message is kept without its properties rather than lost.
+std::optional<mqtt::Properties> ForwardedProperties(const MessageRecord& record,
+                                                    int64_t now_wall_ns) {
   mqtt::Properties properties =
       records::DecodePropertiesBody(record.properties).value_or(mqtt::Properties{});
   if (record.expires_at_ns) {
-    // Compared before subtracting: the expiry is read from the log, and one
-    // near either end of int64 must not overflow.
-    if (*record.expires_at_ns <= now_wall_ns) return MessageRef();
+    // Compared before subtracting: the expiry is read from a log or another
+    // node, and one near either end of int64 must not overflow.
+    if (*record.expires_at_ns <= now_wall_ns) return std::nullopt;
     const int64_t left_ns = *record.expires_at_ns - now_wall_ns;
     // Whole seconds left, rounded up as Message does.
     const int64_t left_s = left_ns / 1'000'000'000 + (left_ns % 1'000'000'000 != 0 ? 1 : 0);
     properties.message_expiry_interval =
         static_cast<uint32_t>(std::min<int64_t>(left_s, UINT32_MAX));
   }
+  return properties;
+}
+
+MessageRef RebuildMessage(const MessageRecord& record, int64_t now_wall_ns,
+                          shard::Clock::time_point now, uint64_t origin) {
+  std::optional<mqtt::Properties> properties = ForwardedProperties(record, now_wall_ns);
+  if (!properties) return MessageRef();
   Message::Fields fields;
   fields.topic = record.topic;
   fields.payload = record.payload;
   fields.qos = record.qos;
   fields.retain = record.retain;
   fields.publisher = record.publisher;
-  fields.properties = &properties;
+  fields.properties = &*properties;
   fields.origin = origin;
   return MessageRef::Adopt(Message::Make(fields, now));
 }

@@ -88,6 +88,14 @@ struct RecoveredSession {
 // them again. Returns how many were dropped.
 size_t DropUncommitted(std::vector<RecoveredSession>& sessions);
 
+// The properties a message out of a MESSAGE record is forwarded with: its
+// property block (kept without it if that does not decode: a bug or a
+// newer format, and the message is worth more than its properties) and
+// what is left of its Message Expiry Interval at `now_wall_ns`, in whole
+// seconds rounded up; nullopt when that has run out.
+std::optional<mqtt::Properties> ForwardedProperties(const MessageRecord& record,
+                                                    int64_t now_wall_ns);
+
 // A message out of a MESSAGE or RETAIN SET record, with what is left of its
 // Message Expiry Interval; null when that has run out.
 // `origin`: Message::origin().

@@ -14,6 +14,7 @@ import urllib.request
 
 import mqtt_raw as raw
 from conftest import BINARY, wait_until
+from test_abuse import rss_kib
 from test_durable_sessions import free_port
 
 PAYLOAD = 2048
@@ -72,14 +73,6 @@ def sanitized():
     nothing about the broker's."""
     linked = subprocess.run(["ldd", str(BINARY)], capture_output=True, text=True).stdout
     return "libasan" in linked or "libtsan" in linked
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_an_absent_clients_queue_beyond_the_budget_lives_in_the_log(start_broker, tmp_path):
