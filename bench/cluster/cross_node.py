@@ -22,26 +22,13 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from conftest import RunningBroker, wait_until  # noqa: E402
+from mqtt_raw import utf8, varint  # noqa: E402
 from test_cluster import Rabbit, connected_count  # noqa: E402
 
 
-def varint(n):
-    out = bytearray()
-    while True:
-        byte = n % 128
-        n //= 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def packet(kind, body):
+    """`kind`: the whole first byte (type and flags)."""
     return bytes([kind]) + varint(len(body)) + body
-
-
-def utf8(s):
-    b = s.encode()
-    return struct.pack(">H", len(b)) + b
 
 
 def connect(port, client_id):
