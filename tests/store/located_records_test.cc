@@ -129,7 +129,9 @@ TEST_F(LocatedRecordsTest, KeptSegmentsOutliveCompactionUntilReleased) {
   writer->Flush(0);
   Drain(*writer);
   // Older than the pinned segment: gone. From it on: kept, and readable.
-  for (const SegmentFile& s : *ListSegmentFiles(log_dir())) {
+  absl::StatusOr<std::vector<SegmentFile>> left = ListSegmentFiles(log_dir());
+  ASSERT_TRUE(left.ok()) << left.status();
+  for (const SegmentFile& s : *left) {
     EXPECT_GE(s.first_sequence, pinned_segment) << s.path << " should have been deleted";
   }
   EXPECT_TRUE(fs::exists(log_dir() + "/" + SegmentFileName(pinned_segment)));
@@ -142,7 +144,9 @@ TEST_F(LocatedRecordsTest, KeptSegmentsOutliveCompactionUntilReleased) {
   writer->EndSnapshot();
   writer->Flush(0);
   Drain(*writer);
-  for (const SegmentFile& s : *ListSegmentFiles(log_dir())) EXPECT_GE(s.first_sequence, second);
+  left = ListSegmentFiles(log_dir());
+  ASSERT_TRUE(left.ok()) << left.status();
+  for (const SegmentFile& s : *left) EXPECT_GE(s.first_sequence, second);
 }
 
 TEST_F(LocatedRecordsTest, RecoveryReportsSegmentsAndKeepsWhatTheCallerStillReads) {
