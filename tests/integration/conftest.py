@@ -1,14 +1,16 @@
 """Fixtures that run the real shardmq binary for integration tests.
 
-Each broker listens on 127.0.0.1 port 0; the port is read from the start-up
-line. Every broker is stopped with SIGTERM at the end of its test, and the
-test fails if it did not exit 0 in time (a graceful stop is part of the
-contract).
+Each broker listens on a free 127.0.0.1 port (free_port); the port is read
+from the start-up line. Every broker is stopped with SIGTERM at the end of
+its test, and the test fails if it did not exit 0 in time (a graceful stop
+is part of the contract).
 """
 import os
 import pathlib
+import random
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -21,11 +23,43 @@ BINARY = pathlib.Path(os.environ.get("SHARDMQ_BIN", ROOT / "build" / "tools" / "
 LISTEN_LINE = re.compile(r"started: (\d+) shards, listening on (.*)$")
 
 
+_handed_out = set()
+
+
+def free_port():
+    """A free loopback port for a broker or server that a test may stop and
+    start again on the same port. Tests run two files at a time (tools/test:
+    pytest-xdist), and a port that port 0 or a client's connect() takes from
+    the kernel's ephemeral range (32768-60999) could be taken by the other
+    file's clients while its broker is down. So the port comes from below that
+    range, from a block of its own per xdist worker, and is never handed out
+    twice in one run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = 16000 + (index % 4) * 4000
+    for _ in range(500):
+        port = random.randrange(base, base + 4000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {base}-{base + 3999}")
+
+
 class RunningBroker:
     """A shardmq process; its stderr is collected in `log_lines`."""
 
     def __init__(self, *args, shards=1, listen="127.0.0.1:0"):
         # listen=None: no --listen flag (a --config file names the listeners).
+        # Port 0 becomes a free_port(), so a restart on the same port finds
+        # it free.
+        if listen == "127.0.0.1:0":
+            listen = f"127.0.0.1:{free_port()}"
         listen_flag = [f"--listen={listen}"] if listen is not None else []
         self.args = [str(BINARY), f"--shards={shards}", *listen_flag, *args]
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE,

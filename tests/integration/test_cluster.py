@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 import pytest
 
-from conftest import BINARY, RunningBroker, wait_until
+from conftest import BINARY, RunningBroker, free_port, wait_until
 
 RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
 pytestmark = pytest.mark.skipif(not (RABBIT_BIN / "rabbitmq-server").exists(),
@@ -35,12 +35,6 @@ pytestmark = pytest.mark.skipif(not (RABBIT_BIN / "rabbitmq-server").exists(),
 
 # Time for a SUBSCRIBE's binding to reach RabbitMQ before a test publishes.
 BIND_WAIT = 0.7
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def accepts(port):

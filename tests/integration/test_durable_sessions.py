@@ -10,7 +10,6 @@ under load are in test_durable_sessions_crash.py.)"""
 import glob
 import json
 import os
-import socket
 import struct
 import subprocess
 import time
@@ -21,7 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import mqtt_raw as raw
-from conftest import BINARY, fill_up, wait_until
+from conftest import BINARY, fill_up, free_port, wait_until
 
 
 def durable(data_dir, *more):
@@ -327,10 +326,6 @@ def metric(broker_http, name):
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_compaction_keeps_the_log_near_the_live_state(start_broker, tmp_path):
