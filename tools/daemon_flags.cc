@@ -206,6 +206,14 @@ ABSL_FLAG(std::string, cluster_exchange, "shardmq",
 ABSL_FLAG(uint32_t, cluster_buffer, 100000,
           "Messages for other nodes held while RabbitMQ is slow or away (1-10000000); over "
           "it QoS 0 messages are dropped first, and drops are logged.");
+ABSL_FLAG(std::string, cluster_redis, "",
+          "Keep the cluster's shared state in Redis: redis://[:password@]host:port[/db] "
+          "(README \"Cluster\"): which node owns each client id, persistent sessions and "
+          "their queued messages, retained messages. Needs --cluster-amqp; not with "
+          "--data-dir (Redis holds that state instead).");
+ABSL_FLAG(uint32_t, cluster_lease_ms, 10000,
+          "--cluster-redis: how long a node that stopped answering keeps its client ids "
+          "before other nodes adopt its sessions (300-600000 ms).");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, "
           "warning or error.");
@@ -268,6 +276,8 @@ constexpr std::string_view kFlagOrder[] = {"config",
                                            "node_id",
                                            "cluster_exchange",
                                            "cluster_buffer",
+                                           "cluster_redis",
+                                           "cluster_lease_ms",
                                            "log_level"};
 
 std::string DashedName(std::string_view name) {
@@ -335,11 +345,32 @@ absl::Status ClusterOptions(const Sources& sources, Options::Cluster& cluster) {
   cluster.node_id = absl::GetFlag(FLAGS_node_id);
   cluster.exchange = absl::GetFlag(FLAGS_cluster_exchange);
   cluster.buffer_messages = absl::GetFlag(FLAGS_cluster_buffer);
+  cluster.redis_url = absl::GetFlag(FLAGS_cluster_redis);
+  cluster.lease_ms = absl::GetFlag(FLAGS_cluster_lease_ms);
   if (cluster.amqp_url.empty()) {
     if (!cluster.node_id.empty()) {
       return FlagError(sources, "node_id", cluster.node_id, "has no effect without --cluster-amqp");
     }
+    if (!cluster.redis_url.empty()) {
+      return FlagError(sources, "cluster_redis", cluster.redis_url, "needs --cluster-amqp");
+    }
     return absl::OkStatus();
+  }
+  if (!cluster.redis_url.empty()) {
+    if (!cluster.redis_url.starts_with("redis://")) {
+      return FlagError(sources, "cluster_redis", cluster.redis_url,
+                       "must be redis://[:password@]host:port[/db]");
+    }
+    if (!absl::GetFlag(FLAGS_data_dir).empty()) {
+      return FlagError(sources, "cluster_redis", cluster.redis_url,
+                       "cannot be combined with --data-dir: sessions and retained messages "
+                       "live in Redis");
+    }
+    if (absl::Status lease = CheckRange(sources, "cluster_lease_ms", cluster.lease_ms, 300,
+                                        600'000);
+        !lease.ok()) {
+      return lease;
+    }
   }
   if (!cluster.amqp_url.starts_with("amqp://")) {
     return FlagError(sources, "cluster_amqp", cluster.amqp_url,

@@ -285,8 +285,17 @@ struct Options {
     // Messages for other nodes held while RabbitMQ is slow or away; over
     // it QoS 0 messages are dropped first (counted, logged).
     uint32_t buffer_messages = 100000;
+    // redis://[:password@]host:port[/db], or empty. Redis then holds what all
+    // nodes share: which node owns each client id (a CONNECT on another node
+    // takes the session over), persistent sessions with their queued
+    // messages, and retained messages. Needs amqp_url; not with durability.
+    std::string redis_url;
+    // How long a node that stopped answering keeps its client ids before
+    // another node adopts its sessions.
+    uint32_t lease_ms = 10000;
 
     bool enabled() const { return !amqp_url.empty(); }
+    bool shared_state() const { return enabled() && !redis_url.empty(); }
   };
   Cluster cluster;
 

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "broker/broker_context.h"
@@ -21,6 +22,7 @@
 #include "broker/shard_query.h"
 #include "broker/store_rewrite.h"
 #include "cluster/amqp_link.h"
+#include "cluster/redis_link.h"
 #include "mqtt/topic_validation.h"
 #include "net/listen_address.h"
 #include "net/unix_owner.h"
@@ -311,11 +313,84 @@ class Broker::Impl {
     if (!created.ok()) return created.status();
     cluster_ = *std::move(created);
     context_.cluster = cluster_.get();
+    context_.client_id_prefix = absl::StrCat("smq-", options_.cluster.node_id, "-");
+    if (options_.cluster.shared_state()) return CreateRedisLink();
     return absl::OkStatus();
+  }
+
+  // Options::Cluster::redis_url. The link's answers go to the client id's
+  // home shard.
+  absl::Status CreateRedisLink() {
+    if (!options_.durability.data_dir.empty()) {
+      return absl::InvalidArgumentError(
+          "cluster.redis_url cannot be combined with durability.data_dir: sessions and "
+          "retained messages live in Redis");
+    }
+    cluster::RedisLinkOptions link_options;
+    link_options.url = options_.cluster.redis_url;
+    link_options.node_id = options_.cluster.node_id;
+    link_options.lease = std::chrono::milliseconds(options_.cluster.lease_ms);
+    link_options.max_buffered = options_.cluster.buffer_messages;
+    const int shards = options_.shards;
+    cluster::RedisLink::Events events;
+    events.claimed = [link = link_, shards](cluster::ClaimResult result) {
+      const int home = broker::HomeShard(result.client_id, shards);
+      link->Post(home, [result = std::move(result)](shard::ShardHandler& handler) mutable {
+        static_cast<broker::BrokerShard&>(handler).FinishClaim(std::move(result));
+      });
+    };
+    events.takeover_requested = [link = link_, shards](std::string client_id, std::string by_node,
+                                                       uint64_t token) {
+      const int home = broker::HomeShard(client_id, shards);
+      link->Post(home, [client_id = std::move(client_id), by_node = std::move(by_node),
+                        token](shard::ShardHandler& handler) {
+        static_cast<broker::BrokerShard&>(handler).ReleaseForTakeover(client_id, by_node, token);
+      });
+    };
+    events.adopted = [link = link_, shards](std::string client_id, cluster::SessionState state) {
+      const int home = broker::HomeShard(client_id, shards);
+      link->Post(home, [client_id = std::move(client_id),
+                        state = std::move(state)](shard::ShardHandler& handler) mutable {
+        static_cast<broker::BrokerShard&>(handler).AdoptSession(client_id, std::move(state));
+      });
+    };
+    auto created = cluster::RedisLink::Create(std::move(link_options), std::move(events));
+    if (!created.ok()) return created.status();
+    redis_ = *std::move(created);
+    context_.redis = redis_.get();
+    return absl::OkStatus();
+  }
+
+  // The cluster's retained set, read from Redis before anything is served,
+  // so that this node answers a SUBSCRIBE as the others do.
+  void LoadClusterRetained() {
+    auto loaded = redis_->LoadRetained(std::chrono::seconds(5));
+    if (!loaded.ok()) {
+      SHARDMQ_LOG(kWarning,
+                  "cluster: could not read the retained messages from Redis (%s); this node "
+                  "starts with none and gets new ones from the other nodes",
+                  loaded.status().message());
+      return;
+    }
+    const int64_t wall = broker::WallNowNs();
+    const shard::Clock::time_point now = shard::Clock::now();
+    size_t bad = 0;
+    for (const auto& [topic, body] : *loaded) {
+      absl::StatusOr<broker::MessageRef> message = broker::DecodeClusterMessage(body, wall, now);
+      if (!message.ok()) {
+        ++bad;
+        continue;
+      }
+      if (*message) context_.recovered_retained.push_back(*std::move(message));
+    }
+    SHARDMQ_LOG(kInfo, "cluster: %d retained messages from Redis%s",
+                context_.recovered_retained.size(),
+                bad == 0 ? "" : absl::StrFormat(" (%d unreadable, skipped)", bad));
   }
 
   absl::Status Start() {
     if (absl::Status opened = OpenStore(); !opened.ok()) return opened;
+    if (redis_ != nullptr) LoadClusterRetained();
     if (cluster_ != nullptr) {
       // Recovered persistent sessions' filters: one 0->1 per shard that has
       // them, as the shards themselves announce new ones.
@@ -342,6 +417,7 @@ class Broker::Impl {
       link_->Attach(group_.get());
     }
     if (cluster_ != nullptr) cluster_->Start();
+    if (redis_ != nullptr) redis_->Start();
     if (context_.hooks.wants(kHookBroker)) context_.hooks.BrokerStarted();
     return absl::OkStatus();
   }
@@ -426,6 +502,7 @@ class Broker::Impl {
     link_->Attach(nullptr);
     // After the shards: nothing publishes or changes interest any more.
     if (cluster_ != nullptr) cluster_->Stop();
+    if (redis_ != nullptr) redis_->Stop();
     report.connections_closed = shards.connections_flushed + shards.connections_aborted;
     for (int i = 0; i < context_.shard_count; ++i) {
       const shard::ShardCounters& counters = group_->counters(i);
@@ -644,6 +721,8 @@ class Broker::Impl {
   // Options::cluster (context_.cluster points at it): started once the
   // shards serve, stopped in Wait() once they have stopped.
   std::unique_ptr<cluster::AmqpLink> cluster_;
+  // Options::Cluster::redis_url (context_.redis points at it), the same way.
+  std::unique_ptr<cluster::RedisLink> redis_;
   std::atomic<bool> stopping_{false};
   bool waited_ = false;
   // Orders SetLimits / SetConnectionLimits callers and guards the limits in

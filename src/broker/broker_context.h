@@ -22,7 +22,8 @@
 #include "store/log_writer.h"
 
 namespace shardmq::cluster {
-class AmqpLink;  // cluster/amqp_link.h
+class AmqpLink;   // cluster/amqp_link.h
+class RedisLink;  // cluster/redis_link.h
 }  // namespace shardmq::cluster
 
 namespace shardmq::broker {
@@ -37,6 +38,10 @@ struct ShardStats {
   std::atomic<uint64_t> connects{0};
   std::atomic<uint64_t> handoffs{0};
   std::atomic<uint64_t> takeovers{0};
+  // --cluster-redis: sessions let go to another node's CONNECT, and dead
+  // nodes' sessions adopted here.
+  std::atomic<uint64_t> cluster_takeovers{0};
+  std::atomic<uint64_t> cluster_adopted{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> keepalive_timeouts{0};
   std::atomic<uint64_t> messages_received{0};
@@ -107,6 +112,11 @@ struct BrokerContext {
   // off (every use is behind that null check). Owned by Broker::Impl; it
   // outlives the shards. Its Publish/Filter* calls never block a shard.
   cluster::AmqpLink* cluster = nullptr;
+  // Options::Cluster::redis_url: the link to Redis, or nullptr.
+  cluster::RedisLink* redis = nullptr;
+  // Server-assigned client ids start with it ("smq-", and the node id in a
+  // cluster, so that they are unique across the nodes).
+  std::string client_id_prefix = "smq-";
 
   // Durable state (Options::durability): one slot per shard, filled by
   // Broker::Start before the shard threads run and emptied by each

@@ -72,7 +72,8 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
         // An authentication exchange must finish in the same time.
         if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
                              c->state == Connection::State::kAuthenticating ||
-                             c->state == Connection::State::kAuthPending)) {
+                             c->state == Connection::State::kAuthPending ||
+                             c->state == Connection::State::kClaimPending)) {
           c->connect_timer = {};
           ShardStats::Inc(stats_.connect_timeouts);
           SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
@@ -94,6 +95,7 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
     case Connection::State::kClosing:
       return;
     case Connection::State::kAuthPending:
+    case Connection::State::kClaimPending:
       // Reading is paused; these are bytes the kernel had already read.
       // Bounded: beyond one largest packet more the client is flooding.
       if (conn->held->input.size() + bytes.size() >
@@ -257,7 +259,8 @@ void BrokerShard::DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason,
   SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
               conn.session ? conn.session->client_id : std::string("-"), what);
   if (conn.state == Connection::State::kAuthenticating ||
-      conn.state == Connection::State::kAuthPending) {
+      conn.state == Connection::State::kAuthPending ||
+      conn.state == Connection::State::kClaimPending) {
     // No packet but CONNACK may precede CONNACK [MQTT-3.2.0-1].
     mqtt::Properties properties;
     if (conn.problem_information && !what.empty()) properties.reason_string = what;

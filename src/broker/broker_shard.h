@@ -27,6 +27,7 @@
 #include "broker/message.h"
 #include "broker/session.h"
 #include "broker/shard_file_io.h"
+#include "cluster/redis_link.h"
 #include "mqtt/decoder.h"
 #include "mqtt/packet.h"
 #include "shard/reactor.h"
@@ -78,6 +79,14 @@ class BrokerShard final : public shard::ShardHandler {
   // link consumed it: routed here as if published locally (matched against
   // this node's subscriptions, retained on this node), never sent back out.
   void RouteFromCluster(std::string_view body);
+  // Clustering with Redis (cluster_sessions.cc), on the client id's home
+  // shard: a claim made by HoldForClaim came back; another node claimed a
+  // session owned here (let it go, then answer); a dead node's session is
+  // this node's now (kept parked until its client returns).
+  void FinishClaim(cluster::ClaimResult result);
+  void ReleaseForTakeover(const std::string& client_id, const std::string& by_node,
+                          uint64_t token);
+  void AdoptSession(const std::string& client_id, cluster::SessionState state);
 
   // Broker::SetLimits on every shard: `limits` (already checked) replace
   // this shard's copy. Connected clients keep what their CONNACK told them
@@ -138,9 +147,12 @@ class BrokerShard final : public shard::ShardHandler {
   // `connect_bytes`: the packet, kept if an authentication hook defers.
   // `auth_decided`: the hooks already answered (a deferred answer came).
   // `decided_limits`: with auth_decided, the limits the hooks set.
+  // `claim`: with --cluster-redis, the claim of the client id came back
+  // (FinishClaim).
   void HandleConnect(Connection& conn, const mqtt::Connect& connect,
                      absl::Span<const uint8_t> connect_bytes, bool auth_decided = false,
-                     const ClientLimits* decided_limits = nullptr);
+                     const ClientLimits* decided_limits = nullptr,
+                     cluster::ClaimResult* claim = nullptr);
   // A deferred authentication's answer, on the connection's shard.
   void FinishDeferredAuth(shard::ConnId id, AuthDecision decision);
   // Hooks' refusal code as the client's version can say it.
@@ -298,6 +310,35 @@ class BrokerShard final : public shard::ShardHandler {
   // goes to the other nodes; a filter became active / inactive on this shard.
   void ExportToCluster(const Message::Fields& fields);
   void ClusterInterest(const std::string& filter, bool added);
+  // A message as other nodes and Redis carry it (cluster_bridge.h), and
+  // back: null when it expired meanwhile or does not decode (logged).
+  void AppendClusterBody(const Message& message, std::string& out);
+  MessageRef MessageFromClusterBody(std::string_view body);
+  // With --cluster-redis (cluster_sessions.cc, called only when
+  // context_.redis is set). HoldForClaim: holds a CONNECT while its client
+  // id is claimed in Redis; false when it goes on at once (Redis away).
+  bool HoldForClaim(Connection& conn, std::string_view client_id,
+                    absl::Span<const uint8_t> connect_bytes, const ClientLimits& limits);
+  // HandleConnect's part of a claim: the session Redis held, resumed here.
+  void ApplyClaim(const std::string& client_id, cluster::ClaimResult& claim);
+  void KeepClaimedState(cluster::ClaimResult& claim);
+  // A persistent session from its fields in Redis (null when there is
+  // none), subscribed here; `offline_since`: when its connection ended, 0
+  // when Redis does not say.
+  Session* InstallClusterSession(const std::string& client_id, const cluster::SessionState& state,
+                                 int64_t* offline_since = nullptr);
+  void EnqueueFromCluster(Session& session, std::string_view entry);
+  // A parked session's copy goes to its queue in Redis.
+  void PushParked(Session& session, const Message& message, uint8_t qos, bool retain,
+                  absl::Span<const uint32_t> ids);
+  void ParkSession(Session& session, int64_t offline_since_wall_ns);
+  void MoveMessagesToCluster(Session& session);
+  void WriteSessionSettings(Session& session);
+  void ClusterSessionConnected(Session& session, bool session_present, bool had_remote_state);
+  // `options` null: unsubscribed.
+  void ClusterSubscriptionChanged(Session& session, const std::string& filter,
+                                  const topic::SubscriptionOptions* options);
+  void ClusterSessionEnded(Session& session, SessionEndReason why);
   void FinishSuback(PendingSuback& pending);
   // One of the things a pending SUBACK waits for arrived (an interest
   // acknowledgement, the log's durability); the last one sends it.
@@ -549,6 +590,12 @@ class BrokerShard final : public shard::ShardHandler {
   absl::flat_hash_map<uint64_t, PendingSuback> pending_subacks_;
   uint64_t next_token_ = 1;
   uint64_t generated_ids_ = 0;
+  // --cluster-redis: CONNECTs held while their client id is claimed, by
+  // claim token; set while a session is dropped for another node (its
+  // state in Redis is the other node's now, not to be touched).
+  absl::flat_hash_map<uint64_t, shard::ConnId> pending_claims_;
+  uint64_t claim_tokens_ = 0;
+  bool releasing_session_ = false;
   // Client ids homed here -> number of congested sessions (on any shard)
   // pausing them; absent means 0. Outlives connections and sessions, so a
   // publisher that reconnects while paused stays paused.

@@ -30,7 +30,9 @@ inline int HomeShard(std::string_view client_id, int shard_count) {
 // A new client id that is unique in this process and whose home shard is
 // `shard`, so a client that asked the broker for an id needs no hand-off.
 // 3.1.1 limits ids the server must accept to 23 characters [MQTT-3.1.3-5];
-// the result is shorter than that.
-std::string GenerateClientId(int shard, int shard_count, uint64_t* counter);
+// the result is shorter than that unless `prefix` is long (a cluster puts
+// its node id in it, so that ids stay unique across the nodes).
+std::string GenerateClientId(int shard, int shard_count, uint64_t* counter,
+                             std::string_view prefix = "smq-");
 
 }  // namespace shardmq::broker

@@ -11,7 +11,9 @@
 #include "broker/record_codec.h"
 #include "broker/retained_recovery.h"
 #include "broker/session_records.h"
+#include "broker/session_recovery.h"
 #include "cluster/amqp_link.h"
+#include "cluster/redis_link.h"
 #include "topic/levels.h"
 
 namespace shardmq::broker {
@@ -26,6 +28,13 @@ absl::StatusOr<SessionRecord> DecodeBody(std::string_view body) {
 }
 
 }  // namespace
+
+absl::StatusOr<MessageRef> DecodeClusterMessage(std::string_view body, int64_t now_wall_ns,
+                                                shard::Clock::time_point now) {
+  absl::StatusOr<SessionRecord> record = DecodeBody(body);
+  if (!record.ok()) return record.status();
+  return RebuildMessage(record->message, now_wall_ns, now);
+}
 
 bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body) {
   absl::StatusOr<SessionRecord> record = DecodeBody(body);
@@ -43,20 +52,43 @@ bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body) {
   });
 }
 
+void BrokerShard::AppendClusterBody(const Message& message, std::string& out) {
+  std::optional<int64_t> expires_at_ns;
+  if (message.has_expiry()) {
+    expires_at_ns =
+        WallNowNs() + int64_t{message.RemainingExpirySeconds(shard_.Now())} * 1'000'000'000;
+  }
+  out.push_back(kClusterBodyFormat);
+  EncodeMessage(0, 0, message.topic(), message.publisher(), message.qos(), message.retain(),
+                expires_at_ns, message.properties(), message.payload(), out);
+}
+
+MessageRef BrokerShard::MessageFromClusterBody(std::string_view body) {
+  absl::StatusOr<MessageRef> message = DecodeClusterMessage(body, WallNowNs(), shard_.Now());
+  if (!message.ok()) {
+    SHARDMQ_LOG(kWarning, "cluster: dropped a message from Redis: %s", message.status().message());
+    return MessageRef();
+  }
+  if (!*message) ShardStats::Inc(stats_.dropped_expired);
+  return *std::move(message);
+}
+
 void BrokerShard::ExportToCluster(const Message::Fields& fields) {
   // $SYS is each node's own report about itself.
   if (fields.topic == "$SYS" || fields.topic.starts_with("$SYS/")) return;
   // Built as subscribers would see it: only the properties they receive,
   // the expiry interval started now.
   MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
-  std::optional<int64_t> expires_at_ns;
-  if (message->has_expiry()) {
-    expires_at_ns =
-        WallNowNs() + int64_t{message->RemainingExpirySeconds(shard_.Now())} * 1'000'000'000;
+  std::string body;
+  AppendClusterBody(*message, body);
+  if (message->retain() && context_.redis != nullptr) {
+    // Redis keeps the cluster's retained set for nodes that start later.
+    if (message->payload().empty()) {
+      context_.redis->ClearRetained(message->topic());
+    } else {
+      context_.redis->SetRetained(message->topic(), body);
+    }
   }
-  std::string body(1, kClusterBodyFormat);
-  EncodeMessage(0, 0, message->topic(), message->publisher(), message->qos(), message->retain(),
-                expires_at_ns, message->properties(), message->payload(), body);
   context_.cluster->Publish(message->topic(), message->retain(), message->qos(), std::move(body));
 }
 

@@ -10,9 +10,13 @@
 // BrokerShard::RouteFromCluster reads it on the receiving node's shard.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
+#include "absl/status/statusor.h"
 #include "broker/broker_link.h"
+#include "broker/message.h"
+#include "shard/timer_heap.h"
 
 namespace shardmq::broker {
 
@@ -22,6 +26,12 @@ inline constexpr char kClusterBodyFormat = 1;
 // by its topic so that messages on one topic keep their order. False when
 // the broker is not running (the link then leaves the message unacked) or
 // the body cannot be read (logged; acked, since it never will be).
+// A body as a message again (cluster_sessions.cc's queues and the retained
+// set in Redis use the same format), with what is left of its expiry; a null
+// message when that ran out, an error when the body does not decode.
+absl::StatusOr<MessageRef> DecodeClusterMessage(std::string_view body, int64_t now_wall_ns,
+                                                shard::Clock::time_point now);
+
 bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body);
 
 }  // namespace shardmq::broker

@@ -39,6 +39,9 @@ struct Connection {
     // An authentication hook deferred its answer (ConnectRequest::Defer):
     // reading is paused and what arrives meanwhile is held.
     kAuthPending,
+    // --cluster-redis: the client id is being claimed from the other nodes
+    // (cluster_sessions.cc); held like kAuthPending.
+    kClaimPending,
     kConnected,
     kClosing,  // the broker decided to close; further input is ignored
   };

@@ -188,6 +188,11 @@ void BrokerShard::Deliver(Session& session, const MessageRef& message, uint8_t q
       return;
     }
   }
+  if (session.parked) [[unlikely]] {
+    // --cluster-redis: an offline session's messages wait in Redis.
+    PushParked(session, *message, qos, retain, ids);
+    return;
+  }
   Connection* conn = session.connection;
   if (conn != nullptr && conn->state != Connection::State::kConnected) conn = nullptr;
   if (conn == nullptr && !extras_.empty()) {

@@ -83,7 +83,7 @@ mqtt::ReasonCode BrokerShard::AuthRefusal(const AuthDecision& decision, bool v5)
 
 void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
                                 absl::Span<const uint8_t> connect_bytes, bool auth_decided,
-                                const ClientLimits* decided_limits) {
+                                const ClientLimits* decided_limits, cluster::ClaimResult* claim) {
   conn.version = connect.version;
   const bool v5 = connect.version == mqtt::ProtocolVersion::kV5;
 
@@ -97,7 +97,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kClientIdentifierNotValid);
       return;
     }
-    client_id = GenerateClientId(shard_.id(), shard_.shard_count(), &generated_ids_);
+    client_id = GenerateClientId(shard_.id(), shard_.shard_count(), &generated_ids_,
+                                 context_.client_id_prefix);
     assigned_id = true;
   } else if (connect.version == mqtt::ProtocolVersion::kV31 && client_id.size() > 23) {
     ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kClientIdentifierNotValid);
@@ -172,6 +173,11 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       return;
     }
   }
+  // In a cluster with Redis the id is first made this node's (a session
+  // another node holds comes here); assigned ids are unique already.
+  if (context_.redis != nullptr && claim == nullptr && !assigned_id) [[unlikely]] {
+    if (HoldForClaim(conn, client_id, connect_bytes, limits)) return;
+  }
   ShardStats::Inc(stats_.connects);
   // The CONNECT (and any authentication exchange) is complete.
   if (conn.connect_timer.valid()) {
@@ -222,6 +228,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       v5 ? std::min(asked_expiry, limits_.max_session_expiry) : asked_expiry;
 
   // The session: resumed, taken over, or new [MQTT-3.1.2-4..6].
+  if (claim != nullptr) [[unlikely]] ApplyClaim(client_id, *claim);
   Session* session = nullptr;
   bool session_present = false;
   if (auto it = sessions_.find(client_id); it != sessions_.end()) {
@@ -342,6 +349,9 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     if (conn.auth != nullptr) AddAuthToConnack(conn, &properties);
   }
   SendPacket(conn, connack);
+  if (context_.redis != nullptr) [[unlikely]] {
+    ClusterSessionConnected(*session, session_present, claim != nullptr && claim->found);
+  }
   if (HooksWant(kHookConnection)) {
     context_.hooks.SessionEstablished(InfoFor(*session), session_present);
   }
@@ -382,6 +392,12 @@ void BrokerShard::FinishDeferredAuth(shard::ConnId id, AuthDecision decision) {
   HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true,
                 &held->limits);
   conn = Find(id);
+  if (conn != nullptr && conn->state == Connection::State::kClaimPending) {
+    // Its client id is being claimed across the cluster: what came after
+    // the CONNECT waits on.
+    conn->held->input = std::move(held->input);
+    return;
+  }
   if (conn == nullptr || conn->state != Connection::State::kConnected) return;
   // Back-pressure may want it paused still (ApplyPauseState in HandleConnect).
   if (!conn->reading_paused) shard_.ResumeReading(id);
@@ -477,7 +493,9 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
   }
   if (session->persistent) {
     LogSessionOffline(*session);
-    SessionWentOffline(*session, WallNowNs());
+    const int64_t wall = WallNowNs();
+    SessionWentOffline(*session, wall);
+    if (context_.redis != nullptr) [[unlikely]] ParkSession(*session, wall);
   } else {
     EndSession(*session);
   }
@@ -514,6 +532,7 @@ void BrokerShard::EndSession(Session& session, SessionEndReason why) {
   SettleRetainedBacklog(session, /*keep=*/false);
   if (session.connection != nullptr) session.connection->session = nullptr;
   if (HooksWant(kHookConnection)) context_.hooks.SessionTerminated(InfoFor(session), why);
+  if (context_.redis != nullptr) [[unlikely]] ClusterSessionEnded(session, why);
   if (!extras_.empty()) extras_.erase(&session);
   ForgetQueue(session);
   std::string client_id = session.client_id;

@@ -100,6 +100,9 @@ struct Session {
   // Its records are in the shard's log (persistent, with durability on): its
   // changes are logged until it ends or stops being persistent.
   bool logged = false;
+  // --cluster-redis: offline, and what its subscriptions match goes to its
+  // queue in Redis instead of `queue` (cluster_sessions.cc).
+  bool parked = false;
   // MQTT 5 Session Expiry Interval in seconds as granted (3.x persistent
   // sessions: kNeverExpires); the session is destroyed this long after its
   // connection ends (BrokerShard::SessionWentOffline). A DISCONNECT may
