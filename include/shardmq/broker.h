@@ -133,6 +133,18 @@ struct ClusterStats {
   uint64_t reconnects = 0;
   uint64_t bindings = 0;  // binding keys the node's queue holds for its filters
   uint64_t buffered = 0;  // messages waiting to be published
+
+  // Options::Cluster::redis_url (all zero without it).
+  bool redis_enabled = false;
+  bool redis_connected = false;
+  uint64_t redis_claims = 0;              // client ids claimed at CONNECT
+  uint64_t redis_takeovers_sent = 0;      // sessions asked of other nodes
+  uint64_t redis_takeovers_received = 0;  // sessions let go to other nodes
+  uint64_t redis_takeover_timeouts = 0;   // the old owner never answered
+  uint64_t redis_adopted = 0;             // sessions taken from dead nodes
+  uint64_t redis_dropped = 0;  // queued messages dropped while Redis was away
+  uint64_t redis_reconnects = 0;
+  uint64_t redis_buffered = 0;  // commands waiting for Redis
 };
 
 // How many connections the broker accepts (the Options fields of the same

@@ -254,6 +254,28 @@ std::string RenderPrometheus(const MetricsInput& input) {
         c.bindings);
     one("shardmq_cluster_buffered_messages", "gauge",
         "Messages for other nodes waiting to be published.", c.buffered);
+    if (c.redis_enabled) {
+      one("shardmq_cluster_redis_connected", "gauge", "1 while the node is connected to Redis.",
+          c.redis_connected ? 1 : 0);
+      one("shardmq_cluster_redis_claims_total", "counter",
+          "Client ids claimed in Redis at CONNECT.", c.redis_claims);
+      one("shardmq_cluster_redis_takeovers_sent_total", "counter",
+          "Sessions this node asked another node to let go of.", c.redis_takeovers_sent);
+      one("shardmq_cluster_redis_takeovers_received_total", "counter",
+          "Sessions this node let go of to another node's CONNECT.", c.redis_takeovers_received);
+      one("shardmq_cluster_redis_takeover_timeouts_total", "counter",
+          "Takeovers whose old owner never answered (went on after one lease).",
+          c.redis_takeover_timeouts);
+      one("shardmq_cluster_redis_adopted_total", "counter",
+          "Sessions adopted from nodes whose lease ran out.", c.redis_adopted);
+      one("shardmq_cluster_redis_dropped_total", "counter",
+          "Messages for parked sessions dropped because the buffer for Redis was full.",
+          c.redis_dropped);
+      one("shardmq_cluster_redis_reconnects_total", "counter", "Connections to Redis made again.",
+          c.redis_reconnects);
+      one("shardmq_cluster_redis_buffered_commands", "gauge", "Commands waiting for Redis.",
+          c.redis_buffered);
+    }
   }
   return out;
 }

@@ -573,6 +573,19 @@ class Broker::Impl {
     out.reconnects = s.reconnects;
     out.bindings = s.bindings;
     out.buffered = s.buffered;
+    if (redis_ != nullptr) {
+      const cluster::RedisLinkStats r = redis_->Stats();
+      out.redis_enabled = true;
+      out.redis_connected = r.connected;
+      out.redis_claims = r.claims;
+      out.redis_takeovers_sent = r.takeovers_sent;
+      out.redis_takeovers_received = r.takeovers_received;
+      out.redis_takeover_timeouts = r.takeover_timeouts;
+      out.redis_adopted = r.adopted;
+      out.redis_dropped = r.dropped_pushes;
+      out.redis_reconnects = r.reconnects;
+      out.redis_buffered = r.buffered;
+    }
     return out;
   }
 

@@ -21,6 +21,10 @@
 ABSL_FLAG(std::string, scenario, "fanout", "fanout, fanin, p2p, conn or retained");
 ABSL_FLAG(std::string, host, "127.0.0.1", "broker host");
 ABSL_FLAG(int, port, 1883, "broker port");
+ABSL_FLAG(std::string, sub_host, "", "subscribers' broker host (another cluster node); default --host");
+ABSL_FLAG(int, sub_port, 0, "subscribers' broker port (another cluster node); 0 = --port");
+ABSL_FLAG(absl::Duration, settle, absl::ZeroDuration(),
+          "pause after the last SUBACK before publishing (cluster bindings)");
 ABSL_FLAG(int, mqtt_version, 4, "3 (3.1), 4 (3.1.1) or 5 (5.0)");
 ABSL_FLAG(int, qos, 0, "QoS of PUBLISH and SUBSCRIBE: 0, 1 or 2");
 ABSL_FLAG(int, payload, 64, "payload bytes (>= 24: the stamp)");
@@ -100,6 +104,9 @@ int Main(int argc, char** argv) {
   }
   c.host = absl::GetFlag(FLAGS_host);
   c.port = absl::GetFlag(FLAGS_port);
+  c.sub_host = absl::GetFlag(FLAGS_sub_host);
+  c.sub_port = absl::GetFlag(FLAGS_sub_port);
+  c.settle_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_settle));
   c.mqtt_version = absl::GetFlag(FLAGS_mqtt_version);
   c.qos = absl::GetFlag(FLAGS_qos);
   c.payload = absl::GetFlag(FLAGS_payload);

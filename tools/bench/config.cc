@@ -44,6 +44,9 @@ absl::Status Validate(const Config& c) {
   if (c.host.empty()) return Bad("host", "must not be empty");
   if (c.port < 1 || c.port > 65535)
     return Bad("port", absl::StrFormat("%d is not 1..65535", c.port));
+  if (c.sub_port < 0 || c.sub_port > 65535)
+    return Bad("sub_port", absl::StrFormat("%d is not 1..65535 (0: --port)", c.sub_port));
+  if (c.settle_ns < 0) return Bad("settle", "must not be negative");
   if (c.mqtt_version < 3 || c.mqtt_version > 5) {
     return Bad("mqtt-version", absl::StrFormat("%d is not 3, 4 or 5", c.mqtt_version));
   }

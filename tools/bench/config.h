@@ -28,6 +28,13 @@ struct Config {
   Scenario scenario = Scenario::kFanout;
   std::string host = "127.0.0.1";
   int port = 1883;
+  // Subscribers connect here instead (another node of a cluster); empty / 0:
+  // host / port.
+  std::string sub_host;
+  int sub_port = 0;
+  // Pause after the last SUBACK before publishing (a cluster binds its
+  // subscriptions on RabbitMQ shortly after SUBACK).
+  int64_t settle_ns = 0;
   int mqtt_version = 4;  // 3 = 3.1, 4 = 3.1.1, 5 = 5.0.
   int qos = 0;
   int payload = 64;     // Bytes, at least kStampSize.

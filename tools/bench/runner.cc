@@ -54,20 +54,27 @@ bool Expects(const Config& c, uint32_t sub, uint32_t pub) {
   }
 }
 
-bool ResolveAddress(const Config& c, Shared* shared, std::string* error) {
+bool Resolve(const std::string& host, int port_number, sockaddr_storage* address,
+             socklen_t* address_len, std::string* error) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  const std::string port = absl::StrFormat("%d", c.port);
-  const int rc = getaddrinfo(c.host.c_str(), port.c_str(), &hints, &res);
+  const std::string port = absl::StrFormat("%d", port_number);
+  const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0 || res == nullptr) {
-    *error = absl::StrFormat("cannot resolve %s:%d: %s", c.host, c.port, gai_strerror(rc));
+    *error = absl::StrFormat("cannot resolve %s:%d: %s", host, port_number, gai_strerror(rc));
     return false;
   }
-  std::memcpy(&shared->address, res->ai_addr, res->ai_addrlen);
-  shared->address_len = res->ai_addrlen;
+  std::memcpy(address, res->ai_addr, res->ai_addrlen);
+  *address_len = res->ai_addrlen;
   freeaddrinfo(res);
   return true;
+}
+
+bool ResolveAddress(const Config& c, Shared* shared, std::string* error) {
+  return Resolve(c.host, c.port, &shared->address, &shared->address_len, error) &&
+         Resolve(c.sub_host.empty() ? c.host : c.sub_host, c.sub_port == 0 ? c.port : c.sub_port,
+                 &shared->sub_address, &shared->sub_address_len, error);
 }
 
 // Polls `done` every millisecond until it holds, the run failed or the
@@ -249,6 +256,9 @@ Results RunScenario(const Config& config) {
       fail(absl::StrFormat("timed out: %d of %d subscribers got SUBACK from %s:%d",
                            shared.subscribed.load(), r.subscribers, config.host, config.port),
            false);
+    }
+    if (!shared.failed.load() && config.settle_ns > 0) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(config.settle_ns));
     }
     if (!shared.failed.load()) {
       shared.start_ns = NowNs() + 20'000'000;

@@ -46,6 +46,9 @@ struct Shared {
   const Config& config;
   sockaddr_storage address{};
   socklen_t address_len = 0;
+  // Config::sub_host / sub_port (the same as `address` when not set).
+  sockaddr_storage sub_address{};
+  socklen_t sub_address_len = 0;
 
   std::atomic<Phase> phase{Phase::kConnect};
   // Written before the phase moves to kPublish (release), read after (acquire).

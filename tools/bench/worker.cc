@@ -253,7 +253,10 @@ void Worker::StartConnect(Conn* c, uint64_t now) {
   c->connect_start_ns = now;
   uint64_t zero = 0;
   shared_->first_connect_ns.compare_exchange_strong(zero, now);
-  c->fd = socket(shared_->address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const bool to_sub_address = c->spec.role == Role::kSubscriber;
+  const sockaddr_storage& address = to_sub_address ? shared_->sub_address : shared_->address;
+  const socklen_t address_len = to_sub_address ? shared_->sub_address_len : shared_->address_len;
+  c->fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0) {
     CloseWithError(c, absl::StrFormat("socket(): %s (raise ulimit -n?)", strerror(errno)));
     return;
@@ -263,8 +266,7 @@ void Worker::StartConnect(Conn* c, uint64_t now) {
     const int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  if (connect(c->fd, reinterpret_cast<const sockaddr*>(&shared_->address), shared_->address_len) <
-          0 &&
+  if (connect(c->fd, reinterpret_cast<const sockaddr*>(&address), address_len) < 0 &&
       errno != EINPROGRESS) {
     CloseWithError(c,
                    absl::StrFormat("cannot connect to %s: %s", Describe(config_), strerror(errno)));
