@@ -6,10 +6,16 @@ Starts its own rabbitmq-server (as tests/integration/test_cluster.py does)
 and two shardmq nodes, then for each case publishes COUNT QoS 0 messages as
 fast as TCP takes them on one node and counts them at a subscriber on the
 other node (or the same node, for the baseline). Prints messages/s from the
-first byte sent to the last message received.
+first byte sent to the last message received. Then it runs shardmq-bench's
+fanout (1 -> 10) and p2p (20 pairs) scenarios, QoS 0 and 1, with the
+publishers on one node and the subscribers on the other (--sub-port), and on
+one node for comparison: delivered messages/s, latency, and lost /
+duplicated / reordered counts.
 
     SHARDMQ_BIN=build/tools/shardmq /usr/bin/python3 bench/cluster/cross_node.py [COUNT]
 """
+import json
+import subprocess
 import os
 import pathlib
 import socket
@@ -101,6 +107,37 @@ def latency(pub_port, sub_port, rounds=200, payload=64):
     return samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99)] * 1e3
 
 
+BENCH = pathlib.Path(os.environ.get("SHARDMQ_BENCH",
+                                    ROOT / "build" / "tools" / "bench" / "shardmq-bench"))
+SCENARIOS = (
+    ("fanout 1->10", ["--scenario=fanout", "--publishers=1", "--subscribers=10"]),
+    ("p2p 20 pairs", ["--scenario=p2p", "--pairs=20"]),
+)
+
+
+def bench_case(pub_port, sub_port, args, qos, seconds=5):
+    """One shardmq-bench run; its JSON report."""
+    command = [str(BENCH), f"--port={pub_port}", f"--sub-port={sub_port}", f"--qos={qos}",
+               "--settle=1s", f"--duration={seconds}s", "--warmup=1s", "--json", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bench_table(a, b):
+    print(f"{'scenario':14s} {'QoS':>3s} {'where':>10s} {'delivered/s':>12s} "
+          f"{'p50 ms':>8s} {'p99 ms':>8s} {'lost':>5s} {'dup':>5s} {'reord':>5s}", flush=True)
+    for label, args in SCENARIOS:
+        for qos in (0, 1):
+            for where, pub, sub in (("same node", a, a), ("cross node", a, b)):
+                r = bench_case(pub.port, sub.port, args, qos)
+                lat = r["latency_us"]
+                print(f"{label:14s} {qos:3d} {where:>10s} {r['delivered_rate']:12,.0f} "
+                      f"{lat['p50'] / 1e3:8.2f} {lat['p99'] / 1e3:8.2f} {r['lost']:5d} "
+                      f"{r['duplicated']:5d} {r['reordered']:5d}"
+                      + (f"  ({r['error'] or r['integrity_failure']})"
+                         if r.get("error") or r.get("integrity_failure") else ""), flush=True)
+
+
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     base = tempfile.mkdtemp(prefix="shardmq-bench-rabbit-")
@@ -122,6 +159,8 @@ def main():
             p50, p99 = latency(pub.port, sub.port)
             print(f"{label:24s} QoS 0 one at a time: p50 {p50:.2f} ms, p99 {p99:.2f} ms",
                   flush=True)
+        if BENCH.exists():
+            bench_table(a, b)
     finally:
         for node in nodes:
             node.stop()

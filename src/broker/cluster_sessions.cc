@@ -276,6 +276,9 @@ void BrokerShard::WriteSessionSettings(Session& session) {
 
 void BrokerShard::ClusterSessionConnected(Session& session, bool session_present,
                                           bool had_remote_state) {
+  // Connected again (also when Redis was away and nothing was claimed):
+  // its messages come to it, not to Redis.
+  session.parked = false;
   if (!session.persistent) {
     // It ends with its connection: nothing of it belongs in Redis.
     if (had_remote_state) context_.redis->ResetSession(session.client_id);
@@ -284,8 +287,6 @@ void BrokerShard::ClusterSessionConnected(Session& session, bool session_present
   if (!session_present) context_.redis->ResetSession(session.client_id);
   WriteSessionSettings(session);
   context_.redis->DeleteField(session.client_id, kFieldOffline);
-  if (!session_present) return;
-  // Resumed from Redis: its subscriptions are there already.
 }
 
 void BrokerShard::ClusterSubscriptionChanged(Session& session, const std::string& filter,
