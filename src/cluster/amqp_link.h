@@ -19,22 +19,23 @@
 //     message of that queue to one of the consuming nodes (round robin), so
 //     each message reaches one node, which gives it to one local member.
 //     When the node's last member leaves, the consumer is cancelled; the
-//     queue stays bound for the other nodes. Deliveries from a shared queue
-//     are never dropped as the node's own: the node's publishes reach its
-//     shared members only through these queues.
+//     queue stays bound for the other nodes; deliveries of its consumer that
+//     were already on their way are nacked back to the queue. Deliveries
+//     from a shared queue are never dropped as the node's own: the node's
+//     publishes reach its shared members only through these queues;
 //   - a retained message is published twice: with key "r" (every node's
 //     queue: every node's retained store) and, typed kSharedOnlyType, with
 //     its topic's key (the shared queues; a node's queue bound to the same
 //     key acks and skips that copy).
 //
 // Threads. Shards call Publish, FilterAdded/FilterRemoved and
-// SharedAdded/SharedRemoved; they never
-// block on the network: those take a std::mutex for a push onto a deque and
-// write an eventfd when the link sleeps. Publish is bounded (max_buffered
-// messages): the same buffer holds what waits while RabbitMQ is away. Over
-// the bound, QoS 0 messages go first (the new one if it is QoS 0, else the
-// oldest buffered QoS 0), and a QoS 1/2 message is dropped only when no QoS 0
-// is left; every drop is counted and logged (throttled). Interest events are
+// SharedAdded/SharedRemoved; they never block on the network: those take a
+// std::mutex for a push onto a deque and write an eventfd when the link
+// sleeps. Publish is bounded (max_buffered AMQP messages, a retained message
+// counting as two): the same buffer holds what waits while RabbitMQ is away.
+// Over the bound, QoS 0 messages go first (the new one if it is QoS 0, else
+// the oldest buffered QoS 0), and a QoS 1/2 message is dropped only when no
+// QoS 0 is left; every drop is counted and logged (throttled). Interest events are
 // never dropped (they are bounded by the number of distinct filters).
 //
 // The link thread owns the two AMQP connections (one publishes and binds,
