@@ -336,7 +336,10 @@ def test_rabbitmq_restart_loses_no_qos1_message(nodes, rabbit):
     a, _, c = nodes
     sub = Client(c, "sub-restart")
     sub.subscribe("stream/t", qos=1)
-    time.sleep(BIND_WAIT)
+    # A shared group's queue is consumed again after the reconnect.
+    shared = Client(nodes[1], "shared-restart")
+    shared.subscribe("$share/gr/stream/t", qos=1)
+    wait_consumers(rabbit, "gr", "stream/t", 1)
     pub = Client(a, "pub-restart")
     total = 150
     before = [connected_count(node) for node in nodes]
@@ -370,8 +373,18 @@ def test_rabbitmq_restart_loses_no_qos1_message(nodes, rabbit):
         except queue.Empty:
             pass
     assert sorted(seen) == list(range(total))  # at least once: duplicates allowed
+    wait_consumers(rabbit, "gr", "stream/t", 1)
+    seen = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < total and time.monotonic() < deadline:
+        try:
+            seen.add(int(shared.get(timeout=1).payload))
+        except queue.Empty:
+            pass
+    assert sorted(seen) == list(range(total))
     pub.close()
     sub.close()
+    shared.close()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -434,6 +447,43 @@ def test_restarted_node_rebinds_its_persistent_sessions(nodes, rabbit, tmp_path)
         sub.loop_stop()
     finally:
         assert d.stop() == 0
+
+
+def test_restarted_node_consumes_its_persistent_shared_members_queues(nodes, rabbit, tmp_path):
+    """--data-dir: a restarted node consumes the shared queues of the groups
+    its recovered persistent sessions are members of (not its node queue)."""
+    a = nodes[0]
+    args = [f"--cluster-amqp={rabbit.url}", "--node-id=node-e", f"--data-dir={tmp_path}"]
+    e = RunningBroker(*args, shards=2)
+    try:
+        assert wait_until(lambda: connected_count(e) >= 1, timeout=20), e.log()
+        sub = paho.Client(client_id="persist-e", clean_session=False, protocol=paho.MQTTv311)
+        sub.connect("127.0.0.1", e.port)
+        sub.loop_start()
+        result, _ = sub.subscribe("$share/ge/dur2/+", 1)
+        assert result == 0
+        wait_consumers(rabbit, "ge", "dur2/+", 1)
+        sub.disconnect()
+        sub.loop_stop()
+        assert e.stop() == 0
+        wait_consumers(rabbit, "ge", "dur2/+", 0)
+        e = RunningBroker(*args, shards=2)
+        assert wait_until(lambda: connected_count(e) >= 1, timeout=20), e.log()
+        wait_consumers(rabbit, "ge", "dur2/+", 1)
+        assert not any(k.startswith("n.wdur2") for k in bindings_of(rabbit, "node-e"))
+        pub = Client(a, "pub-dur2")
+        pub.publish("dur2/x", "for the group", qos=1)
+        pub.close()
+        got = queue.Queue()
+        sub = paho.Client(client_id="persist-e", clean_session=False, protocol=paho.MQTTv311)
+        sub.on_message = lambda c, u, m: got.put(m.payload)
+        sub.connect("127.0.0.1", e.port)
+        sub.loop_start()
+        assert got.get(timeout=5) == b"for the group"
+        sub.disconnect()
+        sub.loop_stop()
+    finally:
+        assert e.stop() == 0
 
 
 # Shared subscriptions across nodes: each message to one member of the group
