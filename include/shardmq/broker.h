@@ -124,6 +124,10 @@ struct ClusterStats {
   bool connected = false;  // to RabbitMQ, now
   uint64_t published = 0;  // messages to other nodes, confirmed by RabbitMQ
   uint64_t consumed = 0;   // messages from other nodes handed to the shards
+  // Messages from shared subscriptions' queues (any node's, this one's too)
+  // handed to the shards, and the shared queues the node consumes.
+  uint64_t shared_consumed = 0;
+  uint64_t shared_queues = 0;
   // This node's own messages that came back through its queue (it has a
   // subscriber for them too) and were dropped.
   uint64_t own_skipped = 0;

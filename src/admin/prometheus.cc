@@ -241,6 +241,11 @@ std::string RenderPrometheus(const MetricsInput& input) {
         "Messages sent to the other nodes, confirmed by RabbitMQ.", c.published);
     one("shardmq_cluster_consumed_total", "counter",
         "Messages from other nodes handed to the shards.", c.consumed);
+    one("shardmq_cluster_shared_consumed_total", "counter",
+        "Messages from shared subscriptions' queues handed to the shards.", c.shared_consumed);
+    one("shardmq_cluster_shared_queues", "gauge",
+        "Shared subscriptions' queues the node consumes (it has members of the group).",
+        c.shared_queues);
     one("shardmq_cluster_own_skipped_total", "counter",
         "This node's own messages that came back through its queue and were dropped.",
         c.own_skipped);

@@ -307,8 +307,9 @@ class Broker::Impl {
     link_options.exchange = options_.cluster.exchange;
     link_options.max_buffered = options_.cluster.buffer_messages;
     auto created = cluster::AmqpLink::Create(
-        std::move(link_options), [link = link_, shards = options_.shards](std::string_view body) {
-          return broker::PostFromCluster(*link, shards, body);
+        std::move(link_options), [link = link_, shards = options_.shards](
+                                     std::string_view body, const cluster::SharedSource* shared) {
+          return broker::PostFromCluster(*link, shards, body, shared);
         });
     if (!created.ok()) return created.status();
     cluster_ = *std::move(created);
@@ -394,10 +395,13 @@ class Broker::Impl {
     if (cluster_ != nullptr) {
       // Recovered persistent sessions' filters: one 0->1 per shard that has
       // them, as the shards themselves announce new ones.
+      // A shared group's: its shared queue (cluster_bridge.cc).
       for (const auto& [filter, home] : context_.recovered_interest) {
-        std::string_view bound = filter;
-        if (auto shared = topic::ParseSharedSubscription(filter)) bound = shared->filter;
-        cluster_->FilterAdded(bound);
+        if (auto shared = topic::ParseSharedSubscription(filter)) {
+          cluster_->SharedAdded(shared->group, shared->filter);
+        } else {
+          cluster_->FilterAdded(filter);
+        }
       }
     }
     {
@@ -567,6 +571,8 @@ class Broker::Impl {
     out.connected = s.connected;
     out.published = s.published;
     out.consumed = s.consumed;
+    out.shared_consumed = s.shared_consumed;
+    out.shared_queues = s.shared_queues;
     out.own_skipped = s.own_skipped;
     out.dropped_qos0 = s.dropped_qos0;
     out.dropped_qos12 = s.dropped_qos12;

@@ -76,9 +76,13 @@ class BrokerShard final : public shard::ShardHandler {
   absl::Status AdminDisconnect(std::string_view client_id, bool discard_session);
 
   // Clustering (cluster_bridge.cc). A message from another node, as the
-  // link consumed it: routed here as if published locally (matched against
-  // this node's subscriptions, retained on this node), never sent back out.
-  void RouteFromCluster(std::string_view body);
+  // link consumed it from the node's queue (`shared_group` empty): routed
+  // here as if published locally (matched against this node's non-shared
+  // subscriptions, retained on this node), never sent back out. Or a message
+  // from the shared queue of `shared_group` ("$share/{group}/{filter}"; from
+  // any node, this one too): given to one of the group's members on this
+  // node, and to nobody else.
+  void RouteFromCluster(std::string_view body, std::string_view shared_group);
   // Clustering with Redis (cluster_sessions.cc), on the client id's home
   // shard: a claim made by HoldForClaim came back; another node claimed a
   // session owned here (let it go, then answer); a dead node's session is
@@ -228,8 +232,10 @@ class BrokerShard final : public shard::ShardHandler {
 
   // Routing and delivery (DESIGN.md, "How a PUBLISH travels", steps 4-5).
   // Builds the Message only if someone, on any shard, will receive it, and
-  // returns whether anyone matched (MQTT 5 PUBACK 0x10 otherwise).
-  bool Route(const Message::Fields& fields);
+  // returns whether anyone matched (MQTT 5 PUBACK 0x10 otherwise). With
+  // `shared` false, shared groups are left out: in a cluster their copies
+  // come only from their shared queues (ExportToCluster).
+  bool Route(const Message::Fields& fields, bool shared = true);
   void PostMessage(int target, MailKind kind, const MessageRef& message);
   // Fills match_scratch_ with the local subscriptions matching `topic`
   // (sorted by session) and, if `want_shards`, interest_scratch_ with the
@@ -307,8 +313,10 @@ class BrokerShard final : public shard::ShardHandler {
   void RemoveSubscription(Session& session, const std::string& filter);
   // Clustering (cluster_bridge.cc), called only when context_.cluster is
   // set: a message a local client (or will, or inline client) published
-  // goes to the other nodes; a filter became active / inactive on this shard.
-  void ExportToCluster(const Message::Fields& fields);
+  // goes to the other nodes (true; false for what stays on this node:
+  // then its shared groups are served locally); a filter became active /
+  // inactive on this shard.
+  bool ExportToCluster(const Message::Fields& fields);
   void ClusterInterest(const std::string& filter, bool added);
   // A message as other nodes and Redis carry it (cluster_bridge.h), and
   // back: null when it expired meanwhile or does not decode (logged).
@@ -339,6 +347,8 @@ class BrokerShard final : public shard::ShardHandler {
   void ClusterSubscriptionChanged(Session& session, const std::string& filter,
                                   const topic::SubscriptionOptions* options);
   void ClusterSessionEnded(Session& session, SessionEndReason why);
+  // RouteFromCluster's shared-queue case: one local member of `group`.
+  void DeliverFromSharedQueue(const Message::Fields& fields, const std::string& group);
   void FinishSuback(PendingSuback& pending);
   // One of the things a pending SUBACK waits for arrived (an interest
   // acknowledgement, the log's durability); the last one sends it.

@@ -14,6 +14,7 @@
 #include "broker/session_recovery.h"
 #include "cluster/amqp_link.h"
 #include "cluster/redis_link.h"
+#include "mqtt/topic_validation.h"
 #include "topic/levels.h"
 
 namespace shardmq::broker {
@@ -36,7 +37,8 @@ absl::StatusOr<MessageRef> DecodeClusterMessage(std::string_view body, int64_t n
   return RebuildMessage(record->message, now_wall_ns, now);
 }
 
-bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body) {
+bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body,
+                     const cluster::SharedSource* shared) {
   absl::StatusOr<SessionRecord> record = DecodeBody(body);
   if (!record.ok()) {
     SHARDMQ_LOG(kWarning, "cluster: dropped a message from RabbitMQ: %s",
@@ -47,9 +49,16 @@ bool PostFromCluster(BrokerLink& link, int shard_count, std::string_view body) {
   const size_t hash =
       absl::Hash<absl::string_view>{}(absl::string_view(topic.data(), topic.size()));
   const int shard = static_cast<int>(hash % static_cast<size_t>(shard_count));
-  return link.Post(shard, [body = std::string(body)](shard::ShardHandler& handler) {
-    static_cast<BrokerShard&>(handler).RouteFromCluster(body);
-  });
+  std::string group;  // "$share/{group}/{filter}", as the shards key it
+  if (shared != nullptr) {
+    group.reserve(mqtt::kSharePrefix.size() + shared->group.size() + 1 + shared->filter.size());
+    group.append(mqtt::kSharePrefix);
+    group.append(shared->group).append("/").append(shared->filter);
+  }
+  return link.Post(
+      shard, [body = std::string(body), group = std::move(group)](shard::ShardHandler& handler) {
+        static_cast<BrokerShard&>(handler).RouteFromCluster(body, group);
+      });
 }
 
 void BrokerShard::AppendClusterBody(const Message& message, std::string& out) {
@@ -73,9 +82,9 @@ MessageRef BrokerShard::MessageFromClusterBody(std::string_view body) {
   return *std::move(message);
 }
 
-void BrokerShard::ExportToCluster(const Message::Fields& fields) {
+bool BrokerShard::ExportToCluster(const Message::Fields& fields) {
   // $SYS is each node's own report about itself.
-  if (fields.topic == "$SYS" || fields.topic.starts_with("$SYS/")) return;
+  if (fields.topic == "$SYS" || fields.topic.starts_with("$SYS/")) return false;
   // Built as subscribers would see it: only the properties they receive,
   // the expiry interval started now.
   MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
@@ -90,23 +99,28 @@ void BrokerShard::ExportToCluster(const Message::Fields& fields) {
     }
   }
   context_.cluster->Publish(message->topic(), message->retain(), message->qos(), std::move(body));
+  return true;
 }
 
 void BrokerShard::ClusterInterest(const std::string& filter, bool added) {
-  // A shared group's members on this node share its messages; the node
-  // needs what the inner filter matches.
-  std::string_view bound = filter;
+  // A shared group's messages come through its own queue, shared by the
+  // nodes; the node's queue does not bind its filter.
   if (auto shared = topic::ParseSharedSubscription(filter); shared.has_value()) {
-    bound = shared->filter;
+    if (added) {
+      context_.cluster->SharedAdded(shared->group, shared->filter);
+    } else {
+      context_.cluster->SharedRemoved(shared->group, shared->filter);
+    }
+    return;
   }
   if (added) {
-    context_.cluster->FilterAdded(bound);
+    context_.cluster->FilterAdded(filter);
   } else {
-    context_.cluster->FilterRemoved(bound);
+    context_.cluster->FilterRemoved(filter);
   }
 }
 
-void BrokerShard::RouteFromCluster(std::string_view body) {
+void BrokerShard::RouteFromCluster(std::string_view body, std::string_view shared_group) {
   absl::StatusOr<SessionRecord> record = DecodeBody(body);
   if (!record.ok()) return;  // PostFromCluster checked it
   const MessageRecord& m = record->message;
@@ -124,9 +138,30 @@ void BrokerShard::RouteFromCluster(std::string_view body) {
   fields.retain = m.retain;
   fields.publisher = m.publisher;
   fields.properties = &*properties;
+  if (!shared_group.empty()) {
+    DeliverFromSharedQueue(fields, std::string(shared_group));
+    return;
+  }
   // Route, not the client path: no hooks (the publishing node ran them), not
-  // exported again. A retained message is stored here too.
-  Route(fields);
+  // exported again. A retained message is stored here too. Shared groups are
+  // left out: their copies come from their shared queues.
+  Route(fields, /*shared=*/false);
+}
+
+void BrokerShard::DeliverFromSharedQueue(const Message::Fields& fields, const std::string& group) {
+  // The queue's long-key bindings are supersets (amqp_keys.h): a message
+  // the group's filter does not match is not the group's.
+  const std::optional<topic::SharedSubscription> parts = topic::ParseSharedSubscription(group);
+  if (!parts.has_value() || !topic::FilterMatches(parts->filter, fields.topic)) return;
+  MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
+  // One member on this node, on whichever shard (DeliverShared). The link
+  // consumes the queue only while the node has members, but the last one
+  // may leave while a message is on its way: then the message is dropped for
+  // the group (already acked to RabbitMQ) and counted (README "Cluster").
+  if (!DeliverShared(message, group, 0, nullptr)) {
+    ShardStats::Inc(stats_.dropped_no_subscribers);
+    NoteDropped({}, *message, DropReason::kNoSubscribers);
+  }
 }
 
 }  // namespace shardmq::broker

@@ -35,11 +35,15 @@ constexpr size_t kOnlineQueueSlack = 8;
 
 }  // namespace
 
-bool BrokerShard::Route(const Message::Fields& fields) {
+bool BrokerShard::Route(const Message::Fields& fields, bool shared) {
   const int self = shard_.id();
   const int shards = shard_.shard_count();
   CollectMatches(fields.topic, /*want_shards=*/shards > 1);
-  CollectSharedGroups(fields.topic);
+  if (shared) [[likely]] {
+    CollectSharedGroups(fields.topic);
+  } else {
+    shared_scratch_.clear();
+  }
   const bool matched =
       !match_scratch_.empty() || !interest_scratch_.empty() || !shared_scratch_.empty();
   if (!fields.retain && !matched) {

@@ -510,10 +510,11 @@ void BrokerShard::PublishWill(WillMessage& will) {
   // Message::Make copies the properties and starts the expiry interval now;
   // `will` keeps them alive until Route returns.
   if (will.properties != nullptr) fields.properties = &will.properties->properties;
+  bool shared_here = true;
   if (context_.cluster != nullptr) [[unlikely]] {
-    ExportToCluster(fields);
+    shared_here = !ExportToCluster(fields);
   }
-  Route(fields);
+  Route(fields, shared_here);
 }
 
 void BrokerShard::EndSession(Session& session, SessionEndReason why) {

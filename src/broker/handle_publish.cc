@@ -127,11 +127,12 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
       } else {
         LogInboundQos2(session, publish.packet_id, true);
       }
+      bool shared_here = true;
       if (context_.cluster != nullptr) [[unlikely]] {
-        ExportToCluster(fields);
+        shared_here = !ExportToCluster(fields);
       }
       // Other nodes may have subscribers: only this node's are known here.
-      matched = Route(fields) || context_.cluster != nullptr;
+      matched = Route(fields, shared_here) || context_.cluster != nullptr;
     }
     mqtt::PubAck pubrec;
     pubrec.type = mqtt::PacketType::kPubrec;
@@ -159,10 +160,12 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
     return;
   }
 
+  bool shared_here = true;
   if (context_.cluster != nullptr) [[unlikely]] {
-    ExportToCluster(fields);
+    // Shared groups get it back through their shared queues.
+    shared_here = !ExportToCluster(fields);
   }
-  const bool matched = Route(fields) || context_.cluster != nullptr;
+  const bool matched = Route(fields, shared_here) || context_.cluster != nullptr;
   if (publish.qos == 1) {
     mqtt::PubAck puback;
     puback.type = mqtt::PacketType::kPuback;

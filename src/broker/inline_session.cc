@@ -86,10 +86,11 @@ void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublis
   if (!request.topic.starts_with('$')) {
     stats_.CountReceived(fields.qos, fields.topic.size() + fields.payload.size());
   }
+  bool shared_here = true;
   if (context_.cluster != nullptr) [[unlikely]] {
-    ExportToCluster(fields);
+    shared_here = !ExportToCluster(fields);
   }
-  Route(fields);
+  Route(fields, shared_here);
 }
 
 void BrokerShard::InlineSubscribe(const std::string& client_id, const std::string& filter,

@@ -1,6 +1,9 @@
 // See amqp_keys.h for the mapping and why its long-name fallbacks are safe.
 #include "cluster/amqp_keys.h"
 
+#include <cstdint>
+
+#include "absl/strings/str_format.h"
 #include "topic/levels.h"
 
 namespace shardmq::cluster {
@@ -49,6 +52,19 @@ std::string PrefixBinding(std::string_view prefix, std::string_view filter) {
   return key;
 }
 
+// FNV-1a, 128 bits (offset basis and prime from the FNV reference).
+__extension__ typedef unsigned __int128 Uint128;
+
+Uint128 Fnv1a128(std::string_view data) {
+  const Uint128 prime = (Uint128{1} << 88) | 0x13b;
+  Uint128 hash = (Uint128{0x6c62272e07bb0142} << 64) | 0x62b821756295c58d;
+  for (char c : data) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= prime;
+  }
+  return hash;
+}
+
 }  // namespace
 
 std::string RoutingKey(std::string_view topic_name) {
@@ -93,6 +109,15 @@ std::vector<std::string> BindingKeys(std::string_view filter) {
   // long itself, may match a topic sent with a truncated routing key.
   if (wildcard || long_filter) keys.push_back(PrefixBinding(std::string("t") + cls, filter));
   return keys;
+}
+
+std::string SharedQueueName(std::string_view group, std::string_view filter) {
+  std::string key(group);
+  key.push_back('\0');
+  key.append(filter);
+  const Uint128 hash = Fnv1a128(key);
+  return absl::StrFormat("shardmq.share.%016x%016x", static_cast<uint64_t>(hash >> 64),
+                         static_cast<uint64_t>(hash));
 }
 
 }  // namespace shardmq::cluster

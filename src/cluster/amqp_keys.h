@@ -55,4 +55,11 @@ std::string RoutingKey(std::string_view topic_name);
 // routing key is truncated. Each at most kMaxAmqpKey bytes.
 std::vector<std::string> BindingKeys(std::string_view filter);
 
+// The name of the queue shared by all nodes for "$share/{group}/{filter}"
+// (amqp_link.h): "shardmq.share." and 32 hex digits of a 128-bit FNV-1a
+// hash of group "\0" filter, the same in every process, version and
+// machine (unlike absl::Hash, seeded per process).
+//   SharedQueueName("g", "a/#") -> "shardmq.share.<32 hex digits>"
+std::string SharedQueueName(std::string_view group, std::string_view filter);
+
 }  // namespace shardmq::cluster

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "base/log.h"
 #include "cluster/amqp_keys.h"
 
@@ -27,6 +28,8 @@ constexpr uint16_t kPrefetch = 1024;
 // The key every node binds: retained messages reach every node.
 constexpr std::string_view kRetainedKey = "r";
 constexpr int kChannel = 1;
+// The node queue's consumer tag; a shared queue's is the queue's name.
+constexpr std::string_view kNodeConsumerTag = "node";
 // Long enough for a busy RabbitMQ, short enough to notice a dead one.
 constexpr timeval kRpcTimeout = {5, 0};
 
@@ -201,13 +204,33 @@ void AmqpLink::Wake() {
 void AmqpLink::Publish(std::string_view topic, bool retain, uint8_t qos, std::string body) {
   Outgoing out;
   out.routing_key = retain ? std::string(kRetainedKey) : RoutingKey(topic);
-  out.body = std::move(body);
   out.qos = qos;
+  // A retained message's copy for the shared queues (they do not bind "r").
+  Outgoing shared;
+  if (retain) {
+    shared.routing_key = RoutingKey(topic);
+    shared.body = body;
+    shared.qos = qos;
+    shared.shared_only = true;
+  }
+  out.body = std::move(body);
   bool wake = false;
   bool dropped = false;
   uint8_t dropped_qos = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    PushLocked(std::move(out), dropped, dropped_qos);
+    if (retain) PushLocked(std::move(shared), dropped, dropped_qos);
+    wake = sleeping_;
+    sleeping_ = false;
+  }
+  if (dropped) NoteDrop(dropped_qos);
+  if (wake) Wake();
+}
+
+void AmqpLink::PushLocked(Outgoing out, bool& dropped, uint8_t& dropped_qos) {
+  const uint8_t qos = out.qos;
+  {
     if (buffer_.size() >= options_.max_buffered) {
       // QoS 0 goes first: the new one, else the oldest buffered one.
       dropped = true;
@@ -229,11 +252,7 @@ void AmqpLink::Publish(std::string_view topic, bool retain, uint8_t qos, std::st
       if (qos == 0) ++buffered_qos0_;
       buffer_.push_back(std::move(out));
     }
-    wake = sleeping_;
-    sleeping_ = false;
   }
-  if (dropped) NoteDrop(dropped_qos);
-  if (wake) Wake();
 }
 
 void AmqpLink::NoteDrop(uint8_t qos) {
@@ -252,21 +271,26 @@ void AmqpLink::NoteDrop(uint8_t qos) {
 }
 
 void AmqpLink::FilterAdded(std::string_view filter) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    interest_.push_back({std::string(filter), true});
-    wake = sleeping_;
-    sleeping_ = false;
-  }
-  if (wake) Wake();
+  PushInterest({std::string(filter), {}, /*added=*/true, /*shared=*/false});
 }
 
 void AmqpLink::FilterRemoved(std::string_view filter) {
+  PushInterest({std::string(filter), {}, /*added=*/false, /*shared=*/false});
+}
+
+void AmqpLink::SharedAdded(std::string_view group, std::string_view filter) {
+  PushInterest({std::string(filter), std::string(group), /*added=*/true, /*shared=*/true});
+}
+
+void AmqpLink::SharedRemoved(std::string_view group, std::string_view filter) {
+  PushInterest({std::string(filter), std::string(group), /*added=*/false, /*shared=*/true});
+}
+
+void AmqpLink::PushInterest(InterestEvent event) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    interest_.push_back({std::string(filter), false});
+    interest_.push_back(std::move(event));
     wake = sleeping_;
     sleeping_ = false;
   }
@@ -277,6 +301,8 @@ AmqpLinkStats AmqpLink::Stats() const {
   AmqpLinkStats s;
   s.published = published_.load(std::memory_order_relaxed);
   s.consumed = consumed_.load(std::memory_order_relaxed);
+  s.shared_consumed = shared_consumed_.load(std::memory_order_relaxed);
+  s.shared_queues = shared_queues_.load(std::memory_order_relaxed);
   s.own_skipped = own_skipped_.load(std::memory_order_relaxed);
   s.dropped_qos0 = dropped_qos0_.load(std::memory_order_relaxed);
   s.dropped_qos12 = dropped_qos12_.load(std::memory_order_relaxed);
@@ -334,18 +360,55 @@ bool AmqpLink::ConnectAll() {
     status = Check(c, "basic.qos");
   }
   if (status.ok()) {
-    amqp_basic_consume(c, kChannel, Bytes(queue_name_), amqp_empty_bytes, /*no_local=*/0,
+    amqp_basic_consume(c, kChannel, Bytes(queue_name_), Bytes(kNodeConsumerTag), /*no_local=*/0,
                        /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
     status = Check(c, "basic.consume");
   }
+  if (status.ok()) {
+    publisher_ = std::move(publisher);
+    consumer_ = std::move(consumer);
+    // The shared queues the node has members of: declared, bound and
+    // consumed again (a restarted RabbitMQ may have lost them).
+    for (auto& [name, queue] : shared_) {
+      queue.consuming = false;
+      if (status.ok()) status = StartShared(name, queue);
+    }
+  }
   if (!status.ok()) {
     SHARDMQ_LOG(kWarning, "cluster: RabbitMQ at %s: %s", options_.url, status.message());
+    publisher_.reset();
+    consumer_.reset();
     return false;
   }
-  publisher_ = std::move(publisher);
-  consumer_ = std::move(consumer);
   next_tag_ = 1;  // a new channel in confirm mode counts from 1
   return true;
+}
+
+absl::Status AmqpLink::StartShared(const std::string& name, SharedQueue& queue) {
+  amqp_connection_state_t p = publisher_->state();
+  amqp_table_entry_t expires;
+  expires.key = amqp_cstring_bytes("x-expires");
+  expires.value.kind = AMQP_FIELD_KIND_I32;
+  expires.value.value.i32 = kSharedQueueExpiresMs;
+  amqp_table_t arguments;
+  arguments.num_entries = 1;
+  arguments.entries = &expires;
+  amqp_queue_declare(p, kChannel, Bytes(name), /*passive=*/0, /*durable=*/1, /*exclusive=*/0,
+                     /*auto_delete=*/0, arguments);
+  if (absl::Status status = Check(p, "queue.declare (shared)"); !status.ok()) return status;
+  // Bindings are idempotent: declaring and binding again on every 0->1 (or
+  // reconnect) is how a queue that expired meanwhile comes back.
+  for (const std::string& key : BindingKeys(queue.filter)) {
+    amqp_queue_bind(p, kChannel, Bytes(name), Bytes(options_.exchange), Bytes(key),
+                    amqp_empty_table);
+    if (absl::Status status = Check(p, "queue.bind (shared)"); !status.ok()) return status;
+  }
+  amqp_connection_state_t c = consumer_->state();
+  amqp_basic_consume(c, kChannel, Bytes(name), Bytes(name), /*no_local=*/0, /*no_ack=*/0,
+                     /*exclusive=*/0, amqp_empty_table);
+  if (absl::Status status = Check(c, "basic.consume (shared)"); !status.ok()) return status;
+  queue.consuming = true;
+  return absl::OkStatus();
 }
 
 void AmqpLink::DisconnectAll() {
@@ -362,6 +425,35 @@ bool AmqpLink::ApplyInterest() {
   }
   bool ok = true;
   for (InterestEvent& event : events) {
+    if (event.shared) {
+      const std::string name = SharedQueueName(event.group, event.filter);
+      if (event.added) {
+        SharedQueue& queue = shared_[name];
+        if (queue.count++ > 0) continue;
+        queue.group = std::move(event.group);
+        queue.filter = std::move(event.filter);
+        if (!ok || publisher_ == nullptr) continue;  // ConnectAll starts it
+        if (absl::Status status = StartShared(name, queue); !status.ok()) {
+          SHARDMQ_LOG(kWarning, "cluster: shared queue %s: %s", name, status.message());
+          ok = false;
+        }
+        continue;
+      }
+      auto it = shared_.find(name);
+      if (it == shared_.end() || --it->second.count > 0) continue;
+      const bool consuming = it->second.consuming;
+      shared_.erase(it);
+      // Deliveries already on their way are sent back (ConsumeSome).
+      if (!ok || consumer_ == nullptr || !consuming) continue;
+      amqp_connection_state_t c = consumer_->state();
+      amqp_basic_cancel(c, kChannel, Bytes(name));
+      if (absl::Status status = Check(c, "basic.cancel (shared)"); !status.ok()) {
+        // The reconnect consumes only what is still counted.
+        SHARDMQ_LOG(kWarning, "cluster: %s", status.message());
+        ok = false;
+      }
+      continue;
+    }
     int& count = filter_counts_[event.filter];
     const int before = count;
     count += event.added ? 1 : -1;
@@ -402,6 +494,7 @@ bool AmqpLink::ApplyInterest() {
     }
   }
   bindings_.store(key_counts_.size(), std::memory_order_relaxed);
+  shared_queues_.store(shared_.size(), std::memory_order_relaxed);
   return ok;
 }
 
@@ -425,6 +518,10 @@ bool AmqpLink::PublishBatch() {
     // QoS 0 promises nothing across a RabbitMQ restart; QoS 1/2 are kept.
     props.delivery_mode = out.qos > 0 ? 2 : 1;
     props.app_id = Bytes(options_.node_id);
+    if (out.shared_only) {
+      props._flags |= AMQP_BASIC_TYPE_FLAG;
+      props.type = Bytes(kSharedOnlyType);
+    }
     if (amqp_basic_publish(p, kChannel, Bytes(options_.exchange), Bytes(out.routing_key), 0, 0,
                            &props, Bytes(out.body)) != AMQP_STATUS_OK) {
       ok = false;
@@ -501,7 +598,10 @@ bool AmqpLink::ConsumeSome(int wait_ms) {
   // all handed to the shards before it is sent.
   uint64_t ack_upto = 0;
   auto flush_acks = [&] {
-    return ack_upto == 0 || amqp_basic_ack(c, kChannel, ack_upto, /*multiple=*/1) == AMQP_STATUS_OK;
+    if (ack_upto == 0) return true;
+    const bool sent = amqp_basic_ack(c, kChannel, ack_upto, /*multiple=*/1) == AMQP_STATUS_OK;
+    ack_upto = 0;
+    return sent;
   };
   for (int i = 0; i < kPrefetch; ++i) {
     if (i > 0 && !amqp_frames_enqueued(c) && !amqp_data_in_buffer(c)) {
@@ -522,16 +622,39 @@ bool AmqpLink::ConsumeSome(int wait_ms) {
       flush_acks();
       return false;
     }
-    const bool own = (envelope.message.properties._flags & AMQP_BASIC_APP_ID_FLAG) != 0 &&
-                     View(envelope.message.properties.app_id) == options_.node_id;
-    bool taken = true;
-    if (own) {
-      own_skipped_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      taken = deliver_(View(envelope.message.body));
-      if (taken) consumed_.fetch_add(1, std::memory_order_relaxed);
-    }
+    const amqp_basic_properties_t& props = envelope.message.properties;
     const uint64_t tag = envelope.delivery_tag;
+    const std::string_view consumer_tag = View(envelope.consumer_tag);
+    bool taken = true;
+    if (consumer_tag == kNodeConsumerTag) {
+      const bool own =
+          (props._flags & AMQP_BASIC_APP_ID_FLAG) != 0 && View(props.app_id) == options_.node_id;
+      // A retained message's copy for the shared queues, in the node's
+      // queue through a binding the two share: the "r" copy is the node's.
+      const bool shared_only =
+          (props._flags & AMQP_BASIC_TYPE_FLAG) != 0 && View(props.type) == kSharedOnlyType;
+      if (own) {
+        own_skipped_.fetch_add(1, std::memory_order_relaxed);
+      } else if (!shared_only) {
+        taken = deliver_(View(envelope.message.body), nullptr);
+        if (taken) consumed_.fetch_add(1, std::memory_order_relaxed);
+      }
+    } else if (auto it = shared_.find(absl::string_view(consumer_tag.data(), consumer_tag.size()));
+               it != shared_.end()) {
+      // From any node, this one too: the group's copy.
+      const SharedSource source{it->second.group, it->second.filter};
+      taken = deliver_(View(envelope.message.body), &source);
+      if (taken) shared_consumed_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      // A shared queue's consumer cancelled (its last member here left)
+      // while this was on its way: back to the queue, for the other nodes.
+      amqp_destroy_envelope(&envelope);
+      if (!flush_acks() ||
+          amqp_basic_nack(c, kChannel, tag, /*multiple=*/0, /*requeue=*/1) != AMQP_STATUS_OK) {
+        return false;
+      }
+      continue;
+    }
     amqp_destroy_envelope(&envelope);
     if (!taken) {
       // The broker is stopping. Left unacked, this message (and any after
@@ -597,10 +720,10 @@ void AmqpLink::Run() {
     left = buffer_.size();
   }
   SHARDMQ_LOG(kInfo,
-              "cluster: stopped; %u messages published, %u consumed, %u own skipped, %u "
-              "reconnects, dropped %u QoS 0 and %u QoS 1/2, %u left unsent",
-              stats.published, stats.consumed, stats.own_skipped, stats.reconnects,
-              stats.dropped_qos0, stats.dropped_qos12, left);
+              "cluster: stopped; %u messages published, %u consumed (%u from shared queues), %u "
+              "own skipped, %u reconnects, dropped %u QoS 0 and %u QoS 1/2, %u left unsent",
+              stats.published, stats.consumed, stats.shared_consumed, stats.own_skipped,
+              stats.reconnects, stats.dropped_qos0, stats.dropped_qos12, left);
 }
 
 }  // namespace shardmq::cluster

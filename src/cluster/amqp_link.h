@@ -10,23 +10,41 @@
 //     publisher confirms, tagged with the node id (app_id) so the node drops
 //     its own messages when they come back through its queue;
 //   - its queue consumed with manual acks: a message is acked once Deliver
-//     (the broker's callback) took it, i.e. it was handed to a shard.
+//     (the broker's callback) took it, i.e. it was handed to a shard;
+//   - per shared subscription ($share/{group}/{filter}) with a member on the
+//     node, one durable queue shared by all nodes, SharedQueueName(group,
+//     filter), declared with x-expires (kSharedQueueExpiresMs: a group nobody
+//     consumes any more disappears), bound with the filter's binding keys and
+//     consumed (manual acks) while the node has members. RabbitMQ hands each
+//     message of that queue to one of the consuming nodes (round robin), so
+//     each message reaches one node, which gives it to one local member.
+//     When the node's last member leaves, the consumer is cancelled; the
+//     queue stays bound for the other nodes; deliveries of its consumer that
+//     were already on their way are nacked back to the queue. Deliveries
+//     from a shared queue are never dropped as the node's own: the node's
+//     publishes reach its shared members only through these queues;
+//   - a retained message is published twice: with key "r" (every node's
+//     queue: every node's retained store) and, typed kSharedOnlyType, with
+//     its topic's key (the shared queues; a node's queue bound to the same
+//     key acks and skips that copy).
 //
-// Threads. Shards call Publish and FilterAdded/FilterRemoved; they never
-// block on the network: those take a std::mutex for a push onto a deque and
-// write an eventfd when the link sleeps. Publish is bounded (max_buffered
-// messages): the same buffer holds what waits while RabbitMQ is away. Over
-// the bound, QoS 0 messages go first (the new one if it is QoS 0, else the
-// oldest buffered QoS 0), and a QoS 1/2 message is dropped only when no QoS 0
-// is left; every drop is counted and logged (throttled). Interest events are
+// Threads. Shards call Publish, FilterAdded/FilterRemoved and
+// SharedAdded/SharedRemoved; they never block on the network: those take a
+// std::mutex for a push onto a deque and write an eventfd when the link
+// sleeps. Publish is bounded (max_buffered AMQP messages, a retained message
+// counting as two): the same buffer holds what waits while RabbitMQ is away.
+// Over the bound, QoS 0 messages go first (the new one if it is QoS 0, else
+// the oldest buffered QoS 0), and a QoS 1/2 message is dropped only when no
+// QoS 0 is left; every drop is counted and logged (throttled). Interest events are
 // never dropped (they are bounded by the number of distinct filters).
 //
 // The link thread owns the two AMQP connections (one publishes and binds,
 // one consumes, so confirms and deliveries never interleave on a socket). If
 // either fails it closes both, waits with exponential back-off (100 ms up to
 // 5 s), reconnects, redeclares the exchange and queue and rebinds every key
-// it holds. A batch whose confirms did not come back is published again:
-// delivery across nodes is at least once.
+// it holds, and redeclares, rebinds and consumes again every shared queue
+// it has members for. A batch whose confirms did not come back is published
+// again: delivery across nodes is at least once.
 #pragma once
 
 #include <atomic>
@@ -44,6 +62,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cluster/amqp_keys.h"
 
 namespace shardmq::cluster {
 
@@ -59,10 +78,12 @@ struct AmqpLinkOptions {
 
 // Counters, any thread (relaxed).
 struct AmqpLinkStats {
-  uint64_t published = 0;     // confirmed by RabbitMQ
-  uint64_t consumed = 0;      // delivered from the node's queue to the shards
-  uint64_t own_skipped = 0;   // this node's own messages coming back
-  uint64_t dropped_qos0 = 0;  // buffer full
+  uint64_t published = 0;        // confirmed by RabbitMQ
+  uint64_t consumed = 0;         // delivered from the node's queue to the shards
+  uint64_t shared_consumed = 0;  // delivered from shared queues to the shards
+  uint64_t shared_queues = 0;    // shared queues the node consumes (or will)
+  uint64_t own_skipped = 0;      // this node's own messages coming back
+  uint64_t dropped_qos0 = 0;     // buffer full
   uint64_t dropped_qos12 = 0;
   uint64_t reconnects = 0;
   uint64_t bindings = 0;  // binding keys currently bound (or to rebind)
@@ -70,12 +91,26 @@ struct AmqpLinkStats {
   bool connected = false;
 };
 
+// How long RabbitMQ keeps a shared queue nobody consumes (x-expires).
+inline constexpr int kSharedQueueExpiresMs = 10 * 60 * 1000;
+// The AMQP `type` of a retained message's copy for the shared queues.
+inline constexpr std::string_view kSharedOnlyType = "shardmq.shared-only";
+
+// Where a delivery came from: a shared queue's group and filter.
+struct SharedSource {
+  std::string_view group;
+  std::string_view filter;
+};
+
 class AmqpLink {
  public:
-  // Link thread: a message from another node (the body as published).
-  // Returns true when it was handed to the shards (the link then acks it);
-  // false leaves it unacked (requeued by RabbitMQ when the link reconnects).
-  using Deliver = absl::AnyInvocable<bool(std::string_view body)>;
+  // Link thread: a message from another node, or from any node (this one
+  // too) through a shared queue (the body as published). `shared` is null
+  // for the node's own queue, else the shared subscription whose queue it
+  // came from: it is for one member of that group. Returns true when it was
+  // handed to the shards (the link then acks it); false leaves it unacked
+  // (requeued by RabbitMQ when the link reconnects).
+  using Deliver = absl::AnyInvocable<bool(std::string_view body, const SharedSource* shared)>;
 
   // Checks the options (an unparsable URL, an empty node id). Starts nothing.
   static absl::StatusOr<std::unique_ptr<AmqpLink>> Create(AmqpLinkOptions options, Deliver deliver);
@@ -93,9 +128,15 @@ class AmqpLink {
   void Publish(std::string_view topic, bool retain, uint8_t qos, std::string body);
   // A filter's subscriber count on one shard went 0->1 / 1->0. The link
   // keeps the node-wide count and binds on 0->1, unbinds on 1->0.
-  // Shared subscriptions pass their inner filter.
+  // Not for shared subscriptions: they use SharedAdded/SharedRemoved.
   void FilterAdded(std::string_view filter);
   void FilterRemoved(std::string_view filter);
+  // A shared subscription's ("$share/{group}/{filter}") member count on one
+  // shard went 0->1 / 1->0. The link keeps the node-wide count; on 0->1 it
+  // declares and binds the group's shared queue and consumes it, on 1->0 it
+  // cancels that consumer (the queue stays, bound, for the other nodes).
+  void SharedAdded(std::string_view group, std::string_view filter);
+  void SharedRemoved(std::string_view group, std::string_view filter);
 
   AmqpLinkStats Stats() const;
   const AmqpLinkOptions& options() const { return options_; }
@@ -105,10 +146,21 @@ class AmqpLink {
     std::string routing_key;
     std::string body;
     uint8_t qos = 0;
+    bool shared_only = false;  // typed kSharedOnlyType
   };
   struct InterestEvent {
     std::string filter;
+    std::string group;  // a shared subscription's (shared)
     bool added = false;
+    bool shared = false;
+  };
+  // A shared subscription the node has members of, keyed by its queue's
+  // name (also the consumer's tag).
+  struct SharedQueue {
+    std::string group;
+    std::string filter;
+    int count = 0;           // shards with members
+    bool consuming = false;  // basic.consume done on the current connection
   };
   class Connection;  // amqp_link.cc: one rabbitmq-c connection
 
@@ -118,6 +170,11 @@ class AmqpLink {
   // Link thread. Applies queued interest events to the counts; (un)binds
   // when connected. False when an AMQP call failed.
   bool ApplyInterest();
+  // Link thread, connected: declares, binds and consumes a shared queue.
+  absl::Status StartShared(const std::string& name, SharedQueue& queue);
+  void PushInterest(InterestEvent event);
+  // With mutex_ held: buffers one message, or counts a drop.
+  void PushLocked(Outgoing out, bool& dropped, uint8_t& dropped_qos);
   bool ConnectAll();
   void DisconnectAll();
   // Publishes up to a batch and waits for its confirms; false on failure
@@ -145,6 +202,7 @@ class AmqpLink {
   absl::flat_hash_map<std::string, int> key_counts_;
   // Keys whose count went to 0 and whose unbind has not reached RabbitMQ.
   absl::flat_hash_set<std::string> unbind_pending_;
+  absl::flat_hash_map<std::string, SharedQueue> shared_;
   std::unique_ptr<Connection> publisher_;
   std::unique_ptr<Connection> consumer_;
   // The publisher channel's next delivery tag (publisher confirms).
@@ -152,6 +210,8 @@ class AmqpLink {
 
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> consumed_{0};
+  std::atomic<uint64_t> shared_consumed_{0};
+  std::atomic<uint64_t> shared_queues_{0};
   std::atomic<uint64_t> own_skipped_{0};
   std::atomic<uint64_t> dropped_qos0_{0};
   std::atomic<uint64_t> dropped_qos12_{0};

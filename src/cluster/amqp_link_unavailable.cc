@@ -19,6 +19,8 @@ void AmqpLink::Stop() {}
 void AmqpLink::Publish(std::string_view, bool, uint8_t, std::string) {}
 void AmqpLink::FilterAdded(std::string_view) {}
 void AmqpLink::FilterRemoved(std::string_view) {}
+void AmqpLink::SharedAdded(std::string_view, std::string_view) {}
+void AmqpLink::SharedRemoved(std::string_view, std::string_view) {}
 AmqpLinkStats AmqpLink::Stats() const { return {}; }
 
 }  // namespace shardmq::cluster

@@ -87,12 +87,15 @@ TEST(PrometheusTest, ClusterLinkOnlyWhenEnabled) {
   input.cluster.published = 12;
   input.cluster.dropped_qos0 = 3;
   input.cluster.bindings = 4;
+  input.cluster.shared_queues = 2;
   Parsed p = Parse(RenderPrometheus(input));
   EXPECT_EQ(p.samples["shardmq_cluster_connected"], "1");
   EXPECT_EQ(p.samples["shardmq_cluster_published_total"], "12");
   EXPECT_EQ(p.samples["shardmq_cluster_dropped_total{qos=\"0\"}"], "3");
   EXPECT_EQ(p.samples["shardmq_cluster_dropped_total{qos=\"1_2\"}"], "0");
   EXPECT_EQ(p.samples["shardmq_cluster_bindings"], "4");
+  EXPECT_EQ(p.samples["shardmq_cluster_shared_queues"], "2");
+  EXPECT_EQ(p.types["shardmq_cluster_shared_consumed_total"], "counter");
   EXPECT_EQ(p.types["shardmq_cluster_consumed_total"], "counter");
 }
 

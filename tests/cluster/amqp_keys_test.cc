@@ -274,5 +274,16 @@ TEST(AmqpKeys, RandomNeverAFalseNegative) {
   EXPECT_GT(truncated, 5000 / kScale);
 }
 
+// The shared queue's name is the same on every node, in every process:
+// 128-bit FNV-1a of group "\0" filter (checked against a Python reference).
+TEST(AmqpKeys, SharedQueueNameIsStable) {
+  EXPECT_EQ(SharedQueueName("g", "a/#"), "shardmq.share.1e44b2a6c883d94f70813fba9c38a1ab");
+  EXPECT_EQ(SharedQueueName("g", "t/#"), "shardmq.share.1e4477958b83d94f70813fba83fd8b9c");
+  // The separator keeps the group and filter apart.
+  EXPECT_NE(SharedQueueName("ab", "c"), SharedQueueName("a", "bc"));
+  EXPECT_NE(SharedQueueName("g1", "a/#"), SharedQueueName("g2", "a/#"));
+  EXPECT_EQ(SharedQueueName("g", std::string(300, 'x')).size(), 14u + 32u);
+}
+
 }  // namespace
 }  // namespace shardmq::cluster

@@ -22,7 +22,7 @@ AmqpLinkOptions Options(size_t max_buffered = 4) {
 }
 
 TEST(AmqpLink, RefusesBadOptions) {
-  auto deliver = [](std::string_view) { return true; };
+  auto deliver = [](std::string_view, const SharedSource*) { return true; };
   AmqpLinkOptions options = Options();
   options.url = "http://example.com";
   auto link = AmqpLink::Create(options, deliver);
@@ -37,7 +37,8 @@ TEST(AmqpLink, RefusesBadOptions) {
 }
 
 TEST(AmqpLink, FullBufferDropsQos0First) {
-  auto link = AmqpLink::Create(Options(4), [](std::string_view) { return true; });
+  auto link =
+      AmqpLink::Create(Options(4), [](std::string_view, const SharedSource*) { return true; });
   ASSERT_TRUE(link.ok());
   // Not started: everything stays in the buffer.
   (*link)->Publish("a", false, 0, "q0-old");
@@ -52,12 +53,25 @@ TEST(AmqpLink, FullBufferDropsQos0First) {
   EXPECT_EQ((*link)->Stats().dropped_qos0, 2u);
   EXPECT_EQ((*link)->Stats().dropped_qos12, 0u);
   // Only QoS 1/2 left: the newcomer is dropped, counted as QoS 1/2.
-  (*link)->Publish("a", true, 2, "q2b");
+  (*link)->Publish("a", false, 2, "q2b");
   EXPECT_EQ((*link)->Stats().dropped_qos12, 1u);
 }
 
+// A retained message is two AMQP messages: "r" for every node's queue, and
+// a copy with the topic's key for the shared queues.
+TEST(AmqpLink, RetainedMessageIsBufferedTwice) {
+  auto link =
+      AmqpLink::Create(Options(4), [](std::string_view, const SharedSource*) { return true; });
+  ASSERT_TRUE(link.ok());
+  (*link)->Publish("a", true, 1, "kept");
+  EXPECT_EQ((*link)->Stats().buffered, 2u);
+  (*link)->Publish("a", false, 1, "plain");
+  EXPECT_EQ((*link)->Stats().buffered, 3u);
+}
+
 TEST(AmqpLink, StartsAndStopsWithoutRabbitMq) {
-  auto link = AmqpLink::Create(Options(), [](std::string_view) { return true; });
+  auto link =
+      AmqpLink::Create(Options(), [](std::string_view, const SharedSource*) { return true; });
   ASSERT_TRUE(link.ok());
   (*link)->Start();
   (*link)->FilterAdded("a/+");
@@ -70,7 +84,8 @@ TEST(AmqpLink, StartsAndStopsWithoutRabbitMq) {
 // thread retries its connection: for ThreadSanitizer, and the drop count
 // adds up.
 TEST(AmqpLink, ConcurrentProducers) {
-  auto link = AmqpLink::Create(Options(1000), [](std::string_view) { return true; });
+  auto link =
+      AmqpLink::Create(Options(1000), [](std::string_view, const SharedSource*) { return true; });
   ASSERT_TRUE(link.ok());
   (*link)->Start();
   std::vector<std::thread> threads;
@@ -81,7 +96,9 @@ TEST(AmqpLink, ConcurrentProducers) {
         if (i % 100 == 0) {
           const std::string filter = "f/" + std::to_string(t) + "/+";
           (*link)->FilterAdded(filter);
+          (*link)->SharedAdded("g", filter);
           (*link)->FilterRemoved(filter);
+          (*link)->SharedRemoved("g", filter);
         }
       }
     });

@@ -336,7 +336,10 @@ def test_rabbitmq_restart_loses_no_qos1_message(nodes, rabbit):
     a, _, c = nodes
     sub = Client(c, "sub-restart")
     sub.subscribe("stream/t", qos=1)
-    time.sleep(BIND_WAIT)
+    # A shared group's queue is consumed again after the reconnect.
+    shared = Client(nodes[1], "shared-restart")
+    shared.subscribe("$share/gr/stream/t", qos=1)
+    wait_consumers(rabbit, "gr", "stream/t", 1)
     pub = Client(a, "pub-restart")
     total = 150
     before = [connected_count(node) for node in nodes]
@@ -370,8 +373,18 @@ def test_rabbitmq_restart_loses_no_qos1_message(nodes, rabbit):
         except queue.Empty:
             pass
     assert sorted(seen) == list(range(total))  # at least once: duplicates allowed
+    wait_consumers(rabbit, "gr", "stream/t", 1)
+    seen = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < total and time.monotonic() < deadline:
+        try:
+            seen.add(int(shared.get(timeout=1).payload))
+        except queue.Empty:
+            pass
+    assert sorted(seen) == list(range(total))
     pub.close()
     sub.close()
+    shared.close()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -434,3 +447,201 @@ def test_restarted_node_rebinds_its_persistent_sessions(nodes, rabbit, tmp_path)
         sub.loop_stop()
     finally:
         assert d.stop() == 0
+
+
+def test_restarted_node_consumes_its_persistent_shared_members_queues(nodes, rabbit, tmp_path):
+    """--data-dir: a restarted node consumes the shared queues of the groups
+    its recovered persistent sessions are members of (not its node queue)."""
+    a = nodes[0]
+    args = [f"--cluster-amqp={rabbit.url}", "--node-id=node-e", f"--data-dir={tmp_path}"]
+    e = RunningBroker(*args, shards=2)
+    try:
+        assert wait_until(lambda: connected_count(e) >= 1, timeout=20), e.log()
+        sub = paho.Client(client_id="persist-e", clean_session=False, protocol=paho.MQTTv311)
+        sub.connect("127.0.0.1", e.port)
+        sub.loop_start()
+        result, _ = sub.subscribe("$share/ge/dur2/+", 1)
+        assert result == 0
+        wait_consumers(rabbit, "ge", "dur2/+", 1)
+        sub.disconnect()
+        sub.loop_stop()
+        assert e.stop() == 0
+        wait_consumers(rabbit, "ge", "dur2/+", 0)
+        e = RunningBroker(*args, shards=2)
+        assert wait_until(lambda: connected_count(e) >= 1, timeout=20), e.log()
+        wait_consumers(rabbit, "ge", "dur2/+", 1)
+        assert not any(k.startswith("n.wdur2") for k in bindings_of(rabbit, "node-e"))
+        pub = Client(a, "pub-dur2")
+        pub.publish("dur2/x", "for the group", qos=1)
+        pub.close()
+        got = queue.Queue()
+        sub = paho.Client(client_id="persist-e", clean_session=False, protocol=paho.MQTTv311)
+        sub.on_message = lambda c, u, m: got.put(m.payload)
+        sub.connect("127.0.0.1", e.port)
+        sub.loop_start()
+        assert got.get(timeout=5) == b"for the group"
+        sub.disconnect()
+        sub.loop_stop()
+    finally:
+        assert e.stop() == 0
+
+
+# Shared subscriptions across nodes: each message to one member of the group
+# in the whole cluster (README "Cluster", "Shared subscriptions").
+
+def shared_queue(group, topic_filter):
+    """The shared queue's name, as every node computes it (amqp_keys.h)."""
+    h = 0x6c62272e07bb014262b821756295c58d
+    for byte in group.encode() + b"\0" + topic_filter.encode():
+        h = ((h ^ byte) * ((1 << 88) | 0x13b)) % (1 << 128)
+    return "shardmq.share.%032x" % h
+
+
+def queue_consumers(rabbit, name):
+    """The queue's consumer count, or None when RabbitMQ has no such queue."""
+    for line in rabbit.ctl("list_queues", "name", "consumers").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[0] == name:
+            return int(parts[1])
+    return None
+
+
+def wait_consumers(rabbit, group, topic_filter, count):
+    name = shared_queue(group, topic_filter)
+    assert wait_until(lambda: queue_consumers(rabbit, name) == count, timeout=20, interval=0.3), \
+        (name, queue_consumers(rabbit, name))
+
+
+def collect(clients, expected, timeout=20):
+    """What each client got, until `expected` messages arrived in all or the
+    timeout passed, and then for another half second (late duplicates)."""
+    got = {client: [] for client in clients}
+    deadline = time.monotonic() + timeout
+    while sum(len(v) for v in got.values()) < expected and time.monotonic() < deadline:
+        for client in clients:
+            try:
+                while True:
+                    got[client].append(client.messages.get_nowait().payload.decode())
+            except queue.Empty:
+                pass
+        time.sleep(0.02)
+    for client in clients:
+        got[client] += [m.payload.decode() for m in client.drain(0.5 if client is clients[0]
+                                                                 else 0)]
+    return got
+
+
+def exactly_once(got, payloads):
+    everything = sorted(p for messages in got.values() for p in messages)
+    assert everything == sorted(payloads), (len(everything), len(payloads))
+
+
+def publish_from(publishers, topic, count, qos=1):
+    """`count` messages from each publisher in turn; returns their payloads."""
+    payloads = []
+    for i in range(count):
+        for n, pub in enumerate(publishers):
+            payload = f"{n}-{i}"
+            pub.publish(topic, payload, qos=qos)
+            payloads.append(payload)
+    return payloads
+
+
+def test_shared_subscription_one_member_cluster_wide(nodes, rabbit):
+    a, b, c = nodes
+    # One member on a and on b, two on c.
+    members = [Client(a, "sh-a1"), Client(b, "sh-b1"), Client(c, "sh-c1"), Client(c, "sh-c2")]
+    for member in members:
+        member.subscribe("$share/g/t/#", qos=1)
+    wait_consumers(rabbit, "g", "t/#", 3)
+    pub_a, pub_b, pub_c = Client(a, "sh-pub-a"), Client(b, "sh-pub-b"), Client(c, "sh-pub-c")
+    # From one node (which has a member itself): each message once in all.
+    payloads = publish_from([pub_a], "t/x/y", 60)
+    got = collect(members, len(payloads))
+    exactly_once(got, payloads)
+    nodes_served = {id(node) for node, client in zip((a, b, c, c), members) if got[client]}
+    assert len(nodes_served) > 1, {m.client._client_id: len(v) for m, v in got.items()}
+    # From every node.
+    payloads = publish_from([pub_a, pub_b, pub_c], "t/z", 30)
+    got = collect(members, len(payloads))
+    exactly_once(got, payloads)
+    nodes_served = {id(node) for node, client in zip((a, b, c, c), members) if got[client]}
+    assert len(nodes_served) > 1, {m.client._client_id: len(v) for m, v in got.items()}
+    # A single message: one member gets it.
+    pub_b.publish("t/q", "last", qos=1)
+    got = collect(members, 1)
+    [message] = [m for v in got.values() for m in v]
+    assert message == "last"
+    for client in members + [pub_a, pub_b, pub_c]:
+        client.close()
+
+
+def test_two_groups_and_a_plain_subscriber_each_get_every_message_once(nodes, rabbit):
+    a, b, c = nodes
+    g1 = [Client(a, "g1-a"), Client(b, "g1-b")]
+    g2 = [Client(b, "g2-b"), Client(c, "g2-c")]
+    for member in g1:
+        member.subscribe("$share/g1/t2/#", qos=1)
+    for member in g2:
+        member.subscribe("$share/g2/t2/#", qos=1)
+    # Non-shared subscribers on the same filter, one on the publishers' node.
+    plain_c = Client(c, "plain-c")
+    plain_a = Client(a, "plain-a")
+    plain_c.subscribe("t2/#", qos=1)
+    plain_a.subscribe("t2/#", qos=1)
+    wait_consumers(rabbit, "g1", "t2/#", 2)
+    wait_consumers(rabbit, "g2", "t2/#", 2)
+    time.sleep(BIND_WAIT)
+    pubs = [Client(a, "g12-pub-a"), Client(b, "g12-pub-b")]
+    payloads = publish_from(pubs, "t2/m", 40)
+    exactly_once(collect(g1, len(payloads)), payloads)
+    exactly_once(collect(g2, len(payloads)), payloads)
+    exactly_once(collect([plain_c], len(payloads)), payloads)
+    exactly_once(collect([plain_a], len(payloads)), payloads)
+    # A retained message too: once per group, once per plain subscriber.
+    pubs[1].publish("t2/kept", "retained", qos=1, retain=True)
+    exactly_once(collect(g1, 1), ["retained"])
+    exactly_once(collect(g2, 1), ["retained"])
+    exactly_once(collect([plain_c], 1), ["retained"])
+    exactly_once(collect([plain_a], 1), ["retained"])
+    pubs[1].publish("t2/kept", "", qos=1, retain=True)  # cleared for later tests
+    for client in g1 + g2 + pubs + [plain_c, plain_a]:
+        client.close()
+
+
+def test_shared_members_left_on_other_nodes_get_everything(nodes, rabbit):
+    a, b, c = nodes
+    members = [Client(a, "left-a"), Client(b, "left-b"), Client(c, "left-c")]
+    for member in members:
+        member.subscribe("$share/gl/t3/+", qos=1)
+    wait_consumers(rabbit, "gl", "t3/+", 3)
+    # c's only member leaves: c stops consuming, the queue stays.
+    members[2].unsubscribe("$share/gl/t3/+")
+    wait_consumers(rabbit, "gl", "t3/+", 2)
+    pub = Client(c, "left-pub")
+    payloads = publish_from([pub], "t3/x", 60)
+    got = collect(members[:2], len(payloads))
+    exactly_once(got, payloads)
+    assert all(got[m] for m in members[:2]), {m.client._client_id: len(got[m]) for m in got}
+    assert members[2].drain(0) == []
+    # Every member gone: RabbitMQ keeps the queue (x-expires), with no consumer.
+    for member in members[:2]:
+        member.unsubscribe("$share/gl/t3/+")
+    wait_consumers(rabbit, "gl", "t3/+", 0)
+    for client in members + [pub]:
+        client.close()
+
+
+def test_shared_subscription_qos0_across_nodes(nodes, rabbit):
+    a, b, c = nodes
+    members = [Client(a, "q0-a"), Client(b, "q0-b"), Client(c, "q0-c")]
+    for member in members:
+        member.subscribe("$share/g0/t0/#", qos=0)
+    wait_consumers(rabbit, "g0", "t0/#", 3)
+    pubs = [Client(b, "q0-pub-b"), Client(c, "q0-pub-c")]
+    payloads = publish_from(pubs, "t0/s", 50, qos=0)
+    got = collect(members, len(payloads))
+    exactly_once(got, payloads)
+    assert sum(1 for m in members if got[m]) > 1
+    for client in members + pubs:
+        client.close()
