@@ -869,6 +869,9 @@ bool RedisLink::Impl::RunBatch() {
       if (fifo_.front().kind == RedisCommand::kPush) --fifo_pushes_;
       batch.push_back(std::move(fifo_.front()));
       fifo_.pop_front();
+      // A claim that needs no answer reads the session before the commands
+      // made after it run (a Push made after the Claim stays in q:).
+      if (batch.back().kind == RedisCommand::kClaim) break;
     }
   }
   if (batch.empty()) return true;
