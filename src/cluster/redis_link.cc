@@ -118,10 +118,23 @@ bool ParseInt(std::string_view text, int min, int max, int* out) {
   return true;
 }
 
+// The URL for messages: the password, if any, as "***".
+std::string Redacted(std::string_view url) {
+  const size_t start = url.find("://");
+  const size_t at = url.rfind('@');
+  if (start == std::string_view::npos || at == std::string_view::npos || at < start) {
+    return std::string(url);
+  }
+  const size_t colon = url.find(':', start + 3);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return absl::StrFormat("%s***%s", url.substr(0, colon + 1), url.substr(at));
+}
+
 absl::StatusOr<RedisUrl> ParseUrl(const std::string& url) {
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--cluster-redis=%s: %s (expected redis://[:password@]host:port[/db])", url, why));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--cluster-redis=%s: %s (expected redis://[:password@]host:port[/db])",
+                        Redacted(url), why));
   };
   constexpr std::string_view kScheme = "redis://";
   std::string_view rest = url;
@@ -547,6 +560,8 @@ class RedisLink::Impl {
   Clock::time_point next_check_;
   std::map<std::pair<std::string, uint64_t>, ClaimInProgress> waiting_;
   std::deque<ClaimInProgress> ready_;
+  Clock::time_point last_failure_log_;
+  uint64_t failed_since_log_ = 0;
 
   std::atomic<uint64_t> commands_{0};
   std::atomic<uint64_t> claims_{0};
@@ -905,9 +920,15 @@ bool RedisLink::Impl::RunBatch() {
     commands_.fetch_add(1, std::memory_order_relaxed);
     if (error != nullptr) {
       // The command's own fault (say a key of the wrong type): running it
-      // again would fail again.
-      SHARDMQ_LOG(kWarning, "cluster: Redis: command for %s failed: %s", Printable(c.name),
-                  View(error));
+      // again would fail again. At most one line a second.
+      const Clock::time_point now = Clock::now();
+      ++failed_since_log_;
+      if (now - last_failure_log_ >= std::chrono::seconds(1)) {
+        SHARDMQ_LOG(kWarning, "cluster: Redis: command for %s failed: %s (%u failed since)",
+                    Printable(c.name), View(error), failed_since_log_);
+        last_failure_log_ = now;
+        failed_since_log_ = 0;
+      }
     }
     if (c.kind != RedisCommand::kClaim) continue;
     if (error != nullptr || first->type != REDIS_REPLY_ARRAY || first->elements != 2 ||

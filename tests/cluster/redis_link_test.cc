@@ -311,7 +311,7 @@ TEST(RedisLinkOptionsTest, RefusesBadOptions) {
       << bad.status();
   for (const char* url :
        {"redis://", "redis://:6379", "redis://host:0", "redis://host:65536", "redis://host:12x",
-        "redis://host:6379/x", "redis://pw@host:6379", "redis://:@host:1", "redis://[::1:5"}) {
+        "redis://host:6379/x", "redis://pw@host:6379", "redis://[::1:5"}) {
     auto link = create(url);
     EXPECT_FALSE(link.ok()) << url;
     if (!link.ok()) {
@@ -320,6 +320,13 @@ TEST(RedisLinkOptionsTest, RefusesBadOptions) {
           << link.status();
     }
   }
+  // The password stays out of the message.
+  bad = create("redis://:secret@host:bad");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--cluster-redis=redis://:***@host:bad"), std::string::npos)
+      << bad.status();
+  EXPECT_EQ(bad.status().message().find("secret"), std::string::npos) << bad.status();
+  EXPECT_FALSE(create("redis://:@host:1").ok());  // empty password
   EXPECT_FALSE(create("redis://127.0.0.1:6379", "").ok());
   EXPECT_FALSE(create("redis://127.0.0.1:6379", "n1", 99ms).ok());
   EXPECT_TRUE(create("redis://127.0.0.1:6379", "n1", 100ms).ok());
@@ -472,6 +479,36 @@ TEST_F(RedisLinkTest, UnansweredTakeoverCompletesAfterALease) {
   EXPECT_EQ(r.previous_owner, "A");
   EXPECT_EQ(b->Stats().takeover_timeouts, 1u);
   EXPECT_EQ(a->Stats().takeovers_received, 1u);
+}
+
+TEST_F(RedisLinkTest, RacingClaimsHaveOneWinner) {
+  // B asks A (which never answers); meanwhile C claims the id from B.
+  Recorder rec_a, rec_b, rec_c;
+  auto a = Make(Options("A", 300ms), &rec_a);
+  auto b = Make(Options("B", 300ms), &rec_b);
+  auto c = Make(Options("C", 300ms), &rec_c);
+  ASSERT_TRUE(a != nullptr && b != nullptr && c != nullptr);
+  a->Start();
+  b->Start();
+  c->Start();
+  a->Claim("id", 1);
+  ClaimResult r;
+  ASSERT_TRUE(rec_a.WaitClaim(1, &r));
+  b->Claim("id", 2);
+  ASSERT_TRUE(WaitUntil([&] { return b->Stats().takeovers_sent == 1; }));
+  c->Claim("id", 3);
+  ClaimResult rb, rc;
+  ASSERT_TRUE(rec_b.WaitClaim(2, &rb));
+  ASSERT_TRUE(rec_c.WaitClaim(3, &rc));
+  EXPECT_FALSE(rb.won);
+  EXPECT_EQ(rb.previous_owner, "A");
+  EXPECT_TRUE(rc.won);
+  EXPECT_EQ(rc.previous_owner, "B");
+  EXPECT_EQ(Run({"GET", K("owner:id")}), "C");
+  EXPECT_EQ(Run({"SISMEMBER", K("owned:B"), "id"}), "0");
+  EXPECT_EQ(Run({"SISMEMBER", K("owned:A"), "id"}), "0");
+  std::lock_guard<std::mutex> lock(rec_b.mutex);
+  EXPECT_EQ(rec_b.takeovers.size(), 1u);  // C asked B
 }
 
 TEST_F(RedisLinkTest, AdoptsACrashedNodesSessions) {
