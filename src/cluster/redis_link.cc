@@ -13,6 +13,9 @@
 //             owner's answer;
 //   the claim's read of s:/q:  if it ran but its reply was lost, the queue
 //             it emptied is lost.
+//
+// hiredis writes to its sockets with write(2): the process must ignore
+// SIGPIPE (shardmq_main does), or a write to a Redis that went away kills it.
 #include "cluster/redis_link.h"
 
 #include <hiredis/hiredis.h>
@@ -743,7 +746,10 @@ bool RedisLink::Impl::CheckDeadNodes() {
     if (lock->type != REDIS_REPLY_STATUS) continue;  // nil: another node adopts it
     SHARDMQ_LOG(kInfo, "cluster: node %s is gone; adopting its sessions", Printable(dead));
     if (!AdoptFrom(dead, /*check_alive=*/true)) return false;
-    std::vector<Args> cleanup = {{"SREM", Key("nodes", ""), dead}, {"DEL", Key("owned:", dead)}};
+    // Its inbox too: requests to it are answered by no one (their claims
+    // complete after a lease anyway).
+    std::vector<Args> cleanup = {{"SREM", Key("nodes", ""), dead},
+                                 {"DEL", Key("owned:", dead), Key("inbox:", dead)}};
     Pipeline(ctx, cleanup, &replies);
     if (replies.size() != cleanup.size()) return false;
   }
