@@ -14,6 +14,11 @@
 //   the claim's read of s:/q:  if it ran but its reply was lost, the queue
 //             it emptied is lost.
 //
+// After a reconnect the command thread re-asserts what this node owns (as
+// far as its own claims, adoptions, Released and Forget went): an owner:
+// key that is gone (a Redis that restarted empty) is set again, one that
+// names another node drops the id from the node's list.
+//
 // hiredis writes to its sockets with write(2): the process must ignore
 // SIGPIPE (shardmq_main does), or a write to a Redis that went away kills it.
 #include "cluster/redis_link.h"
@@ -374,10 +379,30 @@ redis.call('SREM', KEYS[4], ARGV[2])
 return 1
 )lua";
 
-enum Script : int { kClaim, kFinishClaim, kAdopt, kSetField, kDeleteField, kForget, kScripts };
-constexpr std::string_view kScriptText[kScripts] = {kClaimScript,       kFinishClaimScript,
-                                                    kAdoptScript,       kSetFieldScript,
-                                                    kDeleteFieldScript, kForgetScript};
+// KEYS: owner:<c>, owned:<me>. ARGV: me, client. After a reconnect: keeps
+// (or, if Redis lost it, restores) this node's ownership; 0 if another node
+// owns the id now.
+constexpr std::string_view kReassertScript = R"lua(
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+if not owner then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+)lua";
+
+enum Script : int {
+  kClaim,
+  kFinishClaim,
+  kAdopt,
+  kSetField,
+  kDeleteField,
+  kForget,
+  kReassert,
+  kScripts
+};
+constexpr std::string_view kScriptText[kScripts] = {
+    kClaimScript,       kFinishClaimScript, kAdoptScript,   kSetFieldScript,
+    kDeleteFieldScript, kForgetScript,      kReassertScript};
 
 // Errors after which the command is run again on a new connection (the
 // script cache was flushed, Redis is loading or failing over). Any other
@@ -521,6 +546,7 @@ class RedisLink::Impl {
   bool Heartbeat();
   bool CheckDeadNodes();
   bool AdoptFrom(const std::string& node, bool check_alive);
+  bool Reassert();
   void MatchAnswers();
   bool FinishClaims();
   bool RunBatch();
@@ -559,6 +585,9 @@ class RedisLink::Impl {
   Context commands_context_;
   std::string shas_[kScripts];
   bool self_adopted_ = false;
+  // The client ids this node owns as far as its commands and claims went:
+  // restored in Redis after a reconnect (a Redis that restarted empty).
+  std::unordered_set<std::string> owned_;
   Clock::time_point next_heartbeat_;
   Clock::time_point next_check_;
   std::map<std::pair<std::string, uint64_t>, ClaimInProgress> waiting_;
@@ -692,8 +721,45 @@ bool RedisLink::Impl::ConnectCommands() {
     // Sessions this node id owned before it (re)started.
     if (!AdoptFrom(options_.node_id, /*check_alive=*/false)) return false;
     self_adopted_ = true;
+  } else if (!Reassert()) {
+    return false;
   }
   next_check_ = Clock::now() + Lease() / 2;
+  return true;
+}
+
+bool RedisLink::Impl::Reassert() {
+  std::vector<std::string> clients(owned_.begin(), owned_.end());
+  size_t restored = 0;
+  size_t lost = 0;
+  for (size_t start = 0; start < clients.size(); start += kBatch) {
+    const size_t end = std::min(clients.size(), start + kBatch);
+    std::vector<Args> commands;
+    for (size_t i = start; i < end; ++i) {
+      commands.push_back({"EVALSHA", shas_[kReassert], "2", Key("owner:", clients[i]),
+                          Key("owned:", options_.node_id), options_.node_id, clients[i]});
+    }
+    std::vector<Reply> replies;
+    Pipeline(commands_context_.get(), commands, &replies);
+    for (size_t i = 0; i < replies.size(); ++i) {
+      const redisReply* r = replies[i].get();
+      if (r->type == REDIS_REPLY_ERROR) {
+        if (Transient(r)) return false;
+        continue;
+      }
+      if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        owned_.erase(clients[start + i]);  // another node's now
+        ++lost;
+      } else {
+        ++restored;
+      }
+    }
+    if (replies.size() != commands.size()) return false;
+  }
+  if (!clients.empty()) {
+    SHARDMQ_LOG(kInfo, "cluster: Redis: %u sessions still this node's, %u taken by other nodes",
+                restored, lost);
+  }
   return true;
 }
 
@@ -794,6 +860,7 @@ bool RedisLink::Impl::AdoptFrom(const std::string& node, bool check_alive) {
       SessionState state;
       state.fields = Pairs(r->element[1]);
       ++count;
+      owned_.insert(clients[start + i]);
       if (node != me) adopted_.fetch_add(1, std::memory_order_relaxed);
       if (events_.adopted) events_.adopted(clients[start + i], std::move(state));
     }
@@ -874,6 +941,7 @@ bool RedisLink::Impl::FinishClaims() {
         }
         result.won = false;  // another node owns it now
       }
+      if (result.won) owned_.insert(result.client_id);
       Report(std::move(result));
     }
     ready_.erase(ready_.begin(), ready_.begin() + static_cast<ptrdiff_t>(done));
@@ -935,6 +1003,9 @@ bool RedisLink::Impl::RunBatch() {
         last_failure_log_ = now;
         failed_since_log_ = 0;
       }
+    }
+    if (c.kind == RedisCommand::kReleased || c.kind == RedisCommand::kForget) {
+      owned_.erase(c.name);
     }
     if (c.kind != RedisCommand::kClaim) continue;
     if (error != nullptr || first->type != REDIS_REPLY_ARRAY || first->elements != 2 ||

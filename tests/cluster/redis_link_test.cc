@@ -683,7 +683,10 @@ TEST_F(RedisLinkTest, CommandsMadeWhileRedisIsDownRunWhenItIsBack) {
   EXPECT_EQ(check.Run({"LRANGE", K("q:c"), "0", "-1"}), "x");
   ASSERT_TRUE(rec.WaitClaim(2, &r));
   EXPECT_TRUE(r.won);
-  // Registered again on the new (empty) Redis.
+  // Registered again on the new (empty) Redis, with what it owned.
+  EXPECT_EQ(check.Run({"GET", K("owner:c")}), "A");
+  EXPECT_EQ(check.Run({"GET", K("owner:d")}), "A");
+  EXPECT_EQ(check.Run({"SMEMBERS", K("owned:A")}).size(), 3u);  // "c|d"
   EXPECT_EQ(check.Run({"EXISTS", K("node:A")}), "1");
   EXPECT_EQ(check.Run({"SISMEMBER", K("nodes"), "A"}), "1");
   EXPECT_GE(a->Stats().reconnects, 1u);
