@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -630,6 +631,23 @@ TEST_F(RedisLinkTest, SessionCommandsOnlyWhenOwned) {
   ASSERT_TRUE(WaitCommands(*a, 15));
   EXPECT_EQ(Run({"EXISTS", K("owner:mine"), K("s:mine"), K("q:mine")}), "0");
   EXPECT_EQ(Run({"SISMEMBER", K("owned:A"), "mine"}), "0");
+}
+
+TEST_F(RedisLinkTest, PushesAreFastAndInOrder) {
+  Recorder rec;
+  auto a = Make(Options("A"), &rec);
+  ASSERT_NE(a, nullptr);
+  a->Start();
+  constexpr int kCount = 20000;
+  const Clock::time_point start = Clock::now();
+  for (int i = 0; i < kCount; ++i) a->Push("c", std::to_string(i), kCount);
+  ASSERT_TRUE(WaitUntil([&] { return a->Stats().commands >= kCount; }, 10s));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  EXPECT_LT(elapsed, 5s) << "pipelined pushes should run thousands a second";
+  EXPECT_EQ(Run({"LLEN", K("q:c")}), std::to_string(kCount));
+  EXPECT_EQ(Run({"LINDEX", K("q:c"), "0"}), "0");
+  EXPECT_EQ(Run({"LINDEX", K("q:c"), "-1"}), std::to_string(kCount - 1));
+  std::printf("%d pushes in %lld ms\n", kCount, static_cast<long long>(elapsed.count()));
 }
 
 TEST_F(RedisLinkTest, RetainedSetClearAndLoad) {
