@@ -1056,7 +1056,6 @@ void RedisLink::Impl::RunCommands() {
       }
       if (ever_connected) reconnects_.fetch_add(1, std::memory_order_relaxed);
       ever_connected = true;
-      backoff_ms = kMinBackoffMs;
       connected_.store(true, std::memory_order_relaxed);
       SHARDMQ_LOG(kInfo, "cluster: connected to Redis at %s:%d as node %s", url_.host, url_.port,
                   Printable(options_.node_id));
@@ -1078,8 +1077,13 @@ void RedisLink::Impl::RunCommands() {
       }());
       commands_context_.reset();
       connected_.store(false, std::memory_order_relaxed);
+      // Not at once: a Redis that answers with errors (loading, busy)
+      // would have us reconnect in a loop.
+      WaitWake(backoff_ms);
+      backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
       continue;
     }
+    backoff_ms = kMinBackoffMs;
     bool idle;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -1152,7 +1156,6 @@ void RedisLink::Impl::RunInbox() {
       if (!running_.load()) break;  // Stop ran while connecting: it saw no socket
       context = std::move(*c);
       inbox_fd_ = context->fd;
-      backoff_ms = kMinBackoffMs;
     }
     Reply r = RunCommand(context.get(), {"BLPOP", inbox, std::string(kBlpopSeconds)});
     if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
@@ -1161,8 +1164,14 @@ void RedisLink::Impl::RunInbox() {
                     r == nullptr ? ContextError(context.get()) : std::string(View(r.get())));
       }
       drop();
+      // Not at once: a Redis that answers with errors would have us
+      // reconnect in a loop.
+      std::unique_lock<std::mutex> lock(inbox_mutex_);
+      inbox_stop_.wait_for(lock, Millis(backoff_ms), [&] { return !running_.load(); });
+      backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
       continue;
     }
+    backoff_ms = kMinBackoffMs;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && IsString(r->element[1])) {
       HandleInbox(View(r->element[1]));
     }
