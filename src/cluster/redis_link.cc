@@ -390,6 +390,15 @@ redis.call('SADD', KEYS[2], ARGV[2])
 return 1
 )lua";
 
+// KEYS: nodes, owned:<dead>, inbox:<dead>, node:<dead>. ARGV: dead. After
+// its sessions were adopted: forgets the node, unless it came back.
+constexpr std::string_view kForgetNodeScript = R"lua(
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+)lua";
+
 enum Script : int {
   kClaim,
   kFinishClaim,
@@ -398,11 +407,12 @@ enum Script : int {
   kDeleteField,
   kForget,
   kReassert,
+  kForgetNode,
   kScripts
 };
 constexpr std::string_view kScriptText[kScripts] = {
-    kClaimScript,       kFinishClaimScript, kAdoptScript,   kSetFieldScript,
-    kDeleteFieldScript, kForgetScript,      kReassertScript};
+    kClaimScript,       kFinishClaimScript, kAdoptScript,    kSetFieldScript,
+    kDeleteFieldScript, kForgetScript,      kReassertScript, kForgetNodeScript};
 
 // Errors after which the command is run again on a new connection (the
 // script cache was flushed, Redis is loading or failing over). Any other
@@ -814,10 +824,12 @@ bool RedisLink::Impl::CheckDeadNodes() {
     if (!AdoptFrom(dead, /*check_alive=*/true)) return false;
     // Its inbox too: requests to it are answered by no one (their claims
     // complete after a lease anyway).
-    std::vector<Args> cleanup = {{"SREM", Key("nodes", ""), dead},
-                                 {"DEL", Key("owned:", dead), Key("inbox:", dead)}};
-    Pipeline(ctx, cleanup, &replies);
-    if (replies.size() != cleanup.size()) return false;
+    Reply forget =
+        RunCommand(ctx, {"EVALSHA", shas_[kForgetNode], "4", Key("nodes", ""), Key("owned:", dead),
+                         Key("inbox:", dead), Key("node:", dead), dead});
+    if (forget == nullptr || (forget->type == REDIS_REPLY_ERROR && Transient(forget.get()))) {
+      return false;
+    }
   }
   return true;
 }
