@@ -134,6 +134,10 @@ class RedisLink {
   // Stops the threads. The node's key is deleted, so other nodes adopt its
   // sessions at their next check (a clean stop does not wait out a lease).
   void Stop();
+  // For tests only: stops the threads like a crashed node, leaving node:<id>
+  // to expire after its lease (Stop deletes it) and running nothing more
+  // from the FIFO, so other nodes' adoption of a dead node can be tested.
+  void AbandonForTest();
 
   // --- Any thread, never blocks. ---
 

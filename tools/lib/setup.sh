@@ -8,17 +8,18 @@ SHARDMQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHARDMQ_BUILD_PACKAGES=(
   g++ meson ninja-build pkg-config
   liburing-dev libabsl-dev libmimalloc-dev libssl-dev libwslay-dev libtoml11-dev
-  libcpp-httplib-dev librabbitmq-dev
+  libcpp-httplib-dev librabbitmq-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Packages only the tests need: clang for the libFuzzer build, real MQTT
 # clients, mosquitto for side-by-side runs, Node.js for MQTT.js, Chromium to
 # run MQTT.js's browser bundle over WebSocket (tests/integration/test_websocket.py),
 # RabbitMQ for the cluster tests (tests/integration/test_cluster.py starts its own),
+# Redis for RedisLink's tests (tests/cluster/redis_link_test.cc starts its own),
 # pytest-xdist to run the integration test files two at a time.
 SHARDMQ_TEST_PACKAGES=(
   clang libclang-rt-14-dev
-  mosquitto mosquitto-clients rabbitmq-server
+  mosquitto mosquitto-clients rabbitmq-server redis-server
   python3 python3-pytest python3-pytest-xdist python3-paho-mqtt
   chromium
 )
