@@ -366,8 +366,8 @@ absl::Status ClusterOptions(const Sources& sources, Options::Cluster& cluster) {
                        "cannot be combined with --data-dir: sessions and retained messages "
                        "live in Redis");
     }
-    if (absl::Status lease = CheckRange(sources, "cluster_lease_ms", cluster.lease_ms, 300,
-                                        600'000);
+    if (absl::Status lease =
+            CheckRange(sources, "cluster_lease_ms", cluster.lease_ms, 300, 600'000);
         !lease.ok()) {
       return lease;
     }

@@ -146,7 +146,7 @@ struct ClusterStats {
   uint64_t redis_takeovers_received = 0;  // sessions let go to other nodes
   uint64_t redis_takeover_timeouts = 0;   // the old owner never answered
   uint64_t redis_adopted = 0;             // sessions taken from dead nodes
-  uint64_t redis_dropped = 0;  // queued messages dropped while Redis was away
+  uint64_t redis_dropped = 0;             // queued messages dropped while Redis was away
   uint64_t redis_reconnects = 0;
   uint64_t redis_buffered = 0;  // commands waiting for Redis
 };

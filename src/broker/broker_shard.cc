@@ -69,11 +69,12 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
   conn->connect_timer =
       shard_.ScheduleTimer(std::chrono::milliseconds(limits_.connect_timeout_ms), [this, id] {
         Connection* c = Find(id);
-        // An authentication exchange must finish in the same time.
+        // An authentication exchange must finish in the same time. (A claim
+        // of the client id across a cluster is the broker's wait, bounded
+        // by its own timer: HoldForClaim.)
         if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
                              c->state == Connection::State::kAuthenticating ||
-                             c->state == Connection::State::kAuthPending ||
-                             c->state == Connection::State::kClaimPending)) {
+                             c->state == Connection::State::kAuthPending)) {
           c->connect_timer = {};
           ShardStats::Inc(stats_.connect_timeouts);
           SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,

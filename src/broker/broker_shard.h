@@ -88,8 +88,7 @@ class BrokerShard final : public shard::ShardHandler {
   // session owned here (let it go, then answer); a dead node's session is
   // this node's now (kept parked until its client returns).
   void FinishClaim(cluster::ClaimResult result);
-  void ReleaseForTakeover(const std::string& client_id, const std::string& by_node,
-                          uint64_t token);
+  void ReleaseForTakeover(const std::string& client_id, const std::string& by_node, uint64_t token);
   void AdoptSession(const std::string& client_id, cluster::SessionState state);
 
   // Broker::SetLimits on every shard: `limits` (already checked) replace
@@ -347,6 +346,12 @@ class BrokerShard final : public shard::ShardHandler {
   void ClusterSubscriptionChanged(Session& session, const std::string& filter,
                                   const topic::SubscriptionOptions* options);
   void ClusterSessionEnded(Session& session, SessionEndReason why);
+  // The hand-off grace after a takeover (cluster_sessions.cc): the new
+  // owner reads the queue in Redis once more; the old one stops forwarding.
+  void ScheduleDrain(const std::string& client_id);
+  void FinishDrain(cluster::ClaimResult& drained);
+  void EndForwarding(const std::string& client_id, uint64_t generation);
+  void DropReleasedSession(Session& session);
   // RouteFromCluster's shared-queue case: one local member of `group`.
   void DeliverFromSharedQueue(const Message::Fields& fields, const std::string& group);
   void FinishSuback(PendingSuback& pending);
@@ -603,9 +608,18 @@ class BrokerShard final : public shard::ShardHandler {
   // --cluster-redis: CONNECTs held while their client id is claimed, by
   // claim token; set while a session is dropped for another node (its
   // state in Redis is the other node's now, not to be touched).
-  absl::flat_hash_map<uint64_t, shard::ConnId> pending_claims_;
+  struct PendingClaim {
+    shard::ConnId id;
+    std::string client_id;
+  };
+  absl::flat_hash_map<uint64_t, PendingClaim> pending_claims_;
   uint64_t claim_tokens_ = 0;
   bool releasing_session_ = false;
+  // Drain tokens (their answers come back as claims) -> client id, and the
+  // sessions let go of that still forward to Redis -> their generation.
+  absl::flat_hash_map<uint64_t, std::string> drains_;
+  absl::flat_hash_map<std::string, uint64_t> forwarders_;
+  uint64_t forwarder_generations_ = 0;
   // Client ids homed here -> number of congested sessions (on any shard)
   // pausing them; absent means 0. Outlives connections and sessions, so a
   // publisher that reconnects while paused stays paused.

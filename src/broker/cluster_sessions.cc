@@ -29,6 +29,16 @@
 namespace shardmq::broker {
 namespace {
 
+// After a takeover, messages already on their way through RabbitMQ to the
+// old node for the session still arrive there for a moment. The old node
+// keeps the session's subscriptions this long after it let the session go,
+// sending what they match to the session's queue in Redis, and the new node
+// reads that queue again a second later (so a message published just
+// before the client moved is not lost; one published just after may come
+// twice, once each way: at least once, as across nodes generally).
+constexpr auto kHandoffGrace = std::chrono::seconds(2);
+constexpr auto kDrainAfter = std::chrono::seconds(3);
+
 constexpr std::string_view kFieldPersistent = "p";
 constexpr std::string_view kFieldOffline = "o";
 constexpr char kFieldFilterPrefix = 'f';
@@ -54,8 +64,8 @@ std::optional<topic::SubscriptionOptions> DecodeSubscription(std::string_view va
   options.no_local = (p[1] & 1) != 0;
   options.retain_as_published = (p[1] & 2) != 0;
   options.retain_handling = static_cast<uint8_t>((p[1] >> 2) & 3);
-  options.subscription_id = uint32_t{p[2]} | uint32_t{p[3]} << 8 | uint32_t{p[4]} << 16 |
-                            uint32_t{p[5]} << 24;
+  options.subscription_id =
+      uint32_t{p[2]} | uint32_t{p[3]} << 8 | uint32_t{p[4]} << 16 | uint32_t{p[5]} << 24;
   return options;
 }
 
@@ -90,15 +100,41 @@ bool BrokerShard::HoldForClaim(Connection& conn, std::string_view client_id,
   conn.state = Connection::State::kClaimPending;
   shard_.PauseReading(conn.id);
   const uint64_t token = ++claim_tokens_;
-  pending_claims_.emplace(token, conn.id);
+  pending_claims_.emplace(token, PendingClaim{conn.id, std::string(client_id)});
   context_.redis->Claim(client_id, token);
+  // A claim waits at most a lease for another node's answer; if Redis went
+  // away under it, the client is served by this node alone after that (the
+  // claim's late answer is still applied: KeepClaimedState).
+  shard_.ScheduleTimer(context_.redis->options().lease + std::chrono::seconds(1), [this, token] {
+    auto pending = pending_claims_.find(token);
+    if (pending == pending_claims_.end()) return;
+    SHARDMQ_LOG_THROTTLED(kWarning,
+                          "cluster: no answer from Redis for client id %s; it connects without "
+                          "a claim across the nodes",
+                          pending->second.client_id);
+    cluster::ClaimResult local;
+    local.client_id = pending->second.client_id;
+    local.token = token;
+    local.previous_owner = context_.redis->options().node_id;
+    FinishClaim(std::move(local));
+  });
   return true;
 }
 
 void BrokerShard::FinishClaim(cluster::ClaimResult result) {
+  if (auto drain = drains_.find(result.token); drain != drains_.end()) {
+    drains_.erase(drain);
+    FinishDrain(result);
+    return;
+  }
   auto pending = pending_claims_.find(result.token);
-  if (pending == pending_claims_.end()) return;
-  const shard::ConnId id = pending->second;
+  if (pending == pending_claims_.end()) {
+    // Answered after the client went on without it: what it took from
+    // Redis stays here.
+    if (result.won) KeepClaimedState(result);
+    return;
+  }
+  const shard::ConnId id = pending->second.id;
   pending_claims_.erase(pending);
   Connection* conn = Find(id);
   if (conn == nullptr || conn->state != Connection::State::kClaimPending) {
@@ -122,8 +158,13 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
                   "CONNECT no longer decodes");
     return;
   }
-  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true,
-                &held->limits, &result);
+  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true, &held->limits,
+                &result);
+  if (!result.previous_owner.empty() &&
+      result.previous_owner != context_.redis->options().node_id &&
+      sessions_.contains(result.client_id)) {
+    ScheduleDrain(result.client_id);
+  }
   conn = Find(id);
   if (conn == nullptr || conn->state != Connection::State::kConnected) return;
   if (!conn->reading_paused) shard_.ResumeReading(id);
@@ -131,6 +172,28 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
     OnData(id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->input.data()),
                                          held->input.size()));
   }
+}
+
+void BrokerShard::ScheduleDrain(const std::string& client_id) {
+  const uint64_t token = ++claim_tokens_;
+  drains_.emplace(token, client_id);
+  shard_.ScheduleTimer(kDrainAfter,
+                       [this, client_id, token] { context_.redis->Drain(client_id, token); });
+}
+
+void BrokerShard::FinishDrain(cluster::ClaimResult& drained) {
+  if (!drained.won || drained.state.queued.empty()) return;
+  auto it = sessions_.find(drained.client_id);
+  if (it == sessions_.end()) return;  // it ended meanwhile, and its messages with it
+  Session& session = *it->second;
+  for (std::string& entry : drained.state.queued) {
+    if (session.parked) {
+      context_.redis->Push(session.client_id, std::move(entry), limits_.max_queued_messages);
+    } else {
+      EnqueueFromCluster(session, entry);
+    }
+  }
+  PumpQueue(session);
 }
 
 void BrokerShard::ApplyClaim(const std::string& client_id, cluster::ClaimResult& claim) {
@@ -279,6 +342,7 @@ void BrokerShard::ClusterSessionConnected(Session& session, bool session_present
   // Connected again (also when Redis was away and nothing was claimed):
   // its messages come to it, not to Redis.
   session.parked = false;
+  if (!forwarders_.empty()) forwarders_.erase(session.client_id);
   if (!session.persistent) {
     // It ends with its connection: nothing of it belongs in Redis.
     if (had_remote_state) context_.redis->ResetSession(session.client_id);
@@ -349,21 +413,43 @@ void BrokerShard::ReleaseForTakeover(const std::string& client_id, const std::st
     RedeliverShared(session);
     if (session.persistent && !session.parked) MoveMessagesToCluster(session);
     ForgetOffline(session);  // a delayed will is cancelled: the client is back
-    // The session lives on at the other node: dropped here without
-    // touching what Redis holds of it.
-    releasing_session_ = true;
-    std::vector<std::string> filters;
-    filters.reserve(session.subscriptions.size());
-    for (const auto& [filter, options] : session.subscriptions) filters.push_back(filter);
-    for (const std::string& filter : filters) RemoveSubscription(session, filter);
-    releasing_session_ = false;
-    ReleaseBackpressure(session);
-    SettleRetainedBacklog(session, /*keep=*/false);
-    if (!extras_.empty()) extras_.erase(&session);
-    ForgetQueue(session);
-    sessions_.erase(it);  // destroys the session
+    if (session.persistent) {
+      // Forwards to Redis for the hand-off grace (kHandoffGrace).
+      session.parked = true;
+      const uint64_t generation = ++forwarder_generations_;
+      forwarders_[client_id] = generation;
+      shard_.ScheduleTimer(kHandoffGrace,
+                           [this, client_id, generation] { EndForwarding(client_id, generation); });
+    } else {
+      DropReleasedSession(session);
+    }
   }
   context_.redis->Released(client_id, by_node, token);
+}
+
+void BrokerShard::EndForwarding(const std::string& client_id, uint64_t generation) {
+  auto forwarder = forwarders_.find(client_id);
+  if (forwarder == forwarders_.end() || forwarder->second != generation) return;
+  forwarders_.erase(forwarder);
+  auto it = sessions_.find(client_id);
+  if (it != sessions_.end() && it->second->parked) DropReleasedSession(*it->second);
+}
+
+void BrokerShard::DropReleasedSession(Session& session) {
+  // The session lives on at the other node: dropped here without touching
+  // what Redis holds of it.
+  releasing_session_ = true;
+  std::vector<std::string> filters;
+  filters.reserve(session.subscriptions.size());
+  for (const auto& [filter, options] : session.subscriptions) filters.push_back(filter);
+  for (const std::string& filter : filters) RemoveSubscription(session, filter);
+  releasing_session_ = false;
+  ReleaseBackpressure(session);
+  SettleRetainedBacklog(session, /*keep=*/false);
+  if (!extras_.empty()) extras_.erase(&session);
+  ForgetQueue(session);
+  std::string client_id = session.client_id;
+  sessions_.erase(client_id);  // destroys the session
 }
 
 void BrokerShard::AdoptSession(const std::string& client_id, cluster::SessionState state) {

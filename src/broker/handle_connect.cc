@@ -228,7 +228,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       v5 ? std::min(asked_expiry, limits_.max_session_expiry) : asked_expiry;
 
   // The session: resumed, taken over, or new [MQTT-3.1.2-4..6].
-  if (claim != nullptr) [[unlikely]] ApplyClaim(client_id, *claim);
+  if (claim != nullptr) [[unlikely]]
+    ApplyClaim(client_id, *claim);
   Session* session = nullptr;
   bool session_present = false;
   if (auto it = sessions_.find(client_id); it != sessions_.end()) {
@@ -495,7 +496,8 @@ void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
     LogSessionOffline(*session);
     const int64_t wall = WallNowNs();
     SessionWentOffline(*session, wall);
-    if (context_.redis != nullptr) [[unlikely]] ParkSession(*session, wall);
+    if (context_.redis != nullptr) [[unlikely]]
+      ParkSession(*session, wall);
   } else {
     EndSession(*session);
   }
@@ -533,7 +535,8 @@ void BrokerShard::EndSession(Session& session, SessionEndReason why) {
   SettleRetainedBacklog(session, /*keep=*/false);
   if (session.connection != nullptr) session.connection->session = nullptr;
   if (HooksWant(kHookConnection)) context_.hooks.SessionTerminated(InfoFor(session), why);
-  if (context_.redis != nullptr) [[unlikely]] ClusterSessionEnded(session, why);
+  if (context_.redis != nullptr) [[unlikely]]
+    ClusterSessionEnded(session, why);
   if (!extras_.empty()) extras_.erase(&session);
   ForgetQueue(session);
   std::string client_id = session.client_id;

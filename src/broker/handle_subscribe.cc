@@ -121,7 +121,8 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
   // A second SUBSCRIBE to the same filter replaces the first [MQTT-3.8.4-3].
   session.subscriptions[filter] = SessionSubscription{options};
   LogSubscribe(session, filter, options);
-  if (context_.redis != nullptr) [[unlikely]] ClusterSubscriptionChanged(session, filter, &options);
+  if (context_.redis != nullptr) [[unlikely]]
+    ClusterSubscriptionChanged(session, filter, &options);
   topic::SubscribeResult result =
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
   InvalidateRoutes();
@@ -148,7 +149,8 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
 void BrokerShard::RemoveSubscription(Session& session, const std::string& filter) {
   session.subscriptions.erase(filter);
   LogUnsubscribe(session, filter);
-  if (context_.redis != nullptr) [[unlikely]] ClusterSubscriptionChanged(session, filter, nullptr);
+  if (context_.redis != nullptr) [[unlikely]]
+    ClusterSubscriptionChanged(session, filter, nullptr);
   topic::UnsubscribeResult result =
       index_.Unsubscribe(reinterpret_cast<topic::SubscriberId>(&session), filter);
   InvalidateRoutes();

@@ -442,6 +442,7 @@ std::vector<std::pair<std::string, std::string>> Pairs(const redisReply* r) {
 struct RedisCommand {
   enum Kind : uint8_t {
     kClaim,
+    kDrain,
     kReleased,
     kSetField,
     kDeleteField,
@@ -667,6 +668,11 @@ size_t RedisLink::Impl::AppendArgs(const RedisCommand& c, std::vector<Args>* out
       out->push_back({"EVALSHA", shas_[kClaim], "2", Key("owner:", c.name), Key("owned:", me), me,
                       c.name, options_.prefix,
                       EncodeInbox(kTakeoverRequest, c.name, me, c.number)});
+      return 1;
+    case RedisCommand::kDrain:
+      // The read itself is FinishClaims' (a claim whose owner is this node
+      // already); this only keeps the batch's replies one per command.
+      out->push_back({"PING"});
       return 1;
     case RedisCommand::kReleased:
       out->push_back({"SREM", Key("owned:", me), c.name});
@@ -972,7 +978,9 @@ bool RedisLink::Impl::RunBatch() {
       fifo_.pop_front();
       // A claim that needs no answer reads the session before the commands
       // made after it run (a Push made after the Claim stays in q:).
-      if (batch.back().kind == RedisCommand::kClaim) break;
+      if (batch.back().kind == RedisCommand::kClaim || batch.back().kind == RedisCommand::kDrain) {
+        break;
+      }
     }
   }
   if (batch.empty()) return true;
@@ -1018,6 +1026,14 @@ bool RedisLink::Impl::RunBatch() {
     }
     if (c.kind == RedisCommand::kReleased || c.kind == RedisCommand::kForget) {
       owned_.erase(c.name);
+    }
+    if (c.kind == RedisCommand::kDrain) {
+      ClaimInProgress drain;
+      drain.client = c.name;
+      drain.token = c.number;
+      drain.previous_owner = options_.node_id;
+      ready_.push_back(std::move(drain));
+      continue;
     }
     if (c.kind != RedisCommand::kClaim) continue;
     if (error != nullptr || first->type != REDIS_REPLY_ARRAY || first->elements != 2 ||
@@ -1282,6 +1298,10 @@ void RedisLink::AbandonForTest() { impl_->Stop(/*abandon=*/true); }
 
 void RedisLink::Claim(std::string_view client_id, uint64_t token) {
   impl_->Enqueue({RedisCommand::kClaim, std::string(client_id), {}, {}, token});
+}
+
+void RedisLink::Drain(std::string_view client_id, uint64_t token) {
+  impl_->Enqueue({RedisCommand::kDrain, std::string(client_id), {}, {}, token});
 }
 
 void RedisLink::Released(std::string_view client_id, std::string_view to_node, uint64_t token) {

@@ -144,6 +144,11 @@ class RedisLink {
   // Makes this node the owner of `client_id` (see the file comment); the
   // answer comes through Events::claimed with `token`.
   void Claim(std::string_view client_id, uint64_t token);
+  // Reads s:<client> and empties q:<client> if this node owns the id, and
+  // reports it through Events::claimed like a Claim whose previous owner is
+  // this node (won = false when another node owns it now). For what the old
+  // owner forwarded after a takeover (BrokerShard's hand-off grace).
+  void Drain(std::string_view client_id, uint64_t token);
   // Answers a takeover: the session's queue is in q:<client> (pushed before
   // this call), the node no longer owns it.
   void Released(std::string_view client_id, std::string_view to_node, uint64_t token);

@@ -23,6 +23,7 @@ void RedisLink::Start() {}
 void RedisLink::Stop() {}
 void RedisLink::AbandonForTest() {}
 void RedisLink::Claim(std::string_view, uint64_t) {}
+void RedisLink::Drain(std::string_view, uint64_t) {}
 void RedisLink::Released(std::string_view, std::string_view, uint64_t) {}
 void RedisLink::SetField(std::string_view, std::string_view, std::string) {}
 void RedisLink::DeleteField(std::string_view, std::string_view) {}

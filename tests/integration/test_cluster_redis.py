@@ -13,6 +13,7 @@ Run alone: SHARDMQ_BIN=build/tools/shardmq /usr/bin/python3 -m pytest -q \
 """
 import pathlib
 import shutil
+import struct
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 import pytest
 
+import mqtt_raw as raw
 from conftest import RunningBroker, free_port, wait_until
 from test_cluster import RABBIT_BIN, Client, Rabbit, connected_count
 
@@ -37,6 +39,9 @@ pytestmark = pytest.mark.skipif(
 # A short lease, so that a killed node's sessions are adopted within seconds.
 LEASE_MS = 1000
 BIND_WAIT = 0.7
+# After a takeover the new node reads the session's queue in Redis once more
+# (cluster_sessions.cc: kDrainAfter, 3 s) for what reached the old node late.
+DRAIN_WAIT = 3.5
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer")
 
@@ -218,6 +223,24 @@ class Session:
         self.client.loop_stop()
 
 
+def raw_v5(node, client_id, expiry=0, clean=True):
+    """A raw MQTT 5 client (paho does not report the reason code of a
+    DISCONNECT without properties)."""
+    client = raw.Client(node.port)
+    properties = b"\x11" + struct.pack(">I", expiry) if expiry else b""
+    body = client.connect(client_id, version=5, clean=clean, properties=properties)
+    assert body[1] == 0, body
+    return client
+
+
+def expect_taken_over(client):
+    """The old connection gets DISCONNECT 0x8E and is closed [MQTT-3.1.4-3]."""
+    pkt = client.read(5)
+    assert pkt.type == raw.DISCONNECT, pkt
+    assert pkt.body[0] == 0x8E, pkt
+    assert client.closed_by_broker(3)
+
+
 def publish_all(node, topic, payloads, qos=1, retain=False):
     pub = Client(node, f"pub-{time.monotonic_ns()}")
     for payload in payloads:
@@ -228,15 +251,13 @@ def publish_all(node, topic, payloads, qos=1, retain=False):
 def test_client_id_taken_over_from_another_node(servers, nodes):
     _, redis = servers
     a, b, _ = nodes
-    first = Session(a, "takeover-x", clean_start=True, expiry=0)
+    first = raw_v5(a, "takeover-x")
     second = Session(b, "takeover-x", clean_start=True, expiry=0)
     # The node that had it closes it with DISCONNECT 0x8E Session taken over.
-    assert wait_until(lambda: 0x8E in first.disconnect_reasons, timeout=5), \
-        first.disconnect_reasons
+    expect_taken_over(first)
     assert not second.disconnect_reasons
     assert redis.get("owner:takeover-x") == b"node-rb"
     second.close()
-    first.client.loop_stop()
 
 
 def test_takeover_of_a_311_client_closes_it(nodes):
@@ -261,14 +282,18 @@ def test_persistent_session_resumes_on_another_node_with_queued_messages(servers
     publish_all(c, "roam/1/x", sent, qos=1)
     back = Session(b, "roamer", clean_start=False, expiry=300)
     assert back.session_present
-    assert wait_until(lambda: len(back.payloads()) >= 30, timeout=10), back.payloads()
-    assert back.payloads() == sent
-    # Its subscription moved with it: new messages arrive on node b, once.
+    # Its subscription moved with it: new messages arrive on node b.
     time.sleep(BIND_WAIT)
     publish_all(a, "roam/2/x", [b"after"], qos=1)
-    assert wait_until(lambda: len(back.payloads()) >= 31, timeout=10)
-    time.sleep(0.5)
-    assert back.payloads() == sent + [b"after"]
+    expected = set(sent) | {b"after"}
+    assert wait_until(lambda: set(back.payloads()) == expected, timeout=10), back.payloads()
+    time.sleep(DRAIN_WAIT)
+    got = back.payloads()
+    # Nothing lost; what was queued before the move comes in order, once;
+    # only a message published during the hand-off may come twice.
+    assert set(got) == expected
+    assert [p for p in got if p in set(sent)] == sent
+    assert got.count(b"after") <= 2
     assert redis.get("owner:roamer") == b"node-rb"
     # The queue in Redis was emptied by the resume.
     assert redis_command(redis.port, "LLEN", "shardmq:q:roamer") == 0
@@ -277,20 +302,21 @@ def test_persistent_session_resumes_on_another_node_with_queued_messages(servers
 
 def test_session_taken_over_while_connected_keeps_its_subscriptions(nodes):
     a, b, c = nodes
-    first = Session(a, "mover", clean_start=True, expiry=300)
-    first.subscribe("move/#", qos=1)
+    first = raw_v5(a, "mover", expiry=300)
+    first.send(raw.subscribe(1, ("move/#", 1), version=5))
+    first.expect(raw.SUBACK)
     time.sleep(BIND_WAIT)
     second = Session(c, "mover", clean_start=False, expiry=300)
     assert second.session_present
-    assert wait_until(lambda: 0x8E in first.disconnect_reasons, timeout=5)
+    expect_taken_over(first)
     time.sleep(BIND_WAIT)
     publish_all(b, "move/1", [b"one", b"two"], qos=1)
-    assert wait_until(lambda: len(second.payloads()) >= 2, timeout=10)
-    time.sleep(0.5)
-    assert second.payloads() == [b"one", b"two"]
-    assert first.payloads() == []
+    assert wait_until(lambda: set(second.payloads()) == {b"one", b"two"}, timeout=10)
+    time.sleep(DRAIN_WAIT)
+    got = second.payloads()
+    # At least once; during the hand-off's grace possibly twice.
+    assert set(got) == {b"one", b"two"} and len(got) <= 4, got
     second.close()
-    first.client.loop_stop()
 
 
 def test_clean_start_on_another_node_discards_the_session(nodes):
@@ -395,11 +421,10 @@ def test_redis_restart_keeps_local_service_and_recovers(servers, nodes):
     assert wait_until(lambda: all(sum("cluster: connected to Redis" in line
                                       for line in n.log_lines) >= 2 for n in nodes),
                       timeout=15), [n.log()[-2000:] for n in nodes]
-    first = Session(a, "after-redis", clean_start=True, expiry=0)
+    first = raw_v5(a, "after-redis")
     second = Session(b, "after-redis", clean_start=True, expiry=0)
-    assert wait_until(lambda: 0x8E in first.disconnect_reasons, timeout=5)
+    expect_taken_over(first)
     second.close()
-    first.client.loop_stop()
 
 
 @pytest.mark.parametrize("args,message", [

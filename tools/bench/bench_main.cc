@@ -21,7 +21,8 @@
 ABSL_FLAG(std::string, scenario, "fanout", "fanout, fanin, p2p, conn or retained");
 ABSL_FLAG(std::string, host, "127.0.0.1", "broker host");
 ABSL_FLAG(int, port, 1883, "broker port");
-ABSL_FLAG(std::string, sub_host, "", "subscribers' broker host (another cluster node); default --host");
+ABSL_FLAG(std::string, sub_host, "",
+          "subscribers' broker host (another cluster node); default --host");
 ABSL_FLAG(int, sub_port, 0, "subscribers' broker port (another cluster node); 0 = --port");
 ABSL_FLAG(absl::Duration, settle, absl::ZeroDuration(),
           "pause after the last SUBACK before publishing (cluster bindings)");
