@@ -348,7 +348,7 @@ class BrokerShard final : public shard::ShardHandler {
   void ClusterSessionEnded(Session& session, SessionEndReason why);
   // The hand-off grace after a takeover (cluster_sessions.cc): the new
   // owner reads the queue in Redis once more; the old one stops forwarding.
-  void ScheduleDrain(const std::string& client_id);
+  void ScheduleDrain(const std::string& client_id, bool discard);
   void FinishDrain(cluster::ClaimResult& drained);
   void EndForwarding(const std::string& client_id, uint64_t generation);
   void DropReleasedSession(Session& session);
@@ -615,9 +615,10 @@ class BrokerShard final : public shard::ShardHandler {
   absl::flat_hash_map<uint64_t, PendingClaim> pending_claims_;
   uint64_t claim_tokens_ = 0;
   bool releasing_session_ = false;
-  // Drain tokens (their answers come back as claims) -> client id, and the
-  // sessions let go of that still forward to Redis -> their generation.
-  absl::flat_hash_map<uint64_t, std::string> drains_;
+  // Drain tokens (their answers come back as claims) -> whether what they
+  // read is dropped, and the sessions let go of that still forward to
+  // Redis -> their generation.
+  absl::flat_hash_map<uint64_t, bool> drains_;
   absl::flat_hash_map<std::string, uint64_t> forwarders_;
   uint64_t forwarder_generations_ = 0;
   // Client ids homed here -> number of congested sessions (on any shard)

@@ -123,8 +123,9 @@ bool BrokerShard::HoldForClaim(Connection& conn, std::string_view client_id,
 
 void BrokerShard::FinishClaim(cluster::ClaimResult result) {
   if (auto drain = drains_.find(result.token); drain != drains_.end()) {
+    const bool discard = drain->second;
     drains_.erase(drain);
-    FinishDrain(result);
+    if (!discard) FinishDrain(result);
     return;
   }
   auto pending = pending_claims_.find(result.token);
@@ -158,12 +159,15 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
                   "CONNECT no longer decodes");
     return;
   }
+  const bool clean_start = std::get<mqtt::Connect>(packet).clean_start;
   HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true, &held->limits,
                 &result);
   if (!result.previous_owner.empty() &&
       result.previous_owner != context_.redis->options().node_id &&
       sessions_.contains(result.client_id)) {
-    ScheduleDrain(result.client_id);
+    // After a clean start what the old node forwards belongs to the
+    // discarded session: read, and dropped.
+    ScheduleDrain(result.client_id, /*discard=*/clean_start);
   }
   conn = Find(id);
   if (conn == nullptr || conn->state != Connection::State::kConnected) return;
@@ -174,9 +178,9 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
   }
 }
 
-void BrokerShard::ScheduleDrain(const std::string& client_id) {
+void BrokerShard::ScheduleDrain(const std::string& client_id, bool discard) {
   const uint64_t token = ++claim_tokens_;
-  drains_.emplace(token, client_id);
+  drains_.emplace(token, discard);
   shard_.ScheduleTimer(kDrainAfter,
                        [this, client_id, token] { context_.redis->Drain(client_id, token); });
 }
