@@ -740,7 +740,10 @@ bool RedisLink::Impl::ConnectCommands() {
   } else if (!Reassert()) {
     return false;
   }
-  next_check_ = Clock::now() + Lease() / 2;
+  // The first look for dead nodes waits a whole lease: after Redis itself
+  // was down (or restarted empty) every node's key may be gone, and the
+  // other live nodes need that long to renew theirs.
+  next_check_ = Clock::now() + Lease();
   return true;
 }
 
