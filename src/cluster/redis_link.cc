@@ -733,17 +733,21 @@ bool RedisLink::Impl::ConnectCommands() {
     shas_[i] = std::string(View(r.get()));
   }
   if (!Heartbeat()) return false;
+  // After a reconnect the first look for dead nodes waits a whole lease:
+  // Redis itself may have been down (or restarted empty), so every node's
+  // key may be gone, and the other live nodes need that long to renew
+  // theirs.
+  Millis first_check = Lease() / 2;
   if (!self_adopted_) {
     // Sessions this node id owned before it (re)started.
     if (!AdoptFrom(options_.node_id, /*check_alive=*/false)) return false;
     self_adopted_ = true;
   } else if (!Reassert()) {
     return false;
+  } else {
+    first_check = Lease();
   }
-  // The first look for dead nodes waits a whole lease: after Redis itself
-  // was down (or restarted empty) every node's key may be gone, and the
-  // other live nodes need that long to renew theirs.
-  next_check_ = Clock::now() + Lease();
+  next_check_ = Clock::now() + first_check;
   return true;
 }
 
