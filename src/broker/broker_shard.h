@@ -316,7 +316,9 @@ class BrokerShard final : public shard::ShardHandler {
   // then its shared groups are served locally); a filter became active /
   // inactive on this shard.
   bool ExportToCluster(const Message::Fields& fields);
-  void ClusterInterest(const std::string& filter, bool added);
+  // `pending`/`token`: a SUBACK that waits for the binding (token 0: none).
+  void ClusterInterest(const std::string& filter, bool added, PendingSuback* pending = nullptr,
+                       uint64_t token = 0);
   // A message as other nodes and Redis carry it (cluster_bridge.h), and
   // back: null when it expired meanwhile or does not decode (logged).
   void AppendClusterBody(const Message& message, std::string& out);

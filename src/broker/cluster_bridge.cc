@@ -102,7 +102,8 @@ bool BrokerShard::ExportToCluster(const Message::Fields& fields) {
   return true;
 }
 
-void BrokerShard::ClusterInterest(const std::string& filter, bool added) {
+void BrokerShard::ClusterInterest(const std::string& filter, bool added, PendingSuback* pending,
+                                  uint64_t token) {
   // A shared group's messages come through its own queue, shared by the
   // nodes; the node's queue does not bind its filter.
   if (auto shared = topic::ParseSharedSubscription(filter); shared.has_value()) {
@@ -113,7 +114,16 @@ void BrokerShard::ClusterInterest(const std::string& filter, bool added) {
     }
     return;
   }
-  if (added) {
+  if (added && pending != nullptr && token != 0) {
+    // The SUBACK waits until the node's queue is bound, so that what any
+    // node publishes after it reaches the subscriber.
+    ++pending->acks_missing;
+    context_.cluster->FilterAdded(filter, [link = context_.link, shard = shard_.id(), token] {
+      link->Post(shard, [token](shard::ShardHandler& handler) {
+        static_cast<BrokerShard&>(handler).SubackPartDone(token);
+      });
+    });
+  } else if (added) {
     context_.cluster->FilterAdded(filter);
   } else {
     context_.cluster->FilterRemoved(filter);

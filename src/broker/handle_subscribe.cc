@@ -127,7 +127,7 @@ void BrokerShard::AddSubscription(Session& session, const std::string& filter,
       index_.Subscribe(reinterpret_cast<topic::SubscriberId>(&session), filter, options);
   InvalidateRoutes();
   if (result.filter_became_active && context_.cluster != nullptr) [[unlikely]] {
-    ClusterInterest(filter, true);
+    ClusterInterest(filter, true, pending, token);
   }
   if (result.filter_became_active && shard_.shard_count() > 1) {
     BroadcastInterest(kMailInterestAdd, filter, token);

@@ -270,8 +270,13 @@ void AmqpLink::NoteDrop(uint8_t qos) {
   }
 }
 
-void AmqpLink::FilterAdded(std::string_view filter) {
-  PushInterest({std::string(filter), {}, /*added=*/true, /*shared=*/false});
+void AmqpLink::FilterAdded(std::string_view filter, absl::AnyInvocable<void()> bound) {
+  if (bound != nullptr && !connected_.load(std::memory_order_relaxed)) {
+    // Nothing to wait for: the bindings are made when the link connects.
+    bound();
+    bound = nullptr;
+  }
+  PushInterest({std::string(filter), {}, /*added=*/true, /*shared=*/false, std::move(bound)});
 }
 
 void AmqpLink::FilterRemoved(std::string_view filter) {
@@ -424,7 +429,11 @@ bool AmqpLink::ApplyInterest() {
     events.swap(interest_);
   }
   bool ok = true;
+  // Called once every event is applied, whether or not its calls to
+  // RabbitMQ worked (a failed one is made again at the reconnect).
+  std::vector<absl::AnyInvocable<void()>> bound;
   for (InterestEvent& event : events) {
+    if (event.bound != nullptr) bound.push_back(std::move(event.bound));
     if (event.shared) {
       const std::string name = SharedQueueName(event.group, event.filter);
       if (event.added) {
@@ -495,6 +504,7 @@ bool AmqpLink::ApplyInterest() {
   }
   bindings_.store(key_counts_.size(), std::memory_order_relaxed);
   shared_queues_.store(shared_.size(), std::memory_order_relaxed);
+  for (absl::AnyInvocable<void()>& done : bound) done();
   return ok;
 }
 

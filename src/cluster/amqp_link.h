@@ -129,7 +129,11 @@ class AmqpLink {
   // A filter's subscriber count on one shard went 0->1 / 1->0. The link
   // keeps the node-wide count and binds on 0->1, unbinds on 1->0.
   // Not for shared subscriptions: they use SharedAdded/SharedRemoved.
-  void FilterAdded(std::string_view filter);
+  // `bound`, when given, is called once the filter's bindings are in place
+  // on RabbitMQ (or were already), so that a SUBACK can wait for them: on
+  // the link thread, or at once on the caller's when RabbitMQ is not
+  // connected (then the bindings follow at the reconnect).
+  void FilterAdded(std::string_view filter, absl::AnyInvocable<void()> bound = nullptr);
   void FilterRemoved(std::string_view filter);
   // A shared subscription's ("$share/{group}/{filter}") member count on one
   // shard went 0->1 / 1->0. The link keeps the node-wide count; on 0->1 it
@@ -153,6 +157,7 @@ class AmqpLink {
     std::string group;  // a shared subscription's (shared)
     bool added = false;
     bool shared = false;
+    absl::AnyInvocable<void()> bound;  // FilterAdded's
   };
   // A shared subscription the node has members of, keyed by its queue's
   // name (also the consumer's tag).

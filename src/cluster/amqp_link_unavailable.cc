@@ -17,7 +17,7 @@ AmqpLink::~AmqpLink() = default;
 void AmqpLink::Start() {}
 void AmqpLink::Stop() {}
 void AmqpLink::Publish(std::string_view, bool, uint8_t, std::string) {}
-void AmqpLink::FilterAdded(std::string_view) {}
+void AmqpLink::FilterAdded(std::string_view, absl::AnyInvocable<void()>) {}
 void AmqpLink::FilterRemoved(std::string_view) {}
 void AmqpLink::SharedAdded(std::string_view, std::string_view) {}
 void AmqpLink::SharedRemoved(std::string_view, std::string_view) {}

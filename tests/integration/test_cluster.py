@@ -228,6 +228,21 @@ def test_cross_node_pubsub_all_qos_and_wildcards(nodes):
         client.close()
 
 
+def test_suback_waits_for_the_binding(nodes):
+    """A SUBACK on one node means a message published on another node right
+    after it arrives: the node's queue is bound before SUBACK is sent."""
+    a, _, c = nodes
+    pub = Client(a, "pub-bound")
+    for i in range(15):
+        sub = Client(c, f"sub-bound-{i}")
+        sub.subscribe(f"bound/{i}/+", qos=1)  # waits for SUBACK
+        pub.publish(f"bound/{i}/x", f"n{i}", qos=1)
+        got = sub.get(timeout=5)
+        assert (got.topic, got.payload) == (f"bound/{i}/x", f"n{i}".encode())
+        sub.close()
+    pub.close()
+
+
 def test_no_local_holds_across_nodes(nodes):
     a, b, _ = nodes
     # The same client id on two nodes (nothing shares the registry yet):
