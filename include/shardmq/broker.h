@@ -137,6 +137,8 @@ struct ClusterStats {
   uint64_t reconnects = 0;
   uint64_t bindings = 0;  // binding keys the node's queue holds for its filters
   uint64_t buffered = 0;  // messages waiting to be published
+  // Publishers whose reading paused because that buffer was over half full.
+  uint64_t publisher_pauses = 0;
 
   // Options::Cluster::redis_url (all zero without it).
   bool redis_enabled = false;

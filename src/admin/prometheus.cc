@@ -259,6 +259,9 @@ std::string RenderPrometheus(const MetricsInput& input) {
         c.bindings);
     one("shardmq_cluster_buffered_messages", "gauge",
         "Messages for other nodes waiting to be published.", c.buffered);
+    one("shardmq_cluster_publisher_pauses_total", "counter",
+        "Publishers paused because the buffer towards RabbitMQ was over half full.",
+        c.publisher_pauses);
     if (c.redis_enabled) {
       one("shardmq_cluster_redis_connected", "gauge", "1 while the node is connected to Redis.",
           c.redis_connected ? 1 : 0);

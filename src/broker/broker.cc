@@ -579,6 +579,9 @@ class Broker::Impl {
     out.reconnects = s.reconnects;
     out.bindings = s.bindings;
     out.buffered = s.buffered;
+    for (const auto& stats : context_.stats) {
+      out.publisher_pauses += stats->cluster_pauses.load(std::memory_order_relaxed);
+    }
     if (redis_ != nullptr) {
       const cluster::RedisLinkStats r = redis_->Stats();
       out.redis_enabled = true;

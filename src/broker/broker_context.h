@@ -42,6 +42,8 @@ struct ShardStats {
   // nodes' sessions adopted here.
   std::atomic<uint64_t> cluster_takeovers{0};
   std::atomic<uint64_t> cluster_adopted{0};
+  // Publishers paused while the buffer towards RabbitMQ was over half full.
+  std::atomic<uint64_t> cluster_pauses{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> keepalive_timeouts{0};
   std::atomic<uint64_t> messages_received{0};

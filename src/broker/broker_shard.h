@@ -316,6 +316,12 @@ class BrokerShard final : public shard::ShardHandler {
   // then its shared groups are served locally); a filter became active /
   // inactive on this shard.
   bool ExportToCluster(const Message::Fields& fields);
+  // Back-pressure towards RabbitMQ: ExportToCluster found the link's buffer
+  // over half full (cluster_congested_); the publisher's reading pauses
+  // until it is under a quarter (checked every few milliseconds), instead
+  // of the buffer overflowing and dropping acknowledged messages.
+  void PauseForCluster(Connection& conn);
+  void ArmClusterPauseCheck();
   // `pending`/`token`: a SUBACK that waits for the binding (token 0: none).
   void ClusterInterest(const std::string& filter, bool added, PendingSuback* pending = nullptr,
                        uint64_t token = 0);
@@ -616,6 +622,10 @@ class BrokerShard final : public shard::ShardHandler {
   };
   absl::flat_hash_map<uint64_t, PendingClaim> pending_claims_;
   uint64_t claim_tokens_ = 0;
+  // PauseForCluster's connections and their timer.
+  bool cluster_congested_ = false;
+  std::vector<shard::ConnId> cluster_paused_;
+  shard::TimerId cluster_pause_timer_;
   bool releasing_session_ = false;
   // Drain tokens (their answers come back as claims) -> whether what they
   // read is dropped, and the sessions let go of that still forward to

@@ -83,6 +83,7 @@ MessageRef BrokerShard::MessageFromClusterBody(std::string_view body) {
 }
 
 bool BrokerShard::ExportToCluster(const Message::Fields& fields) {
+  cluster_congested_ = false;
   // $SYS is each node's own report about itself.
   if (fields.topic == "$SYS" || fields.topic.starts_with("$SYS/")) return false;
   // Built as subscribers would see it: only the properties they receive,
@@ -98,8 +99,38 @@ bool BrokerShard::ExportToCluster(const Message::Fields& fields) {
       context_.redis->SetRetained(message->topic(), body);
     }
   }
-  context_.cluster->Publish(message->topic(), message->retain(), message->qos(), std::move(body));
+  cluster_congested_ = context_.cluster->Publish(message->topic(), message->retain(),
+                                                 message->qos(), std::move(body));
   return true;
+}
+
+void BrokerShard::PauseForCluster(Connection& conn) {
+  cluster_congested_ = false;
+  if (conn.cluster_paused) return;
+  conn.cluster_paused = true;
+  ShardStats::Inc(stats_.cluster_pauses);
+  cluster_paused_.push_back(conn.id);
+  ApplyPauseState(conn);
+  if (!cluster_pause_timer_.valid()) ArmClusterPauseCheck();
+}
+
+void BrokerShard::ArmClusterPauseCheck() {
+  // A few milliseconds: RabbitMQ confirms a batch in about that.
+  cluster_pause_timer_ = shard_.ScheduleTimer(std::chrono::milliseconds(5), [this] {
+    cluster_pause_timer_ = {};
+    if (!context_.cluster->PastCongestion()) {
+      ArmClusterPauseCheck();
+      return;
+    }
+    std::vector<shard::ConnId> paused;
+    paused.swap(cluster_paused_);
+    for (shard::ConnId id : paused) {
+      Connection* conn = Find(id);
+      if (conn == nullptr || !conn->cluster_paused) continue;
+      conn->cluster_paused = false;
+      ApplyPauseState(*conn);
+    }
+  });
 }
 
 void BrokerShard::ClusterInterest(const std::string& filter, bool added, PendingSuback* pending,

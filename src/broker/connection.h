@@ -83,6 +83,9 @@ struct Connection {
   // Reading is paused because congested subscribers asked (back-pressure)
   // or the client publishes faster than its limit (throttle->holding).
   bool reading_paused = false;
+  // Paused because the cluster's buffer towards RabbitMQ is filling
+  // (BrokerShard::PauseForCluster).
+  bool cluster_paused = false;
   // Publish rate limits; nullptr when none applies to this client.
   std::unique_ptr<PublishThrottle> throttle;
   // Why the connection ends, for Hooks::OnClientDisconnected; set by whoever

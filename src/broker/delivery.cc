@@ -409,7 +409,7 @@ void BrokerShard::ChangePublisherPause(const std::string& publisher, int delta) 
 void BrokerShard::ApplyPauseState(Connection& conn) {
   if (conn.session == nullptr || conn.state != Connection::State::kConnected) return;
   bool want_paused = publisher_pauses_.contains(conn.session->client_id) ||
-                     (conn.throttle != nullptr && conn.throttle->holding);
+                     (conn.throttle != nullptr && conn.throttle->holding) || conn.cluster_paused;
   if (want_paused == conn.reading_paused) return;
   conn.reading_paused = want_paused;
   if (want_paused) {

@@ -130,6 +130,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
       bool shared_here = true;
       if (context_.cluster != nullptr) [[unlikely]] {
         shared_here = !ExportToCluster(fields);
+        if (cluster_congested_) PauseForCluster(conn);
       }
       // Other nodes may have subscribers: only this node's are known here.
       matched = Route(fields, shared_here) || context_.cluster != nullptr;
@@ -164,6 +165,7 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
   if (context_.cluster != nullptr) [[unlikely]] {
     // Shared groups get it back through their shared queues.
     shared_here = !ExportToCluster(fields);
+    if (cluster_congested_) PauseForCluster(conn);
   }
   const bool matched = Route(fields, shared_here) || context_.cluster != nullptr;
   if (publish.qos == 1) {

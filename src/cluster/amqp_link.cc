@@ -201,7 +201,7 @@ void AmqpLink::Wake() {
   [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
 }
 
-void AmqpLink::Publish(std::string_view topic, bool retain, uint8_t qos, std::string body) {
+bool AmqpLink::Publish(std::string_view topic, bool retain, uint8_t qos, std::string body) {
   Outgoing out;
   out.routing_key = retain ? std::string(kRetainedKey) : RoutingKey(topic);
   out.qos = qos;
@@ -216,6 +216,7 @@ void AmqpLink::Publish(std::string_view topic, bool retain, uint8_t qos, std::st
   out.body = std::move(body);
   bool wake = false;
   bool dropped = false;
+  bool congested = false;
   uint8_t dropped_qos = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -223,9 +224,17 @@ void AmqpLink::Publish(std::string_view topic, bool retain, uint8_t qos, std::st
     if (retain) PushLocked(std::move(shared), dropped, dropped_qos);
     wake = sleeping_;
     sleeping_ = false;
+    congested = buffer_.size() > options_.max_buffered / 2;
   }
   if (dropped) NoteDrop(dropped_qos);
   if (wake) Wake();
+  return congested && connected_.load(std::memory_order_relaxed);
+}
+
+bool AmqpLink::PastCongestion() const {
+  if (!connected_.load(std::memory_order_relaxed)) return true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return buffer_.size() <= options_.max_buffered / 4;
 }
 
 void AmqpLink::PushLocked(Outgoing out, bool& dropped, uint8_t& dropped_qos) {

@@ -125,7 +125,14 @@ class AmqpLink {
   // Any thread, never blocks on the network. `topic` is the MQTT topic name
   // (it picks the routing key); `body` what Deliver gets on the other nodes.
   // A retained message goes to every node.
-  void Publish(std::string_view topic, bool retain, uint8_t qos, std::string body);
+  // Returns true while RabbitMQ is connected and the buffer is over half
+  // its bound: the caller should slow its publishers down (PastCongestion
+  // says when to let them go on) rather than have the buffer overflow.
+  bool Publish(std::string_view topic, bool retain, uint8_t qos, std::string body);
+  // Any thread: the buffer is back under a quarter of its bound, or
+  // RabbitMQ is away (then the buffer holds what it can and drops the rest:
+  // the node serves its own clients meanwhile).
+  bool PastCongestion() const;
   // A filter's subscriber count on one shard went 0->1 / 1->0. The link
   // keeps the node-wide count and binds on 0->1, unbinds on 1->0.
   // Not for shared subscriptions: they use SharedAdded/SharedRemoved.

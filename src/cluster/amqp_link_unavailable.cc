@@ -16,7 +16,8 @@ absl::StatusOr<std::unique_ptr<AmqpLink>> AmqpLink::Create(AmqpLinkOptions, Deli
 AmqpLink::~AmqpLink() = default;
 void AmqpLink::Start() {}
 void AmqpLink::Stop() {}
-void AmqpLink::Publish(std::string_view, bool, uint8_t, std::string) {}
+bool AmqpLink::Publish(std::string_view, bool, uint8_t, std::string) { return false; }
+bool AmqpLink::PastCongestion() const { return true; }
 void AmqpLink::FilterAdded(std::string_view, absl::AnyInvocable<void()>) {}
 void AmqpLink::FilterRemoved(std::string_view) {}
 void AmqpLink::SharedAdded(std::string_view, std::string_view) {}

@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 import pytest
 
-from conftest import BINARY, RunningBroker, free_port, wait_until
+from conftest import BINARY, ROOT, RunningBroker, free_port, wait_until
 
 RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
 pytestmark = pytest.mark.skipif(not (RABBIT_BIN / "rabbitmq-server").exists(),
@@ -660,3 +660,33 @@ def test_shared_subscription_qos0_across_nodes(nodes, rabbit):
     assert sum(1 for m in members if got[m]) > 1
     for client in members + pubs:
         client.close()
+
+
+def test_publishers_outrunning_rabbitmq_are_slowed_not_dropped(nodes, rabbit):
+    """QoS 1 publishers faster than RabbitMQ: the node's buffer towards it
+    stays bounded by pausing their reading, and nothing acknowledged is
+    lost (a full buffer drops only while RabbitMQ is away)."""
+    import json
+    bench = ROOT / "build" / "tools" / "bench" / "shardmq-bench"
+    _, b, _ = nodes
+    fast = RunningBroker(f"--cluster-amqp={rabbit.url}", "--node-id=node-fast",
+                         "--cluster-buffer=2000", "--http-listen=127.0.0.1:0",
+                         "--sys-interval=0", shards=1)
+    try:
+        assert wait_until(lambda: connected_count(fast) >= 1, timeout=20), fast.log()
+        result = subprocess.run(
+            [str(os.environ.get("SHARDMQ_BENCH_BIN", bench)), "--json", "--progress=false",
+             "--scenario=p2p", "--pairs=4", "--qos=1", f"--port={fast.port}",
+             f"--sub-port={b.port}", "--settle=1s", "--duration=3s", "--warmup=200ms",
+             "--drain=20s"],
+            capture_output=True, text=True, timeout=90)
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert result.returncode == 0, result.stderr
+        assert report["received_total"] > 2000
+        assert report["lost"] == 0 and report["duplicated"] == 0, report
+        m = metrics(fast)
+        assert m["shardmq_cluster_dropped_total{qos=\"1_2\"}"] == 0
+        assert m["shardmq_cluster_publisher_pauses_total"] > 0
+    finally:
+        code = fast.stop()
+        assert code == 0, fast.log()[-3000:]
