@@ -7,7 +7,8 @@ and two shardmq nodes, then for each case publishes COUNT QoS 0 messages as
 fast as TCP takes them on one node and counts them at a subscriber on the
 other node (or the same node, for the baseline). Prints messages/s from the
 first byte sent to the last message received. Then it runs shardmq-bench's
-fanout (1 -> 10) and p2p (20 pairs) scenarios, QoS 0 and 1, with the
+fanout (1 -> 10) and p2p (20 pairs; as fast as they go, and at 10,000
+msgs/s in all) scenarios, QoS 0 and 1, with the
 publishers on one node and the subscribers on the other (--sub-port), and on
 one node for comparison: delivered messages/s, latency, and lost /
 duplicated / reordered counts.
@@ -112,6 +113,8 @@ BENCH = pathlib.Path(os.environ.get("SHARDMQ_BENCH",
 SCENARIOS = (
     ("fanout 1->10", ["--scenario=fanout", "--publishers=1", "--subscribers=10"]),
     ("p2p 20 pairs", ["--scenario=p2p", "--pairs=20"]),
+    # Open loop below saturation: the latency of one crossing, not of a queue.
+    ("p2p 20 @ 10k/s", ["--scenario=p2p", "--pairs=20", "--rate=500"]),
 )
 
 

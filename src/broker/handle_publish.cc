@@ -165,7 +165,9 @@ void BrokerShard::HandlePublish(Connection& conn, const mqtt::Publish& publish) 
   if (context_.cluster != nullptr) [[unlikely]] {
     // Shared groups get it back through their shared queues.
     shared_here = !ExportToCluster(fields);
-    if (cluster_congested_) PauseForCluster(conn);
+    // QoS 0 may be dropped at a full buffer (QoS 0 goes first); what is
+    // acknowledged may not, so its publisher waits instead.
+    if (cluster_congested_ && publish.qos > 0) PauseForCluster(conn);
   }
   const bool matched = Route(fields, shared_here) || context_.cluster != nullptr;
   if (publish.qos == 1) {
