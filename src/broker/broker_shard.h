@@ -158,6 +158,11 @@ class BrokerShard final : public shard::ShardHandler {
                      cluster::ClaimResult* claim = nullptr);
   // A deferred authentication's answer, on the connection's shard.
   void FinishDeferredAuth(shard::ConnId id, AuthDecision decision);
+  // A held CONNECT goes on (after a deferred authentication's answer, or a
+  // claim of its client id): decoded again and handled as decided, then
+  // what arrived after it. Returns the CONNECT's Clean Start.
+  bool ContinueHeldConnect(Connection& conn, Connection::HeldConnect& held,
+                           cluster::ClaimResult* claim);
   // Hooks' refusal code as the client's version can say it.
   static mqtt::ReasonCode AuthRefusal(const AuthDecision& decision, bool v5);
   void HandlePublish(Connection& conn, const mqtt::Publish& publish);

@@ -151,30 +151,13 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
     ConnackAndClose(*conn, conn->version, mqtt::ReasonCode::kServerBusy);
     return;
   }
-  auto bytes = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->connect.data()),
-                                         held->connect.size());
-  mqtt::Packet packet;
-  if (mqtt::DecodePacket(bytes, decode_options_, &packet).status != mqtt::DecodeStatus::kOk) {
-    ProtocolClose(*conn, mqtt::ReasonCode::kImplementationSpecificError,
-                  "CONNECT no longer decodes");
-    return;
-  }
-  const bool clean_start = std::get<mqtt::Connect>(packet).clean_start;
-  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true, &held->limits,
-                &result);
+  const bool clean_start = ContinueHeldConnect(*conn, *held, &result);
   if (!result.previous_owner.empty() &&
       result.previous_owner != context_.redis->options().node_id &&
       sessions_.contains(result.client_id)) {
     // After a clean start what the old node forwards belongs to the
     // discarded session: read, and dropped.
     ScheduleDrain(result.client_id, /*discard=*/clean_start);
-  }
-  conn = Find(id);
-  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
-  if (!conn->reading_paused) shard_.ResumeReading(id);
-  if (!held->input.empty()) {
-    OnData(id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->input.data()),
-                                         held->input.size()));
   }
 }
 

@@ -381,31 +381,39 @@ void BrokerShard::FinishDeferredAuth(shard::ConnId id, AuthDecision decision) {
     ConnackAndClose(*conn, conn->version, AuthRefusal(decision, v5));
     return;
   }
+  ContinueHeldConnect(*conn, *held, /*claim=*/nullptr);
+}
+
+bool BrokerShard::ContinueHeldConnect(Connection& conn, Connection::HeldConnect& held,
+                                      cluster::ClaimResult* claim) {
+  const shard::ConnId id = conn.id;
   // Decode the kept CONNECT again: a packet of our own, as after AUTH.
-  auto bytes = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->connect.data()),
-                                         held->connect.size());
+  auto bytes = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held.connect.data()),
+                                         held.connect.size());
   mqtt::Packet packet;
   if (mqtt::DecodePacket(bytes, decode_options_, &packet).status != mqtt::DecodeStatus::kOk) {
-    ProtocolClose(*conn, mqtt::ReasonCode::kImplementationSpecificError,
+    ProtocolClose(conn, mqtt::ReasonCode::kImplementationSpecificError,
                   "CONNECT no longer decodes");
-    return;
+    return false;
   }
-  HandleConnect(*conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true,
-                &held->limits);
-  conn = Find(id);
-  if (conn != nullptr && conn->state == Connection::State::kClaimPending) {
+  const bool clean_start = std::get<mqtt::Connect>(packet).clean_start;
+  HandleConnect(conn, std::get<mqtt::Connect>(packet), bytes, /*auth_decided=*/true, &held.limits,
+                claim);
+  Connection* after = Find(id);
+  if (after != nullptr && after->state == Connection::State::kClaimPending) {
     // Its client id is being claimed across the cluster: what came after
     // the CONNECT waits on.
-    conn->held->input = std::move(held->input);
-    return;
+    after->held->input = std::move(held.input);
+    return clean_start;
   }
-  if (conn == nullptr || conn->state != Connection::State::kConnected) return;
+  if (after == nullptr || after->state != Connection::State::kConnected) return clean_start;
   // Back-pressure may want it paused still (ApplyPauseState in HandleConnect).
-  if (!conn->reading_paused) shard_.ResumeReading(id);
-  if (!held->input.empty()) {
-    OnData(id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->input.data()),
-                                         held->input.size()));
+  if (!after->reading_paused) shard_.ResumeReading(id);
+  if (!held.input.empty()) {
+    OnData(id, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(held.input.data()),
+                                         held.input.size()));
   }
+  return clean_start;
 }
 
 void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {

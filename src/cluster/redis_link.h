@@ -74,12 +74,12 @@ struct RedisLinkOptions {
 };
 
 struct RedisLinkStats {
-  uint64_t commands = 0;      // run against Redis
-  uint64_t claims = 0;        // Claim reports
+  uint64_t commands = 0;  // run against Redis
+  uint64_t claims = 0;    // Claim reports
   uint64_t takeovers_sent = 0;
   uint64_t takeovers_received = 0;
   uint64_t takeover_timeouts = 0;  // the old owner never answered
-  uint64_t adopted = 0;       // sessions taken from dead nodes
+  uint64_t adopted = 0;            // sessions taken from dead nodes
   uint64_t dropped_pushes = 0;
   uint64_t reconnects = 0;
   uint64_t buffered = 0;
@@ -119,8 +119,7 @@ class RedisLink {
   };
 
   // Checks the options (an unparsable URL, an empty node id). Starts nothing.
-  static absl::StatusOr<std::unique_ptr<RedisLink>> Create(RedisLinkOptions options,
-                                                          Events events);
+  static absl::StatusOr<std::unique_ptr<RedisLink>> Create(RedisLinkOptions options, Events events);
   ~RedisLink();  // Stop()s
 
   // Blocking, before Start: connects once and reads the whole `retained`
