@@ -565,6 +565,11 @@ class RedisLink::Impl {
   size_t AppendArgs(const RedisCommand& command, std::vector<Args>* out) const;
   void Report(ClaimResult result);
   Millis Lease() const { return options_.lease; }
+  // node:<id> lives two heartbeats (two thirds of a lease), and dead nodes
+  // are looked for every quarter lease: a dead node's ownership is gone
+  // within 2/3 + 1/4 of a lease, inside the lease the options promise.
+  Millis KeyTtl() const { return Lease() * 2 / 3; }
+  Millis CheckInterval() const { return Lease() / 4; }
   // Inbox thread.
   void RunInbox();
   void HandleInbox(std::string_view entry);
@@ -737,7 +742,7 @@ bool RedisLink::Impl::ConnectCommands() {
   // Redis itself may have been down (or restarted empty), so every node's
   // key may be gone, and the other live nodes need that long to renew
   // theirs.
-  Millis first_check = Lease() / 2;
+  Millis first_check = CheckInterval();
   if (!self_adopted_) {
     // Sessions this node id owned before it (re)started.
     if (!AdoptFrom(options_.node_id, /*check_alive=*/false)) return false;
@@ -790,7 +795,7 @@ bool RedisLink::Impl::Heartbeat() {
   const std::string& me = options_.node_id;
   // The key first: a node is never in `nodes` without it when it joins.
   std::vector<Args> commands = {
-      {"SET", Key("node:", me), "1", "PX", std::to_string(Lease().count())},
+      {"SET", Key("node:", me), "1", "PX", std::to_string(KeyTtl().count())},
       {"SADD", Key("nodes", ""), me}};
   std::vector<Reply> replies;
   Pipeline(commands_context_.get(), commands, &replies);
@@ -1100,7 +1105,7 @@ void RedisLink::Impl::RunCommands() {
     if (now >= next_heartbeat_) ok = Heartbeat();
     if (ok && now >= next_check_) {
       ok = CheckDeadNodes();
-      next_check_ = Clock::now() + Lease() / 2;
+      next_check_ = Clock::now() + CheckInterval();
     }
     if (ok) MatchAnswers();
     if (ok) ok = FinishClaims();

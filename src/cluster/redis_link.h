@@ -4,7 +4,7 @@
 //
 // What it keeps in Redis (every key starts with RedisLinkOptions::prefix,
 // "shardmq:" by default):
-//   node:<node>      "1" with a TTL of one lease, refreshed every lease/3:
+//   node:<node>      "1" with a TTL of 2/3 lease, refreshed every lease/3:
 //                    the node is alive while the key exists
 //   nodes            set of node ids that have ever joined (for adoption)
 //   owner:<client>   the node that owns the client id's session now
@@ -28,11 +28,11 @@
 // nodes racing for one id cannot both win: the loser's Claim reports
 // `won = false`.
 //
-// Dead nodes. Every lease/2 the link looks for members of `nodes` whose
+// Dead nodes. Every lease/4 the link looks for members of `nodes` whose
 // node:<id> key is gone; the first node to take adopt:<id> adopts each
 // session the dead node owned (owner and owned move to it, Adopted is
 // called with the session's hash) and removes the dead node from `nodes`.
-// So no ownership outlives its node by more than about 1.5 leases. A node
+// So no ownership outlives its node by more than 11/12 of a lease. A node
 // that starts adopts what its own id still owns from an earlier run.
 //
 // Threads. Shards call everything below from their own threads; nothing
