@@ -284,6 +284,19 @@ class RedisLinkTest : public ::testing::Test {
     return link.ok() ? std::move(*link) : nullptr;
   }
 
+  // Links A and B with `lease`, both started, and A owning client "c".
+  void StartPairOwningC(std::chrono::milliseconds lease, Recorder& rec_a, Recorder& rec_b,
+                        std::unique_ptr<RedisLink>& a, std::unique_ptr<RedisLink>& b) {
+    a = Make(Options("A", lease), &rec_a);
+    b = Make(Options("B", lease), &rec_b);
+    ASSERT_TRUE(a != nullptr && b != nullptr);
+    a->Start();
+    b->Start();
+    a->Claim("c", 1);
+    ClaimResult r;
+    ASSERT_TRUE(rec_a.WaitClaim(1, &r));
+  }
+
   // Waits until `link` has run `n` commands in all.
   static bool WaitCommands(RedisLink& link, uint64_t n) {
     return WaitUntil([&] { return link.Stats().commands >= n; });
@@ -460,20 +473,15 @@ TEST_F(RedisLinkTest, TakeoverMovesFieldsAndQueue) {
 
 TEST_F(RedisLinkTest, UnansweredTakeoverCompletesAfterALease) {
   Recorder rec_a, rec_b;
-  auto a = Make(Options("A", 300ms), &rec_a);
-  auto b = Make(Options("B", 300ms), &rec_b);
-  ASSERT_TRUE(a != nullptr && b != nullptr);
-  a->Start();
-  b->Start();
-  a->Claim("c", 1);
-  ClaimResult r;
-  ASSERT_TRUE(rec_a.WaitClaim(1, &r));
+  std::unique_ptr<RedisLink> a, b;
+  ASSERT_NO_FATAL_FAILURE(StartPairOwningC(300ms, rec_a, rec_b, a, b));
   const Clock::time_point start = Clock::now();
   b->Claim("c", 2);
   // Other commands keep flowing while the claim waits.
   b->SetRetained("topic", "body");
   ASSERT_TRUE(WaitUntil([&] { return Run({"HGET", K("retained"), "topic"}) == "body"; }, 1s));
   EXPECT_LT(Clock::now() - start, 250ms);
+  ClaimResult r;
   ASSERT_TRUE(rec_b.WaitClaim(2, &r));
   const auto elapsed = Clock::now() - start;
   EXPECT_GE(elapsed, 250ms);
@@ -516,14 +524,8 @@ TEST_F(RedisLinkTest, RacingClaimsHaveOneWinner) {
 
 TEST_F(RedisLinkTest, AdoptsACrashedNodesSessions) {
   Recorder rec_a, rec_b;
-  auto a = Make(Options("A", 500ms), &rec_a);
-  auto b = Make(Options("B", 500ms), &rec_b);
-  ASSERT_TRUE(a != nullptr && b != nullptr);
-  a->Start();
-  b->Start();
-  a->Claim("c", 1);
-  ClaimResult r;
-  ASSERT_TRUE(rec_a.WaitClaim(1, &r));
+  std::unique_ptr<RedisLink> a, b;
+  ASSERT_NO_FATAL_FAILURE(StartPairOwningC(500ms, rec_a, rec_b, a, b));
   a->SetField("c", "f", "v");
   a->Push("c", "queued", 10);
   ASSERT_TRUE(WaitCommands(*a, 3));
@@ -551,14 +553,8 @@ TEST_F(RedisLinkTest, AdoptsACrashedNodesSessions) {
 
 TEST_F(RedisLinkTest, CleanStopIsAdoptedAtTheNextCheck) {
   Recorder rec_a, rec_b;
-  auto a = Make(Options("A", 1000ms), &rec_a);
-  auto b = Make(Options("B", 1000ms), &rec_b);
-  ASSERT_TRUE(a != nullptr && b != nullptr);
-  a->Start();
-  b->Start();
-  a->Claim("c", 1);
-  ClaimResult r;
-  ASSERT_TRUE(rec_a.WaitClaim(1, &r));
+  std::unique_ptr<RedisLink> a, b;
+  ASSERT_NO_FATAL_FAILURE(StartPairOwningC(1000ms, rec_a, rec_b, a, b));
   const Clock::time_point start = Clock::now();
   a->Stop();
   EXPECT_LT(Clock::now() - start, 1500ms) << "Stop should be prompt";
