@@ -166,6 +166,11 @@ class BrokerShard final : public shard::ShardHandler {
   // Hooks' refusal code as the client's version can say it.
   static mqtt::ReasonCode AuthRefusal(const AuthDecision& decision, bool v5);
   void HandlePublish(Connection& conn, const mqtt::Publish& publish);
+  // HandlePublish's continuations: the publish ACL and OnMessageArrived
+  // hooks, when installed; then the routing and the acknowledgement.
+  void PublishThroughHooks(Connection& conn, const mqtt::Publish& publish,
+                           Message::Fields& fields);
+  void AcceptPublish(Connection& conn, const mqtt::Publish& publish, Message::Fields& fields);
   // The topic a PUBLISH is for, after its Topic Alias (MQTT 5); nullopt when
   // the alias is invalid and the connection is being closed.
   std::optional<std::string_view> ResolveTopicAlias(Connection& conn, const mqtt::Publish& publish);
@@ -253,13 +258,16 @@ class BrokerShard final : public shard::ShardHandler {
   void DeliverToMatches(const MessageRef& message);
   // One copy to one session: `retain` is the RETAIN flag to send, `ids` the
   // Subscription Identifiers of the subscriptions that matched.
+  // (`ids` by reference: passed by value it was the seventh and eighth
+  // argument, spilled to the stack and reloaded with a 16-byte load, a
+  // store-forwarding stall on every delivery.)
   void Deliver(Session& session, const MessageRef& message, uint8_t qos, bool retain,
-               absl::Span<const uint32_t> ids, const std::string* shared_group = nullptr);
+               const absl::Span<const uint32_t>& ids, const std::string* shared_group = nullptr);
   // Encodes and queues a PUBLISH for `conn`. Returns false, sending nothing,
   // when the packet would exceed the client's Maximum Packet Size: the
   // message is then dropped for this client only [MQTT-3.1.2-25].
   bool SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
-                   bool dup, bool retain, absl::Span<const uint32_t> ids);
+                   bool dup, bool retain, const absl::Span<const uint32_t>& ids);
   void PumpQueue(Session& session);
   void ResendInflight(Session& session);
   bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain,
@@ -499,6 +507,10 @@ class BrokerShard final : public shard::ShardHandler {
 
   // Output.
   void SendPacket(Connection& conn, const mqtt::Packet& packet);
+  // PUBACK, PUBREC, PUBREL or PUBCOMP without properties, encoded in place
+  // (SendPacket would build and, for MQTT 5, copy a whole Packet).
+  void SendAck(Connection& conn, mqtt::PacketType type, uint16_t packet_id,
+               mqtt::ReasonCode reason = mqtt::ReasonCode::kSuccess);
 
   // Run-time limits (limits_update.cc). The decoder options every new
   // connection starts with, from limits_.

@@ -78,7 +78,9 @@ size_t TopicLevelCount(std::string_view topic) {
 TopicError ValidateTopicName(std::string_view topic, const TopicLimits& limits) {
   if (TopicError e = CheckCommon(topic, limits); e != TopicError::kOk) return e;
   if (HasWildcard(topic)) return TopicError::kWildcardInName;
-  if (limits.max_levels != 0 && TopicLevelCount(topic) > limits.max_levels) {
+  // A topic of n bytes has at most n + 1 levels: short ones need no count.
+  if (limits.max_levels != 0 && topic.size() >= limits.max_levels &&
+      TopicLevelCount(topic) > limits.max_levels) {
     return TopicError::kTooManyLevels;
   }
   return TopicError::kOk;
