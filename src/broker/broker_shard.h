@@ -168,8 +168,7 @@ class BrokerShard final : public shard::ShardHandler {
   void HandlePublish(Connection& conn, const mqtt::Publish& publish);
   // HandlePublish's continuations: the publish ACL and OnMessageArrived
   // hooks, when installed; then the routing and the acknowledgement.
-  void PublishThroughHooks(Connection& conn, const mqtt::Publish& publish,
-                           Message::Fields& fields);
+  void PublishThroughHooks(Connection& conn, const mqtt::Publish& publish, Message::Fields& fields);
   void AcceptPublish(Connection& conn, const mqtt::Publish& publish, Message::Fields& fields);
   // The topic a PUBLISH is for, after its Topic Alias (MQTT 5); nullopt when
   // the alias is invalid and the connection is being closed.

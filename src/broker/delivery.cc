@@ -605,11 +605,11 @@ void BrokerShard::SendAck(Connection& conn, mqtt::PacketType type, uint16_t pack
   // both omissions are what 3.4.2.1 allows when there are no properties.
   const bool with_reason =
       conn.version == mqtt::ProtocolVersion::kV5 && reason != mqtt::ReasonCode::kSuccess;
-  const uint8_t bytes[5] = {
-      static_cast<uint8_t>(static_cast<uint8_t>(type) << 4 |
-                           (type == mqtt::PacketType::kPubrel ? 0x02 : 0x00)),
-      static_cast<uint8_t>(with_reason ? 3 : 2), static_cast<uint8_t>(packet_id >> 8),
-      static_cast<uint8_t>(packet_id & 0xFF), static_cast<uint8_t>(reason)};
+  const uint8_t bytes[5] = {static_cast<uint8_t>(static_cast<uint8_t>(type) << 4 |
+                                                 (type == mqtt::PacketType::kPubrel ? 0x02 : 0x00)),
+                            static_cast<uint8_t>(with_reason ? 3 : 2),
+                            static_cast<uint8_t>(packet_id >> 8),
+                            static_cast<uint8_t>(packet_id & 0xFF), static_cast<uint8_t>(reason)};
   shard_.Send(conn.id, absl::MakeConstSpan(bytes, with_reason ? 5 : 4));
 }
 
