@@ -267,6 +267,15 @@ class BrokerShard final : public shard::ShardHandler {
   // message is then dropped for this client only [MQTT-3.1.2-25].
   bool SendPublish(Connection& conn, const Message& message, uint8_t qos, uint16_t packet_id,
                    bool dup, bool retain, const absl::Span<const uint32_t>& ids);
+  // SendPublish's parts: the mqtt::Publish of a message for `version`
+  // (properties kept, expiry counted down); the header of a PUBLISH that
+  // carries no properties written in place (nullopt: the connection's bytes
+  // are transformed, TLS or WebSocket, so SendPublish encodes it itself);
+  // the statistics and hook of a PUBLISH that went out.
+  mqtt::Publish PublishFor(const Message& message, mqtt::ProtocolVersion version);
+  std::optional<bool> SendPlainPublish(Connection& conn, const Message& message, uint8_t qos,
+                                       uint16_t packet_id, bool dup, bool retain);
+  void NoteSent(Connection& conn, const Message& message, uint8_t qos, bool dup);
   void PumpQueue(Session& session);
   void ResendInflight(Session& session);
   bool Enqueue(Session& session, const MessageRef& message, uint8_t qos, bool retain,

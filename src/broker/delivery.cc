@@ -15,6 +15,7 @@
 #include "broker/retained_records.h"
 #include "broker/session_records.h"
 #include "mqtt/encoder.h"
+#include "mqtt/varint.h"
 
 namespace shardmq::broker {
 namespace {
@@ -493,20 +494,11 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
   const bool cacheable = publish_cache_.message == &message && qos == 0 && !dup && !retain &&
                          message.payload().size() < kCopyPayloadBelow &&
                          (!v5 || (ids.empty() && conn.client_topic_alias_maximum == 0));
-  mqtt::Publish publish;
-  publish.topic = message.topic();
-  publish.payload = message.payload();
-  if (v5) {
-    if (message.properties() != nullptr) publish.properties = *message.properties();
-    if (message.has_expiry()) {
-      // The interval forwarded is what is left of it [MQTT-3.3.2-6].
-      publish.properties.message_expiry_interval = message.RemainingExpirySeconds(shard_.Now());
-    }
-  }
   if (cacheable) {
     const int layout = v5 ? 1 : 0;
     std::vector<uint8_t>& bytes = publish_cache_.bytes[layout];
     if (!publish_cache_.filled[layout]) {
+      const mqtt::Publish publish = PublishFor(message, conn.version);
       const size_t header_size = mqtt::PublishHeaderSize(publish, conn.version);
       bytes.resize(header_size + message.payload().size());
       mqtt::EncodePublishHeader(publish, conn.version, absl::MakeSpan(bytes));
@@ -520,12 +512,21 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
       return false;
     }
     shard_.Send(conn.id, absl::MakeConstSpan(bytes));
-    stats_.CountSent(qos, message.topic().size() + message.payload().size());
-    if (!dup && conn.session != nullptr && HooksWant(kHookDeliver)) [[unlikely]] {
-      context_.hooks.MessageDelivered(InfoFor(*conn.session), ViewOf(message), qos);
-    }
+    NoteSent(conn, message, qos, dup);
     return true;
   }
+  // Nothing but the topic to put in the variable header (MQTT 3.x, or an
+  // MQTT 5 message with no properties to forward and no Subscription
+  // Identifier or Topic Alias for this client): written straight into the
+  // connection's output, without an mqtt::Publish (~400 bytes to set up) or
+  // a copy through encode_buffer_.
+  if (!v5 || (message.properties() == nullptr && !message.has_expiry() && ids.empty() &&
+              conn.client_topic_alias_maximum == 0)) {
+    if (std::optional<bool> sent = SendPlainPublish(conn, message, qos, packet_id, dup, retain)) {
+      return *sent;
+    }
+  }
+  mqtt::Publish publish = PublishFor(message, conn.version);
   publish.qos = qos;
   publish.packet_id = packet_id;
   publish.dup = dup;
@@ -570,11 +571,75 @@ bool BrokerShard::SendPublish(Connection& conn, const Message& message, uint8_t 
     shard_.Send(conn.id, absl::MakeConstSpan(encode_buffer_.data(), header_size));
     shard_.SendShared(conn.id, message.payload(), &message);
   }
+  NoteSent(conn, message, qos, dup);
+  return true;
+}
+
+mqtt::Publish BrokerShard::PublishFor(const Message& message, mqtt::ProtocolVersion version) {
+  mqtt::Publish publish;
+  publish.topic = message.topic();
+  publish.payload = message.payload();
+  if (version == mqtt::ProtocolVersion::kV5) {
+    if (message.properties() != nullptr) publish.properties = *message.properties();
+    if (message.has_expiry()) {
+      // The interval forwarded is what is left of it [MQTT-3.3.2-6].
+      publish.properties.message_expiry_interval = message.RemainingExpirySeconds(shard_.Now());
+    }
+  }
+  return publish;
+}
+
+std::optional<bool> BrokerShard::SendPlainPublish(Connection& conn, const Message& message,
+                                                  uint8_t qos, uint16_t packet_id, bool dup,
+                                                  bool retain) {
+  const bool v5 = conn.version == mqtt::ProtocolVersion::kV5;
+  const std::string_view topic = message.topic();
+  const absl::Span<const uint8_t> payload = message.payload();
+  // Topic length and topic, packet id (QoS 1/2), MQTT 5's empty property
+  // length, payload (MQTT 3.1.1 section 3.3, MQTT 5 section 3.3).
+  const size_t remaining = 2 + topic.size() + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.size();
+  if (remaining > mqtt::kMaxVarint) {
+    ShardStats::Inc(stats_.dropped_too_large);
+    if (conn.session != nullptr)
+      NoteDropped(conn.session->client_id, message, DropReason::kTooLarge);
+    return false;
+  }
+  const size_t header_size =
+      1 + mqtt::VarintSize(static_cast<uint32_t>(remaining)) + remaining - payload.size();
+  if (header_size + payload.size() > conn.client_max_packet_size) {
+    ShardStats::Inc(stats_.dropped_too_large);
+    if (conn.session != nullptr)
+      NoteDropped(conn.session->client_id, message, DropReason::kTooLarge);
+    return false;
+  }
+  const bool copy_payload = payload.size() < kCopyPayloadBelow;
+  uint8_t* out = shard_.SendInPlace(conn.id, header_size + (copy_payload ? payload.size() : 0));
+  if (out == nullptr) return std::nullopt;  // TLS or WebSocket: SendPublish's general path
+  *out++ = static_cast<uint8_t>(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0));
+  out += mqtt::EncodeVarint(static_cast<uint32_t>(remaining), out);
+  *out++ = static_cast<uint8_t>(topic.size() >> 8);
+  *out++ = static_cast<uint8_t>(topic.size() & 0xFF);
+  std::memcpy(out, topic.data(), topic.size());
+  out += topic.size();
+  if (qos > 0) {
+    *out++ = static_cast<uint8_t>(packet_id >> 8);
+    *out++ = static_cast<uint8_t>(packet_id & 0xFF);
+  }
+  if (v5) *out++ = 0;  // property length
+  if (copy_payload) {
+    if (!payload.empty()) std::memcpy(out, payload.data(), payload.size());
+  } else {
+    shard_.SendShared(conn.id, payload, &message);
+  }
+  NoteSent(conn, message, qos, dup);
+  return true;
+}
+
+void BrokerShard::NoteSent(Connection& conn, const Message& message, uint8_t qos, bool dup) {
   stats_.CountSent(qos, message.topic().size() + message.payload().size());
   if (!dup && conn.session != nullptr && HooksWant(kHookDeliver)) [[unlikely]] {
     context_.hooks.MessageDelivered(InfoFor(*conn.session), ViewOf(message), qos);
   }
-  return true;
 }
 
 namespace {

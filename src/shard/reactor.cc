@@ -631,37 +631,46 @@ bool Shard::QueueWsOutput(uint32_t index) {
 }
 
 bool Shard::QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes) {
-  Conn* c = &conns_[index];
-  const ConnId id{index, c->generation};
-  if (!c->out.empty()) {
-    OutChunk& last = c->out.back();
-    if (last.owned != nullptr && last.cap - last.len >= bytes.size()) {
-      // Appending past `len` is safe even while a send is in flight: the
-      // kernel only reads the iovec ranges built from the old length.
-      std::memcpy(last.owned + last.len, bytes.data(), bytes.size());
-      last.len += static_cast<uint32_t>(bytes.size());
-      c->queued += bytes.size();
-      MarkDirty(id.index);
-      return true;
-    }
-  }
   size_t pos = 0;
   while (pos < bytes.size()) {
     const size_t n = std::min<size_t>(bytes.size() - pos, 1u << 30);
-    // Grow blocks with the backlog: a connection that already has output
-    // queued is likely to get more before its next send completes.
-    const size_t cap =
-        std::max({n, kCopyBlock, std::min(std::bit_ceil(c->queued + 1), kMaxCopyBlock)});
-    auto* mem = static_cast<uint8_t*>(std::malloc(cap));
-    SHARDMQ_CHECK(mem != nullptr);
-    std::memcpy(mem, bytes.data() + pos, n);
-    c->out.push_back(
-        OutChunk{mem, static_cast<uint32_t>(n), static_cast<uint32_t>(cap), mem, nullptr});
+    std::memcpy(AppendCopy(index, n), bytes.data() + pos, n);
     pos += n;
   }
-  c->queued += bytes.size();
-  MarkDirty(id.index);
   return true;
+}
+
+uint8_t* Shard::AppendCopy(uint32_t index, size_t size) {
+  Conn* c = &conns_[index];
+  MarkDirty(index);
+  if (!c->out.empty()) {
+    OutChunk& last = c->out.back();
+    if (last.owned != nullptr && last.cap - last.len >= size) {
+      // Appending past `len` is safe even while a send is in flight: the
+      // kernel only reads the iovec ranges built from the old length.
+      uint8_t* at = last.owned + last.len;
+      last.len += static_cast<uint32_t>(size);
+      c->queued += size;
+      return at;
+    }
+  }
+  // Grow blocks with the backlog: a connection that already has output
+  // queued is likely to get more before its next send completes.
+  const size_t cap =
+      std::max({size, kCopyBlock, std::min(std::bit_ceil(c->queued + 1), kMaxCopyBlock)});
+  auto* mem = static_cast<uint8_t*>(std::malloc(cap));
+  SHARDMQ_CHECK(mem != nullptr);
+  c->out.push_back(
+      OutChunk{mem, static_cast<uint32_t>(size), static_cast<uint32_t>(cap), mem, nullptr});
+  c->queued += size;
+  return mem;
+}
+
+uint8_t* Shard::SendInPlace(ConnId id, size_t size) {
+  Conn* c = Lookup(id);
+  if (c == nullptr || c->tls != nullptr || c->ws != nullptr) return nullptr;
+  SHARDMQ_CHECK(size < (size_t{1} << 30));
+  return AppendCopy(id.index, size);
 }
 
 bool Shard::SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCounted* owner) {

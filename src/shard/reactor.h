@@ -200,6 +200,12 @@ class Shard {
   // unchanged while the reference is held. Returns false (and takes no
   // reference) for a stale/closing id.
   bool SendShared(ConnId id, absl::Span<const uint8_t> bytes, const RefCounted* owner);
+  // Room for exactly `size` more output bytes of a plain TCP connection,
+  // already queued: the caller writes all of them before it returns to the
+  // loop. Saves encoding into a buffer of its own and copying that. nullptr
+  // for a stale/closing id and for TLS and WebSocket connections, whose
+  // bytes are transformed on the way (use Send).
+  uint8_t* SendInPlace(ConnId id, size_t size);
   // Bytes queued for the connection and not yet acknowledged by a completed
   // send (0 for a stale id).
   size_t QueuedBytes(ConnId id) const;
@@ -378,6 +384,8 @@ class Shard {
   // Moves the WebSocket session's pending output into QueueOutput.
   bool QueueWsOutput(uint32_t index);
   bool QueueCopy(uint32_t index, absl::Span<const uint8_t> bytes);
+  // QueueCopy's allocation: `size` bytes at the end of the copy blocks.
+  uint8_t* AppendCopy(uint32_t index, size_t size);
   Conn* Lookup(ConnId id);
   const Conn* Lookup(ConnId id) const;
   void ArmRecv(uint32_t index);
