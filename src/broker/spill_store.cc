@@ -74,8 +74,8 @@ std::shared_ptr<SpilledBody> BrokerShard::SpillRecovered(const SpillLocation& wh
 
 void BrokerShard::ChargeQueued(const QueuedMessage& queued, bool add) {
   if (!queued.message) return;
-  const size_t charge =
-      QueuedMemoryCharge(queued.message->topic().size(), queued.message->payload().size());
+  // `bytes` is topic + payload: no need to touch the (often cold) Message.
+  const size_t charge = QueuedMemoryCharge(queued.bytes, 0);
   queued_memory_ =
       add ? queued_memory_ + charge : queued_memory_ - std::min(queued_memory_, charge);
 }
