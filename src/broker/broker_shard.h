@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "broker/broker_context.h"
 #include "broker/connection.h"
@@ -690,11 +691,20 @@ class BrokerShard final : public shard::ShardHandler {
   // or interest change bumps, so a hit gives exactly what matching would.
   // Bounded: kRouteCacheSlots slots, topics up to kRouteCacheMaxTopic bytes
   // and results up to kRouteCacheMaxMatches sessions; others are not cached.
+  // A hit reads the slot and nothing else for topics up to
+  // kRouteCacheInlineTopic bytes and results up to two sessions (p2p, fan-in,
+  // a sensor's stream): no pointer to follow to another cache line.
+  static constexpr size_t kRouteCacheInlineTopic = 48;
   struct RouteCacheSlot {
     uint64_t generation = 0;  // 0: empty
-    std::string topic;
-    std::vector<Match> matches;
+    uint32_t topic_size = 0;
+    absl::InlinedVector<Match, 2> matches;
+    char inline_topic[kRouteCacheInlineTopic];
+    std::string long_topic;  // the topic when longer than inline_topic
     topic::ShardSet shards;
+
+    bool Holds(std::string_view topic) const;
+    void SetTopic(std::string_view topic);
   };
   static constexpr size_t kRouteCacheSlots = 1024;
   static constexpr size_t kRouteCacheMaxTopic = 256;

@@ -45,6 +45,22 @@ uint64_t Mix(uint64_t h, uint64_t w) {
   return h ^ (h >> 31);
 }
 
+// Whether n bytes at a and b are equal, inline: topics are short, and
+// memcmp's call through the PLT cost as much as the comparison.
+bool SameBytes(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) diff |= Load64(a + i) ^ Load64(b + i);
+    if (i < n) diff |= Load64(a + n - 8) ^ Load64(b + n - 8);  // the tail, overlapping
+    return diff == 0;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 // The route cache's hash of a topic. absl::Hash was ~6 % of the broker's time
 // per p2p message (a call into libabsl_low_level_hash.so and its setup for
 // short keys); this one reads eight bytes at a time and inlines. Collisions
@@ -133,7 +149,7 @@ void BrokerShard::CollectMatches(std::string_view topic, bool want_shards) {
   RouteCacheSlot* slot = nullptr;
   if (topic.size() <= kRouteCacheMaxTopic) {
     slot = &route_cache_[RouteCacheHash(topic) % kRouteCacheSlots];
-    if (slot->generation == route_generation_ && slot->topic == topic) {
+    if (slot->generation == route_generation_ && slot->Holds(topic)) {
       match_scratch_.assign(slot->matches.begin(), slot->matches.end());
       if (want_shards) interest_scratch_ = slot->shards;
       return;
@@ -148,9 +164,25 @@ void BrokerShard::CollectMatches(std::string_view topic, bool want_shards) {
   }
   if (slot != nullptr && match_scratch_.size() <= kRouteCacheMaxMatches) {
     slot->generation = route_generation_;
-    slot->topic.assign(topic.data(), topic.size());
+    slot->SetTopic(topic);
     slot->matches.assign(match_scratch_.begin(), match_scratch_.end());
     slot->shards = interest_scratch_;
+  }
+}
+
+bool BrokerShard::RouteCacheSlot::Holds(std::string_view topic) const {
+  if (topic.size() != topic_size) return false;
+  const char* held = topic_size <= kRouteCacheInlineTopic ? inline_topic : long_topic.data();
+  return SameBytes(held, topic.data(), topic.size());
+}
+
+void BrokerShard::RouteCacheSlot::SetTopic(std::string_view topic) {
+  topic_size = static_cast<uint32_t>(topic.size());
+  if (topic.size() <= kRouteCacheInlineTopic) {
+    std::memcpy(inline_topic, topic.data(), topic.size());
+    long_topic.clear();
+  } else {
+    long_topic.assign(topic.data(), topic.size());
   }
 }
 
