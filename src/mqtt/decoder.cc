@@ -220,7 +220,8 @@ Status DecodePublish(Reader& r, const FixedHeader& h, ProtocolVersion v, const D
   p.retain = h.flags & 0x01;
   p.qos = (h.flags >> 1) & 0x03;
   p.dup = h.flags & 0x08;
-  if (Status s = ReadString(r, &p.topic); !s.ok()) return s;
+  // Its UTF-8 is checked with the rest of the name below: one pass.
+  if (!r.RawString(&p.topic)) return Malformed("truncated string");
   if (p.qos > 0) {
     if (Status s = ReadPacketId(r, &p.packet_id); !s.ok()) return s;
   }
@@ -230,8 +231,17 @@ Status DecodePublish(Reader& r, const FixedHeader& h, ProtocolVersion v, const D
   if (p.topic.empty() && v == ProtocolVersion::kV5) {
     // 3.3.2.3.4: a zero-length Topic Name needs a Topic Alias.
     if (!p.properties.topic_alias) return ProtocolError("empty topic name without Topic Alias");
-  } else if (Status s = CheckTopicName(p.topic, o); !s.ok()) {
-    return s;
+  } else {
+    TopicLimits limits = o.topic_limits;
+    limits.check_utf8 = true;
+    switch (ValidateTopicName(p.topic, limits)) {
+      case TopicError::kOk:
+        break;
+      case TopicError::kInvalidUtf8:
+        return Malformed("string is not valid UTF-8");  // [MQTT-1.5.4-1], [MQTT-1.5.4-2]
+      default:
+        return {ReasonCode::kTopicNameInvalid, "invalid topic name [MQTT-3.3.2-2]/[MQTT-4.7.3-1]"};
+    }
   }
   r.Bytes(r.remaining(), &p.payload);
   return CheckPayloadFormat(p.properties, p.payload, o);

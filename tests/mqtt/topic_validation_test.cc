@@ -68,6 +68,30 @@ TEST(TopicNameTest, LevelLimitMatchesPlainCountAtEveryPosition) {
   EXPECT_EQ(ValidateTopicName("abcdefg#", TopicLimits{}), TopicError::kWildcardInName);
 }
 
+// Names of 8 bytes or more are first checked one word at a time (the last
+// word overlapping): a NUL, a wildcard, a valid or a broken UTF-8 sequence at
+// every position, including the overlapped tail, still gets the right answer.
+TEST(TopicNameTest, WordAtATimeCheckSeesEveryPosition) {
+  const TopicLimits utf8{.check_utf8 = true};
+  for (size_t len = 8; len <= 40; ++len) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      std::string topic(len, 'a');
+      topic[pos] = '\0';
+      EXPECT_EQ(ValidateTopicName(topic, utf8), TopicError::kInvalidUtf8) << len << " " << pos;
+      topic[pos] = '+';
+      EXPECT_EQ(ValidateTopicName(topic, utf8), TopicError::kWildcardInName) << len << " " << pos;
+      topic[pos] = '#';
+      EXPECT_EQ(ValidateTopicName(topic, utf8), TopicError::kWildcardInName) << len << " " << pos;
+      topic[pos] = '\xC3';
+      EXPECT_EQ(ValidateTopicName(topic, utf8), TopicError::kInvalidUtf8) << len << " " << pos;
+      if (pos + 1 < len) {
+        topic[pos + 1] = '\xA9';  // U+00E9
+        EXPECT_EQ(ValidateTopicName(topic, utf8), TopicError::kOk) << len << " " << pos;
+      }
+    }
+  }
+}
+
 TEST(TopicNameTest, OptionalUtf8Check) {
   TopicLimits limits{.check_utf8 = true};
   EXPECT_EQ(ValidateTopicName("caf\xC3\xA9", limits), TopicError::kOk);
