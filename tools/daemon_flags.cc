@@ -84,7 +84,7 @@ ABSL_FLAG(uint64_t, max_publish_bytes_rate, 0,
 ABSL_FLAG(uint32_t, max_packet_size, 1 << 20,
           "Largest MQTT packet accepted from a client, in bytes (at most 268435460); larger "
           "packets close the connection.");
-ABSL_FLAG(uint32_t, max_inflight, 32,
+ABSL_FLAG(uint32_t, max_inflight, 128,
           "QoS 1/2 messages sent to one client and not yet acknowledged (1-65535).");
 ABSL_FLAG(uint32_t, max_queued_messages, 1000,
           "Messages queued for one client (waiting for an in-flight slot, or while a persistent "

@@ -28,8 +28,12 @@ struct Limits {
   // Largest packet accepted from a client (remaining length + fixed header);
   // larger ones close the connection (MQTT 5: DISCONNECT 0x95).
   uint32_t max_packet_size = 1 << 20;
-  // QoS 1/2 messages sent to a client and not yet acknowledged.
-  uint16_t max_inflight = 32;
+  // QoS 1/2 messages sent to a client and not yet acknowledged (an MQTT 5
+  // client's Receive Maximum lowers it). The window bounds a subscriber's
+  // QoS 1/2 throughput at one window per round trip: at 32 the broker sent
+  // small batches, costing 0.42 us of CPU per QoS 1 message (p2p, one
+  // shard); at 128, 0.26 us, with a tenth of the p99 latency.
+  uint16_t max_inflight = 128;
   // Messages waiting for an in-flight slot or for an offline client to return;
   // beyond either bound new messages for that client are dropped and counted.
   uint32_t max_queued_messages = 1000;
