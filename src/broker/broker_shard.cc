@@ -359,7 +359,7 @@ void BrokerShard::HandleMail(int from_shard, const shard::MailItem& item) {
   switch (item.kind) {
     case kMailPublish: {
       MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
-      CollectMatches(message->topic(), /*want_shards=*/false);
+      CollectMatches(message->topic(), /*want_shards=*/false, item.arg);
       DeliverToMatches(message);
       break;
     }

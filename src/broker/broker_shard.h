@@ -245,12 +245,16 @@ class BrokerShard final : public shard::ShardHandler {
   // `shared` false, shared groups are left out: in a cluster their copies
   // come only from their shared queues (ExportToCluster).
   bool Route(const Message::Fields& fields, bool shared = true);
-  void PostMessage(int target, MailKind kind, const MessageRef& message);
+  // Posts `message` (one reference, which the mail item carries) to `target`
+  // with `arg` (mail.h: a kMailPublish carries the topic's route cache hash,
+  // so the receiver need not hash it again).
+  void PostMessage(int target, MailKind kind, MessageRef message, uint64_t arg = 0);
   // Fills match_scratch_ with the local subscriptions matching `topic`
   // (sorted by session) and, if `want_shards`, interest_scratch_ with the
   // other shards that have a subscriber (self excluded). Served from
-  // route_cache_ when it can be.
-  void CollectMatches(std::string_view topic, bool want_shards);
+  // route_cache_ when it can be. `hash`: the topic's route cache hash when
+  // the caller has it (a kMailPublish carries the sender's), else 0.
+  void CollectMatches(std::string_view topic, bool want_shards, size_t hash = 0);
   void CollectLocalMatches(std::string_view topic);
   // Every change to index_ or interest_ must call this: cached routes die.
   void InvalidateRoutes() { ++route_generation_; }
@@ -711,6 +715,9 @@ class BrokerShard final : public shard::ShardHandler {
   static constexpr size_t kRouteCacheMaxMatches = 32;
   std::unique_ptr<RouteCacheSlot[]> route_cache_{new RouteCacheSlot[kRouteCacheSlots]};
   uint64_t route_generation_ = 1;
+  // The route cache hash of the topic CollectMatches last looked up (0 for
+  // topics too long to cache), for Route to pass on with kMailPublish.
+  size_t route_hash_ = 0;
   std::vector<uint8_t> encode_buffer_;
   // A QoS 0 PUBLISH is the same bytes for every subscriber of one protocol
   // layout (FlashMQ's trick): while DeliverToMatches fans `message` out, each

@@ -92,6 +92,7 @@ bool BrokerShard::Route(const Message::Fields& fields, bool shared) {
   const int self = shard_.id();
   const int shards = shard_.shard_count();
   CollectMatches(fields.topic, /*want_shards=*/shards > 1);
+  const size_t route_hash = route_hash_;  // (delivery below may route other messages)
   if (shared) [[likely]] {
     CollectSharedGroups(fields.topic);
   } else {
@@ -122,33 +123,48 @@ bool BrokerShard::Route(const Message::Fields& fields, bool shared) {
     }
   }
   DeliverToMatches(message);
-  interest_scratch_.ForEach(
-      [&](uint32_t target) { PostMessage(static_cast<int>(target), kMailPublish, message); });
   // Shared groups: one member each, wherever it lives. (Expiry: a message
   // routed now is not expired, the members' queues check later.)
   for (const std::string& group : shared_scratch_) DeliverShared(message, group, 0, nullptr);
+  // The last shard told gets this function's own reference: one atomic
+  // increment fewer here, and no decrement racing the receiver's use of the
+  // count's cache line (a p2p message crossing shards touches it twice
+  // less).
+  size_t left = interest_scratch_.count();
+  interest_scratch_.ForEach([&](uint32_t target) {
+    if (--left == 0) {
+      PostMessage(static_cast<int>(target), kMailPublish, std::move(message), route_hash);
+    } else {
+      PostMessage(static_cast<int>(target), kMailPublish, MessageRef(message), route_hash);
+    }
+  });
   return matched;
 }
 
-void BrokerShard::PostMessage(int target, MailKind kind, const MessageRef& message) {
+void BrokerShard::PostMessage(int target, MailKind kind, MessageRef message, uint64_t arg) {
   shard::MailItem item;
   item.kind = kind;
+  // Durability needs the topic after the item is posted (and possibly freed).
+  const bool log_it =
+      log_ != nullptr &&
+      (kind != kMailRetain || RetainedOwner(message->topic(), shard_.shard_count()) == target);
   // The mail item owns one reference; the receiving shard adopts it.
-  item.ptr = const_cast<Message*>(MessageRef(message).Release());
+  item.ptr = const_cast<Message*>(message.Release());
+  item.arg = arg;
   shard_.Post(target, item);
   // Shards that may log records for the message (durable_acks.cc): its
   // subscribers' shards, and of the retained copies only the owner's.
-  if (log_ != nullptr &&
-      (kind != kMailRetain || RetainedOwner(message->topic(), shard_.shard_count()) == target)) {
-    durable_targets_.Add(static_cast<uint32_t>(target));
-  }
+  if (log_it) durable_targets_.Add(static_cast<uint32_t>(target));
 }
 
-void BrokerShard::CollectMatches(std::string_view topic, bool want_shards) {
+void BrokerShard::CollectMatches(std::string_view topic, bool want_shards, size_t hash) {
   const int shards = shard_.shard_count();
   RouteCacheSlot* slot = nullptr;
+  route_hash_ = 0;
   if (topic.size() <= kRouteCacheMaxTopic) {
-    slot = &route_cache_[RouteCacheHash(topic) % kRouteCacheSlots];
+    // 0 is a possible hash too: then it is computed again, no harm done.
+    route_hash_ = hash != 0 ? hash : RouteCacheHash(topic);
+    slot = &route_cache_[route_hash_ % kRouteCacheSlots];
     if (slot->generation == route_generation_ && slot->Holds(topic)) {
       match_scratch_.assign(slot->matches.begin(), slot->matches.end());
       if (want_shards) interest_scratch_ = slot->shards;

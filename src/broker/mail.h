@@ -19,6 +19,7 @@ namespace shardmq::broker {
 enum MailKind : uint32_t {
   // ptr: const Message* with one reference. Match it against local
   // subscribers only (the sender already chose the shards that need it).
+  // arg: the topic's route cache hash (delivery.cc), or 0.
   kMailPublish = 1,
   // ptr: const Message* with one reference. A retained message to store (or,
   // with an empty payload, to delete) in this shard's copy of the index.
