@@ -99,13 +99,13 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
     case Connection::State::kClaimPending:
       // Reading is paused; these are bytes the kernel had already read.
       // Bounded: beyond one largest packet more the client is flooding.
-      if (conn->held->input.size() + bytes.size() >
+      if (conn->held()->input.size() + bytes.size() >
           conn->decoder.options().max_packet_size + 65536) {
         conn->state = Connection::State::kClosing;
         shard_.Abort(id);
         return;
       }
-      conn->held->input.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      conn->held()->input.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       return;
     case Connection::State::kAuthenticating:
     case Connection::State::kConnected:
@@ -129,14 +129,26 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
 }
 
 void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t> bytes) {
-  if (conn.pending_connect == nullptr) conn.pending_connect = std::make_unique<std::string>();
-  std::string& pending = *conn.pending_connect;
-  pending.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // A CONNECT that arrives whole (nearly all) is decoded from `bytes`, valid
+  // for this call; only the start of a split one is copied and kept.
+  std::string* pending = conn.extras != nullptr && !conn.extras->pending_connect.empty()
+                             ? &conn.extras->pending_connect
+                             : nullptr;
+  absl::Span<const uint8_t> input = bytes;
+  if (pending != nullptr) {
+    pending->append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    input = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(pending->data()),
+                                      pending->size());
+  }
   mqtt::Packet packet;
-  auto input =
-      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(pending.data()), pending.size());
   mqtt::DecodeResult result = mqtt::DecodePacket(input, decode_options_, &packet);
-  if (result.status == mqtt::DecodeStatus::kNeedMore) return;
+  if (result.status == mqtt::DecodeStatus::kNeedMore) {
+    if (pending == nullptr) {
+      conn.Extra().pending_connect.assign(reinterpret_cast<const char*>(bytes.data()),
+                                          bytes.size());
+    }
+    return;
+  }
   if (result.status == mqtt::DecodeStatus::kError) {
     ShardStats::Inc(stats_.protocol_errors);
     SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.peer, result.what);
@@ -173,7 +185,8 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
     }
   }
   // Packets that followed CONNECT in the same read are decoded after it.
-  std::string rest = pending.substr(result.consumed);
+  std::string rest(reinterpret_cast<const char*>(input.data()) + result.consumed,
+                   input.size() - result.consumed);
   AuthProgress progress = AuthProgress::kProceed;
   if (connect.version == mqtt::ProtocolVersion::kV5 &&
       connect.properties.authentication_method.has_value()) {
@@ -182,7 +195,7 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   }
   if (progress == AuthProgress::kProceed)
     HandleConnect(conn, connect, input.first(result.consumed));
-  conn.pending_connect.reset();
+  if (pending != nullptr) std::string().swap(*pending);
   if (conn.state != Connection::State::kClosing && !rest.empty()) {
     OnData(conn.id,
            absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()), rest.size()));
@@ -342,7 +355,7 @@ void BrokerShard::OnShutdown() {
     }
     // A broker stopping is not the client's fault: no will, as Mosquitto and
     // the MQTT 5 text on server-initiated DISCONNECT allow.
-    conn->will.reset();
+    conn->TakeWill();
   }
 }
 

@@ -93,10 +93,10 @@ bool BrokerShard::HoldForClaim(Connection& conn, std::string_view client_id,
                           client_id);
     return false;
   }
-  conn.held = std::make_unique<Connection::HeldConnect>();
-  conn.held->connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
-                            connect_bytes.size());
-  conn.held->limits = limits;
+  Connection::HeldConnect& held =
+      *(conn.Extra().held = std::make_unique<Connection::HeldConnect>());
+  held.connect.assign(reinterpret_cast<const char*>(connect_bytes.data()), connect_bytes.size());
+  held.limits = limits;
   conn.state = Connection::State::kClaimPending;
   shard_.PauseReading(conn.id);
   const uint64_t token = ++claim_tokens_;
@@ -144,7 +144,7 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
     if (result.won) KeepClaimedState(result);
     return;
   }
-  std::unique_ptr<Connection::HeldConnect> held = std::move(conn->held);
+  std::unique_ptr<Connection::HeldConnect> held = conn->TakeHeld();
   conn->state = Connection::State::kAwaitingConnect;
   if (!result.won) {
     // Another node's CONNECT for the same id won the race.
@@ -387,10 +387,10 @@ void BrokerShard::ReleaseForTakeover(const std::string& client_id, const std::st
       }
       // As a takeover on one node: the will is due unless it has a delay
       // and the session lives on [MQTT-3.1.3-9].
-      if (old->will != nullptr && (!session.persistent || old->will->delay_interval == 0)) {
-        PublishWill(*old->will);
+      if (std::unique_ptr<WillMessage> will = old->TakeWill();
+          will != nullptr && (!session.persistent || will->delay_interval == 0)) {
+        PublishWill(*will);
       }
-      old->will.reset();
       old->session = nullptr;
       old->state = Connection::State::kClosing;
       session.connection = nullptr;

@@ -143,7 +143,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       request.password = std::string_view(reinterpret_cast<const char*>(connect.password->data()),
                                           connect.password->size());
     }
-    if (conn.auth != nullptr) request.auth_method = AuthMethodOf(conn);
+    if (conn.auth() != nullptr) request.auth_method = AuthMethodOf(conn);
     request.clean_start = connect.clean_start;
     // The answer comes back to this shard through the external mailbox; the
     // ConnId's generation makes a late answer for a closed socket harmless.
@@ -164,10 +164,11 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     }
     if (decision.kind == Decision::Kind::kPending) {
       // Hold everything until the answer; the connect timeout still runs.
-      conn.held = std::make_unique<Connection::HeldConnect>();
-      conn.held->connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
-                                connect_bytes.size());
-      conn.held->limits = limits;
+      Connection::HeldConnect& held =
+          *(conn.Extra().held = std::make_unique<Connection::HeldConnect>());
+      held.connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
+                          connect_bytes.size());
+      held.limits = limits;
       conn.state = Connection::State::kAuthPending;
       shard_.PauseReading(conn.id);
       return;
@@ -220,7 +221,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     // when its Message Expiry Interval starts (section 3.1.3.2.4).
     if (v5) will->properties = std::make_unique<WillProperties>(will_properties);
     will->message = MessageRef::Adopt(Message::Make(fields));
-    conn.will = std::move(will);
+    conn.Extra().will = std::move(will);
   }
 
   const uint32_t asked_expiry = AskedSessionExpiry(connect);
@@ -252,10 +253,10 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       // It did not DISCONNECT, so its will is due: now if its session ends
       // here or it has no delay; a delayed will is cancelled because a new
       // connection arrived before the delay ran out [MQTT-3.1.3-9].
-      if (old->will != nullptr && (session_ends || old->will->delay_interval == 0)) {
-        PublishWill(*old->will);
+      if (std::unique_ptr<WillMessage> will = old->TakeWill();
+          will != nullptr && (session_ends || will->delay_interval == 0)) {
+        PublishWill(*will);
       }
-      old->will.reset();
       old->session = nullptr;
       old->state = Connection::State::kClosing;
       session->connection = nullptr;
@@ -347,7 +348,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       response_information = context_.response_information + session->client_id;
       properties.response_information = response_information;
     }
-    if (conn.auth != nullptr) AddAuthToConnack(conn, &properties);
+    if (conn.auth() != nullptr) AddAuthToConnack(conn, &properties);
   }
   SendPacket(conn, connack);
   if (context_.redis != nullptr) [[unlikely]] {
@@ -372,7 +373,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
 void BrokerShard::FinishDeferredAuth(shard::ConnId id, AuthDecision decision) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->state != Connection::State::kAuthPending) return;
-  std::unique_ptr<Connection::HeldConnect> held = std::move(conn->held);
+  std::unique_ptr<Connection::HeldConnect> held = conn->TakeHeld();
   conn->state = Connection::State::kAwaitingConnect;
   const bool v5 = conn->version == mqtt::ProtocolVersion::kV5;
   if (decision.kind == Decision::Kind::kDeny || decision.kind == Decision::Kind::kPending) {
@@ -403,7 +404,7 @@ bool BrokerShard::ContinueHeldConnect(Connection& conn, Connection::HeldConnect&
   if (after != nullptr && after->state == Connection::State::kClaimPending) {
     // Its client id is being claimed across the cluster: what came after
     // the CONNECT waits on.
-    after->held->input = std::move(held.input);
+    after->held()->input = std::move(held.input);
     return clean_start;
   }
   if (after == nullptr || after->state != Connection::State::kConnected) return clean_start;
@@ -462,7 +463,7 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
   // "disconnect with will message" (0x04).
   if (conn.version != mqtt::ProtocolVersion::kV5 ||
       disconnect.reason_code != mqtt::ReasonCode::kDisconnectWithWillMessage) {
-    conn.will.reset();
+    conn.TakeWill();
   }
   DetachSession(conn, /*publish_will=*/true);
   conn.state = Connection::State::kClosing;
@@ -470,7 +471,7 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
 }
 
 void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
-  std::unique_ptr<WillMessage> will = std::move(conn.will);
+  std::unique_ptr<WillMessage> will = conn.TakeWill();
   if (!publish_will) will.reset();
   Session* session = conn.session;
   if (session == nullptr) {
