@@ -93,16 +93,19 @@ struct Session {
   size_t queued_bytes = 0;
   uint64_t next_sequence = 0;
   uint16_t next_packet_id = 1;
+  // The flags are bit-fields beside the packet id, and expiry_interval fills
+  // the rest of that word, so Session is 256 bytes: mimalloc's 256-byte size
+  // class, not the 320-byte one. A field added anywhere moves it up there.
+  //
   // Clean Session 0 / Session Expiry Interval > 0: keep the session when the
-  // connection ends. (Beside the packet id so the struct packs into
-  // mimalloc's 256-byte size class; expiry_interval fills the padding.)
-  bool persistent = false;
+  // connection ends.
+  bool persistent : 1 = false;
   // Its records are in the shard's log (persistent, with durability on): its
   // changes are logged until it ends or stops being persistent.
-  bool logged = false;
+  bool logged : 1 = false;
   // --cluster-redis: offline, and what its subscriptions match goes to its
   // queue in Redis instead of `queue` (cluster_sessions.cc).
-  bool parked = false;
+  bool parked : 1 = false;
   // MQTT 5 Session Expiry Interval in seconds as granted (3.x persistent
   // sessions: kNeverExpires); the session is destroyed this long after its
   // connection ends (BrokerShard::SessionWentOffline). A DISCONNECT may
