@@ -243,9 +243,7 @@ Session* BrokerShard::InstallClusterSession(const std::string& client_id,
   // Only persistent sessions are written to Redis; anything else is a
   // leftover (a session that ended while Redis was away).
   if (!expiry.has_value() || *expiry == 0) return nullptr;
-  auto created = std::make_unique<Session>(client_id);
-  Session* session = created.get();
-  sessions_.emplace(client_id, std::move(created));
+  Session* session = &sessions_.Add(std::make_unique<Session>(client_id));
   session->persistent = true;
   session->expiry_interval = *expiry;
   if (offline_since_out != nullptr) *offline_since_out = offline_since.value_or(0);

@@ -275,9 +275,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     }
   }
   if (session == nullptr) {
-    auto created = std::make_unique<Session>(client_id);
-    session = created.get();
-    sessions_.emplace(client_id, std::move(created));
+    session = &sessions_.Add(std::make_unique<Session>(client_id));
   }
   session->expiry_interval = granted_expiry;
   session->persistent = granted_expiry > 0;

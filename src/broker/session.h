@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "base/check.h"
 #include "broker/message.h"
 #include "broker/message_queue.h"
 #include "broker/spill.h"
@@ -132,6 +134,40 @@ struct Session {
     }
     return 0;
   }
+};
+
+// A shard's sessions by client id. The key views the session's own
+// client_id, which neither moves (the session is boxed) nor changes, so an
+// id is stored once (a heap block per id over 15 bytes, otherwise) and a
+// slot takes 24 bytes instead of 40. Sessions come in only through Add,
+// which keys them by that view.
+class SessionMap {
+ public:
+  using Map = absl::flat_hash_map<std::string_view, std::unique_ptr<Session>>;
+  using iterator = Map::iterator;
+  using const_iterator = Map::const_iterator;
+
+  // `session`'s client id must not be in the map yet.
+  Session& Add(std::unique_ptr<Session> session) {
+    const std::string_view id = session->client_id;
+    auto [it, inserted] = map_.try_emplace(id, std::move(session));
+    SHARDMQ_DCHECK(inserted);
+    return *it->second;
+  }
+  iterator find(std::string_view id) { return map_.find(id); }
+  const_iterator find(std::string_view id) const { return map_.find(id); }
+  bool contains(std::string_view id) const { return map_.contains(id); }
+  // Destroys the session.
+  size_t erase(std::string_view id) { return map_.erase(id); }
+  iterator begin() { return map_.begin(); }
+  iterator end() { return map_.end(); }
+  const_iterator begin() const { return map_.begin(); }
+  const_iterator end() const { return map_.end(); }
+  size_t size() const { return map_.size(); }
+  bool empty() const { return map_.empty(); }
+
+ private:
+  Map map_;
 };
 
 }  // namespace shardmq::broker
