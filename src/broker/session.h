@@ -17,8 +17,8 @@
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "base/check.h"
+#include "broker/lazy_hash_set.h"
 #include "broker/message.h"
 #include "broker/message_queue.h"
 #include "broker/spill.h"
@@ -96,8 +96,8 @@ struct Session {
   uint64_t next_sequence = 0;
   uint16_t next_packet_id = 1;
   // The flags are bit-fields beside the packet id, and expiry_interval fills
-  // the rest of that word, so Session is 256 bytes: mimalloc's 256-byte size
-  // class, not the 320-byte one. A field added anywhere moves it up there.
+  // the rest of that word, so Session is 192 bytes: mimalloc's 192-byte size
+  // class. A field added anywhere moves it up to the 224-byte one.
   //
   // Clean Session 0 / Session Expiry Interval > 0: keep the session when the
   // connection ends.
@@ -117,12 +117,13 @@ struct Session {
 
   // Inbound QoS 2: packet ids whose PUBLISH was delivered and whose PUBREL has
   // not arrived; a resent PUBLISH with one of them is not delivered again.
-  absl::flat_hash_set<uint16_t> inbound_qos2;
+  // (Lazy: most sessions never receive QoS 2.)
+  LazyHashSet<uint16_t> inbound_qos2;
 
   // Back-pressure: the publishers (client ids) this session's queue has
   // paused, each once, until the queue drains below the low watermark or the
   // session goes offline (BrokerShard::ReleaseBackpressure).
-  absl::flat_hash_set<std::string> paused_publishers;
+  LazyHashSet<std::string> paused_publishers;
 
   // A packet id not in flight, or 0 if all 65535 are (the in-flight window
   // is far smaller, so 0 means a bug upstream, and the caller queues instead).
