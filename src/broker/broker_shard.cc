@@ -3,6 +3,10 @@
 // delivery in delivery.cc.
 #include "broker/broker_shard.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
 #include <utility>
 
 #include "base/log.h"
@@ -44,6 +48,44 @@ BrokerShard::~BrokerShard() {
   if (spill_ != nullptr) spill_->Detach();
 }
 
+void Connection::SetPeer(const shard::PeerInfo& peer) {
+  if (peer.addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&peer.addr);
+    peer_family = AF_INET;
+    std::memcpy(peer_address.address.data(), &a->sin_addr, sizeof(a->sin_addr));
+    peer_address.port = a->sin_port;
+  } else if (peer.addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&peer.addr);
+    peer_family = AF_INET6;
+    std::memcpy(peer_address.address.data(), &a->sin6_addr, sizeof(a->sin6_addr));
+    peer_address.port = a->sin6_port;
+  } else {
+    peer_family = 0;
+    std::string text = peer.ToString();
+    if (text != "unix") Extra().peer_text = std::move(text);
+  }
+}
+
+std::string Connection::Peer() const {
+  shard::PeerInfo info;
+  if (peer_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&info.addr);
+    a->sin_family = AF_INET;
+    std::memcpy(&a->sin_addr, peer_address.address.data(), sizeof(a->sin_addr));
+    a->sin_port = peer_address.port;
+    info.addr_len = sizeof(sockaddr_in);
+  } else if (peer_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&info.addr);
+    a->sin6_family = AF_INET6;
+    std::memcpy(&a->sin6_addr, peer_address.address.data(), sizeof(a->sin6_addr));
+    a->sin6_port = peer_address.port;
+    info.addr_len = sizeof(sockaddr_in6);
+  } else {
+    return extras != nullptr && !extras->peer_text.empty() ? extras->peer_text : "unix";
+  }
+  return info.ToString();
+}
+
 Connection* BrokerShard::Find(shard::ConnId id) {
   return static_cast<Connection*>(shard_.UserData(id));
 }
@@ -62,11 +104,11 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
   }
   auto* conn = new Connection(decode_options_, &decode_scratch_);
   conn->id = id;
-  conn->peer = peer.ToString();
+  conn->SetPeer(peer);
   conn->last_packet = shard_.Now();
   shard_.SetUserData(id, conn);
   // A socket that never completes CONNECT must not hold a slot for ever.
-  conn->connect_timer =
+  conn->timer =
       shard_.ScheduleTimer(std::chrono::milliseconds(limits_.connect_timeout_ms), [this, id] {
         Connection* c = Find(id);
         // An authentication exchange must finish in the same time. (A claim
@@ -75,9 +117,9 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
         if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
                              c->state == Connection::State::kAuthenticating ||
                              c->state == Connection::State::kAuthPending)) {
-          c->connect_timer = {};
+          c->timer = {};
           ShardStats::Inc(stats_.connect_timeouts);
-          SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
+          SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->Peer(),
                       limits_.connect_timeout_ms);
           c->state = Connection::State::kClosing;
           shard_.Abort(id);
@@ -151,7 +193,7 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   }
   if (result.status == mqtt::DecodeStatus::kError) {
     ShardStats::Inc(stats_.protocol_errors);
-    SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.peer, result.what);
+    SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.Peer(), result.what);
     // An unsupported name or level is answered (0x01 / 0x84, even for level 0,
     // [MQTT-3.1.2-2]); other errors only once CONNECT named its version.
     if (result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion ||
@@ -254,7 +296,7 @@ void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const
   ShardStats::Inc(stats_.protocol_errors);
   // Every close for a broken rule or a limit (packet too large, receive
   // maximum, ...) is visible without debug logging, at most once a second.
-  SHARDMQ_LOG_THROTTLED(kWarning, "closing %s (%s): %s (reason 0x%02x)", conn.peer,
+  SHARDMQ_LOG_THROTTLED(kWarning, "closing %s (%s): %s (reason 0x%02x)", conn.Peer(),
                         conn.session ? conn.session->client_id : std::string("-"), what,
                         static_cast<int>(reason));
   if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
@@ -270,7 +312,7 @@ void BrokerShard::DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason,
   if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
     conn.disconnect_reason = DisconnectReason::kNotAuthorized;
   }
-  SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
+  SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.Peer(),
               conn.session ? conn.session->client_id : std::string("-"), what);
   if (conn.state == Connection::State::kAuthenticating ||
       conn.state == Connection::State::kAuthPending ||
@@ -326,8 +368,7 @@ void BrokerShard::OnClosed(shard::ConnId, shard::CloseReason reason, void* user_
   // back the pointer. A peer that went away without DISCONNECT is detached
   // here, will and all.
   if (conn == nullptr) return;
-  if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
-  if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);
+  if (conn->timer.valid()) shard_.CancelTimer(conn->timer);
   if (conn->throttle != nullptr && conn->throttle->resume_timer.valid()) {
     shard_.CancelTimer(conn->throttle->resume_timer);
   }

@@ -67,7 +67,7 @@ BrokerShard::AuthProgress BrokerShard::BeginConnectAuth(Connection& conn,
   const std::string_view method = *connect.properties.authentication_method;
   if (std::find(auth_methods_.begin(), auth_methods_.end(), method) == auth_methods_.end()) {
     ShardStats::Inc(stats_.auth_failures);
-    SHARDMQ_LOG(kDebug, "refusing %s: unknown authentication method \"%s\"", conn.peer, method);
+    SHARDMQ_LOG(kDebug, "refusing %s: unknown authentication method \"%s\"", conn.Peer(), method);
     ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kBadAuthenticationMethod);
     return AuthProgress::kClosed;
   }

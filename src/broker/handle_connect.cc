@@ -49,7 +49,7 @@ bool BrokerShard::RefuseWithoutCertificate(Connection& conn, const mqtt::Connect
   // The user name is the certificate's to give: without one there is no
   // user, and the client's own User Name is not believed.
   ShardStats::Inc(stats_.auth_failures);
-  SHARDMQ_LOG(kDebug, "refusing %s: no client certificate to take the user name from", conn.peer);
+  SHARDMQ_LOG(kDebug, "refusing %s: no client certificate to take the user name from", conn.Peer());
   ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kNotAuthorized);
   return true;
 }
@@ -130,13 +130,14 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   std::optional<std::string_view> username = connect.username;
   if (username_from_certificate) username = certificate_identity;
   if (!auth_decided && HooksWant(kHookConnection)) {
+    const std::string peer = conn.Peer();  // outlives the hook's views of it
     ConnectRequest request;
     request.limits = &limits;
     request.client.certificate_identity = certificate_identity;
     request.client.username_from_certificate = username_from_certificate;
     request.client.client_id = client_id;
     request.client.username = username;
-    request.client.remote_address = conn.peer;
+    request.client.remote_address = peer;
     request.client.protocol_version = static_cast<int>(connect.version);
     request.client.shard = shard_.id();
     if (connect.password.has_value()) {
@@ -157,7 +158,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     AuthDecision decision = context_.hooks.Authenticate(request);
     if (decision.kind == Decision::Kind::kDeny) {
       ShardStats::Inc(stats_.auth_failures);
-      SHARDMQ_LOG(kDebug, "refusing %s (%s): an authentication hook said 0x%02x", conn.peer,
+      SHARDMQ_LOG(kDebug, "refusing %s (%s): an authentication hook said 0x%02x", conn.Peer(),
                   client_id, decision.reason_code);
       ConnackAndClose(conn, connect.version, AuthRefusal(decision, v5));
       return;
@@ -181,19 +182,20 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
   ShardStats::Inc(stats_.connects);
   // The CONNECT (and any authentication exchange) is complete.
-  if (conn.connect_timer.valid()) {
-    shard_.CancelTimer(conn.connect_timer);
-    conn.connect_timer = {};
+  if (conn.timer.valid()) {
+    shard_.CancelTimer(conn.timer);
+    conn.timer = {};
   }
 
   if (connect.will.has_value()) {
     if (HooksWant(kHookPublish)) {
       // The will is this client's PUBLISH, made later: the publish ACL
       // decides now, while the client can still be told (as Mosquitto 2.0).
+      const std::string peer = conn.Peer();
       ClientInfo client;
       client.client_id = client_id;
       client.username = username;
-      client.remote_address = conn.peer;
+      client.remote_address = peer;
       client.protocol_version = static_cast<int>(connect.version);
       client.shard = shard_.id();
       client.certificate_identity = certificate_identity;
@@ -201,8 +203,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       Decision decision = context_.hooks.PublishCheck(client, connect.will->topic,
                                                       connect.will->qos, connect.will->retain);
       if (decision.kind == Decision::Kind::kDeny) {
-        SHARDMQ_LOG(kDebug, "refusing %s (%s): will topic \"%s\" not allowed", conn.peer, client_id,
-                    connect.will->topic);
+        SHARDMQ_LOG(kDebug, "refusing %s (%s): will topic \"%s\" not allowed", conn.Peer(),
+                    client_id, connect.will->topic);
         ConnackAndClose(conn, connect.version, AuthRefusal(decision, v5));
         return;
       }
@@ -290,7 +292,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     } else {
       extra.username.reset();
     }
-    extra.peer = conn.peer;
+    extra.peer = conn.Peer();
     extra.protocol_version = static_cast<int>(connect.version);
     extra.certificate_identity = std::move(certificate_identity);
     extra.username_from_certificate = username_from_certificate;
@@ -418,10 +420,10 @@ bool BrokerShard::ContinueHeldConnect(Connection& conn, Connection::HeldConnect&
 void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
   Connection* conn = Find(id);
   if (conn == nullptr) return;
-  conn->keep_alive_timer = shard_.ScheduleTimer(delay, [this, id] {
+  conn->timer = shard_.ScheduleTimer(delay, [this, id] {
     Connection* c = Find(id);
     if (c == nullptr || c->state != Connection::State::kConnected) return;
-    c->keep_alive_timer = {};
+    c->timer = {};
     auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
     // While back-pressure holds its reading, the client's PINGREQs wait
     // unread in the socket: that silence is ours, not the client's.

@@ -45,7 +45,7 @@ std::vector<ClientView> BrokerShard::Clients(std::string_view only_id) const {
     view.inline_client = IsInlineSession(session);
     view.connected = session.connection != nullptr || view.inline_client;
     if (const Connection* conn = session.connection; conn != nullptr) {
-      view.address = conn->peer;
+      view.address = conn->Peer();
       view.protocol_version = static_cast<int>(conn->version);
       view.keep_alive = conn->keep_alive;
     }
