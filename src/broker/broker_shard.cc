@@ -3,6 +3,10 @@
 // delivery in delivery.cc.
 #include "broker/broker_shard.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
 #include <utility>
 
 #include "base/log.h"
@@ -44,6 +48,44 @@ BrokerShard::~BrokerShard() {
   if (spill_ != nullptr) spill_->Detach();
 }
 
+void Connection::SetPeer(const shard::PeerInfo& peer) {
+  if (peer.addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&peer.addr);
+    peer_family = AF_INET;
+    std::memcpy(peer_address.address.data(), &a->sin_addr, sizeof(a->sin_addr));
+    peer_address.port = a->sin_port;
+  } else if (peer.addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&peer.addr);
+    peer_family = AF_INET6;
+    std::memcpy(peer_address.address.data(), &a->sin6_addr, sizeof(a->sin6_addr));
+    peer_address.port = a->sin6_port;
+  } else {
+    peer_family = 0;
+    std::string text = peer.ToString();
+    if (text != "unix") Extra().peer_text = std::move(text);
+  }
+}
+
+std::string Connection::Peer() const {
+  shard::PeerInfo info;
+  if (peer_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&info.addr);
+    a->sin_family = AF_INET;
+    std::memcpy(&a->sin_addr, peer_address.address.data(), sizeof(a->sin_addr));
+    a->sin_port = peer_address.port;
+    info.addr_len = sizeof(sockaddr_in);
+  } else if (peer_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&info.addr);
+    a->sin6_family = AF_INET6;
+    std::memcpy(&a->sin6_addr, peer_address.address.data(), sizeof(a->sin6_addr));
+    a->sin6_port = peer_address.port;
+    info.addr_len = sizeof(sockaddr_in6);
+  } else {
+    return extras != nullptr && !extras->peer_text.empty() ? extras->peer_text : "unix";
+  }
+  return info.ToString();
+}
+
 Connection* BrokerShard::Find(shard::ConnId id) {
   return static_cast<Connection*>(shard_.UserData(id));
 }
@@ -62,11 +104,11 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
   }
   auto* conn = new Connection(decode_options_, &decode_scratch_);
   conn->id = id;
-  conn->peer = peer.ToString();
+  conn->SetPeer(peer);
   conn->last_packet = shard_.Now();
   shard_.SetUserData(id, conn);
   // A socket that never completes CONNECT must not hold a slot for ever.
-  conn->connect_timer =
+  conn->timer =
       shard_.ScheduleTimer(std::chrono::milliseconds(limits_.connect_timeout_ms), [this, id] {
         Connection* c = Find(id);
         // An authentication exchange must finish in the same time. (A claim
@@ -75,9 +117,9 @@ void BrokerShard::OnOpen(shard::ConnId id, const shard::PeerInfo& peer,
         if (c != nullptr && (c->state == Connection::State::kAwaitingConnect ||
                              c->state == Connection::State::kAuthenticating ||
                              c->state == Connection::State::kAuthPending)) {
-          c->connect_timer = {};
+          c->timer = {};
           ShardStats::Inc(stats_.connect_timeouts);
-          SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->peer,
+          SHARDMQ_LOG(kDebug, "closing %s: no CONNECT within %d ms", c->Peer(),
                       limits_.connect_timeout_ms);
           c->state = Connection::State::kClosing;
           shard_.Abort(id);
@@ -99,13 +141,13 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
     case Connection::State::kClaimPending:
       // Reading is paused; these are bytes the kernel had already read.
       // Bounded: beyond one largest packet more the client is flooding.
-      if (conn->held->input.size() + bytes.size() >
+      if (conn->held()->input.size() + bytes.size() >
           conn->decoder.options().max_packet_size + 65536) {
         conn->state = Connection::State::kClosing;
         shard_.Abort(id);
         return;
       }
-      conn->held->input.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      conn->held()->input.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       return;
     case Connection::State::kAuthenticating:
     case Connection::State::kConnected:
@@ -129,17 +171,29 @@ void BrokerShard::OnData(shard::ConnId id, absl::Span<const uint8_t> bytes) {
 }
 
 void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t> bytes) {
-  if (conn.pending_connect == nullptr) conn.pending_connect = std::make_unique<std::string>();
-  std::string& pending = *conn.pending_connect;
-  pending.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // A CONNECT that arrives whole (nearly all) is decoded from `bytes`, valid
+  // for this call; only the start of a split one is copied and kept.
+  std::string* pending = conn.extras != nullptr && !conn.extras->pending_connect.empty()
+                             ? &conn.extras->pending_connect
+                             : nullptr;
+  absl::Span<const uint8_t> input = bytes;
+  if (pending != nullptr) {
+    pending->append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    input = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(pending->data()),
+                                      pending->size());
+  }
   mqtt::Packet packet;
-  auto input =
-      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(pending.data()), pending.size());
   mqtt::DecodeResult result = mqtt::DecodePacket(input, decode_options_, &packet);
-  if (result.status == mqtt::DecodeStatus::kNeedMore) return;
+  if (result.status == mqtt::DecodeStatus::kNeedMore) {
+    if (pending == nullptr) {
+      conn.Extra().pending_connect.assign(reinterpret_cast<const char*>(bytes.data()),
+                                          bytes.size());
+    }
+    return;
+  }
   if (result.status == mqtt::DecodeStatus::kError) {
     ShardStats::Inc(stats_.protocol_errors);
-    SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.peer, result.what);
+    SHARDMQ_LOG(kDebug, "closing %s before CONNECT: %s", conn.Peer(), result.what);
     // An unsupported name or level is answered (0x01 / 0x84, even for level 0,
     // [MQTT-3.1.2-2]); other errors only once CONNECT named its version.
     if (result.reason == mqtt::ReasonCode::kUnsupportedProtocolVersion ||
@@ -173,7 +227,8 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
     }
   }
   // Packets that followed CONNECT in the same read are decoded after it.
-  std::string rest = pending.substr(result.consumed);
+  std::string rest(reinterpret_cast<const char*>(input.data()) + result.consumed,
+                   input.size() - result.consumed);
   AuthProgress progress = AuthProgress::kProceed;
   if (connect.version == mqtt::ProtocolVersion::kV5 &&
       connect.properties.authentication_method.has_value()) {
@@ -182,7 +237,7 @@ void BrokerShard::HandleBeforeConnect(Connection& conn, absl::Span<const uint8_t
   }
   if (progress == AuthProgress::kProceed)
     HandleConnect(conn, connect, input.first(result.consumed));
-  conn.pending_connect.reset();
+  if (pending != nullptr) std::string().swap(*pending);
   if (conn.state != Connection::State::kClosing && !rest.empty()) {
     OnData(conn.id,
            absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()), rest.size()));
@@ -241,7 +296,7 @@ void BrokerShard::ProtocolClose(Connection& conn, mqtt::ReasonCode reason, const
   ShardStats::Inc(stats_.protocol_errors);
   // Every close for a broken rule or a limit (packet too large, receive
   // maximum, ...) is visible without debug logging, at most once a second.
-  SHARDMQ_LOG_THROTTLED(kWarning, "closing %s (%s): %s (reason 0x%02x)", conn.peer,
+  SHARDMQ_LOG_THROTTLED(kWarning, "closing %s (%s): %s (reason 0x%02x)", conn.Peer(),
                         conn.session ? conn.session->client_id : std::string("-"), what,
                         static_cast<int>(reason));
   if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
@@ -257,7 +312,7 @@ void BrokerShard::DisconnectAndClose(Connection& conn, mqtt::ReasonCode reason,
   if (conn.disconnect_reason == DisconnectReason::kConnectionLost) {
     conn.disconnect_reason = DisconnectReason::kNotAuthorized;
   }
-  SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.peer,
+  SHARDMQ_LOG(kDebug, "closing %s (%s): %s", conn.Peer(),
               conn.session ? conn.session->client_id : std::string("-"), what);
   if (conn.state == Connection::State::kAuthenticating ||
       conn.state == Connection::State::kAuthPending ||
@@ -313,8 +368,7 @@ void BrokerShard::OnClosed(shard::ConnId, shard::CloseReason reason, void* user_
   // back the pointer. A peer that went away without DISCONNECT is detached
   // here, will and all.
   if (conn == nullptr) return;
-  if (conn->connect_timer.valid()) shard_.CancelTimer(conn->connect_timer);
-  if (conn->keep_alive_timer.valid()) shard_.CancelTimer(conn->keep_alive_timer);
+  if (conn->timer.valid()) shard_.CancelTimer(conn->timer);
   if (conn->throttle != nullptr && conn->throttle->resume_timer.valid()) {
     shard_.CancelTimer(conn->throttle->resume_timer);
   }
@@ -342,7 +396,7 @@ void BrokerShard::OnShutdown() {
     }
     // A broker stopping is not the client's fault: no will, as Mosquitto and
     // the MQTT 5 text on server-initiated DISCONNECT allow.
-    conn->will.reset();
+    conn->TakeWill();
   }
 }
 

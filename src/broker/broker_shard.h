@@ -542,7 +542,7 @@ class BrokerShard final : public shard::ShardHandler {
   // ApplyLimits (Broker::SetLimits). Only this thread reads or writes it.
   Limits limits_;
   ShardStats& stats_;
-  absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
+  SessionMap sessions_;
   topic::SubscriptionIndex index_;
   topic::InterestMap interest_;
   topic::RetainedIndex<MessageRef> retained_;

@@ -93,10 +93,10 @@ bool BrokerShard::HoldForClaim(Connection& conn, std::string_view client_id,
                           client_id);
     return false;
   }
-  conn.held = std::make_unique<Connection::HeldConnect>();
-  conn.held->connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
-                            connect_bytes.size());
-  conn.held->limits = limits;
+  Connection::HeldConnect& held =
+      *(conn.Extra().held = std::make_unique<Connection::HeldConnect>());
+  held.connect.assign(reinterpret_cast<const char*>(connect_bytes.data()), connect_bytes.size());
+  held.limits = limits;
   conn.state = Connection::State::kClaimPending;
   shard_.PauseReading(conn.id);
   const uint64_t token = ++claim_tokens_;
@@ -144,7 +144,7 @@ void BrokerShard::FinishClaim(cluster::ClaimResult result) {
     if (result.won) KeepClaimedState(result);
     return;
   }
-  std::unique_ptr<Connection::HeldConnect> held = std::move(conn->held);
+  std::unique_ptr<Connection::HeldConnect> held = conn->TakeHeld();
   conn->state = Connection::State::kAwaitingConnect;
   if (!result.won) {
     // Another node's CONNECT for the same id won the race.
@@ -243,9 +243,7 @@ Session* BrokerShard::InstallClusterSession(const std::string& client_id,
   // Only persistent sessions are written to Redis; anything else is a
   // leftover (a session that ended while Redis was away).
   if (!expiry.has_value() || *expiry == 0) return nullptr;
-  auto created = std::make_unique<Session>(client_id);
-  Session* session = created.get();
-  sessions_.emplace(client_id, std::move(created));
+  Session* session = &sessions_.Add(std::make_unique<Session>(client_id));
   session->persistent = true;
   session->expiry_interval = *expiry;
   if (offline_since_out != nullptr) *offline_since_out = offline_since.value_or(0);
@@ -387,10 +385,10 @@ void BrokerShard::ReleaseForTakeover(const std::string& client_id, const std::st
       }
       // As a takeover on one node: the will is due unless it has a delay
       // and the session lives on [MQTT-3.1.3-9].
-      if (old->will != nullptr && (!session.persistent || old->will->delay_interval == 0)) {
-        PublishWill(*old->will);
+      if (std::unique_ptr<WillMessage> will = old->TakeWill();
+          will != nullptr && (!session.persistent || will->delay_interval == 0)) {
+        PublishWill(*will);
       }
-      old->will.reset();
       old->session = nullptr;
       old->state = Connection::State::kClosing;
       session.connection = nullptr;

@@ -33,8 +33,11 @@ Connection::Connection(const mqtt::DecodeOptions& options, mqtt::Packet* scratch
 
 Connection::~Connection() = default;
 
+Connection::Extras::Extras() = default;
+Connection::Extras::~Extras() = default;
+
 std::string_view AuthMethodOf(const Connection& conn) {
-  return conn.auth != nullptr ? std::string_view(conn.auth->method) : std::string_view();
+  return conn.auth() != nullptr ? std::string_view(conn.auth()->method) : std::string_view();
 }
 
 namespace {
@@ -64,12 +67,12 @@ BrokerShard::AuthProgress BrokerShard::BeginConnectAuth(Connection& conn,
   const std::string_view method = *connect.properties.authentication_method;
   if (std::find(auth_methods_.begin(), auth_methods_.end(), method) == auth_methods_.end()) {
     ShardStats::Inc(stats_.auth_failures);
-    SHARDMQ_LOG(kDebug, "refusing %s: unknown authentication method \"%s\"", conn.peer, method);
+    SHARDMQ_LOG(kDebug, "refusing %s: unknown authentication method \"%s\"", conn.Peer(), method);
     ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kBadAuthenticationMethod);
     return AuthProgress::kClosed;
   }
-  conn.auth = std::make_unique<AuthState>();
-  conn.auth->method = std::string(method);
+  AuthState& auth = *(conn.Extra().auth = std::make_unique<AuthState>());
+  auth.method = std::string(method);
   AuthRequest request;
   request.method = method;
   request.client_id = connect.client_id;
@@ -78,17 +81,17 @@ BrokerShard::AuthProgress BrokerShard::BeginConnectAuth(Connection& conn,
   request.certificate_identity = identity;
   // RefuseWithoutCertificate made sure there is one.
   if (IdentityIsUsername(conn)) request.username = identity;
-  conn.auth->exchange = context_.authenticator->Begin(request);
-  AuthStep step = conn.auth->exchange != nullptr
-                      ? conn.auth->exchange->Step(AuthData(connect.properties))
+  auth.exchange = context_.authenticator->Begin(request);
+  AuthStep step = auth.exchange != nullptr
+                      ? auth.exchange->Step(AuthData(connect.properties))
                       : AuthStep::Fail(0x80, "authenticator declined to begin");
   switch (step.outcome) {
     case AuthStep::Outcome::kSuccess:
-      conn.auth->exchange.reset();
-      conn.auth->success_data = std::move(step.data);
+      auth.exchange.reset();
+      auth.success_data = std::move(step.data);
       return AuthProgress::kProceed;
     case AuthStep::Outcome::kContinue:
-      conn.auth->connect_bytes = std::string(AsText(connect_bytes));
+      auth.connect_bytes = std::string(AsText(connect_bytes));
       conn.state = Connection::State::kAuthenticating;
       conn.decoder.set_protocol_version(connect.version);
       SendAuth(conn, mqtt::ReasonCode::kContinueAuthentication, step.data);
@@ -124,13 +127,13 @@ bool BrokerShard::HandlePacketWhileAuthenticating(Connection& conn, const mqtt::
 }
 
 void BrokerShard::HandleAuth(Connection& conn, const mqtt::Auth& auth) {
-  if (conn.auth == nullptr) {
+  if (conn.auth() == nullptr) {
     // No method at CONNECT, so no AUTH ever [MQTT-4.12.0-6].
     ProtocolClose(conn, mqtt::ReasonCode::kProtocolError,
                   "AUTH without an Authentication Method in CONNECT");
     return;
   }
-  AuthState& state = *conn.auth;
+  AuthState& state = *conn.auth();
   const std::optional<std::string_view>& method = auth.properties.authentication_method;
   if (!method.has_value() || *method != state.method) {
     // The method never changes within a connection (sections 4.12, 4.12.1).
@@ -204,7 +207,7 @@ void BrokerShard::HandleAuth(Connection& conn, const mqtt::Auth& auth) {
 void BrokerShard::SendAuth(Connection& conn, mqtt::ReasonCode reason, std::string_view data) {
   mqtt::Auth auth;
   auth.reason_code = reason;
-  auth.properties.authentication_method = conn.auth->method;
+  auth.properties.authentication_method = conn.auth()->method;
   if (!data.empty()) {
     auth.properties.authentication_data =
         absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size());
@@ -215,9 +218,9 @@ void BrokerShard::SendAuth(Connection& conn, mqtt::ReasonCode reason, std::strin
 }
 
 void BrokerShard::AddAuthToConnack(const Connection& conn, mqtt::Properties* properties) {
-  properties->authentication_method = conn.auth->method;
-  if (!conn.auth->success_data.empty()) {
-    const std::string& data = conn.auth->success_data;
+  properties->authentication_method = conn.auth()->method;
+  if (!conn.auth()->success_data.empty()) {
+    const std::string& data = conn.auth()->success_data;
     properties->authentication_data =
         absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size());
   }

@@ -49,7 +49,7 @@ bool BrokerShard::RefuseWithoutCertificate(Connection& conn, const mqtt::Connect
   // The user name is the certificate's to give: without one there is no
   // user, and the client's own User Name is not believed.
   ShardStats::Inc(stats_.auth_failures);
-  SHARDMQ_LOG(kDebug, "refusing %s: no client certificate to take the user name from", conn.peer);
+  SHARDMQ_LOG(kDebug, "refusing %s: no client certificate to take the user name from", conn.Peer());
   ConnackAndClose(conn, connect.version, mqtt::ReasonCode::kNotAuthorized);
   return true;
 }
@@ -130,20 +130,21 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   std::optional<std::string_view> username = connect.username;
   if (username_from_certificate) username = certificate_identity;
   if (!auth_decided && HooksWant(kHookConnection)) {
+    const std::string peer = conn.Peer();  // outlives the hook's views of it
     ConnectRequest request;
     request.limits = &limits;
     request.client.certificate_identity = certificate_identity;
     request.client.username_from_certificate = username_from_certificate;
     request.client.client_id = client_id;
     request.client.username = username;
-    request.client.remote_address = conn.peer;
+    request.client.remote_address = peer;
     request.client.protocol_version = static_cast<int>(connect.version);
     request.client.shard = shard_.id();
     if (connect.password.has_value()) {
       request.password = std::string_view(reinterpret_cast<const char*>(connect.password->data()),
                                           connect.password->size());
     }
-    if (conn.auth != nullptr) request.auth_method = AuthMethodOf(conn);
+    if (conn.auth() != nullptr) request.auth_method = AuthMethodOf(conn);
     request.clean_start = connect.clean_start;
     // The answer comes back to this shard through the external mailbox; the
     // ConnId's generation makes a late answer for a closed socket harmless.
@@ -157,17 +158,18 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     AuthDecision decision = context_.hooks.Authenticate(request);
     if (decision.kind == Decision::Kind::kDeny) {
       ShardStats::Inc(stats_.auth_failures);
-      SHARDMQ_LOG(kDebug, "refusing %s (%s): an authentication hook said 0x%02x", conn.peer,
+      SHARDMQ_LOG(kDebug, "refusing %s (%s): an authentication hook said 0x%02x", conn.Peer(),
                   client_id, decision.reason_code);
       ConnackAndClose(conn, connect.version, AuthRefusal(decision, v5));
       return;
     }
     if (decision.kind == Decision::Kind::kPending) {
       // Hold everything until the answer; the connect timeout still runs.
-      conn.held = std::make_unique<Connection::HeldConnect>();
-      conn.held->connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
-                                connect_bytes.size());
-      conn.held->limits = limits;
+      Connection::HeldConnect& held =
+          *(conn.Extra().held = std::make_unique<Connection::HeldConnect>());
+      held.connect.assign(reinterpret_cast<const char*>(connect_bytes.data()),
+                          connect_bytes.size());
+      held.limits = limits;
       conn.state = Connection::State::kAuthPending;
       shard_.PauseReading(conn.id);
       return;
@@ -180,19 +182,20 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
   }
   ShardStats::Inc(stats_.connects);
   // The CONNECT (and any authentication exchange) is complete.
-  if (conn.connect_timer.valid()) {
-    shard_.CancelTimer(conn.connect_timer);
-    conn.connect_timer = {};
+  if (conn.timer.valid()) {
+    shard_.CancelTimer(conn.timer);
+    conn.timer = {};
   }
 
   if (connect.will.has_value()) {
     if (HooksWant(kHookPublish)) {
       // The will is this client's PUBLISH, made later: the publish ACL
       // decides now, while the client can still be told (as Mosquitto 2.0).
+      const std::string peer = conn.Peer();
       ClientInfo client;
       client.client_id = client_id;
       client.username = username;
-      client.remote_address = conn.peer;
+      client.remote_address = peer;
       client.protocol_version = static_cast<int>(connect.version);
       client.shard = shard_.id();
       client.certificate_identity = certificate_identity;
@@ -200,8 +203,8 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       Decision decision = context_.hooks.PublishCheck(client, connect.will->topic,
                                                       connect.will->qos, connect.will->retain);
       if (decision.kind == Decision::Kind::kDeny) {
-        SHARDMQ_LOG(kDebug, "refusing %s (%s): will topic \"%s\" not allowed", conn.peer, client_id,
-                    connect.will->topic);
+        SHARDMQ_LOG(kDebug, "refusing %s (%s): will topic \"%s\" not allowed", conn.Peer(),
+                    client_id, connect.will->topic);
         ConnackAndClose(conn, connect.version, AuthRefusal(decision, v5));
         return;
       }
@@ -220,7 +223,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     // when its Message Expiry Interval starts (section 3.1.3.2.4).
     if (v5) will->properties = std::make_unique<WillProperties>(will_properties);
     will->message = MessageRef::Adopt(Message::Make(fields));
-    conn.will = std::move(will);
+    conn.Extra().will = std::move(will);
   }
 
   const uint32_t asked_expiry = AskedSessionExpiry(connect);
@@ -252,10 +255,10 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       // It did not DISCONNECT, so its will is due: now if its session ends
       // here or it has no delay; a delayed will is cancelled because a new
       // connection arrived before the delay ran out [MQTT-3.1.3-9].
-      if (old->will != nullptr && (session_ends || old->will->delay_interval == 0)) {
-        PublishWill(*old->will);
+      if (std::unique_ptr<WillMessage> will = old->TakeWill();
+          will != nullptr && (session_ends || will->delay_interval == 0)) {
+        PublishWill(*will);
       }
-      old->will.reset();
       old->session = nullptr;
       old->state = Connection::State::kClosing;
       session->connection = nullptr;
@@ -274,9 +277,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     }
   }
   if (session == nullptr) {
-    auto created = std::make_unique<Session>(client_id);
-    session = created.get();
-    sessions_.emplace(client_id, std::move(created));
+    session = &sessions_.Add(std::make_unique<Session>(client_id));
   }
   session->expiry_interval = granted_expiry;
   session->persistent = granted_expiry > 0;
@@ -291,7 +292,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
     } else {
       extra.username.reset();
     }
-    extra.peer = conn.peer;
+    extra.peer = conn.Peer();
     extra.protocol_version = static_cast<int>(connect.version);
     extra.certificate_identity = std::move(certificate_identity);
     extra.username_from_certificate = username_from_certificate;
@@ -347,7 +348,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
       response_information = context_.response_information + session->client_id;
       properties.response_information = response_information;
     }
-    if (conn.auth != nullptr) AddAuthToConnack(conn, &properties);
+    if (conn.auth() != nullptr) AddAuthToConnack(conn, &properties);
   }
   SendPacket(conn, connack);
   if (context_.redis != nullptr) [[unlikely]] {
@@ -372,7 +373,7 @@ void BrokerShard::HandleConnect(Connection& conn, const mqtt::Connect& connect,
 void BrokerShard::FinishDeferredAuth(shard::ConnId id, AuthDecision decision) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->state != Connection::State::kAuthPending) return;
-  std::unique_ptr<Connection::HeldConnect> held = std::move(conn->held);
+  std::unique_ptr<Connection::HeldConnect> held = conn->TakeHeld();
   conn->state = Connection::State::kAwaitingConnect;
   const bool v5 = conn->version == mqtt::ProtocolVersion::kV5;
   if (decision.kind == Decision::Kind::kDeny || decision.kind == Decision::Kind::kPending) {
@@ -403,7 +404,7 @@ bool BrokerShard::ContinueHeldConnect(Connection& conn, Connection::HeldConnect&
   if (after != nullptr && after->state == Connection::State::kClaimPending) {
     // Its client id is being claimed across the cluster: what came after
     // the CONNECT waits on.
-    after->held->input = std::move(held.input);
+    after->held()->input = std::move(held.input);
     return clean_start;
   }
   if (after == nullptr || after->state != Connection::State::kConnected) return clean_start;
@@ -419,10 +420,10 @@ bool BrokerShard::ContinueHeldConnect(Connection& conn, Connection::HeldConnect&
 void BrokerShard::ArmKeepAlive(shard::ConnId id, shard::Clock::duration delay) {
   Connection* conn = Find(id);
   if (conn == nullptr) return;
-  conn->keep_alive_timer = shard_.ScheduleTimer(delay, [this, id] {
+  conn->timer = shard_.ScheduleTimer(delay, [this, id] {
     Connection* c = Find(id);
     if (c == nullptr || c->state != Connection::State::kConnected) return;
-    c->keep_alive_timer = {};
+    c->timer = {};
     auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
     // While back-pressure holds its reading, the client's PINGREQs wait
     // unread in the socket: that silence is ours, not the client's.
@@ -462,7 +463,7 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
   // "disconnect with will message" (0x04).
   if (conn.version != mqtt::ProtocolVersion::kV5 ||
       disconnect.reason_code != mqtt::ReasonCode::kDisconnectWithWillMessage) {
-    conn.will.reset();
+    conn.TakeWill();
   }
   DetachSession(conn, /*publish_will=*/true);
   conn.state = Connection::State::kClosing;
@@ -470,7 +471,7 @@ void BrokerShard::HandleDisconnect(Connection& conn, const mqtt::Disconnect& dis
 }
 
 void BrokerShard::DetachSession(Connection& conn, bool publish_will) {
-  std::unique_ptr<WillMessage> will = std::move(conn.will);
+  std::unique_ptr<WillMessage> will = conn.TakeWill();
   if (!publish_will) will.reset();
   Session* session = conn.session;
   if (session == nullptr) {

@@ -33,9 +33,7 @@ void BrokerShard::InlineOpen(const std::string& client_id, std::shared_ptr<Inlin
         absl::StrFormat("client id \"%s\" has a session already", client_id)));
     return;
   }
-  auto created = std::make_unique<Session>(client_id);
-  Session* session = created.get();
-  sessions_.emplace(client_id, std::move(created));
+  Session* session = &sessions_.Add(std::make_unique<Session>(client_id));
   SessionExtra& extra = EnsureExtra(session);
   extra.peer = "inline";
   extra.inline_sink = std::move(sink);

@@ -45,7 +45,7 @@ std::vector<ClientView> BrokerShard::Clients(std::string_view only_id) const {
     view.inline_client = IsInlineSession(session);
     view.connected = session.connection != nullptr || view.inline_client;
     if (const Connection* conn = session.connection; conn != nullptr) {
-      view.address = conn->peer;
+      view.address = conn->Peer();
       view.protocol_version = static_cast<int>(conn->version);
       view.keep_alive = conn->keep_alive;
     }
@@ -64,7 +64,7 @@ std::vector<ClientView> BrokerShard::Clients(std::string_view only_id) const {
     view.queued_bytes = session.queued_bytes;
   };
   if (!only_id.empty()) {
-    auto it = sessions_.find(absl::string_view(only_id.data(), only_id.size()));
+    auto it = sessions_.find(only_id);
     if (it != sessions_.end()) describe(*it->second);
     return out;
   }
@@ -86,7 +86,7 @@ std::vector<RetainedView> BrokerShard::Retained(std::string_view filter) {
 }
 
 absl::Status BrokerShard::AdminDisconnect(std::string_view client_id, bool discard_session) {
-  auto it = sessions_.find(absl::string_view(client_id.data(), client_id.size()));
+  auto it = sessions_.find(client_id);
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrFormat("no session for client id \"%s\"", client_id));
   }

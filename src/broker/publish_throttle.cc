@@ -12,7 +12,7 @@ bool BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
   if (!throttle.NoteThrottled(now)) {
     ShardStats::Inc(stats_.publishers_disconnected);
     SHARDMQ_LOG_THROTTLED(kWarning, "disconnecting %s (%s): over its publish rate for %d s",
-                          conn.peer, conn.session->client_id,
+                          conn.Peer(), conn.session->client_id,
                           PublishThrottle::kMaxThrottledNs / 1'000'000'000);
     conn.disconnect_reason = DisconnectReason::kRateLimited;
     DisconnectAndClose(conn, mqtt::ReasonCode::kMessageRateTooHigh, "message rate too high");
@@ -23,7 +23,7 @@ bool BrokerShard::ThrottlePublisher(Connection& conn, uint64_t size) {
   SHARDMQ_LOG_THROTTLED(kWarning,
                         "throttling %s (%s): publishing faster than its limit (%d msg/s, %d "
                         "bytes/s; 0 = none), reading paused for %d ms",
-                        conn.peer, conn.session->client_id, throttle.limits.publish_rate,
+                        conn.Peer(), conn.session->client_id, throttle.limits.publish_rate,
                         throttle.limits.publish_bytes_rate, wait / 1'000'000);
   ApplyPauseState(conn);
   ScheduleThrottleEnd(conn, wait);
@@ -61,7 +61,7 @@ void BrokerShard::HoldThrottled(Connection& conn, absl::Span<const uint8_t> byte
   if (backlog.size() + bytes.size() > conn.decoder.options().max_packet_size + (256u << 10)) {
     ShardStats::Inc(stats_.publishers_disconnected);
     SHARDMQ_LOG_THROTTLED(kWarning, "disconnecting %s (%s): its input outran the publish throttle",
-                          conn.peer, conn.session->client_id);
+                          conn.Peer(), conn.session->client_id);
     conn.disconnect_reason = DisconnectReason::kRateLimited;
     DisconnectAndClose(conn, mqtt::ReasonCode::kMessageRateTooHigh, "message rate too high");
     return;

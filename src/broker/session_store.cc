@@ -306,9 +306,7 @@ void BrokerShard::RestoreSessions() {
       std::move(context_.recovered_sessions[static_cast<size_t>(self)]);
   const int64_t wall = WallNowNs();
   for (RecoveredSession& r : recovered) {
-    auto created = std::make_unique<Session>(r.client_id);
-    Session& session = *created;
-    sessions_.emplace(r.client_id, std::move(created));
+    Session& session = sessions_.Add(std::make_unique<Session>(r.client_id));
     session.persistent = true;
     session.logged = true;
     session.expiry_interval = r.expiry_interval;
