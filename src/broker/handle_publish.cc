@@ -85,23 +85,18 @@ void BrokerShard::PublishThroughHooks(Connection& conn, const mqtt::Publish& pub
   std::optional<mqtt::Properties> rewritten_properties;
   const ClientInfo client = InfoFor(session);
   MessageVerdict verdict;
+  DropReason why = DropReason::kPublishNotAllowed;
   Decision allowed = context_.hooks.PublishCheck(client, fields.topic, publish.qos, publish.retain);
   if (allowed.kind == Decision::Kind::kDeny) {
     verdict = MessageVerdict::Reject(allowed.reason_code);
-    if (HooksWant(kHookDropped)) {
-      context_.hooks.MessageDropped(session.client_id, ViewOf(fields),
-                                    DropReason::kPublishNotAllowed);
-    }
   } else {
     verdict = RunArrivedHooks(client, fields, arrived, rewritten_properties);
-    if (verdict.kind != MessageVerdict::Kind::kAccept) {
-      if (HooksWant(kHookDropped)) {
-        context_.hooks.MessageDropped(session.client_id, ViewOf(fields),
-                                      DropReason::kRejectedByHook);
-      }
-    }
+    why = DropReason::kRejectedByHook;
   }
   if (verdict.kind != MessageVerdict::Kind::kAccept) {
+    if (HooksWant(kHookDropped)) {
+      context_.hooks.MessageDropped(session.client_id, ViewOf(fields), why);
+    }
     AnswerUnrouted(conn, publish, verdict);
     return;
   }
