@@ -96,11 +96,20 @@ Status CheckPayloadFormat(const Properties& props, absl::Span<const uint8_t> pay
   return kOk;
 }
 
+// A topic name read with RawString: its UTF-8 (Malformed [MQTT-1.5.4-1],
+// [MQTT-1.5.4-2]) and its syntax and limits (Topic Name invalid) checked in
+// one pass by ValidateTopicName.
 Status CheckTopicName(std::string_view topic, const DecodeOptions& o) {
-  if (ValidateTopicName(topic, o.topic_limits) != TopicError::kOk) {
-    return {ReasonCode::kTopicNameInvalid, "invalid topic name [MQTT-3.3.2-2]/[MQTT-4.7.3-1]"};
+  TopicLimits limits = o.topic_limits;
+  limits.check_utf8 = true;
+  switch (ValidateTopicName(topic, limits)) {
+    case TopicError::kOk:
+      return kOk;
+    case TopicError::kInvalidUtf8:
+      return Malformed("string is not valid UTF-8");
+    default:
+      return {ReasonCode::kTopicNameInvalid, "invalid topic name [MQTT-3.3.2-2]/[MQTT-4.7.3-1]"};
   }
-  return kOk;
 }
 
 Status DecodeConnect(Reader& r, const DecodeOptions& o, uint8_t* level_out, Packet* out) {
@@ -165,7 +174,7 @@ Status DecodeConnect(Reader& r, const DecodeOptions& o, uint8_t* level_out, Pack
     if (v == ProtocolVersion::kV5) {
       if (Status s = ReadProperties(r, kCtxWill, &w.properties); !s.ok()) return s;
     }
-    if (Status s = ReadString(r, &w.topic); !s.ok()) return s;
+    if (!r.RawString(&w.topic)) return Malformed("truncated string");
     if (Status s = CheckTopicName(w.topic, o); !s.ok()) return s;
     if (!r.Binary(&w.payload)) return Malformed("truncated will payload");
     if (Status s = CheckPayloadFormat(w.properties, w.payload, o); !s.ok()) return s;
@@ -220,7 +229,7 @@ Status DecodePublish(Reader& r, const FixedHeader& h, ProtocolVersion v, const D
   p.retain = h.flags & 0x01;
   p.qos = (h.flags >> 1) & 0x03;
   p.dup = h.flags & 0x08;
-  // Its UTF-8 is checked with the rest of the name below: one pass.
+  // Its UTF-8 is checked with the rest of the name (CheckTopicName).
   if (!r.RawString(&p.topic)) return Malformed("truncated string");
   if (p.qos > 0) {
     if (Status s = ReadPacketId(r, &p.packet_id); !s.ok()) return s;
@@ -231,17 +240,8 @@ Status DecodePublish(Reader& r, const FixedHeader& h, ProtocolVersion v, const D
   if (p.topic.empty() && v == ProtocolVersion::kV5) {
     // 3.3.2.3.4: a zero-length Topic Name needs a Topic Alias.
     if (!p.properties.topic_alias) return ProtocolError("empty topic name without Topic Alias");
-  } else {
-    TopicLimits limits = o.topic_limits;
-    limits.check_utf8 = true;
-    switch (ValidateTopicName(p.topic, limits)) {
-      case TopicError::kOk:
-        break;
-      case TopicError::kInvalidUtf8:
-        return Malformed("string is not valid UTF-8");  // [MQTT-1.5.4-1], [MQTT-1.5.4-2]
-      default:
-        return {ReasonCode::kTopicNameInvalid, "invalid topic name [MQTT-3.3.2-2]/[MQTT-4.7.3-1]"};
-    }
+  } else if (Status s = CheckTopicName(p.topic, o); !s.ok()) {
+    return s;
   }
   r.Bytes(r.remaining(), &p.payload);
   return CheckPayloadFormat(p.properties, p.payload, o);
