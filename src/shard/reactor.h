@@ -261,7 +261,11 @@ class Shard {
   // overflow drains. Returns true if the item went straight into the mailbox,
   // false if it was queued in overflow. Items become visible to the target at
   // the end of this loop turn (one publish per turn).
-  bool Post(int target_shard, const MailItem& item);
+  bool Post(int target_shard, const MailItem& item) {
+    SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
+    SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
+    return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg);
+  }
 
   // ---- Timers ------------------------------------------------------------
   TimerId ScheduleTimer(Clock::duration delay, absl::AnyInvocable<void()> callback);
@@ -397,7 +401,9 @@ class Shard {
   void ConsumeOutput(Conn& c, size_t n);
   void MarkDirty(uint32_t index);
   void ArmAccept(uint32_t listener_index);
-  bool PostImpl(int target, const MailItem& item, bool pause_current);
+  // Post() without its checks; kinds >= kMailKindReservedBase are the
+  // runtime's own and never pause the current reader.
+  bool PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_t arg);
   // Return batches (see RefCounted): queue `obj` for its owner, post full and
   // (once per turn) partial batches, free what other shards sent back.
   void ReturnToOwner(const RefCounted* obj);

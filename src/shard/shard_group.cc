@@ -457,6 +457,15 @@ absl::StatusOr<int> BindUnixListener(const ShardGroup::ListenAddress& a, int bac
 
 }  // namespace
 
+uint32_t AutoMailboxCapacity(uint32_t shard_count) {
+  if (shard_count < 2) return kMinMailboxCapacity;
+  uint32_t capacity = kInboundMailBudget;
+  while (capacity > kMinMailboxCapacity && capacity > kInboundMailBudget / (shard_count - 1)) {
+    capacity >>= 1;
+  }
+  return capacity;
+}
+
 absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& options,
                                                                HandlerFactory factory) {
   if (options.shard_count < 1 || options.shard_count > 1024) {
@@ -492,11 +501,14 @@ absl::StatusOr<std::unique_ptr<ShardGroup>> ShardGroup::Create(const Options& op
   for (int i = 0; i < n; ++i) g->shards_.emplace_back(new Shard(g.get(), i, n));
   for (int i = 0; i < n; ++i) g->external_.push_back(std::make_unique<ExternalMailbox>());
   g->mailboxes_.resize(size_t(n) * n);
+  const uint32_t capacity = options.mailbox_capacity != 0
+                                ? options.mailbox_capacity
+                                : AutoMailboxCapacity(static_cast<uint32_t>(n));
   for (int from = 0; from < n; ++from) {
     for (int to = 0; to < n; ++to) {
       if (from == to) continue;
       auto& m = g->mailboxes_[size_t(from) * n + to];
-      m = std::make_unique<SpscRing<MailItem>>(options.mailbox_capacity);
+      m = std::make_unique<SpscRing<MailItem>>(capacity);
       g->shards_[from]->outbound_[to] = m.get();
       g->shards_[to]->inbound_[from] = m.get();
     }

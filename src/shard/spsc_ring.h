@@ -54,6 +54,13 @@ class SpscRing {
   // but not yet published). The item is invisible to the consumer until
   // Publish().
   bool TryPush(const T& item) {
+    return TryEmplace([&](T& slot) { slot = item; });
+  }
+  // TryPush() that lets fill(T&) write the slot in place: field by field from
+  // registers, where a copy of an item the caller just stored field by field
+  // would reload it with one wide load that waits on store forwarding.
+  template <typename Fill>
+  bool TryEmplace(Fill&& fill) {
     const uint64_t tail = priv_.staged_tail;
     if (tail - priv_.head_cache > mask_) {
       // Looks full: refresh the cached head. Acquire pairs with the consumer's
@@ -65,7 +72,7 @@ class SpscRing {
     // The slots a few pushes ahead were last read by the consumer's core:
     // start fetching them for writing now so the store below rarely waits.
     __builtin_prefetch(&slots_[(tail + kPrefetchAhead) & mask_], 1);
-    slots_[tail & mask_] = item;
+    fill(slots_[tail & mask_]);
     priv_.staged_tail = tail + 1;
     return true;
   }

@@ -482,6 +482,54 @@ TEST(ReactorTest, MailboxOverflowPausesAndResumesWithoutLoss) {
   g->Join();
 }
 
+// With the default (automatic) capacity, two shards' mailboxes take a burst
+// of 40,000 items posted in one loop turn without overflowing or pausing the
+// reader: a turn that decodes a few receive buffers of small publishes posts
+// that many, and overflow costs each of them a second copy.
+TEST(ReactorTest, DefaultMailboxTakesATurnsBurstWithoutOverflow) {
+  constexpr uint64_t kItems = 40000;
+  Hooks hooks;
+  std::atomic<uint64_t> received{0};
+  std::atomic<int> order_errors{0};
+  std::atomic<uint64_t> overflowed{0};
+  hooks.on_data = [&](Shard& s, ConnId, absl::Span<const uint8_t>) {
+    for (uint64_t i = 0; i < kItems; ++i) {
+      if (!s.Post(1 - s.id(), MailItem{7, 0, nullptr, i})) overflowed++;
+    }
+  };
+  hooks.on_mail = [&](Shard&, int, const MailItem& m) {
+    if (m.kind != 7 || m.arg != received.load()) order_errors++;
+    received = m.arg + 1;
+  };
+  auto g = MakeGroup(&hooks, 2, [](ShardGroup::Options&) {});
+  ASSERT_TRUE(g);
+  int fd = Connect(g->BoundPorts()[0]);
+  ASSERT_TRUE(SendAll(fd, "x"));
+  EXPECT_TRUE(WaitFor([&] { return received.load() == kItems; }, 30s)) << received.load();
+  EXPECT_EQ(order_errors.load(), 0);
+  EXPECT_EQ(overflowed.load(), 0u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(g->counters(i).mail_full.load(), 0u) << "shard " << i;
+    EXPECT_EQ(g->counters(i).reads_paused.load(), 0u) << "shard " << i;
+  }
+  close(fd);
+  g->Stop();
+  g->Join();
+}
+
+TEST(ReactorTest, AutoMailboxCapacityKeepsEachShardsInboxWithinBudget) {
+  EXPECT_EQ(AutoMailboxCapacity(2), 65536u);
+  EXPECT_EQ(AutoMailboxCapacity(3), 32768u);
+  EXPECT_EQ(AutoMailboxCapacity(17), 4096u);
+  EXPECT_EQ(AutoMailboxCapacity(64), 1024u);
+  EXPECT_EQ(AutoMailboxCapacity(1000), kMinMailboxCapacity);
+  for (uint32_t n = 2; n <= 65; ++n) {
+    const uint32_t c = AutoMailboxCapacity(n);
+    EXPECT_EQ(c & (c - 1), 0u) << n;  // a power of two: the ring's size
+    EXPECT_LE(uint64_t{c} * (n - 1), uint64_t{kInboundMailBudget}) << n;
+  }
+}
+
 TEST(ReactorTest, ExplicitPauseAndResume) {
   Hooks hooks;
   std::atomic<int> chunks{0};
