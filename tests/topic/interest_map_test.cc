@@ -36,6 +36,21 @@ TEST(ShardSetTest, SmallShardsStayInline) {
   EXPECT_THAT(Members(s), ElementsAre(63));
 }
 
+TEST(ShardSetTest, CountsZeroOneAndManyMembersPerWord) {
+  ShardSet s;
+  EXPECT_EQ(s.count(), 0u);
+  s.Add(63);
+  EXPECT_EQ(s.count(), 1u);
+  for (uint32_t shard = 0; shard < 64; shard += 3) s.Add(shard);
+  EXPECT_EQ(s.count(), 22u);  // 0, 3, ..., 63 (63 was already in)
+  s.Add(64);
+  EXPECT_EQ(s.count(), 23u);
+  for (uint32_t shard = 100; shard < 110; ++shard) s.Add(shard);
+  EXPECT_EQ(s.count(), 33u);
+  s.Clear();
+  EXPECT_EQ(s.count(), 0u);
+}
+
 TEST(ShardSetTest, UpTo1024Shards) {
   ShardSet s;
   for (uint32_t shard : {1u, 64u, 500u, 1023u}) EXPECT_TRUE(s.Add(shard));
