@@ -718,6 +718,11 @@ class BrokerShard final : public shard::ShardHandler {
   // The route cache hash of the topic CollectMatches last looked up (0 for
   // topics too long to cache), for Route to pass on with kMailPublish.
   size_t route_hash_ = 0;
+  // The slot the last cached lookup used, and its topic's hash: a receive
+  // buffer carries runs of one publisher's messages, mostly to one topic, so
+  // this slot is tried before hashing (and it is still in L1).
+  const RouteCacheSlot* last_route_slot_ = nullptr;
+  size_t last_route_hash_ = 0;
   std::vector<uint8_t> encode_buffer_;
   // A QoS 0 PUBLISH is the same bytes for every subscriber of one protocol
   // layout (FlashMQ's trick): while DeliverToMatches fans `message` out, each

@@ -162,12 +162,22 @@ void BrokerShard::CollectMatches(std::string_view topic, bool want_shards, size_
   RouteCacheSlot* slot = nullptr;
   route_hash_ = 0;
   if (topic.size() <= kRouteCacheMaxTopic) {
-    // 0 is a possible hash too: then it is computed again, no harm done.
-    route_hash_ = hash != 0 ? hash : RouteCacheHash(topic);
-    slot = &route_cache_[route_hash_ % kRouteCacheSlots];
-    if (slot->generation == route_generation_ && slot->Holds(topic)) {
-      match_scratch_.assign(slot->matches.begin(), slot->matches.end());
-      if (want_shards) interest_scratch_ = slot->shards;
+    const RouteCacheSlot* hit = nullptr;
+    if (last_route_slot_ != nullptr && last_route_slot_->generation == route_generation_ &&
+        last_route_slot_->Holds(topic)) {
+      hit = last_route_slot_;
+      route_hash_ = last_route_hash_;
+    } else {
+      // 0 is a possible hash too: then it is computed again, no harm done.
+      route_hash_ = hash != 0 ? hash : RouteCacheHash(topic);
+      slot = &route_cache_[route_hash_ % kRouteCacheSlots];
+      if (slot->generation == route_generation_ && slot->Holds(topic)) hit = slot;
+    }
+    if (hit != nullptr) {
+      match_scratch_.assign(hit->matches.begin(), hit->matches.end());
+      if (want_shards) interest_scratch_ = hit->shards;
+      last_route_slot_ = hit;
+      last_route_hash_ = route_hash_;
       return;
     }
   }
@@ -183,6 +193,8 @@ void BrokerShard::CollectMatches(std::string_view topic, bool want_shards, size_
     slot->SetTopic(topic);
     slot->matches.assign(match_scratch_.begin(), match_scratch_.end());
     slot->shards = interest_scratch_;
+    last_route_slot_ = slot;
+    last_route_hash_ = route_hash_;
   }
 }
 

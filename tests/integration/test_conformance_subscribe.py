@@ -161,6 +161,33 @@ def test_subscription_changes_apply_to_a_topic_already_routed(start_broker, shar
 
 
 @SHARDS
+def test_one_burst_alternating_topics_reaches_each_topics_subscriber(start_broker, shards):
+    # One write carries runs of one topic and topics that alternate (same
+    # length, so only their bytes tell them apart): the route lookup tries
+    # the last topic's cached route first, and it must never hand one topic
+    # another's subscribers.
+    broker = start_broker(shards=shards)
+    a_id, b_id, c_id, pub_id = raw.spread_ids("alt", 4, shards)
+    a = raw.subscribed(broker.port, a_id, ("alt/a", 0))
+    b = raw.subscribed(broker.port, b_id, ("alt/b", 0))
+    c = raw.subscribed(broker.port, c_id, ("alt/+", 0))
+    pub = raw.connected(broker.port, pub_id)
+    sequence = ["alt/a"] * 5 + ["alt/b", "alt/a"] * 20 + ["alt/b"] * 5 + ["alt/x"]
+    pub.send(b"".join(raw.publish(t, f"{i}:{t}") for i, t in enumerate(sequence)))
+    pub.send(raw.pingreq())
+    pub.expect(raw.PINGRESP)
+
+    def expected(topic):
+        return [f"{i}:{t}".encode() for i, t in enumerate(sequence) if t == topic]
+
+    assert [m["payload"] for m in raw.read_publishes(a, 25)] == expected("alt/a")
+    assert [m["payload"] for m in raw.read_publishes(b, 25)] == expected("alt/b")
+    assert [m["payload"] for m in raw.read_publishes(c, len(sequence))] == [
+        f"{i}:{t}".encode() for i, t in enumerate(sequence)]
+    assert a.no_packet(0.3) and b.no_packet(0.1)
+
+
+@SHARDS
 def test_unsubscribe_completes_inflight_qos1(start_broker, shards):
     broker = start_broker(shards=shards)
     sub_id, pub_id = raw.spread_ids("unsub-inf", 2, shards)
