@@ -43,7 +43,7 @@ namespace shardmq::shard {
 // mailbox for `shard_count` shards, the largest power of two that keeps a
 // shard's inbound mailboxes within kInboundMailBudget slots (1.5 MiB), and
 // never below kMinMailboxCapacity: 65536 for 2 shards, 32768 for 3, 4096 for
-// 17, 1024 from 65 on.
+// 17, 2048 for 33, 1024 from 34 on.
 inline constexpr uint32_t kInboundMailBudget = 65536;
 inline constexpr uint32_t kMinMailboxCapacity = 1024;
 uint32_t AutoMailboxCapacity(uint32_t shard_count);
