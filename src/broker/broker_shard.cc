@@ -36,6 +36,7 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
     if (context.spill_budget != 0) StartSpilling();
     RestoreSessions();
   }
+  publish_batches_.assign(static_cast<size_t>(shard.shard_count()), nullptr);
   // Every shard holds the whole retained set; the Messages are shared.
   for (const MessageRef& message : context.recovered_retained) {
     retained_.Set(std::string(message->topic()), message);
@@ -44,6 +45,13 @@ BrokerShard::BrokerShard(shard::Shard& shard, BrokerContext& context)
 }
 
 BrokerShard::~BrokerShard() {
+  // (The loop posts every batch before it ends; a shard that never ran may
+  // still hold one.)
+  for (PublishBatch* batch : publish_batches_) {
+    if (batch != nullptr) PublishBatch::Destroy(batch);
+  }
+  for (PublishBatch* batch : spare_batches_) PublishBatch::Destroy(batch);
+  ::operator delete(spare_message_);
   // The sessions (and the spilled bodies they hold) outlive the log writer.
   if (spill_ != nullptr) spill_->Detach();
 }
@@ -417,6 +425,29 @@ void BrokerShard::HandleMail(int from_shard, const shard::MailItem& item) {
       DeliverToMatches(message);
       break;
     }
+    case kMailPublishBatch: {
+      auto* batch = static_cast<PublishBatch*>(item.ptr);
+      DeliverBatch(*batch);
+      if (shard::internal::tls_shard_id == shard_.id()) {
+        shard::MailItem done;
+        done.kind = kMailPublishBatchDone;
+        done.ptr = batch;
+        shard_.Post(from_shard, done);  // (order does not matter: not PostMail)
+      } else {
+        PublishBatch::Destroy(batch);  // ShardGroup::Join delivering leftovers
+      }
+      break;
+    }
+    case kMailPublishBatchDone: {
+      auto* batch = static_cast<PublishBatch*>(item.ptr);
+      if (spare_batches_.size() < kSpareBatches) {
+        batch->Clear();
+        spare_batches_.push_back(batch);
+      } else {
+        PublishBatch::Destroy(batch);
+      }
+      break;
+    }
     case kMailRetain: {
       MessageRef message = MessageRef::Adopt(static_cast<const Message*>(item.ptr));
       if (message->payload().empty()) {
@@ -444,7 +475,7 @@ void BrokerShard::HandleMail(int from_shard, const shard::MailItem& item) {
       shard::MailItem ack;
       ack.kind = kMailInterestAck;
       ack.arg = change->token;
-      shard_.Post(from_shard, ack);
+      PostMail(from_shard, ack);
       break;
     }
     case kMailInterestRemove: {

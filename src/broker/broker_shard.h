@@ -26,6 +26,7 @@
 #include "broker/inline_sink.h"
 #include "broker/mail.h"
 #include "broker/message.h"
+#include "broker/publish_batch.h"
 #include "broker/session.h"
 #include "broker/shard_file_io.h"
 #include "cluster/redis_link.h"
@@ -54,6 +55,8 @@ class BrokerShard final : public shard::ShardHandler {
   void OnShutdown() override;
   // Flushes the shard's log (retained_store.cc).
   void OnLoopTurnEnd() override;
+  // Posts the turn's publish batches (delivery.cc).
+  void OnMailFlush() override;
 
   // InlineClient operations (inline_session.cc), run on the client id's home
   // shard through the external mailbox. `done` gets the outcome: a status,
@@ -249,6 +252,17 @@ class BrokerShard final : public shard::ShardHandler {
   // with `arg` (mail.h: a kMailPublish carries the topic's route cache hash,
   // so the receiver need not hash it again).
   void PostMessage(int target, MailKind kind, MessageRef message, uint64_t arg = 0);
+  // Every mail to another shard goes through here: the publishes batched
+  // for `target` go first, so the receiver sees everything in the order it
+  // happened (a durability barrier after the messages it covers, a retained
+  // message after the ones published before it).
+  void PostMail(int target, const shard::MailItem& item);
+  // Copies a message only other shards want into `target`'s publish batch
+  // (publish_batch.h), posting the batch when it is full.
+  void BatchPublish(int target, const Message::Fields& fields, uint64_t route_hash);
+  void PostPublishBatch(int target);
+  // kMailPublishBatch: each message to this shard's matching subscribers.
+  void DeliverBatch(const PublishBatch& batch);
   // Fills match_scratch_ with the local subscriptions matching `topic`
   // (sorted by session) and, if `want_shards`, interest_scratch_ with the
   // other shards that have a subscriber (self excluded). Served from
@@ -688,6 +702,23 @@ class BrokerShard final : public shard::ShardHandler {
   absl::flat_hash_map<std::string, SharedGroupState> shared_groups_;
   // Scratch for Route: the shards with a subscriber for the topic.
   topic::ShardSet interest_scratch_;
+  // The publish batch being filled for each other shard (or nullptr), and
+  // the shards that have one: posted when full, before any other mail to
+  // that shard, and at the end of the loop turn (OnMailFlush).
+  std::vector<PublishBatch*> publish_batches_;
+  absl::InlinedVector<uint32_t, 4> batched_targets_;
+  // Memory (kReusedMessageBytes from ::operator new) for DeliverBatch to
+  // build its next Message in. While nobody keeps the previous one (a QoS 0
+  // message copied straight into its subscribers' output is not kept), the
+  // next is built in the same memory, still in this core's cache, and the
+  // allocator is not asked: building each in memory of its own cost more
+  // than the message crossing shards did (perf, RESULTS.md).
+  static constexpr size_t kReusedMessageBytes = 640;
+  void* spare_message_ = nullptr;
+  // Batches the receivers gave back (kMailPublishBatchDone), to fill again;
+  // up to kSpareBatches (1 MiB), the rest are freed.
+  static constexpr size_t kSpareBatches = 256;
+  std::vector<PublishBatch*> spare_batches_;
   // Route results by topic name, direct-mapped: a hot topic (a p2p pair, a
   // sensor stream) costs one hash and one compare instead of a walk down the
   // subscription trie and another down the interest map. An entry is valid

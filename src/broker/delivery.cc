@@ -5,6 +5,7 @@
 #include <cstring>
 #include <optional>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "absl/strings/string_view.h"
@@ -12,6 +13,7 @@
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
 #include "broker/mail.h"
+#include "broker/publish_batch.h"
 #include "broker/retained_records.h"
 #include "broker/session_records.h"
 #include "mqtt/encoder.h"
@@ -108,6 +110,13 @@ bool BrokerShard::Route(const Message::Fields& fields, bool shared) {
     }
     return false;
   }
+  if (match_scratch_.empty() && shared_scratch_.empty() && PublishBatch::Fits(fields)) {
+    // Only other shards want it: each gets a copy in its publish batch and
+    // builds the Message there. None is built here, none comes back.
+    interest_scratch_.ForEach(
+        [&](uint32_t target) { BatchPublish(static_cast<int>(target), fields, route_hash); });
+    return true;
+  }
   MessageRef message = MessageRef::Adopt(Message::Make(fields, shard_.Now()));
   if (message->retain()) {
     // Every shard keeps the retained set so SUBSCRIBE is answered locally.
@@ -151,10 +160,66 @@ void BrokerShard::PostMessage(int target, MailKind kind, MessageRef message, uin
   // The mail item owns one reference; the receiving shard adopts it.
   item.ptr = const_cast<Message*>(message.Release());
   item.arg = arg;
-  shard_.Post(target, item);
+  PostMail(target, item);
   // Shards that may log records for the message (durable_acks.cc): its
   // subscribers' shards, and of the retained copies only the owner's.
   if (log_it) durable_targets_.Add(static_cast<uint32_t>(target));
+}
+
+void BrokerShard::PostMail(int target, const shard::MailItem& item) {
+  if (publish_batches_[static_cast<size_t>(target)] != nullptr) [[unlikely]] {
+    PostPublishBatch(target);
+  }
+  shard_.Post(target, item);
+}
+
+void BrokerShard::BatchPublish(int target, const Message::Fields& fields, uint64_t route_hash) {
+  PublishBatch*& batch = publish_batches_[static_cast<size_t>(target)];
+  // A full batch is posted now, while the publisher's data is being read, so
+  // a mailbox that is full too pauses this publisher (Shard::PostBulk).
+  if (batch != nullptr && !batch->Append(fields, route_hash)) PostPublishBatch(target);
+  if (batch == nullptr) {
+    if (spare_batches_.empty()) {
+      batch = PublishBatch::Create();
+    } else {
+      batch = spare_batches_.back();
+      spare_batches_.pop_back();
+    }
+    batched_targets_.push_back(static_cast<uint32_t>(target));
+    batch->Append(fields, route_hash);  // (any message that Fits fits an empty batch)
+  }
+  if (log_ != nullptr) durable_targets_.Add(static_cast<uint32_t>(target));
+}
+
+void BrokerShard::PostPublishBatch(int target) {
+  PublishBatch*& batch = publish_batches_[static_cast<size_t>(target)];
+  shard::MailItem item;
+  item.kind = kMailPublishBatch;
+  item.ptr = batch;
+  batch = nullptr;
+  batched_targets_.erase(
+      std::find(batched_targets_.begin(), batched_targets_.end(), static_cast<uint32_t>(target)));
+  shard_.PostBulk(target, item);
+}
+
+void BrokerShard::OnMailFlush() {
+  while (!batched_targets_.empty()) PostPublishBatch(static_cast<int>(batched_targets_.back()));
+}
+
+void BrokerShard::DeliverBatch(const PublishBatch& batch) {
+  // Every message of a batch fits one block (publish_batch.h's limit).
+  static_assert(sizeof(Message) + PublishBatch::kMaxMessageBytes <= kReusedMessageBytes);
+  batch.ForEach([&](const Message::Fields& fields, uint64_t route_hash) {
+    CollectMatches(fields.topic, /*want_shards=*/false, route_hash);
+    // (Nobody left: the subscriber went while the batch was on its way.)
+    if (match_scratch_.empty()) return;
+    void* memory = std::exchange(spare_message_, nullptr);
+    if (memory == nullptr) memory = ::operator new(kReusedMessageBytes);
+    MessageRef message = MessageRef::Adopt(Message::MakeAt(memory, fields));
+    DeliverToMatches(message);
+    // Kept somewhere (a queue, a pending send)? Then its memory goes with it.
+    spare_message_ = Message::Reclaim(std::move(message));
+  });
 }
 
 void BrokerShard::CollectMatches(std::string_view topic, bool want_shards, size_t hash) {
@@ -473,7 +538,7 @@ void BrokerShard::ApplyBackpressure(Session& session, std::string_view publisher
     shard::MailItem item;
     item.kind = kMailPausePublisher;
     item.ptr = new std::string(publisher);
-    shard_.Post(home, item);
+    PostMail(home, item);
   }
 }
 
@@ -486,7 +551,7 @@ void BrokerShard::ReleaseBackpressure(Session& session) {
       shard::MailItem item;
       item.kind = kMailResumePublisher;
       item.ptr = new std::string(publisher);
-      shard_.Post(home, item);
+      PostMail(home, item);
     }
   }
   session.paused_publishers.clear();

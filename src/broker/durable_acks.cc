@@ -48,7 +48,7 @@ void BrokerShard::AckWhenDurable(Connection& conn, const mqtt::PubAck& ack,
     shard::MailItem item;
     item.kind = kMailDurableBarrier;
     item.arg = token;
-    shard_.Post(static_cast<int>(target), item);
+    PostMail(static_cast<int>(target), item);
   });
   durable_targets_.Clear();
   if (!wait_here) {
@@ -64,7 +64,7 @@ void BrokerShard::OnDurableBarrier(int from_shard, uint64_t token) {
     item.kind = kMailDurableAck;
     item.arg = token;
     item.aux = stored ? 1 : 0;
-    shard_.Post(from_shard, item);
+    PostMail(from_shard, item);
   };
   // All shards have a log or none does; without one there is nothing to
   // wait for. Nor is there when no message from that shard since its last
@@ -183,7 +183,7 @@ void BrokerShard::FinishCommit(uint64_t token) {
       shard::MailItem item;
       item.kind = kMailCommitted;
       item.arg = pending.origin;
-      shard_.Post(static_cast<int>(target), item);
+      PostMail(static_cast<int>(target), item);
     });
     OnCommitted(pending.origin);
   }

@@ -169,7 +169,7 @@ void BrokerShard::BroadcastInterest(MailKind kind, const std::string& filter, ui
     shard::MailItem item;
     item.kind = kind;
     item.ptr = new InterestChange{filter, token};
-    shard_.Post(target, item);
+    PostMail(target, item);
   }
 }
 

@@ -58,6 +58,14 @@ enum MailKind : uint32_t {
   // committed that QoS 2 message (durable_acks.cc): copies held for it may
   // go to their subscribers now.
   kMailCommitted = 12,
+  // ptr: PublishBatch* (publish_batch.h), which the receiver destroys. Plain
+  // messages that only other shards wanted, copied back to back; each goes
+  // to this shard's matching subscribers like a kMailPublish.
+  kMailPublishBatch = 13,
+  // ptr: PublishBatch*, delivered, back to the shard that filled it to be
+  // filled again: the sender keeps a few spare batches instead of asking
+  // the allocator for one and freeing it across threads every time.
+  kMailPublishBatchDone = 14,
 };
 
 struct SharedDelivery {

@@ -16,11 +16,6 @@ size_t KeptPropertyBytes(const mqtt::Properties& p) {
   return bytes;
 }
 
-bool HasKeptProperties(const mqtt::Properties& p) {
-  return p.payload_format_indicator || p.content_type || p.response_topic || p.correlation_data ||
-         !p.user_properties.empty();
-}
-
 // Copies `text` to *out and returns the copy's view.
 std::string_view CopyTo(std::string_view text, char** out) {
   if (text.empty()) return std::string_view(*out, 0);
@@ -32,16 +27,31 @@ std::string_view CopyTo(std::string_view text, char** out) {
 
 }  // namespace
 
-Message* Message::Make(const Fields& fields, shard::Clock::time_point now) {
+size_t Message::AllocationSize(const Fields& fields) {
   // One allocation per message: the object, its kept properties (rare), then
   // topic, payload, publisher and the properties' strings.
   const mqtt::Properties* in = fields.properties;
-  const bool keep_properties = in != nullptr && HasKeptProperties(*in);
-  const size_t bytes = fields.topic.size() + fields.payload.size() + fields.publisher.size() +
-                       (keep_properties ? KeptPropertyBytes(*in) : 0);
+  const bool keep_properties = in != nullptr && KeepsAnyOf(*in);
   static_assert(sizeof(Message) % alignof(mqtt::Properties) == 0);
-  const size_t header = sizeof(Message) + (keep_properties ? sizeof(mqtt::Properties) : 0);
-  void* memory = ::operator new(header + bytes);
+  return sizeof(Message) +
+         (keep_properties ? sizeof(mqtt::Properties) + KeptPropertyBytes(*in) : 0) +
+         fields.topic.size() + fields.payload.size() + fields.publisher.size();
+}
+
+Message* Message::Make(const Fields& fields, shard::Clock::time_point now) {
+  return MakeAt(::operator new(AllocationSize(fields)), fields, now);
+}
+
+void* Message::Reclaim(MessageRef message) {
+  if (!message->IsSoleOwner()) return nullptr;  // (the MessageRef drops ours)
+  const Message* last = message.Release();
+  last->~Message();
+  return const_cast<Message*>(last);
+}
+
+Message* Message::MakeAt(void* memory, const Fields& fields, shard::Clock::time_point now) {
+  const mqtt::Properties* in = fields.properties;
+  const bool keep_properties = in != nullptr && KeepsAnyOf(*in);
   auto* message = ::new (memory) Message();
   if (keep_properties) message->properties_ = ::new (message + 1) mqtt::Properties();
   char* out = const_cast<char*>(message->data());

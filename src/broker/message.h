@@ -22,6 +22,8 @@
 
 namespace shardmq::broker {
 
+class MessageRef;
+
 class Message final : public shard::RefCounted {
  public:
   struct Fields {
@@ -46,6 +48,27 @@ class Message final : public shard::RefCounted {
   // Copies topic, payload and the kept properties into one allocation owned
   // by the Message. `now` dates the expiry interval, if there is one.
   static Message* Make(const Fields& fields, shard::Clock::time_point now = {});
+  // Make, into `memory` from ::operator new of at least AllocationSize(fields)
+  // bytes, which the Message owns from then on (its last Unref frees it).
+  static Message* MakeAt(void* memory, const Fields& fields, shard::Clock::time_point now = {});
+  // The bytes Make allocates for `fields`.
+  static size_t AllocationSize(const Fields& fields);
+  // Given the last reference to a Message made by MakeAt, destroys it and
+  // returns its memory to build the next one in (still the caller's to free).
+  // Any other reference: drops it and returns nullptr.
+  static void* Reclaim(MessageRef message);
+
+  // Whether Make would keep any of `properties` (see Fields::properties).
+  static bool KeepsAnyOf(const mqtt::Properties& p) {
+    return p.payload_format_indicator || p.content_type || p.response_topic || p.correlation_data ||
+           !p.user_properties.empty();
+  }
+  // Whether the Message made of `fields` is its bytes and flags alone: no
+  // kept properties and no expiry.
+  static bool IsPlain(const Fields& fields) {
+    const mqtt::Properties* p = fields.properties;
+    return p == nullptr || (!KeepsAnyOf(*p) && !p->message_expiry_interval.has_value());
+  }
 
   std::string_view topic() const { return std::string_view(data(), topic_size_); }
   absl::Span<const uint8_t> payload() const {

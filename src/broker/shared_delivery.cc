@@ -78,7 +78,7 @@ bool BrokerShard::DeliverShared(const MessageRef& message, const std::string& gr
   shard::MailItem item;
   item.kind = kMailSharedPublish;
   item.ptr = delivery;
-  shard_.Post(target, item);
+  PostMail(target, item);
   if (log_ != nullptr) durable_targets_.Add(static_cast<uint32_t>(target));
   return true;
 }
@@ -126,7 +126,7 @@ void BrokerShard::AnnounceSharedCount(const std::string& group) {
     shard::MailItem item;
     item.kind = kMailSharedCount;
     item.ptr = new SharedCount{group, count};
-    shard_.Post(target, item);
+    PostMail(target, item);
   }
 }
 

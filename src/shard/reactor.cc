@@ -281,7 +281,7 @@ void Shard::ReturnToOwner(const RefCounted* obj) {
   b->items[b->count++] = obj;
   ShardCounters::Inc(counters_.refs_returned);
   if (b->count == kReturnBatchSize) {
-    PostImpl(owner, kMailReturnBatch, 0, b, 0);
+    PostImpl(owner, kMailReturnBatch, 0, b, 0, UINT64_MAX);
     ShardCounters::Inc(counters_.return_batches);
     b = nullptr;
   }
@@ -290,7 +290,7 @@ void Shard::ReturnToOwner(const RefCounted* obj) {
 void Shard::PostReturnBatches() {
   for (int t = 0; t < shard_count_; ++t) {
     if (return_batch_[t] == nullptr) continue;
-    PostImpl(t, kMailReturnBatch, 0, return_batch_[t], 0);
+    PostImpl(t, kMailReturnBatch, 0, return_batch_[t], 0, UINT64_MAX);
     ShardCounters::Inc(counters_.return_batches);
     return_batch_[t] = nullptr;
   }
@@ -557,7 +557,7 @@ void Shard::MaybeFinalize(uint32_t index) {
     if (c.proxy != nullptr) h->peer = c.proxy->peer;
     const int target = h->target;
     ShardCounters::Inc(counters_.handoffs_out);
-    PostImpl(target, kMailHandoff, 0, h.release(), 0);
+    PostImpl(target, kMailHandoff, 0, h.release(), 0, UINT64_MAX);
   } else {
     ::close(c.fd);
     group_->ConnectionClosed(c.listener_index, c.address_key, NowNs());
@@ -857,7 +857,8 @@ void Shard::PumpTransforms(uint32_t index) {
   }
 }
 
-bool Shard::PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_t arg) {
+bool Shard::PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_t arg,
+                     uint64_t limit) {
   if (kind != kMailReturnBatch) wake_wanted_[target] = true;
   std::deque<MailItem>& of = overflow_[target];
   // The item is written field by field from registers: copying a MailItem
@@ -870,7 +871,7 @@ bool Shard::PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_
     slot.ptr = ptr;
     slot.arg = arg;
   };
-  if (of.empty() && outbound_[target]->TryEmplace(fill)) {
+  if (of.empty() && outbound_[target]->TryEmplace(fill, limit)) {
     ShardCounters::Inc(counters_.mail_pushed);
     return true;
   }
@@ -1456,6 +1457,7 @@ void Shard::HandleInternalMail(int /*from*/, const MailItem& item) {
 }
 
 void Shard::FlushOutboundMail() {
+  handler_->OnMailFlush();
   PostReturnBatches();
   bool overflow_left = false;
   for (int t = 0; t < shard_count_; ++t) {
@@ -1714,7 +1716,9 @@ void Shard::Run() {
 
 void Shard::FinalDrain() {
   final_drain_ = true;
-  // Publish whatever is staged so Join() can deliver it.
+  // Publish whatever is staged so Join() can deliver it, with what the
+  // handler still held back.
+  handler_->OnMailFlush();
   for (int t = 0; t < shard_count_; ++t) {
     if (t == id_) continue;
     while (!overflow_[t].empty() && outbound_[t]->TryPush(overflow_[t].front())) {

@@ -33,6 +33,7 @@
 
 #include <liburing.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -95,6 +96,12 @@ class ShardHandler {
   // Called once per loop turn after completions, mail and timers, just before
   // queued output is sent. Flush batched work here.
   virtual void OnLoopTurnEnd() {}
+
+  // Called once per loop turn just before the mail posted in it becomes
+  // visible to the other shards: after OnLoopTurnEnd and any OnClosed that
+  // followed it, so nothing the handler posts later in the turn is missed.
+  // Post here what was held back to go as one item (Shard::PostBulk).
+  virtual void OnMailFlush() {}
 
   // ShardGroup::Stop() was called: listeners are closed already. Queue final
   // bytes (e.g. MQTT 5 DISCONNECT 0x8B) now; afterwards every connection is
@@ -264,7 +271,21 @@ class Shard {
   bool Post(int target_shard, const MailItem& item) {
     SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
     SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
-    return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg);
+    return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg, UINT64_MAX);
+  }
+  // Post() for an item that stands for up to kBulkItemWeight others (say, a
+  // batch of messages). The mailbox takes it only while it holds fewer than
+  // capacity / kBulkItemWeight items; past that it goes to the overflow like
+  // any item that finds the mailbox full, pausing the current reader. So a
+  // receiver that falls behind holds about as much work in a mailbox of bulk
+  // items as in one of single items, and back-pressure sets in as early.
+  static constexpr size_t kBulkItemWeight = 32;
+  bool PostBulk(int target_shard, const MailItem& item) {
+    SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
+    SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
+    const uint64_t limit =
+        std::max<uint64_t>(1, outbound_[target_shard]->capacity() / kBulkItemWeight);
+    return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg, limit);
   }
 
   // ---- Timers ------------------------------------------------------------
@@ -402,8 +423,9 @@ class Shard {
   void MarkDirty(uint32_t index);
   void ArmAccept(uint32_t listener_index);
   // Post() without its checks; kinds >= kMailKindReservedBase are the
-  // runtime's own and never pause the current reader.
-  bool PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_t arg);
+  // runtime's own and never pause the current reader. The mailbox counts as
+  // full once it holds `limit` items (or its capacity).
+  bool PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_t arg, uint64_t limit);
   // Return batches (see RefCounted): queue `obj` for its owner, post full and
   // (once per turn) partial batches, free what other shards sent back.
   void ReturnToOwner(const RefCounted* obj);

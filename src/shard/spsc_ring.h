@@ -58,16 +58,18 @@ class SpscRing {
   }
   // TryPush() that lets fill(T&) write the slot in place: field by field from
   // registers, where a copy of an item the caller just stored field by field
-  // would reload it with one wide load that waits on store forwarding.
+  // would reload it with one wide load that waits on store forwarding. With
+  // `limit`, the ring counts as full once it holds that many items.
   template <typename Fill>
-  bool TryEmplace(Fill&& fill) {
+  bool TryEmplace(Fill&& fill, uint64_t limit = UINT64_MAX) {
+    const uint64_t room = limit < mask_ + 1 ? limit : mask_ + 1;
     const uint64_t tail = priv_.staged_tail;
-    if (tail - priv_.head_cache > mask_) {
+    if (tail - priv_.head_cache >= room) {
       // Looks full: refresh the cached head. Acquire pairs with the consumer's
       // release store of head_ in Drain(): once we see the new head, the
       // consumer has finished reading those slots, so overwriting them is safe.
       priv_.head_cache = cons_.head.load(std::memory_order_acquire);
-      if (tail - priv_.head_cache > mask_) return false;
+      if (tail - priv_.head_cache >= room) return false;
     }
     // The slots a few pushes ahead were last read by the consumer's core:
     // start fetching them for writing now so the store below rarely waits.

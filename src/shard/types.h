@@ -116,6 +116,10 @@ class RefCounted {
     }
   }
   uint32_t RefCountForTesting() const { return refs_.load(std::memory_order_relaxed); }
+  // Whether the caller's reference is the only one. Acquire: every other
+  // owner's use of the object happens-before whatever the caller does next
+  // (say, reuse its memory).
+  bool IsSoleOwner() const { return refs_.load(std::memory_order_acquire) == 1; }
   // The shard that constructed the object, or -1.
   int owner_shard() const { return owner_; }
 
