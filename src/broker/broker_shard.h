@@ -707,14 +707,14 @@ class BrokerShard final : public shard::ShardHandler {
   // that shard, and at the end of the loop turn (OnMailFlush).
   std::vector<PublishBatch*> publish_batches_;
   absl::InlinedVector<uint32_t, 4> batched_targets_;
-  // Memory (kReusedMessageBytes from ::operator new) for DeliverBatch to
-  // build its next Message in. While nobody keeps the previous one (a QoS 0
-  // message copied straight into its subscribers' output is not kept), the
-  // next is built in the same memory, still in this core's cache, and the
-  // allocator is not asked: building each in memory of its own cost more
-  // than the message crossing shards did (perf, RESULTS.md).
-  static constexpr size_t kReusedMessageBytes = 640;
+  // The memory (spare_message_bytes_ from ::operator new) of the last
+  // Message DeliverBatch built that nobody kept (a QoS 0 message copied
+  // straight into its subscribers' output is not kept): the next is built in
+  // it, still in this core's cache, and the allocator is not asked. Memory
+  // of its own for each cost more than the message's crossing did (perf,
+  // bench/RESULTS.md (a)).
   void* spare_message_ = nullptr;
+  size_t spare_message_bytes_ = 0;
   // Batches the receivers gave back (kMailPublishBatchDone), to fill again;
   // up to kSpareBatches (1 MiB), the rest are freed.
   static constexpr size_t kSpareBatches = 256;

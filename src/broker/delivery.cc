@@ -191,6 +191,9 @@ void BrokerShard::BatchPublish(int target, const Message::Fields& fields, uint64
   if (log_ != nullptr) durable_targets_.Add(static_cast<uint32_t>(target));
 }
 
+// The mailbox's weight for a batch covers its largest one.
+static_assert(PublishBatch::kMaxMessages <= shard::Shard::kBulkItemWeight);
+
 void BrokerShard::PostPublishBatch(int target) {
   PublishBatch*& batch = publish_batches_[static_cast<size_t>(target)];
   shard::MailItem item;
@@ -207,18 +210,30 @@ void BrokerShard::OnMailFlush() {
 }
 
 void BrokerShard::DeliverBatch(const PublishBatch& batch) {
-  // Every message of a batch fits one block (publish_batch.h's limit).
-  static_assert(sizeof(Message) + PublishBatch::kMaxMessageBytes <= kReusedMessageBytes);
   batch.ForEach([&](const Message::Fields& fields, uint64_t route_hash) {
     CollectMatches(fields.topic, /*want_shards=*/false, route_hash);
     // (Nobody left: the subscriber went while the batch was on its way.)
     if (match_scratch_.empty()) return;
-    void* memory = std::exchange(spare_message_, nullptr);
-    if (memory == nullptr) memory = ::operator new(kReusedMessageBytes);
+    // A QoS 0 message is kept only by an offline session that queues QoS 0:
+    // it is built in the spare memory if that is big enough. Others, which
+    // queues and in-flight windows keep, get memory of their exact size.
+    const size_t size = Message::AllocationSize(fields);
+    size_t capacity = size;
+    void* memory;
+    if (fields.qos == 0 && spare_message_ != nullptr && size <= spare_message_bytes_) {
+      memory = std::exchange(spare_message_, nullptr);
+      capacity = spare_message_bytes_;
+    } else {
+      memory = ::operator new(size);
+    }
     MessageRef message = MessageRef::Adopt(Message::MakeAt(memory, fields));
     DeliverToMatches(message);
     // Kept somewhere (a queue, a pending send)? Then its memory goes with it.
-    spare_message_ = Message::Reclaim(std::move(message));
+    if (void* reclaimed = Message::Reclaim(std::move(message))) {
+      ::operator delete(spare_message_);
+      spare_message_ = reclaimed;
+      spare_message_bytes_ = capacity;
+    }
   });
 }
 

@@ -3,7 +3,7 @@
 // buffer. A message that only other shards want crosses as a copy in a
 // batch instead of a Message of its own with a mail item and a return trip
 // for its last reference (DESIGN.md, "How a PUBLISH travels", step 5); the
-// receiver builds the Message it delivers, on its own heap.
+// receiver builds the Message it delivers itself.
 //
 // Only plain messages qualify (Fits): no retain, no properties a subscriber
 // receives, no expiry, no durability origin, and small. Everything else
