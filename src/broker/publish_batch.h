@@ -5,9 +5,14 @@
 // for its last reference (DESIGN.md, "How a PUBLISH travels", step 5); the
 // receiver builds the Message it delivers itself.
 //
-// Only plain messages qualify (Fits): no retain, no properties a subscriber
-// receives, no expiry, no durability origin, and small. Everything else
-// travels as a shared Message (kMailPublish).
+// Only plain QoS 0 messages qualify (Fits): no retain, no properties a
+// subscriber receives, no expiry, and small. Everything else travels as a
+// shared Message (kMailPublish). QoS 1 and 2 stay out because a subscriber
+// that falls behind holds back its publishers with a mail to their shard
+// (kMailPausePublisher), and what was in the mailboxes when that mail
+// landed still arrives: the 32-times-bigger reach of a mailbox of batches
+// took one subscriber's queue over its hard cap and lost QoS 1 messages.
+// (QoS 0 messages to a slow subscriber are dropped by design.)
 #pragma once
 
 #include <cstddef>
@@ -33,7 +38,7 @@ class PublishBatch {
 
   // Whether the message can travel in a batch (see above).
   static bool Fits(const Message::Fields& fields) {
-    return !fields.retain && fields.origin == 0 && Message::IsPlain(fields) &&
+    return fields.qos == 0 && !fields.retain && fields.origin == 0 && Message::IsPlain(fields) &&
            fields.topic.size() + fields.payload.size() + fields.publisher.size() <=
                kMaxMessageBytes;
   }

@@ -269,23 +269,22 @@ class Shard {
   // false if it was queued in overflow. Items become visible to the target at
   // the end of this loop turn (one publish per turn).
   bool Post(int target_shard, const MailItem& item) {
-    SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
+    SHARDMQ_CHECK(item.kind < kBulkBit);
     SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
     return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg, UINT64_MAX);
   }
   // Post() for an item that stands for up to kBulkItemWeight others (say, a
   // batch of messages). The mailbox takes it only while it holds fewer than
-  // capacity / kBulkItemWeight items; past that it goes to the overflow like
-  // any item that finds the mailbox full, pausing the current reader. So a
-  // receiver that falls behind holds about as much work in a mailbox of bulk
-  // items as in one of single items, and back-pressure sets in as early.
+  // 16,384 / kBulkItemWeight items (and fewer than its capacity allows);
+  // past that it goes to the overflow like any item that finds the mailbox
+  // full, pausing the current reader. So a receiver that falls behind has
+  // at most ~16,384 messages' work waiting from each source, which one turn
+  // takes, and back-pressure sets in that early.
   static constexpr size_t kBulkItemWeight = 32;
   bool PostBulk(int target_shard, const MailItem& item) {
-    SHARDMQ_CHECK(item.kind < kMailKindReservedBase);
+    SHARDMQ_CHECK(item.kind < kBulkBit);
     SHARDMQ_CHECK(target_shard >= 0 && target_shard < shard_count_ && target_shard != id_);
-    const uint64_t limit =
-        std::max<uint64_t>(1, outbound_[target_shard]->capacity() / kBulkItemWeight);
-    return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg, limit);
+    return PostImpl(target_shard, item.kind, item.aux, item.ptr, item.arg, BulkLimit(target_shard));
   }
 
   // ---- Timers ------------------------------------------------------------
@@ -426,6 +425,18 @@ class Shard {
   // runtime's own and never pause the current reader. The mailbox counts as
   // full once it holds `limit` items (or its capacity).
   bool PostImpl(int target, uint32_t kind, uint32_t aux, void* ptr, uint64_t arg, uint64_t limit);
+  // How many items the mailbox to `target` may hold for PostBulk to add one.
+  uint64_t BulkLimit(int target) const;
+  // An overflow entry PostBulk made carries this bit in its kind, so it is
+  // moved on to the mailbox no faster than BulkLimit allows; the bit is
+  // cleared then (a mailbox slot never has it, OnMail never sees it).
+  static constexpr uint32_t kBulkBit = 0x4000'0000u;
+  static bool IsBulk(const MailItem& item) {
+    return item.kind < kMailKindReservedBase && (item.kind & kBulkBit) != 0;
+  }
+  // Moves the oldest overflow item for `target` into its mailbox, if there
+  // is room for it; false if not.
+  bool MoveOverflowItem(int target);
   // Return batches (see RefCounted): queue `obj` for its owner, post full and
   // (once per turn) partial batches, free what other shards sent back.
   void ReturnToOwner(const RefCounted* obj);

@@ -680,7 +680,8 @@ ShutdownReport ShardGroup::Join() {
     reports[t] = shards_[t]->report_;
     for (int s = 0; s < n; ++s) {
       if (s == t) continue;
-      auto deliver = [&](const MailItem& m) {
+      auto deliver = [&](MailItem m) {
+        if (Shard::IsBulk(m)) m.kind &= ~Shard::kBulkBit;
         if (m.kind >= kMailKindReservedBase) {
           int listener_index = -1;
           AddressLimiter::Key address_key = AddressLimiter::kNoKey;

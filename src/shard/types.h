@@ -65,8 +65,10 @@ struct MailItem {
   void* ptr = nullptr;
   uint64_t arg = 0;
 };
-// Kinds >= kMailKindReservedBase belong to the runtime (hand-off, wake);
-// Shard::Post() rejects them with a CHECK failure.
+// Kinds >= kMailKindReservedBase belong to the runtime (hand-off, wake), and
+// the runtime marks bulk items with bit 30 while they wait in an overflow
+// queue (Shard::PostBulk): a handler's kinds are below 0x40000000, and
+// Shard::Post() rejects others with a CHECK failure.
 inline constexpr uint32_t kMailKindReservedBase = 0xFFFF0000u;
 
 // A cancellable timer; 0 is never a valid id.

@@ -97,10 +97,13 @@ TEST(PublishBatchTest, FullAtMaxMessagesOrBytesAndEmptyAgainAfterClear) {
   EXPECT_TRUE(batch->Append({"t", Bytes(large), 0, false, "p"}, 0));
 }
 
-TEST(PublishBatchTest, OnlyPlainSmallMessagesFit) {
+TEST(PublishBatchTest, OnlyPlainSmallQos0MessagesFit) {
   const std::string payload(100, 'x'), too_big(PublishBatch::kMaxMessageBytes, 'x');
-  Message::Fields plain{"t", Bytes(payload), 1, false, "pub"};
+  Message::Fields plain{"t", Bytes(payload), 0, false, "pub"};
   EXPECT_TRUE(PublishBatch::Fits(plain));
+  Message::Fields qos1 = plain;
+  qos1.qos = 1;  // held back by pausing its publisher: not batched
+  EXPECT_FALSE(PublishBatch::Fits(qos1));
   Message::Fields retained = plain;
   retained.retain = true;
   EXPECT_FALSE(PublishBatch::Fits(retained));

@@ -83,6 +83,18 @@ TEST(SpscRingTest, DrainRespectsBatchLimit) {
   EXPECT_EQ(expect, 40);
 }
 
+TEST(SpscRingTest, PushLimitCountsItemsHeld) {
+  SpscRing<int> r(64);
+  const auto put = [](int v) { return [v](int& slot) { slot = v; }; };
+  ASSERT_TRUE(r.TryEmplace(put(1), 2));
+  ASSERT_TRUE(r.TryEmplace(put(2), 2));
+  EXPECT_FALSE(r.TryEmplace(put(3), 2));  // holds 2: full for this limit
+  EXPECT_TRUE(r.TryEmplace(put(3)));      // not for the capacity
+  r.Publish();
+  EXPECT_EQ(r.Drain(2, [](int) {}), 2u);
+  EXPECT_TRUE(r.TryEmplace(put(4), 2));  // holds 1 again
+}
+
 // Every thread is a shard: it produces into its ring to every other thread and
 // consumes the ring from every other thread. Items carry (producer, sequence);
 // each consumer checks per-producer sequences are exactly 0, 1, 2, ...
