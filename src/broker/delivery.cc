@@ -214,13 +214,13 @@ void BrokerShard::DeliverBatch(const PublishBatch& batch) {
     CollectMatches(fields.topic, /*want_shards=*/false, route_hash);
     // (Nobody left: the subscriber went while the batch was on its way.)
     if (match_scratch_.empty()) return;
-    // A QoS 0 message is kept only by an offline session that queues QoS 0:
-    // it is built in the spare memory if that is big enough. Others, which
-    // queues and in-flight windows keep, get memory of their exact size.
+    // Built in the spare memory if that is big enough, else in memory of its
+    // own size. (Batches carry QoS 0 only: kept only by an offline session
+    // that queues QoS 0, so rarely.)
     const size_t size = Message::AllocationSize(fields);
     size_t capacity = size;
     void* memory;
-    if (fields.qos == 0 && spare_message_ != nullptr && size <= spare_message_bytes_) {
+    if (spare_message_ != nullptr && size <= spare_message_bytes_) {
       memory = std::exchange(spare_message_, nullptr);
       capacity = spare_message_bytes_;
     } else {

@@ -58,9 +58,10 @@ enum MailKind : uint32_t {
   // committed that QoS 2 message (durable_acks.cc): copies held for it may
   // go to their subscribers now.
   kMailCommitted = 12,
-  // ptr: PublishBatch* (publish_batch.h), which the receiver destroys. Plain
-  // messages that only other shards wanted, copied back to back; each goes
-  // to this shard's matching subscribers like a kMailPublish.
+  // ptr: PublishBatch* (publish_batch.h). Plain QoS 0 messages that only
+  // other shards wanted, copied back to back; each goes to this shard's
+  // matching subscribers like a kMailPublish. The receiver gives the batch
+  // back with kMailPublishBatchDone.
   kMailPublishBatch = 13,
   // ptr: PublishBatch*, delivered, back to the shard that filled it to be
   // filled again: the sender keeps a few spare batches instead of asking
