@@ -36,6 +36,10 @@ struct Limits {
   uint16_t max_inflight = 128;
   // Messages waiting for an in-flight slot or for an offline client to return;
   // beyond either bound new messages for that client are dropped and counted.
+  // A connected client's QoS 1/2 messages past half the bound pause their
+  // publishers instead (until its queue is under a quarter); they are dropped
+  // only past 8 times the bound plus what the publishers had already sent
+  // when their pause reached them (up to 65,536 more messages).
   uint32_t max_queued_messages = 1000;
   size_t max_queued_bytes = 16 << 20;
   // Keep QoS 0 messages for offline persistent sessions too (3.1.1 allows it).

@@ -15,9 +15,9 @@
 #include <string>
 #include <thread>
 
-#include "broker/client_id.h"
 #include "gtest/gtest.h"
 #include "mqtt/encoder.h"
+#include "placement.h"
 #include "shardmq/broker.h"
 #include "shardmq/inline_client.h"
 #include "temp_dir.h"
@@ -109,15 +109,10 @@ TEST_F(DurabilityTest, RetainedMessagesComeBackWithAnotherShardCount) {
 TEST_F(DurabilityTest, AReleaseBeforeItsCommitLeavesTheNextCommitIntact) {
   std::unique_ptr<Broker> broker = Start(3, Options::Durability::Mode::kAsync);
   ASSERT_NE(broker, nullptr);
-  const std::string address = broker->BoundAddresses().at(0);
-  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  const uint16_t port = testing::BoundPort(*broker);
   // Longer than std::string's inline buffer: a freed id is freed heap.
   const std::string publisher_id = "publisher-with-a-long-client-id";
-  std::string subscriber_id;
-  for (int i = 0; subscriber_id.empty(); ++i) {
-    const std::string id = "subscriber-" + std::to_string(i);
-    if (broker::HomeShard(id, 3) != broker::HomeShard(publisher_id, 3)) subscriber_id = id;
-  }
+  const std::string subscriber_id = testing::IdHomedAwayFrom("subscriber-", publisher_id, 3);
   testing::TestClient subscriber(mqtt::ProtocolVersion::kV5);
   ASSERT_TRUE(subscriber.Open(port));
   ASSERT_EQ(subscriber.Connect(subscriber_id), std::optional<uint8_t>(0));
@@ -200,8 +195,7 @@ TEST_F(DurabilityTest, RetainedBacklogDrainsAfterTheLogFailed) {
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<Broker> broker = *std::move(created);
   ASSERT_TRUE(broker->Start().ok());
-  const std::string address = broker->BoundAddresses().at(0);
-  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  const uint16_t port = testing::BoundPort(*broker);
 
   constexpr int kRetained = 6;
   testing::TestClient publisher(mqtt::ProtocolVersion::kV5);
