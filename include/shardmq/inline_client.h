@@ -60,7 +60,12 @@ using InlineCallback = std::function<void(const InlineMessage&)>;
 
 class InlineClient {
  public:
-  ~InlineClient();  // ends the session (asynchronously, on its shard)
+  // Ends the session. From any thread but a shard thread it waits until the
+  // home shard has ended it: once it returns, no callback of this client is
+  // running or will run, so what they captured may go. Destroyed on a shard
+  // thread (in a callback or hook) it cannot wait: the session ends at that
+  // shard's next loop turn, and callbacks may run until then.
+  ~InlineClient();
   InlineClient(const InlineClient&) = delete;
   InlineClient& operator=(const InlineClient&) = delete;
 

@@ -63,7 +63,7 @@ class BrokerShard final : public shard::ShardHandler {
   // or for Subscribe the granted QoS / refusal code.
   using InlineDone = absl::AnyInvocable<void(absl::StatusOr<uint8_t>)>;
   void InlineOpen(const std::string& client_id, std::shared_ptr<InlineSink> sink, InlineDone done);
-  void InlineClose(const std::string& client_id);
+  void InlineClose(const std::string& client_id, InlineDone done);
   void InlinePublish(const std::string& client_id, const InlinePublishRequest& request);
   void InlineSubscribe(const std::string& client_id, const std::string& filter, uint8_t qos,
                        InlineCallback callback, InlineDone done);

@@ -82,9 +82,25 @@ InlineClient::InlineClient(std::shared_ptr<State> state) : state_(std::move(stat
 
 InlineClient::~InlineClient() {
   std::string client_id = state_->client_id;
-  state_->link->Post(state_->home, [client_id](shard::ShardHandler& handler) {
-    static_cast<broker::BrokerShard&>(handler).InlineClose(client_id);
-  });
+  if (broker::OnShardThread()) {
+    // Waiting here would wait on this very thread (or on a peer shard that
+    // may be waiting on it): the session ends at the next loop turn instead.
+    state_->link->Post(state_->home, [client_id](shard::ShardHandler& handler) {
+      static_cast<broker::BrokerShard&>(handler).InlineClose(client_id, nullptr);
+    });
+    return;
+  }
+  // Wait for the home shard, so that no callback (and what it captured by
+  // reference) is used after this returns. A stopping shard destroys the
+  // task unrun when it leaves its loop, which ends the wait as well (no
+  // callback runs after that either).
+  auto waiter = std::make_shared<Waiter>();
+  if (state_->link->Post(state_->home, [client_id, guard = WaiterGuard(waiter)](
+                                           shard::ShardHandler& handler) mutable {
+        static_cast<broker::BrokerShard&>(handler).InlineClose(client_id, guard.Take());
+      })) {
+    waiter->Wait().IgnoreError();
+  }
 }
 
 const std::string& InlineClient::client_id() const { return state_->client_id; }

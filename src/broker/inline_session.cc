@@ -41,12 +41,17 @@ void BrokerShard::InlineOpen(const std::string& client_id, std::shared_ptr<Inlin
   done(uint8_t{0});
 }
 
-void BrokerShard::InlineClose(const std::string& client_id) {
+void BrokerShard::InlineClose(const std::string& client_id, InlineDone done) {
   auto it = sessions_.find(client_id);
-  if (it == sessions_.end()) return;
-  auto extra = extras_.find(it->second.get());
-  if (extra == extras_.end() || extra->second->inline_sink == nullptr) return;
-  EndSession(*it->second, SessionEndReason::kInlineClosed);
+  if (it != sessions_.end()) {
+    auto extra = extras_.find(it->second.get());
+    if (extra != extras_.end() && extra->second->inline_sink != nullptr) {
+      EndSession(*it->second, SessionEndReason::kInlineClosed);
+    }
+  }
+  // Callbacks run only on this thread and the session is gone: none can run
+  // after this, which is what the destroying thread waits for.
+  if (done) done(uint8_t{0});
 }
 
 void BrokerShard::InlinePublish(const std::string& client_id, const InlinePublishRequest& request) {

@@ -4,12 +4,24 @@
 
 namespace shardmq::shard {
 
-bool ExternalMailbox::Push(Task task) {
+ExternalMailbox::Pushed ExternalMailbox::Push(Task&& task) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_) return Pushed::kRefused;
   const bool was_empty = tasks_.empty();
   tasks_.push_back(std::move(task));
   size_.store(tasks_.size(), std::memory_order_relaxed);
-  return was_empty;
+  return was_empty ? Pushed::kQueuedWake : Pushed::kQueued;
+}
+
+size_t ExternalMailbox::Close() {
+  std::deque<Task> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    dropped.swap(tasks_);
+    size_.store(0, std::memory_order_relaxed);
+  }
+  return dropped.size();  // destroyed here, unlocked
 }
 
 size_t ExternalMailbox::Drain(ShardHandler& handler) {

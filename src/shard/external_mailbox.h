@@ -13,10 +13,14 @@
 // waiting. Only the push onto an empty queue writes, so a burst costs one
 // write.
 //
-// Thread safety: Push() and size() from any thread; Drain() from the owning
-// shard's thread only. Tasks left when the mailbox is destroyed are destroyed
-// without running (their captures' destructors still run, so a waiter can
-// notice).
+// Closing: when its shard leaves its loop, Close() destroys what is queued
+// without running it and refuses later pushes, so a thread waiting on a task
+// learns at once that it will not run (it does not wait for Join()).
+//
+// Thread safety: Push() and size() from any thread; Drain() and Close() from
+// the owning shard's thread only. Tasks left when the mailbox is destroyed
+// are destroyed without running (their captures' destructors still run, so
+// a waiter can notice).
 #pragma once
 
 #include <atomic>
@@ -35,9 +39,13 @@ class ExternalMailbox {
   // Runs on the shard thread with the shard's handler.
   using Task = absl::AnyInvocable<void(ShardHandler&)>;
 
-  // Any thread. True when the queue was empty before: the caller must wake
-  // the shard.
-  bool Push(Task task);
+  enum class Pushed {
+    kQueued,      // the shard will run it
+    kQueuedWake,  // the same, onto an empty queue: the caller must wake the shard
+    kRefused,     // closed: `task` is left to the caller, unrun
+  };
+  // Any thread. Moves from `task` only when it is queued.
+  Pushed Push(Task&& task);
 
   // Shard thread. Runs every task queued now, in push order (tasks pushed by
   // one thread run in that thread's order), and returns how many ran. All of
@@ -45,12 +53,18 @@ class ExternalMailbox {
   // held while tasks run, so a task may Push() again (it runs next turn).
   size_t Drain(ShardHandler& handler);
 
+  // Shard thread, once it runs no more tasks: refuses later pushes and
+  // destroys the queued tasks unrun (outside the lock, so their destructors
+  // may post elsewhere). Returns how many were dropped.
+  size_t Close();
+
   // Any thread; a hint (relaxed).
   size_t size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
   std::mutex mutex_;
   std::deque<Task> tasks_;  // guarded by mutex_
+  bool closed_ = false;     // guarded by mutex_
   std::atomic<size_t> size_{0};
 };
 

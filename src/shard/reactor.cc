@@ -1713,6 +1713,9 @@ void Shard::Run() {
     if (done_) break;
     WaitForWork();
   }
+  // No task runs after this turn: tell their waiters now rather than at
+  // Join(), which a waiting thread may be the one to call.
+  group_->external_[id_]->Close();
   // From here on a last Unref() deletes at once; free what is still batched
   // here (a cross-thread free, as any thread may do).
   tls_shard = nullptr;

@@ -645,10 +645,17 @@ absl::Status ShardGroup::Start() {
 bool ShardGroup::PostExternal(int shard, ExternalMailbox::Task task) {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   if (!started_ || stop_disabled_ || shard < 0 || shard >= shard_count()) return false;
-  if (external_[shard]->Push(std::move(task))) {
-    // The eventfd read is always armed in the shard's ring (as for Stop).
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(shards_[shard]->event_fd_, &one, sizeof(one));
+  switch (external_[shard]->Push(std::move(task))) {
+    case ExternalMailbox::Pushed::kRefused:
+      return false;  // the shard has left its loop; `task` dies unrun, unlocked
+    case ExternalMailbox::Pushed::kQueuedWake: {
+      // The eventfd read is always armed in the shard's ring (as for Stop).
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t r = ::write(shards_[shard]->event_fd_, &one, sizeof(one));
+      return true;
+    }
+    case ExternalMailbox::Pushed::kQueued:
+      return true;
   }
   return true;
 }

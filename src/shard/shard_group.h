@@ -150,8 +150,9 @@ class ShardGroup {
   // Runs `task` on shard `shard`'s thread, with its handler, during its next
   // loop turn (shard/external_mailbox.h). For threads that are not shards;
   // any thread once Start() has returned. Returns false, and destroys the
-  // task without running it, before Start() or after Join(); a task posted
-  // while the shard is finishing its last turn may also be destroyed unrun.
+  // task without running it, before Start(), once the shard has left its loop
+  // (stopping), and after Join(). Tasks still queued when the shard leaves
+  // its loop are destroyed unrun then, on the shard's thread.
   bool PostExternal(int shard, ExternalMailbox::Task task);
 
   // "127.0.0.1:41883" (or "unix:/run/mqtt.sock"), one per configured

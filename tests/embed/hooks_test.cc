@@ -572,9 +572,9 @@ TEST_P(HooksTest, DeferredAuthenticationHoldsPacketsUntilTheAnswer) {
 
 TEST_P(HooksTest, InlineClientTakesItsShareOfASharedSubscription) {
   Start(/*shards=*/1);
+  std::atomic<int> inline_got{0};  // outlives the client whose callback counts
   auto worker = broker_->NewInlineClient("inline-worker");
   ASSERT_TRUE(worker.ok());
-  std::atomic<int> inline_got{0};
   auto granted = (*worker)->Subscribe("$share/g/jobs", 1, [&](const InlineMessage& m) {
     EXPECT_EQ(m.filter, "$share/g/jobs");
     ++inline_got;
@@ -750,6 +750,57 @@ TEST(InlineClient, UnavailableAfterTheBrokerStops) {
   (*broker)->Wait();
   EXPECT_EQ((*client)->Publish("a", "b").code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ((*client)->Subscribe("a", 0, nullptr).status().code(), absl::StatusCode::kUnavailable);
+}
+
+// Destroying an inline client from a plain thread waits for its shard: a
+// callback that captured the caller's state by reference must not run after
+// the destructor returned, even while messages for it keep arriving.
+TEST(InlineClient, NoCallbackRunsAfterItIsDestroyed) {
+  Options options;
+  options.shards = 2;
+  options.listeners = {"127.0.0.1:0"};
+  auto broker = Broker::Create(options);
+  ASSERT_TRUE(broker.ok());
+  ASSERT_TRUE((*broker)->Start().ok());
+  const std::string address = (*broker)->BoundAddresses().at(0);
+  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  auto got = std::make_shared<std::atomic<int>>(0);
+  auto destroyed = std::make_shared<std::atomic<bool>>(false);
+  auto late = std::make_shared<std::atomic<int>>(0);
+  auto listener = (*broker)->NewInlineClient("listener");
+  ASSERT_TRUE(listener.ok());
+  ASSERT_TRUE((*listener)
+                  ->Subscribe("flood", 0,
+                              [got, destroyed, late](const InlineMessage&) {
+                                got->fetch_add(1);
+                                if (destroyed->load()) late->fetch_add(1);
+                                // Slower than the flood: the shard always has
+                                // a backlog of messages for this callback.
+                                std::this_thread::sleep_for(std::chrono::microseconds(20));
+                              })
+                  .ok());
+  // A network publisher floods the topic until told to stop (bounded).
+  std::atomic<bool> stop{false};
+  std::atomic<bool> connected{false};
+  std::thread flood([&] {
+    TestClient publisher(ProtocolVersion::kV311);
+    if (!publisher.Open(port) || publisher.Connect("flooder") != std::optional<uint8_t>(0)) return;
+    connected = true;
+    for (int i = 0; i < 2'000'000 && !stop.load(); ++i) publisher.Publish("flood", "x", 0);
+  });
+  for (int i = 0; i < 500 && got->load() < 2000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(connected.load());
+  ASSERT_GE(got->load(), 2000) << "the flood did not reach the inline client";
+  listener->reset();  // mid-flood
+  destroyed->store(true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the flood goes on
+  stop = true;
+  flood.join();
+  EXPECT_EQ(late->load(), 0) << "callbacks ran after ~InlineClient returned";
+  (*broker)->Close();
+  (*broker)->Wait();
 }
 
 }  // namespace

@@ -38,7 +38,10 @@ TEST(ExternalMailbox, ManyProducersOneConsumerKeepEachProducersOrder) {
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < kPerProducer; ++i) {
-        if (mailbox.Push([&got, p, i](ShardHandler&) { got[p].push_back(i); })) ++wakes;
+        if (mailbox.Push([&got, p, i](ShardHandler&) { got[p].push_back(i); }) ==
+            ExternalMailbox::Pushed::kQueuedWake) {
+          ++wakes;
+        }
       }
     });
   }
@@ -76,6 +79,27 @@ TEST(ExternalMailbox, UnrunTasksAreDestroyed) {
   }
   EXPECT_EQ(flag.use_count(), 1);
   EXPECT_EQ(*flag, 0);
+}
+
+// What a stopping shard does when it leaves its loop: queued tasks are
+// destroyed unrun (so their waiters hear at once) and later ones refused.
+TEST(ExternalMailbox, CloseDropsQueuedTasksAndRefusesLaterOnes) {
+  ExternalMailbox mailbox;
+  auto queued = std::make_shared<int>(0);
+  EXPECT_EQ(mailbox.Push([queued](ShardHandler&) { ++*queued; }),
+            ExternalMailbox::Pushed::kQueuedWake);
+  EXPECT_EQ(mailbox.Push([queued](ShardHandler&) { ++*queued; }), ExternalMailbox::Pushed::kQueued);
+  EXPECT_EQ(queued.use_count(), 3);
+  EXPECT_EQ(mailbox.Close(), 2u);
+  EXPECT_EQ(queued.use_count(), 1);
+  EXPECT_EQ(*queued, 0);
+  auto late = std::make_shared<int>(0);
+  ExternalMailbox::Task task = [late](ShardHandler&) { ++*late; };
+  EXPECT_EQ(mailbox.Push(std::move(task)), ExternalMailbox::Pushed::kRefused);
+  // Refused: still the caller's, so nothing it captured was lost on the way.
+  EXPECT_TRUE(static_cast<bool>(task));
+  EXPECT_EQ(late.use_count(), 2);
+  EXPECT_EQ(mailbox.size(), 0u);
 }
 
 TEST(ShardGroupPostExternal, TasksRunOnTheirShardThreadAndWakeASleepingShard) {
@@ -144,6 +168,14 @@ TEST(ShardGroupPostExternal, TasksRunOnTheirShardThreadAndWakeASleepingShard) {
   EXPECT_TRUE(late.load());
   EXPECT_LT(std::chrono::steady_clock::now() - posted, std::chrono::seconds(1));
   (*group)->Stop();
+  // Once a stopping shard has left its loop its tasks are refused at once,
+  // before Join(): a thread waiting on one need not wait for the joiner.
+  bool refused = false;
+  for (int i = 0; i < 10'000 && !refused; ++i) {
+    refused = !(*group)->PostExternal(0, [](ShardHandler&) {});
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(refused);
   (*group)->Join();
   EXPECT_FALSE((*group)->PostExternal(0, [](ShardHandler&) {}));
 }
