@@ -62,9 +62,11 @@ class InlineClient {
  public:
   // Ends the session. From any thread but a shard thread it waits until the
   // home shard has ended it: once it returns, no callback of this client is
-  // running or will run, so what they captured may go. Destroyed on a shard
-  // thread (in a callback or hook) it cannot wait: the session ends at that
-  // shard's next loop turn, and callbacks may run until then.
+  // running or will run, so what they captured may go. (If the shard is
+  // stuck, e.g. in a blocking hook, it gives up after 10 s and logs an
+  // error.) On a shard thread (in a callback or hook) it cannot wait: the
+  // session ends at that shard's next loop turn, and callbacks may run until
+  // then.
   ~InlineClient();
   InlineClient(const InlineClient&) = delete;
   InlineClient& operator=(const InlineClient&) = delete;

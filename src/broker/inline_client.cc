@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "broker/broker_link.h"
 #include "broker/broker_shard.h"
 #include "broker/client_id.h"
@@ -99,7 +100,14 @@ InlineClient::~InlineClient() {
                                            shard::ShardHandler& handler) mutable {
         static_cast<broker::BrokerShard&>(handler).InlineClose(client_id, guard.Take());
       })) {
-    waiter->Wait().IgnoreError();
+    if (absl::StatusOr<uint8_t> closed = waiter->Wait();
+        closed.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      // Only a shard stuck for seconds (a blocking hook) gets here.
+      SHARDMQ_LOG(kError,
+                  "inline client \"%s\": its shard did not end the session within %d s; its "
+                  "callbacks may still run",
+                  client_id, static_cast<int>(kWaitLimit.count()));
+    }
   }
 }
 
