@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "placement.h"
 #include "shardmq/broker.h"
 #include "test_client.h"
 
@@ -762,8 +763,7 @@ TEST(InlineClient, NoCallbackRunsAfterItIsDestroyed) {
   auto broker = Broker::Create(options);
   ASSERT_TRUE(broker.ok());
   ASSERT_TRUE((*broker)->Start().ok());
-  const std::string address = (*broker)->BoundAddresses().at(0);
-  const auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  const uint16_t port = testing::BoundPort(**broker);
   auto got = std::make_shared<std::atomic<int>>(0);
   auto destroyed = std::make_shared<std::atomic<bool>>(false);
   auto late = std::make_shared<std::atomic<int>>(0);
