@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "gtest/gtest.h"
 #include "placement.h"
 #include "shardmq/broker.h"
@@ -788,6 +789,10 @@ TEST(InlineClient, NoCallbackRunsAfterItIsDestroyed) {
     connected = true;
     for (int i = 0; i < 2'000'000 && !stop.load(); ++i) publisher.Publish("flood", "x", 0);
   });
+  absl::Cleanup end_flood = [&] {
+    stop = true;
+    flood.join();
+  };
   for (int i = 0; i < 500 && got->load() < 2000; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -796,8 +801,7 @@ TEST(InlineClient, NoCallbackRunsAfterItIsDestroyed) {
   listener->reset();  // mid-flood
   destroyed->store(true);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the flood goes on
-  stop = true;
-  flood.join();
+  std::move(end_flood).Invoke();
   EXPECT_EQ(late->load(), 0) << "callbacks ran after ~InlineClient returned";
   (*broker)->Close();
   (*broker)->Wait();
