@@ -86,7 +86,9 @@ class InlineClient {
   // (as a network client's SUBACK does); retained messages are passed to
   // `callback` before this returns. Returns the granted QoS, or the refusal
   // (InvalidArgument for a bad filter). Subscribing again to the same filter
-  // replaces the callback and options.
+  // replaces the callback and options. DeadlineExceeded after 10 s if the
+  // home shard is stuck (a blocking hook): the subscription may then still
+  // take effect later; destroy the client, or Unsubscribe, to be sure.
   absl::StatusOr<uint8_t> Subscribe(std::string_view filter, uint8_t qos, InlineCallback callback);
 
   // Removes the subscription and waits; NotFound if there was none.
